@@ -1,0 +1,111 @@
+package zones
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Policy says how a service chooses among its sites.
+type Policy string
+
+// Policies.
+const (
+	// Failover serves the first site, in the configured order, that has
+	// enough healthy endpoints.
+	Failover Policy = "failover"
+)
+
+// AllDown says what a service answers when no site has enough healthy
+// endpoints.
+type AllDown string
+
+// All-down policies.
+const (
+	// AllDownAll serves every endpoint of every site (fail open). Default.
+	AllDownAll AllDown = "all"
+	// AllDownFirst serves every endpoint of the first site in order.
+	AllDownFirst AllDown = "first"
+	// AllDownServfail answers SERVFAIL.
+	AllDownServfail AllDown = "servfail"
+)
+
+// Service is an owner name answered from health-checked endpoints.
+type Service struct {
+	Name       string // canonical owner name
+	Zone       string // origin of the zone holding Name; set by NewSet
+	Policy     Policy
+	TTL        uint32
+	MinHealthy Threshold
+	AllDown    AllDown
+	// Sites are in policy order (for Failover, the order of preference).
+	Sites []ServiceSite
+}
+
+// Threshold is the minimum of healthy endpoints for a site to take
+// traffic: a count, or a fraction of the site's endpoints when Fraction > 0.
+type Threshold struct {
+	Count    int
+	Fraction float64 // 0 < Fraction <= 1
+}
+
+// Need returns how many of total endpoints must be healthy. It is never
+// less than 1.
+func (t Threshold) Need(total int) int {
+	n := t.Count
+	if t.Fraction > 0 {
+		f := t.Fraction * float64(total)
+		n = int(f)
+		if float64(n) < f {
+			n++
+		}
+	}
+	if n < 1 {
+		n = 1
+	}
+	return n
+}
+
+// ServiceSite is one site's share of a service.
+type ServiceSite struct {
+	Site      string
+	Endpoints []Endpoint
+	Check     Check
+}
+
+// Endpoint is one address of a service at a site.
+type Endpoint struct {
+	// ID names the endpoint the same way on every node: "service/site/addr"
+	// with the service name without its trailing dot.
+	ID   string
+	Addr netip.Addr
+}
+
+// CheckKind is the kind of health probe.
+type CheckKind string
+
+// Check kinds.
+const (
+	CheckHTTP  CheckKind = "http"
+	CheckHTTPS CheckKind = "https"
+	CheckTCP   CheckKind = "tcp"
+)
+
+// Check declares how endpoints are probed. It is plain data: cmd turns it
+// into health probes.
+type Check struct {
+	Kind     CheckKind
+	Port     uint16
+	Interval time.Duration
+	Timeout  time.Duration
+	Rise     int // consecutive successes to go up
+	Fall     int // consecutive failures to go down
+
+	// HTTP and HTTPS only.
+	Method       string
+	Path         string
+	Host         string
+	ExpectStatus []int  // empty: 200-399
+	BodyContains string // empty: not checked
+	// InsecureSkipVerify turns TLS certificate verification off (HTTPS).
+	InsecureSkipVerify bool
+}

@@ -1,0 +1,236 @@
+package zones
+
+import (
+	"net/netip"
+	"sort"
+	"strings"
+
+	"github.com/miekg/dns"
+)
+
+// Set is the immutable collection of zones and services a node serves.
+type Set struct {
+	zones    map[string]*Zone // by canonical origin
+	origins  []string         // sorted, for stable iteration
+	services map[string]*Service
+	svcNames []string
+	hash     string
+}
+
+// NewSet assembles zones and services into a Set. It indexes, it does not
+// validate: [Load] validates before calling it. Every service must belong to
+// one of the zones; a service whose zone is missing is ignored.
+func NewSet(zs []*Zone, services []*Service, hash string) *Set {
+	s := &Set{
+		zones:    make(map[string]*Zone, len(zs)),
+		services: make(map[string]*Service, len(services)),
+		hash:     hash,
+	}
+	for _, z := range zs {
+		s.zones[z.Origin] = z
+		s.origins = append(s.origins, z.Origin)
+	}
+	sort.Strings(s.origins)
+	for _, svc := range services {
+		z := s.Zone(svc.Name)
+		if z == nil {
+			continue
+		}
+		svc.Zone = z.Origin
+		s.services[svc.Name] = svc
+		s.svcNames = append(s.svcNames, svc.Name)
+		z.addService(svc)
+	}
+	sort.Strings(s.svcNames)
+	return s
+}
+
+// Zone returns the zone with the longest origin that contains qname, or
+// nil when qname is in none of them. qname must be canonical.
+func (s *Set) Zone(qname string) *Zone {
+	if s == nil {
+		return nil
+	}
+	name := qname
+	for {
+		if z, ok := s.zones[name]; ok {
+			return z
+		}
+		if name == "." {
+			return nil
+		}
+		i := strings.IndexByte(name, '.')
+		if i < 0 || i == len(name)-1 {
+			name = "."
+		} else {
+			name = name[i+1:]
+		}
+	}
+}
+
+// Zones returns the zones sorted by origin.
+func (s *Set) Zones() []*Zone {
+	out := make([]*Zone, 0, len(s.origins))
+	for _, o := range s.origins {
+		out = append(out, s.zones[o])
+	}
+	return out
+}
+
+// Service returns the service whose owner name is name, or nil.
+func (s *Set) Service(name string) *Service { return s.services[name] }
+
+// Services returns the services sorted by owner name.
+func (s *Set) Services() []*Service {
+	out := make([]*Service, 0, len(s.svcNames))
+	for _, n := range s.svcNames {
+		out = append(out, s.services[n])
+	}
+	return out
+}
+
+// Hash identifies the service definitions. Nodes whose hashes differ name
+// their endpoints differently and must not merge each other's health.
+func (s *Set) Hash() string { return s.hash }
+
+// Zone is one authoritative zone. It is immutable once built.
+type Zone struct {
+	Origin string // canonical
+	File   string // where it was loaded from, for messages
+	SOA    *dns.SOA
+	// AllowTransfer lists the client prefixes allowed to AXFR/IXFR the zone.
+	// Empty means transfers are refused.
+	AllowTransfer []netip.Prefix
+
+	nodes   map[string]*Node // owner -> data; includes empty non-terminals
+	records []dns.RR         // every RR in file order with the SOA first
+}
+
+// Node is the data at one owner name. A Node with no RRsets and no service
+// is an empty non-terminal: the name exists but owns nothing.
+type Node struct {
+	Name    string
+	rrsets  map[uint16][]dns.RR
+	service *Service
+}
+
+// NewZone indexes records for origin. The SOA, when present, is taken from
+// the records. Names are canonicalised; records outside the zone are kept
+// out of the index (validation reports them).
+func NewZone(origin, file string, records []dns.RR) *Zone {
+	origin = dns.CanonicalName(origin)
+	z := &Zone{Origin: origin, File: file, nodes: map[string]*Node{origin: {Name: origin}}}
+	for _, rr := range records {
+		h := rr.Header()
+		h.Name = dns.CanonicalName(h.Name)
+		if !dns.IsSubDomain(origin, h.Name) {
+			continue
+		}
+		if soa, ok := rr.(*dns.SOA); ok && h.Name == origin && z.SOA == nil {
+			z.SOA = soa
+		}
+		n := z.node(h.Name)
+		if n.rrsets == nil {
+			n.rrsets = make(map[uint16][]dns.RR)
+		}
+		n.rrsets[h.Rrtype] = append(n.rrsets[h.Rrtype], rr)
+	}
+	if z.SOA != nil {
+		z.records = append(z.records, z.SOA)
+	}
+	for _, rr := range records {
+		if rr == dns.RR(z.SOA) || !dns.IsSubDomain(origin, rr.Header().Name) {
+			continue
+		}
+		z.records = append(z.records, rr)
+	}
+	return z
+}
+
+// node returns the node for name, creating it and every empty non-terminal
+// between it and the apex.
+func (z *Zone) node(name string) *Node {
+	n, ok := z.nodes[name]
+	if ok {
+		return n
+	}
+	n = &Node{Name: name}
+	z.nodes[name] = n
+	for p := parent(name); p != "" && dns.IsSubDomain(z.Origin, p); p = parent(p) {
+		if _, ok := z.nodes[p]; ok {
+			break
+		}
+		z.nodes[p] = &Node{Name: p}
+	}
+	return n
+}
+
+func (z *Zone) addService(svc *Service) { z.node(svc.Name).service = svc }
+
+// Lookup returns the node at name and whether the name exists in the zone,
+// as data owner, service, or empty non-terminal. name must be canonical.
+func (z *Zone) Lookup(name string) (*Node, bool) {
+	n, ok := z.nodes[name]
+	return n, ok
+}
+
+// Records returns every RR of the zone, SOA first, in file order. The
+// caller must not modify them.
+func (z *Zone) Records() []dns.RR { return z.records }
+
+// Names returns every owner name in the zone, empty non-terminals included,
+// sorted in canonical DNS order is not promised: the order is lexical.
+func (z *Zone) Names() []string {
+	out := make([]string, 0, len(z.nodes))
+	for n := range z.nodes {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// RRset returns the RRs of type t at this node. The caller must not modify
+// them: copy before changing a header (dns.Copy).
+func (n *Node) RRset(t uint16) []dns.RR {
+	if n == nil {
+		return nil
+	}
+	return n.rrsets[t]
+}
+
+// Types returns the RR types present at the node, sorted.
+func (n *Node) Types() []uint16 {
+	if n == nil {
+		return nil
+	}
+	out := make([]uint16, 0, len(n.rrsets))
+	for t := range n.rrsets {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// Empty reports whether the node owns no data and no service: an empty
+// non-terminal.
+func (n *Node) Empty() bool { return n == nil || (len(n.rrsets) == 0 && n.service == nil) }
+
+// Service returns the service answered at this node, or nil.
+func (n *Node) Service() *Service {
+	if n == nil {
+		return nil
+	}
+	return n.service
+}
+
+// parent returns the name with its first label removed, "" for the root.
+func parent(name string) string {
+	if name == "." || name == "" {
+		return ""
+	}
+	i := strings.IndexByte(name, '.')
+	if i == len(name)-1 {
+		return "."
+	}
+	return name[i+1:]
+}
