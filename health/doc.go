@@ -1,0 +1,52 @@
+// Package health decides which endpoints may receive traffic. It owns
+// probing ([Probe], [NewHTTPProbe], [NewTCPProbe]), the per-target state
+// machine, the [Checker] that runs them and publishes an immutable
+// [Snapshot], the [Report] nodes gossip, and the pure [Merge] policy that
+// turns local and remote knowledge into a [View]. It imports nothing else
+// of gslbd.
+//
+// # Invariants
+//
+// Snapshots and Views are immutable once published and safe for
+// concurrent use; the Checker replaces its Snapshot through one atomic
+// pointer, and Merge returns a new View every time. Each target's state
+// machine is owned by that target's goroutine. The Checker writes a new
+// Snapshot only when a target changes state, when the first round
+// completes and when Update changes the set of targets, never per probe.
+//
+// # Timing
+//
+// A target is probed every Interval (default 500ms, ±10% jitter) with a
+// Timeout (default 60% of Interval). A result that disagrees with the
+// state (a failure while not Down, a success while Down) is confirmed by
+// another probe Interval/5 after the first one started, so with Fall 2 a
+// target that refuses connections is Down at most about 1.1×500ms +
+// 1.1×100ms ≈ 0.66s after it died, and one that hangs at most about
+// 0.55s + 2×300ms ≈ 1.2s after. A single lost or slow probe is outvoted
+// by its confirmation and never flips the state. Recovery with Rise 2 is
+// as fast.
+//
+// # Unknown
+//
+// A target not probed to a conclusion yet is Unknown, and Unknown counts
+// as up ([Snapshot.Up], and the last rule of Merge): failing open is safe
+// because a node does not serve before its first round is complete
+// ([Snapshot.Ready]), and after that only targets just added by a reload
+// are Unknown.
+//
+// # Merge rules
+//
+// A report is fresh when it comes from this node (the local Snapshot, which
+// counts as a report of this node in its site) or when it arrived less
+// than Staleness ago; only fresh reports made under the same configuration
+// hash are used, and only those with a known (Up or Down) state for an
+// endpoint vote on it. For an endpoint in site S: if any node of S votes,
+// the endpoint is up when at least half of S's votes say Up (a tie counts
+// as up, because a split inside a site is more likely a prober problem
+// than a dead endpoint). If no node of S votes (S's nodes are dead or cut
+// off from us), the nodes of the other sites cross-check it, and it is up
+// only when a strict majority of their votes say Up. If nobody votes, it
+// is up (fail open). A node cut off from everyone therefore decides from
+// its own probes only, and a site's own view of its endpoints always
+// outranks what other sites see across the WAN.
+package health

@@ -1,0 +1,24 @@
+package health
+
+import (
+	"context"
+	"net"
+	"net/netip"
+)
+
+// NewTCPProbe returns a [Probe] that opens a TCP connection to the
+// endpoint and closes it at once. It proves that something accepts
+// connections, nothing more.
+func NewTCPProbe() Probe {
+	var d net.Dialer
+	return func(ctx context.Context, addr netip.AddrPort) error {
+		conn, err := d.DialContext(ctx, "tcp", addr.String())
+		if err != nil {
+			return shortError(err)
+		}
+		// The connect was the check; a failing close says nothing about
+		// the endpoint.
+		_ = conn.Close()
+		return nil
+	}
+}
