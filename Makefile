@@ -1,0 +1,36 @@
+# gslbd: `make test` is the whole test suite, the same command CI runs.
+GO ?= go
+
+.PHONY: all build test deps fmt-check vet gotest demo bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o gslbd ./cmd/gslbd
+
+# Run the server on the bundled demo configuration.
+demo:
+	$(GO) run ./cmd/gslbd
+
+# The whole suite: install what is missing, check formatting, vet, then every
+# test with the race detector (the dig cases and cluster scenarios included).
+test: deps fmt-check vet gotest
+
+deps:
+	./scripts/install-deps.sh
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+gotest:
+	GSLBD_REQUIRE_DIG=1 $(GO) test -race -count=1 -timeout 12m ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./resolver/
+
+clean:
+	rm -f gslbd

@@ -1,0 +1,414 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+	"gopkg.in/yaml.v3"
+
+	"github.com/gslbd/gslbd/zones"
+)
+
+// Config is one node's configuration file. Everything that differs between
+// nodes lives here; the zones and services it names are the same on every
+// node of a cluster.
+type Config struct {
+	// Node identifies this node.
+	Node NodeConfig `yaml:"node"`
+	// DNS configures the authoritative listeners.
+	DNS DNSConfig `yaml:"dns"`
+	// Admin configures the HTTP admin and metrics listener.
+	Admin AdminConfig `yaml:"admin"`
+	// Cluster configures gossip with the other nodes.
+	Cluster ClusterConfig `yaml:"cluster"`
+	// Zones lists the zones this node is authoritative for.
+	Zones []ZoneConfig `yaml:"zones"`
+	// Services names the service definitions file (optional).
+	Services string `yaml:"services"`
+	// StateDir holds state that must survive restarts. Default: the
+	// directory of the config file, subdirectory "state".
+	StateDir string `yaml:"state_dir"`
+	// Log configures logging.
+	Log LogConfig `yaml:"log"`
+
+	// path is the file this config was read from; dir is its directory,
+	// against which relative paths are resolved.
+	path string
+	dir  string
+	// pos finds the line of any setting, for messages.
+	pos positions
+	// zoneLines records where each zone entry was declared, for messages.
+	zoneLines []int
+}
+
+// NodeConfig identifies a node.
+type NodeConfig struct {
+	// Name must be unique in the cluster. Default: the host name.
+	Name string `yaml:"name"`
+	// Site is the data center this node runs in. Required when services are
+	// configured.
+	Site string `yaml:"site"`
+}
+
+// DNSConfig configures the DNS listeners.
+type DNSConfig struct {
+	// Listen lists "host:port" addresses; each gets a UDP and a TCP
+	// listener. Default ["127.0.0.1:5300"]. Production: [":53"].
+	Listen []string `yaml:"listen"`
+	// UDPSize is the EDNS(0) buffer size we advertise. Default 1232.
+	UDPSize uint16 `yaml:"udp_size"`
+}
+
+// AdminConfig configures the admin HTTP listener.
+type AdminConfig struct {
+	// Listen is "host:port"; default "127.0.0.1:5380"; "" with Disabled.
+	Listen string `yaml:"listen"`
+	// Disabled turns the admin listener off.
+	Disabled bool `yaml:"disabled"`
+	// TokensFile names the file holding the admin API bearer tokens.
+	TokensFile string `yaml:"tokens_file"`
+}
+
+// ClusterConfig configures gossip.
+type ClusterConfig struct {
+	// Bind is the gossip "host:port" (UDP and TCP). Empty: this node runs
+	// alone, without gossip.
+	Bind string `yaml:"bind"`
+	// Advertise is the address peers use to reach this node, if not Bind.
+	Advertise string `yaml:"advertise"`
+	// Seeds are other nodes' gossip addresses to join through.
+	Seeds []string `yaml:"seeds"`
+	// KeyFile names a file holding a base64 gossip encryption key.
+	KeyFile string `yaml:"key_file"`
+	// Heartbeat is how often this node re-sends its health report.
+	// Default 200ms.
+	Heartbeat Duration `yaml:"heartbeat"`
+	// Staleness is how old a peer's report may grow before it no longer
+	// counts. Default 700ms.
+	Staleness Duration `yaml:"staleness"`
+}
+
+// ZoneConfig declares one zone.
+type ZoneConfig struct {
+	// Origin is the zone apex, e.g. "example.com.".
+	Origin string `yaml:"origin"`
+	// File is the RFC 1035 master file, relative to the config file.
+	File string `yaml:"file"`
+	// AllowInclude permits $INCLUDE (relative to the including file).
+	AllowInclude bool `yaml:"allow_include"`
+	// AllowTransfer lists client prefixes (or addresses) allowed to AXFR.
+	AllowTransfer []string `yaml:"allow_transfer"`
+}
+
+// LogConfig configures logging.
+type LogConfig struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `yaml:"level"`
+	// Format is text or json. Default text.
+	Format string `yaml:"format"`
+}
+
+// Duration is a time.Duration written as "500ms", "2s".
+type Duration time.Duration
+
+// UnmarshalYAML decodes a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: invalid duration %q", n.Line, s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Defaults.
+const (
+	defaultDNSListen   = "127.0.0.1:5300"
+	defaultAdminListen = "127.0.0.1:5380"
+	defaultUDPSize     = 1232
+	defaultHeartbeat   = 200 * time.Millisecond
+	defaultStaleness   = 700 * time.Millisecond
+)
+
+// loadConfig reads and validates a node configuration file. Every problem
+// is reported, each as "file:line: message".
+func loadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return parseConfig(path, data)
+}
+
+func parseConfig(path string, data []byte) (*Config, error) {
+	cfg := &Config{path: path, dir: filepath.Dir(path)}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nil, yamlError(path, err)
+	}
+	// A second decode into a node tree gives line numbers for semantic
+	// checks; the structure is already known to be valid.
+	var root yaml.Node
+	_ = yaml.Unmarshal(data, &root)
+	pos := positions{file: path, root: &root}
+	cfg.pos = pos
+
+	var errs []error
+	bad := func(line int, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s:%d: %s", path, line, fmt.Sprintf(format, args...)))
+	}
+
+	if cfg.Node.Name == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			bad(pos.line("node"), "node.name: not set and the host name is unknown")
+		}
+		cfg.Node.Name = h
+	}
+	if len(cfg.DNS.Listen) == 0 {
+		cfg.DNS.Listen = []string{defaultDNSListen}
+	}
+	for i, a := range cfg.DNS.Listen {
+		if _, err := netip.ParseAddrPort(a); err != nil && !isPortOnly(a) {
+			bad(pos.line("dns", "listen", i), "dns.listen[%d]: %q is not host:port (an IP address and a port)", i, a)
+		}
+	}
+	if cfg.DNS.UDPSize == 0 {
+		cfg.DNS.UDPSize = defaultUDPSize
+	} else if cfg.DNS.UDPSize < 512 {
+		bad(pos.line("dns", "udp_size"), "dns.udp_size: %d is below the minimum of 512", cfg.DNS.UDPSize)
+	}
+	if !cfg.Admin.Disabled && cfg.Admin.Listen == "" {
+		cfg.Admin.Listen = defaultAdminListen
+	}
+	if cfg.Admin.Listen != "" {
+		if _, _, err := net.SplitHostPort(cfg.Admin.Listen); err != nil {
+			bad(pos.line("admin", "listen"), "admin.listen: %q is not host:port", cfg.Admin.Listen)
+		}
+	}
+	if cfg.Cluster.Heartbeat == 0 {
+		cfg.Cluster.Heartbeat = Duration(defaultHeartbeat)
+	}
+	if cfg.Cluster.Staleness == 0 {
+		cfg.Cluster.Staleness = Duration(defaultStaleness)
+	}
+	if cfg.Cluster.Staleness <= cfg.Cluster.Heartbeat {
+		bad(pos.line("cluster", "staleness"), "cluster.staleness: %s must be longer than cluster.heartbeat %s",
+			time.Duration(cfg.Cluster.Staleness), time.Duration(cfg.Cluster.Heartbeat))
+	}
+	if cfg.Cluster.Bind != "" {
+		if _, _, err := net.SplitHostPort(cfg.Cluster.Bind); err != nil {
+			bad(pos.line("cluster", "bind"), "cluster.bind: %q is not host:port", cfg.Cluster.Bind)
+		}
+	}
+	for i, s := range cfg.Cluster.Seeds {
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			bad(pos.line("cluster", "seeds", i), "cluster.seeds[%d]: %q is not host:port", i, s)
+		}
+	}
+	if len(cfg.Zones) == 0 {
+		bad(pos.line("zones"), "zones: at least one zone is required")
+	}
+	cfg.zoneLines = make([]int, len(cfg.Zones))
+	for i, z := range cfg.Zones {
+		cfg.zoneLines[i] = pos.line("zones", i)
+		if z.Origin == "" {
+			bad(cfg.zoneLines[i], "zones[%d].origin: required", i)
+		} else if _, ok := dns.IsDomainName(z.Origin); !ok {
+			bad(pos.line("zones", i, "origin"), "zones[%d].origin: %q is not a domain name", i, z.Origin)
+		}
+		if z.File == "" {
+			bad(cfg.zoneLines[i], "zones[%d].file: required", i)
+		}
+		for j, p := range z.AllowTransfer {
+			if _, err := parsePrefix(p); err != nil {
+				bad(pos.line("zones", i, "allow_transfer", j), "zones[%d].allow_transfer[%d]: %q is not an address or prefix", i, j, p)
+			}
+		}
+	}
+	if cfg.Services != "" && cfg.Node.Site == "" {
+		bad(pos.line("node"), "node.site: required when services are configured")
+	}
+	if cfg.StateDir == "" {
+		cfg.StateDir = "state"
+	}
+	switch cfg.Log.Level {
+	case "", "debug", "info", "warn", "error":
+	default:
+		bad(pos.line("log", "level"), "log.level: %q is not one of debug, info, warn, error", cfg.Log.Level)
+	}
+	switch cfg.Log.Format {
+	case "", "text", "json":
+	default:
+		bad(pos.line("log", "format"), "log.format: %q is not one of text, json", cfg.Log.Format)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return cfg, nil
+}
+
+// zonesConfig turns the node configuration into what zones.Load reads,
+// with paths resolved against the config file's directory.
+func (c *Config) zonesConfig() zones.Config {
+	zc := zones.Config{}
+	if c.Services != "" {
+		zc.ServicesFile = c.resolve(c.Services)
+	}
+	for i, z := range c.Zones {
+		var allow []netip.Prefix
+		for _, p := range z.AllowTransfer {
+			pfx, _ := parsePrefix(p) // validated by parseConfig
+			allow = append(allow, pfx)
+		}
+		zc.Zones = append(zc.Zones, zones.ZoneConfig{
+			Origin:        z.Origin,
+			File:          c.resolve(z.File),
+			AllowInclude:  z.AllowInclude,
+			AllowTransfer: allow,
+			Source:        fmt.Sprintf("%s:%d", c.path, c.zoneLines[i]),
+		})
+	}
+	return zc
+}
+
+// resolve makes p relative to the config file's directory unless absolute.
+func (c *Config) resolve(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.dir, p)
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+func isPortOnly(a string) bool {
+	host, _, err := net.SplitHostPort(a)
+	return err == nil && host == ""
+}
+
+// yamlError turns a yaml.v3 error into "file:line: message" lines.
+func yamlError(path string, err error) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		errs := make([]error, 0, len(te.Errors))
+		for _, e := range te.Errors {
+			errs = append(errs, fmt.Errorf("%s:%s", path, strings.TrimPrefix(e, "line ")))
+		}
+		return errors.Join(errs...)
+	}
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if strings.HasPrefix(msg, "line ") {
+		return fmt.Errorf("%s:%s", path, strings.TrimPrefix(msg, "line "))
+	}
+	return fmt.Errorf("%s: %s", path, msg)
+}
+
+// positions finds line numbers in a decoded YAML document.
+type positions struct {
+	file string
+	root *yaml.Node
+}
+
+// line returns the line of the node at path (map keys and sequence
+// indexes), or of the deepest existing ancestor, or 1.
+func (p positions) line(path ...any) int {
+	n := p.root
+	if n == nil || len(n.Content) == 0 {
+		return 1
+	}
+	n = n.Content[0]
+	line := n.Line
+	for _, step := range path {
+		var next *yaml.Node
+		switch s := step.(type) {
+		case string:
+			if n.Kind == yaml.MappingNode {
+				for i := 0; i+1 < len(n.Content); i += 2 {
+					if n.Content[i].Value == s {
+						next = n.Content[i+1]
+						line = n.Content[i].Line
+						break
+					}
+				}
+			}
+		case int:
+			if n.Kind == yaml.SequenceNode && s < len(n.Content) {
+				next = n.Content[s]
+				line = next.Line
+			}
+		}
+		if next == nil {
+			return line
+		}
+		n = next
+	}
+	return line
+}
+
+// needsRestart names the settings of next that differ from c and that a
+// reload cannot apply, or returns "".
+func (c *Config) needsRestart(next *Config) string {
+	var changed []string
+	if c.Node != next.Node {
+		changed = append(changed, "node")
+	}
+	if fmt.Sprint(c.DNS) != fmt.Sprint(next.DNS) {
+		changed = append(changed, "dns")
+	}
+	if c.Admin != next.Admin {
+		changed = append(changed, "admin")
+	}
+	if fmt.Sprint(c.Cluster) != fmt.Sprint(next.Cluster) {
+		changed = append(changed, "cluster")
+	}
+	if c.StateDir != next.StateDir {
+		changed = append(changed, "state_dir")
+	}
+	if c.Log != next.Log {
+		changed = append(changed, "log")
+	}
+	return strings.Join(changed, ", ")
+}
+
+// readKeyFile reads a base64 gossip key of 16, 24 or 32 bytes.
+func readKeyFile(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cluster key: %w", err)
+	}
+	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(data)))
+	if err != nil {
+		return nil, fmt.Errorf("cluster key %s: not base64: %w", path, err)
+	}
+	switch len(key) {
+	case 16, 24, 32:
+		return key, nil
+	}
+	return nil, fmt.Errorf("cluster key %s: %d bytes, want 16, 24 or 32", path, len(key))
+}

@@ -1,0 +1,257 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// requireDig returns the path of dig, or skips the test saying why. Where
+// the suite must be complete (CI, make test) a missing dig fails instead.
+func requireDig(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("dig")
+	if err != nil {
+		if os.Getenv("GSLBD_REQUIRE_DIG") != "" || os.Getenv("CI") != "" {
+			t.Fatal("dig not found; install bind9-dnsutils (make test does)")
+		}
+		t.Skip("dig not found; install bind9-dnsutils or run make test, which does")
+	}
+	return p
+}
+
+// digCase is one case of a testdata/dig file.
+type digCase struct {
+	name     string
+	pos      string
+	args     []string
+	status   string
+	flags    []string
+	sections map[string][]string // answer, authority, additional
+	edns     string              // "" = not checked
+	transfer int                 // > 0: an AXFR of that many records
+}
+
+func parseDigCases(path string) ([]*digCase, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var cases []*digCase
+	var cur *digCase
+	section := ""
+	sc := bufio.NewScanner(f)
+	for line := 1; sc.Scan(); line++ {
+		raw := sc.Text()
+		text := strings.TrimSpace(raw)
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		indented := raw != strings.TrimLeft(raw, " \t")
+		if indented && section != "" {
+			cur.sections[section] = append(cur.sections[section], normalizeRR(text))
+			continue
+		}
+		key, val, ok := strings.Cut(text, ":")
+		if !ok {
+			return nil, fmt.Errorf("%s:%d: want \"key: value\", got %q", path, line, text)
+		}
+		val = strings.TrimSpace(val)
+		if key != "case" && cur == nil {
+			return nil, fmt.Errorf("%s:%d: %q before the first case:", path, line, key)
+		}
+		section = ""
+		switch key {
+		case "case":
+			cur = &digCase{name: val, pos: fmt.Sprintf("%s:%d", filepath.Base(path), line), sections: map[string][]string{}}
+			cases = append(cases, cur)
+		case "dig":
+			cur.args = strings.Fields(val)
+		case "status":
+			cur.status = val
+		case "flags":
+			cur.flags = strings.Fields(val)
+			slices.Sort(cur.flags)
+		case "answer", "authority", "additional":
+			section = key
+			if val != "" {
+				return nil, fmt.Errorf("%s:%d: RRs go on the indented lines after %s:", path, line, key)
+			}
+		case "edns":
+			cur.edns = val
+		case "transfer":
+			if _, err := fmt.Sscanf(val, "%d", &cur.transfer); err != nil || cur.transfer <= 0 {
+				return nil, fmt.Errorf("%s:%d: transfer: want a record count", path, line)
+			}
+		default:
+			return nil, fmt.Errorf("%s:%d: unknown key %q", path, line, key)
+		}
+	}
+	return cases, sc.Err()
+}
+
+func normalizeRR(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// digResult is what dig printed, parsed.
+type digResult struct {
+	status   string
+	flags    []string
+	sections map[string][]string
+	edns     string
+	records  int // for transfers: records printed
+}
+
+// parseDig reads dig's default output format.
+func parseDig(out string) (*digResult, error) {
+	r := &digResult{sections: map[string][]string{}, edns: "none"}
+	section := ""
+	for _, line := range strings.Split(out, "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "":
+			section = ""
+		case strings.HasPrefix(line, ";; ->>HEADER<<-"):
+			// ;; ->>HEADER<<- opcode: QUERY, status: NOERROR, id: 1
+			if _, after, ok := strings.Cut(line, "status: "); ok {
+				r.status, _, _ = strings.Cut(after, ",")
+			}
+			r.sections = map[string][]string{}
+			r.edns = "none"
+		case strings.HasPrefix(line, ";; flags:"):
+			// ;; flags: qr aa rd; QUERY: 1, ANSWER: 1, ...
+			f, _, _ := strings.Cut(strings.TrimPrefix(line, ";; flags:"), ";")
+			r.flags = strings.Fields(f)
+			slices.Sort(r.flags)
+		case strings.HasPrefix(line, "; EDNS:"):
+			// ; EDNS: version: 0, flags:; udp: 1232
+			var v, udp int
+			_, after, _ := strings.Cut(line, "version: ")
+			fmt.Sscanf(after, "%d", &v)
+			_, after, _ = strings.Cut(line, "udp: ")
+			fmt.Sscanf(after, "%d", &udp)
+			r.edns = fmt.Sprintf("version %d, udp %d", v, udp)
+		case strings.HasPrefix(line, ";; ANSWER SECTION:"):
+			section = "answer"
+		case strings.HasPrefix(line, ";; AUTHORITY SECTION:"):
+			section = "authority"
+		case strings.HasPrefix(line, ";; ADDITIONAL SECTION:"):
+			section = "additional"
+		case strings.HasPrefix(line, ";"):
+			if section != "" && !strings.HasPrefix(line, ";;") {
+				continue
+			}
+			section = ""
+		default:
+			r.records++
+			if section != "" {
+				r.sections[section] = append(r.sections[section], normalizeRR(line))
+			}
+		}
+	}
+	if r.status == "" && r.records == 0 {
+		return nil, fmt.Errorf("no reply in dig output")
+	}
+	return r, nil
+}
+
+func TestDig(t *testing.T) {
+	dig := requireDig(t)
+	files, err := filepath.Glob("../../testdata/dig/*.txt")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no dig cases in testdata/dig: %v", err)
+	}
+	n := startNode(t, "../../testdata/dig/gslbd.yaml")
+	host, port, _ := net.SplitHostPort(n.bound.DNS[0])
+	for _, file := range files {
+		cases, err := parseDigCases(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				args := append([]string{"@" + host, "-p", port, "+time=5", "+tries=1"}, c.args...)
+				out, err := exec.Command(dig, args...).CombinedOutput()
+				if err != nil && c.transfer == 0 {
+					t.Fatalf("%s: dig %s: %v\n%s", c.pos, strings.Join(args, " "), err, out)
+				}
+				got, err := parseDig(string(out))
+				if err != nil {
+					t.Fatalf("%s: dig %s: %v\n%s", c.pos, strings.Join(args, " "), err, out)
+				}
+				c.check(t, got, string(out))
+			})
+		}
+	}
+}
+
+func (c *digCase) check(t *testing.T, got *digResult, out string) {
+	t.Helper()
+	fail := func(format string, args ...any) {
+		t.Errorf("%s: dig %s: %s", c.pos, strings.Join(c.args, " "), fmt.Sprintf(format, args...))
+	}
+	if c.transfer > 0 {
+		if got.records != c.transfer {
+			fail("transfer got %d records, want %d", got.records, c.transfer)
+		}
+		if t.Failed() {
+			t.Logf("dig output:\n%s", out)
+		}
+		return
+	}
+	if got.status != c.status {
+		fail("status %s, want %s", got.status, c.status)
+	}
+	if c.flags != nil && !slices.Equal(got.flags, c.flags) {
+		fail("flags %v, want %v", got.flags, c.flags)
+	}
+	for _, s := range []string{"answer", "authority", "additional"} {
+		g, w := slices.Sorted(slices.Values(got.sections[s])), slices.Sorted(slices.Values(c.sections[s]))
+		if !slices.Equal(g, w) {
+			fail("%s section:\n got:\n\t%s\n want:\n\t%s", s, strings.Join(g, "\n\t"), strings.Join(w, "\n\t"))
+		}
+	}
+	if c.edns != "" && got.edns != c.edns {
+		fail("edns %q, want %q", got.edns, c.edns)
+	}
+	if t.Failed() {
+		t.Logf("dig output:\n%s", out)
+	}
+}
+
+func TestParseDig(t *testing.T) {
+	out := `
+; <<>> DiG 9.18.47-1~deb12u1-Debian <<>> @127.0.0.1 -p 5300 www.example.com
+;; global options: +cmd
+;; Got answer:
+;; ->>HEADER<<- opcode: QUERY, status: NOERROR, id: 3710
+;; flags: qr aa rd; QUERY: 1, ANSWER: 1, AUTHORITY: 0, ADDITIONAL: 1
+;; WARNING: recursion requested but not available
+
+;; OPT PSEUDOSECTION:
+; EDNS: version: 0, flags:; udp: 1232
+;; QUESTION SECTION:
+;www.example.com.		IN	A
+
+;; ANSWER SECTION:
+www.example.com.	3600	IN	A	192.0.2.10
+
+;; Query time: 0 msec
+`
+	got, err := parseDig(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &digResult{status: "NOERROR", flags: []string{"aa", "qr", "rd"}, edns: "version 0, udp 1232",
+		sections: map[string][]string{"answer": {"www.example.com. 3600 IN A 192.0.2.10"}}}
+	if got.status != want.status || !slices.Equal(got.flags, want.flags) || got.edns != want.edns ||
+		!slices.Equal(got.sections["answer"], want.sections["answer"]) || len(got.sections["authority"]) != 0 {
+		t.Errorf("parseDig = %+v, want %+v", got, want)
+	}
+}

@@ -1,0 +1,29 @@
+package main
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// nodeMetrics are the metrics of the node's own lifecycle.
+type nodeMetrics struct {
+	reloadOK   prometheus.Gauge
+	reloadTime prometheus.Gauge
+	reloads    *prometheus.CounterVec
+}
+
+func newNodeMetrics(reg prometheus.Registerer) *nodeMetrics {
+	m := &nodeMetrics{
+		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "gslb", Subsystem: "config", Name: "last_reload_successful",
+			Help: "Whether the last configuration load succeeded (1) or failed (0).",
+		}),
+		reloadTime: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "gslb", Subsystem: "config", Name: "last_reload_success_timestamp_seconds",
+			Help: "When the configuration was last loaded successfully.",
+		}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "gslb", Subsystem: "config", Name: "reloads_total",
+			Help: "Configuration reloads by result.",
+		}, []string{"result"}),
+	}
+	reg.MustRegister(m.reloadOK, m.reloadTime, m.reloads)
+	return m
+}

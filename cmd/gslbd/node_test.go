@@ -1,0 +1,82 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer collects a node's log output safely across goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// testNode is a gslbd node running in-process through run.
+type testNode struct {
+	bound  bound
+	logs   *syncBuffer
+	reload chan struct{}
+	stop   func() error
+}
+
+// startNode runs `gslbd serve -config path` in-process and waits until it
+// serves. The node stops in t.Cleanup (or earlier through stop).
+func startNode(t testing.TB, path string, extra ...string) *testNode {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &testNode{logs: &syncBuffer{}, reload: make(chan struct{}, 1)}
+	ready := make(chan bound, 1)
+	done := make(chan error, 1)
+	args := append([]string{"serve", "-config", path, "-log-level", "debug"}, extra...)
+	go func() {
+		done <- run(ctx, args, func(string) string { return "" }, io.Discard, n.logs,
+			hooks{ready: func(b bound) { ready <- b }, reload: n.reload})
+	}()
+	select {
+	case n.bound = <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("gslbd serve -config %s: %v\nlogs:\n%s", path, err, n.logs)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatalf("gslbd serve -config %s: not serving after 30s\nlogs:\n%s", path, n.logs)
+	}
+	var once sync.Once
+	var stopErr error
+	n.stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case stopErr = <-done:
+			case <-time.After(30 * time.Second):
+				t.Errorf("gslbd did not stop within 30s\nlogs:\n%s", n.logs)
+			}
+		})
+		return stopErr
+	}
+	t.Cleanup(func() {
+		if err := n.stop(); err != nil {
+			t.Errorf("gslbd stopped with error: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("gslbd logs:\n%s", n.logs)
+		}
+	})
+	return n
+}

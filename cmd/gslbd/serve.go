@@ -1,0 +1,386 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/gslbd/gslbd/cluster"
+	"github.com/gslbd/gslbd/health"
+	"github.com/gslbd/gslbd/resolver"
+	"github.com/gslbd/gslbd/zones"
+)
+
+// bound lists the addresses a running node listens on.
+type bound struct {
+	DNS    []string // one per listen address (UDP and TCP share it)
+	Admin  string   // "" when disabled
+	Gossip string   // "" without a cluster
+}
+
+// shutdownTimeout bounds a graceful stop.
+const shutdownTimeout = 10 * time.Second
+
+func serveCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, h hooks) error {
+	fs := newFlagSet("serve", stderr)
+	path := fs.String("config", getenv("GSLBD_CONFIG"), "node configuration `file` (or $GSLBD_CONFIG)")
+	level := fs.String("log-level", "", "override log.level: debug, info, warn, error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *path == "" {
+		return exitError{code: 2, msg: "gslbd serve: -config is required"}
+	}
+	cfg, set, err := loadAll(*path)
+	if err != nil {
+		return exitError{code: 2, msg: err.Error()}
+	}
+	if *level != "" {
+		cfg.Log.Level = *level
+	}
+	logger, levelVar, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		return exitError{code: 2, msg: err.Error()}
+	}
+	reload := h.reload
+	if reload == nil {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		ch := make(chan struct{}, 1)
+		go func() {
+			for range hup {
+				select {
+				case ch <- struct{}{}:
+				default:
+				}
+			}
+		}()
+		reload = ch
+	}
+	n, err := newNode(cfg, set, logger, levelVar)
+	if err != nil {
+		return err
+	}
+	return n.run(ctx, reload, h.ready)
+}
+
+// loadAll reads a node configuration and everything it names.
+func loadAll(path string) (*Config, *zones.Set, error) {
+	cfg, err := loadConfig(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	set, err := zones.Load(cfg.zonesConfig())
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkSite(cfg, set); err != nil {
+		return nil, nil, err
+	}
+	return cfg, set, nil
+}
+
+// checkSite verifies that the node's site is one the services know.
+func checkSite(cfg *Config, set *zones.Set) error {
+	if len(set.Services()) == 0 {
+		return nil
+	}
+	for _, s := range set.Sites() {
+		if s == cfg.Node.Site {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s:%d: node.site: %q is not a site of %s (sites: %v)",
+		cfg.path, cfg.pos.line("node", "site"), cfg.Node.Site, cfg.resolve(cfg.Services), set.Sites())
+}
+
+func newLogger(lc LogConfig, w io.Writer) (*slog.Logger, *slog.LevelVar, error) {
+	lv := new(slog.LevelVar)
+	if lc.Level != "" {
+		if err := lv.UnmarshalText([]byte(lc.Level)); err != nil {
+			return nil, nil, fmt.Errorf("log level: %w", err)
+		}
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	var hnd slog.Handler = slog.NewTextHandler(w, opts)
+	if lc.Format == "json" {
+		hnd = slog.NewJSONHandler(w, opts)
+	}
+	return slog.New(hnd), lv, nil
+}
+
+// node is one running gslbd: it owns every component and their lifecycle.
+type node struct {
+	cfg      *Config
+	log      *slog.Logger
+	levelVar *slog.LevelVar
+	reg      *prometheus.Registry
+	metrics  *nodeMetrics
+
+	resolver *resolver.Resolver
+	checker  *health.Checker
+	cluster  *cluster.Cluster // nil when gossip is off
+	pub      *publisher
+
+	dnsServers []*dns.Server
+	admin      *http.Server
+	adminLn    net.Listener
+
+	listening atomic.Bool // DNS listeners are up and not shutting down
+}
+
+func newNode(cfg *Config, set *zones.Set, logger *slog.Logger, lv *slog.LevelVar) (*node, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	n := &node{cfg: cfg, log: logger, levelVar: lv, reg: reg, metrics: newNodeMetrics(reg)}
+
+	var err error
+	n.resolver, err = resolver.New(resolver.Config{UDPSize: cfg.DNS.UDPSize, Logger: logger.With("component", "resolver")}, reg)
+	if err != nil {
+		return nil, err
+	}
+	n.checker, err = health.NewChecker(health.CheckerConfig{}, healthTargets(set), logger.With("component", "health"), reg)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Cluster.Bind != "" {
+		key, err := readKey(cfg)
+		if err != nil {
+			return nil, err
+		}
+		n.cluster, err = cluster.New(cluster.Config{
+			Name:       cfg.Node.Name,
+			Site:       cfg.Node.Site,
+			ConfigHash: set.Hash(),
+			Bind:       cfg.Cluster.Bind,
+			Advertise:  cfg.Cluster.Advertise,
+			Seeds:      cfg.Cluster.Seeds,
+			Heartbeat:  time.Duration(cfg.Cluster.Heartbeat),
+			Staleness:  time.Duration(cfg.Cluster.Staleness),
+			SecretKey:  key,
+		}, logger.With("component", "cluster"), reg)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
+	}
+	n.pub = newPublisher(publisherConfig{
+		Self:      cfg.Node.Name,
+		Site:      cfg.Node.Site,
+		Staleness: time.Duration(cfg.Cluster.Staleness),
+	}, set, n.resolver, n.checker, n.cluster, logger.With("component", "publisher"), reg)
+	n.metrics.reloadOK.Set(1)
+	n.metrics.reloadTime.SetToCurrentTime()
+
+	if err := n.listenDNS(); err != nil {
+		n.closeListeners()
+		return nil, err
+	}
+	if cfg.Admin.Listen != "" && !cfg.Admin.Disabled {
+		n.adminLn, err = net.Listen("tcp", cfg.Admin.Listen)
+		if err != nil {
+			n.closeListeners()
+			return nil, fmt.Errorf("admin listener: %w", err)
+		}
+	}
+	return n, nil
+}
+
+// listenDNS binds a UDP and a TCP socket on every listen address. With
+// port 0 the TCP socket takes the port the UDP socket got.
+func (n *node) listenDNS() error {
+	for _, addr := range n.cfg.DNS.Listen {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return fmt.Errorf("dns listener: %w", err)
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err != nil {
+			pc.Close()
+			return fmt.Errorf("dns listener: %w", err)
+		}
+		n.dnsServers = append(n.dnsServers,
+			&dns.Server{PacketConn: pc, Handler: n.resolver, UDPSize: int(n.cfg.DNS.UDPSize)},
+			&dns.Server{Listener: ln, Handler: n.resolver, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, MaxTCPQueries: 1000})
+	}
+	return nil
+}
+
+func (n *node) closeListeners() {
+	for _, s := range n.dnsServers {
+		if s.PacketConn != nil {
+			s.PacketConn.Close()
+		}
+		if s.Listener != nil {
+			s.Listener.Close()
+		}
+	}
+	if n.adminLn != nil {
+		n.adminLn.Close()
+	}
+}
+
+// run serves until ctx is done, then shuts down in order: not ready, leave
+// the cluster, stop DNS (answering queries in flight), stop probing, stop
+// the admin listener.
+func (n *node) run(ctx context.Context, reload <-chan struct{}, ready func(bound)) error {
+	n.log.Info("starting", "node", n.cfg.Node.Name, "site", n.cfg.Node.Site, "version", version)
+	runCtx, cancelAll := context.WithCancel(context.Background())
+	defer cancelAll()
+	g, gctx := errgroup.WithContext(runCtx)
+
+	// Health probes and the publisher run until everything else stopped.
+	g.Go(func() error { return n.checker.Run(gctx) })
+	g.Go(func() error { return n.pub.run(gctx) })
+	clusterCtx, stopCluster := context.WithCancel(gctx)
+	defer stopCluster()
+	clusterDone := make(chan struct{})
+	if n.cluster != nil {
+		g.Go(func() error {
+			defer close(clusterDone)
+			return n.cluster.Run(clusterCtx)
+		})
+	} else {
+		close(clusterDone)
+	}
+
+	// DNS servers.
+	started := make(chan struct{}, len(n.dnsServers))
+	for _, s := range n.dnsServers {
+		s.NotifyStartedFunc = func() { started <- struct{}{} }
+		g.Go(func() error {
+			if err := s.ActivateAndServe(); err != nil && gctx.Err() == nil {
+				return fmt.Errorf("dns server: %w", err)
+			}
+			return nil
+		})
+	}
+	for range n.dnsServers {
+		select {
+		case <-started:
+		case <-gctx.Done():
+			cancelAll()
+			return g.Wait()
+		}
+	}
+	n.listening.Store(true)
+
+	if n.adminLn != nil {
+		n.admin = &http.Server{Handler: n.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
+		g.Go(func() error {
+			if err := n.admin.Serve(n.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("admin server: %w", err)
+			}
+			return nil
+		})
+	}
+	b := n.bound()
+	n.log.Info("serving", "dns", b.DNS, "admin", b.Admin, "gossip", b.Gossip,
+		"zones", len(n.pub.zones().Zones()), "services", len(n.pub.zones().Services()))
+	if ready != nil {
+		ready(b)
+	}
+
+	// Reloads come from SIGHUP (or the test hook) and are handled here, one at
+	// a time, so a reload never races another.
+	g.Go(func() error {
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-reload:
+				n.reload()
+			}
+		}
+	})
+
+	select {
+	case <-ctx.Done():
+		n.log.Info("shutting down")
+	case <-gctx.Done():
+		n.log.Error("a component failed; shutting down")
+	}
+	n.listening.Store(false)
+	deadline, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	stopCluster()
+	select {
+	case <-clusterDone:
+	case <-deadline.Done():
+	}
+	for _, s := range n.dnsServers {
+		_ = s.ShutdownContext(deadline)
+	}
+	if n.admin != nil {
+		_ = n.admin.Shutdown(deadline)
+	}
+	cancelAll()
+	err := g.Wait()
+	n.log.Info("stopped")
+	return err
+}
+
+func (n *node) bound() bound {
+	var b bound
+	for _, s := range n.dnsServers {
+		if s.PacketConn != nil {
+			b.DNS = append(b.DNS, s.PacketConn.LocalAddr().String())
+		}
+	}
+	if n.adminLn != nil {
+		b.Admin = n.adminLn.Addr().String()
+	}
+	if n.cluster != nil {
+		b.Gossip = n.cluster.Addr().String()
+	}
+	return b
+}
+
+// reload re-reads the configuration's zones and services. A configuration
+// that fails validation changes nothing: the node keeps serving the data it
+// has and says why.
+func (n *node) reload() {
+	start := time.Now()
+	cfg, set, err := loadAll(n.cfg.path)
+	if err != nil {
+		n.metrics.reloadOK.Set(0)
+		n.metrics.reloads.WithLabelValues("failure").Inc()
+		n.log.Error("reload failed; keeping the running configuration", "config", n.cfg.path, "error", err)
+		return
+	}
+	if restart := n.cfg.needsRestart(cfg); restart != "" {
+		n.log.Warn("reload: node settings changed; they take effect on restart", "settings", restart)
+	}
+	if n.cluster != nil && set.Hash() != n.pub.zones().Hash() {
+		n.log.Warn("reload: service definitions changed; peers must load the same definitions", "hash", set.Hash())
+	}
+	n.checker.Update(healthTargets(set))
+	n.pub.setZones(set)
+	n.metrics.reloadOK.Set(1)
+	n.metrics.reloadTime.SetToCurrentTime()
+	n.metrics.reloads.WithLabelValues("success").Inc()
+	n.log.Info("reloaded", "zones", len(set.Zones()), "services", len(set.Services()),
+		"hash", set.Hash(), "took", time.Since(start).Round(time.Microsecond))
+}
+
+// readKey reads the gossip encryption key, if configured.
+func readKey(cfg *Config) ([]byte, error) {
+	if cfg.Cluster.KeyFile == "" {
+		return nil, nil
+	}
+	return readKeyFile(cfg.resolve(cfg.Cluster.KeyFile))
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs and is missing: dig (bind9-dnsutils)
+# and dnsperf. Debian and Ubuntu through apt-get; elsewhere it says what to
+# install and fails.
+set -euo pipefail
+
+need=()
+command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
+command -v dnsperf >/dev/null 2>&1 || need+=(dnsperf)
+((${#need[@]})) || exit 0
+
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "install-deps: missing ${need[*]}; this is not a Debian or Ubuntu system: install dig and dnsperf with your package manager" >&2
+  exit 1
+fi
+sudo=()
+if [[ $(id -u) -ne 0 ]]; then
+  if command -v sudo >/dev/null 2>&1; then sudo=(sudo); else
+    echo "install-deps: missing ${need[*]}; run as root or install sudo: apt-get install -y ${need[*]}" >&2
+    exit 1
+  fi
+fi
+echo "install-deps: installing ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -q >/dev/null || true
+"${sudo[@]}" apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
