@@ -1,0 +1,298 @@
+package health
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// snap builds a snapshot from "id=state" pairs.
+func snap(states map[string]State) *Snapshot {
+	s := &Snapshot{statuses: map[string]Status{}, ready: true}
+	for id, st := range states {
+		s.statuses[id] = Status{State: st}
+	}
+	return s
+}
+
+// report builds a fresh-enough remote report: age is how long ago it
+// arrived.
+func report(origin, site string, age time.Duration, targets map[string]State) Received {
+	return Received{
+		Report: Report{Origin: origin, Site: site, Seq: 1, ConfigHash: "h", Ready: true, Targets: targets},
+		At:     t0.Add(-age),
+	}
+}
+
+type want struct {
+	up     bool
+	reason string
+}
+
+func TestMerge(t *testing.T) {
+	// a1 and a2 are in dc1, b1 in dc2. This node, n1, is in dc1.
+	sites := map[string]string{"a1": "dc1", "a2": "dc1", "b1": "dc2"}
+	const U, D, X = Up, Down, Unknown
+	mismatched := report("n9", "dc2", 0, map[string]State{"b1": D})
+	mismatched.ConfigHash = "other"
+	older := report("n3", "dc2", 0, map[string]State{"b1": D})
+	newer := report("n3", "dc2", time.Second, map[string]State{"b1": U})
+	newer.Seq = 2
+
+	tests := []struct {
+		name       string
+		local      map[string]State // nil: no local snapshot
+		remote     []Received
+		want       map[string]want
+		wantStale  []string
+		wantExpiry time.Time
+	}{
+		{
+			name:  "local only",
+			local: map[string]State{"a1": U, "a2": D, "b1": D},
+			want: map[string]want{
+				"a1": {true, "own site 1/1 up"},
+				"a2": {false, "own site 0/1 up"},
+				"b1": {false, "site dc2 silent; cross-check 0/1 up"},
+			},
+		},
+		{
+			name:   "remote only",
+			remote: []Received{report("n3", "dc2", time.Second, map[string]State{"a1": D, "a2": U, "b1": U})},
+			want: map[string]want{
+				"a1": {false, "site dc1 silent; cross-check 0/1 up"},
+				"a2": {true, "site dc1 silent; cross-check 1/1 up"},
+				"b1": {true, "own site 1/1 up"},
+			},
+			wantExpiry: t0.Add(4 * time.Second),
+		},
+		{
+			name:  "own site majority up",
+			local: map[string]State{"a1": D},
+			remote: []Received{
+				report("n2", "dc1", 0, map[string]State{"a1": U}),
+				report("n4", "dc1", 0, map[string]State{"a1": U}),
+			},
+			want:       map[string]want{"a1": {true, "own site 2/3 up"}},
+			wantExpiry: t0.Add(5 * time.Second),
+		},
+		{
+			name:  "own site majority down",
+			local: map[string]State{"a1": U},
+			remote: []Received{
+				report("n2", "dc1", 0, map[string]State{"a1": D}),
+				report("n4", "dc1", 0, map[string]State{"a1": D}),
+			},
+			want:       map[string]want{"a1": {false, "own site 1/3 up"}},
+			wantExpiry: t0.Add(5 * time.Second),
+		},
+		{
+			name:       "own site tie counts as up",
+			local:      map[string]State{"a1": D},
+			remote:     []Received{report("n2", "dc1", 0, map[string]State{"a1": U})},
+			want:       map[string]want{"a1": {true, "own site 1/2 up"}},
+			wantExpiry: t0.Add(5 * time.Second),
+		},
+		{
+			name:  "own site outranks other sites",
+			local: map[string]State{"b1": D},
+			remote: []Received{
+				report("n3", "dc2", 0, map[string]State{"b1": U}),
+				report("n5", "dc3", 0, map[string]State{"b1": D}),
+			},
+			want:       map[string]want{"b1": {true, "own site 1/1 up"}},
+			wantExpiry: t0.Add(5 * time.Second),
+		},
+		{
+			name:  "unknown states do not vote",
+			local: map[string]State{"a1": X},
+			remote: []Received{
+				report("n2", "dc1", 0, map[string]State{"a1": X}),
+				report("n4", "dc1", 0, map[string]State{"a1": D}),
+			},
+			want:       map[string]want{"a1": {false, "own site 0/1 up"}},
+			wantExpiry: t0.Add(5 * time.Second),
+		},
+		{
+			name:  "silent site: cross-check majority up",
+			local: map[string]State{"b1": U},
+			remote: []Received{
+				report("n5", "dc3", 0, map[string]State{"b1": U}),
+				report("n6", "dc3", 0, map[string]State{"b1": D}),
+			},
+			want:       map[string]want{"b1": {true, "site dc2 silent; cross-check 2/3 up"}},
+			wantExpiry: t0.Add(5 * time.Second),
+		},
+		{
+			name:       "silent site: cross-check tie is down",
+			local:      map[string]State{"b1": U},
+			remote:     []Received{report("n5", "dc3", 0, map[string]State{"b1": D})},
+			want:       map[string]want{"b1": {false, "site dc2 silent; cross-check 1/2 up"}},
+			wantExpiry: t0.Add(5 * time.Second),
+		},
+		{
+			name:  "site whose nodes know nothing counts as silent",
+			local: map[string]State{"b1": U},
+			remote: []Received{
+				report("n3", "dc2", 0, map[string]State{"b1": X}),
+				report("n7", "dc2", 0, map[string]State{}),
+			},
+			want:       map[string]want{"b1": {true, "site dc2 silent; cross-check 1/1 up"}},
+			wantExpiry: t0.Add(5 * time.Second),
+		},
+		{
+			name:  "stale report ignored",
+			local: map[string]State{"b1": D},
+			remote: []Received{
+				report("n3", "dc2", 10*time.Second, map[string]State{"b1": U}),
+				report("n7", "dc2", 5*time.Second, map[string]State{"b1": U}), // exactly Staleness old
+			},
+			want:      map[string]want{"b1": {false, "site dc2 silent; cross-check 0/1 up"}},
+			wantStale: []string{"n3", "n7"},
+		},
+		{
+			name:       "just fresh report used",
+			local:      map[string]State{"b1": D},
+			remote:     []Received{report("n3", "dc2", 5*time.Second-1, map[string]State{"b1": U})},
+			want:       map[string]want{"b1": {true, "own site 1/1 up"}},
+			wantExpiry: t0.Add(1),
+		},
+		{
+			name:      "other config hash ignored",
+			local:     map[string]State{"b1": U},
+			remote:    []Received{mismatched},
+			want:      map[string]want{"b1": {true, "site dc2 silent; cross-check 1/1 up"}},
+			wantStale: []string{"n9"},
+		},
+		{
+			name:  "isolated node decides from its own probes",
+			local: map[string]State{"a1": U, "a2": D, "b1": U},
+			remote: []Received{
+				report("n2", "dc1", time.Minute, map[string]State{"a1": D, "a2": U, "b1": D}),
+				report("n3", "dc2", time.Minute, map[string]State{"a1": D, "a2": U, "b1": D}),
+			},
+			want: map[string]want{
+				"a1": {true, "own site 1/1 up"},
+				"a2": {false, "own site 0/1 up"},
+				"b1": {true, "site dc2 silent; cross-check 1/1 up"},
+			},
+			wantStale: []string{"n2", "n3"},
+		},
+		{
+			name:   "nobody knows: fail open",
+			local:  map[string]State{"a1": X},
+			remote: []Received{report("n3", "dc2", 0, map[string]State{"a1": X})},
+			want: map[string]want{
+				"a1": {true, "no known state; fail open"},
+				"b1": {true, "no known state; fail open"},
+			},
+			wantExpiry: t0.Add(5 * time.Second),
+		},
+		{
+			name:   "own echo ignored in favour of the local snapshot",
+			local:  map[string]State{"a1": U},
+			remote: []Received{report("n1", "dc1", 0, map[string]State{"a1": D})},
+			want:   map[string]want{"a1": {true, "own site 1/1 up"}},
+		},
+		{
+			name:       "highest seq per origin wins",
+			remote:     []Received{newer, older},
+			want:       map[string]want{"b1": {true, "own site 1/1 up"}},
+			wantExpiry: t0.Add(4 * time.Second),
+		},
+		{
+			name:  "next expiry is the earliest used report",
+			local: map[string]State{},
+			remote: []Received{
+				report("n2", "dc1", 1*time.Second, nil),
+				report("n3", "dc2", 3*time.Second, nil),
+				report("n4", "dc2", 9*time.Second, nil), // stale: not used
+			},
+			want:       map[string]want{"a1": {true, "no known state; fail open"}},
+			wantStale:  []string{"n4"},
+			wantExpiry: t0.Add(2 * time.Second),
+		},
+		{
+			name:  "endpoint not in sites is up",
+			local: map[string]State{"zz": D},
+			want:  map[string]want{"zz": {true, "unknown endpoint; fail open"}},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := MergeInput{
+				Self: "n1", Site: "dc1", ConfigHash: "h",
+				Remote: tc.remote, Sites: sites, Now: t0, Staleness: 5 * time.Second,
+			}
+			if tc.local != nil {
+				in.Local = snap(tc.local)
+			}
+			v := Merge(in)
+			for id, w := range tc.want {
+				got := v.Verdict(id)
+				if got.Up != w.up || got.Reason != w.reason {
+					t.Errorf("Merge().Verdict(%q) = %v %q, want %v %q", id, got.Up, got.Reason, w.up, w.reason)
+				}
+				if v.Up(id) != w.up {
+					t.Errorf("Merge().Up(%q) = %v, want %v", id, v.Up(id), w.up)
+				}
+			}
+			if got := v.Stale(); !slices.Equal(got, tc.wantStale) {
+				t.Errorf("Merge().Stale() = %q, want %q", got, tc.wantStale)
+			}
+			if got := v.NextExpiry(); !got.Equal(tc.wantExpiry) {
+				t.Errorf("Merge().NextExpiry() = %v, want %v", got, tc.wantExpiry)
+			}
+		})
+	}
+}
+
+func TestMergeVotesAndLists(t *testing.T) {
+	mis := report("n9", "dc1", 0, map[string]State{"a1": Down})
+	mis.ConfigHash = "other"
+	v := Merge(MergeInput{
+		Self: "n1", Site: "dc1", ConfigHash: "h",
+		Local: snap(map[string]State{"a1": Up}),
+		Remote: []Received{
+			report("n2", "dc1", 0, map[string]State{"a1": Down}),
+			report("n3", "dc2", 0, map[string]State{"a1": Up}),
+			report("n5", "dc3", 0, map[string]State{"a1": Down}),
+			report("n8", "dc2", time.Hour, map[string]State{"a1": Down}),
+			mis,
+		},
+		Sites: map[string]string{"a1": "dc1"}, Now: t0, Staleness: 5 * time.Second,
+	})
+	got := v.Verdict("a1")
+	want := Verdict{Up: true, Reason: "own site 1/2 up", Site: "dc1", Own: Votes{Up: 1, Down: 1}, Cross: Votes{Up: 1, Down: 1}}
+	if got != want {
+		t.Errorf("Verdict(a1) = %+v, want %+v", got, want)
+	}
+	if got := v.Verdicts(); len(got) != 1 || got["a1"] != want {
+		t.Errorf("Verdicts() = %+v, want only a1", got)
+	}
+	if got, want := v.Stale(), []string{"n8", "n9"}; !slices.Equal(got, want) {
+		t.Errorf("Stale() = %q, want %q", got, want)
+	}
+	if got, want := v.Mismatched(), []string{"n9"}; !slices.Equal(got, want) {
+		t.Errorf("Mismatched() = %q, want %q", got, want)
+	}
+}
+
+func TestNilViewAndSnapshotFailOpen(t *testing.T) {
+	var v *View
+	if !v.Up("x") || !v.Verdict("x").Up || v.Stale() != nil || !v.NextExpiry().IsZero() {
+		t.Error("nil View is not fail-open and empty")
+	}
+	var s *Snapshot
+	if !s.Up("x") || s.Ready() || s.Len() != 0 || len(s.States()) != 0 {
+		t.Error("nil Snapshot is not fail-open, empty and unready")
+	}
+	s = snap(map[string]State{"u": Up, "d": Down, "x": Unknown})
+	for id, want := range map[string]bool{"u": true, "d": false, "x": true, "absent": true} {
+		if got := s.Up(id); got != want {
+			t.Errorf("Snapshot.Up(%q) = %v, want %v", id, got, want)
+		}
+	}
+}
