@@ -82,7 +82,7 @@ func (t Target) validate() error {
 	}
 	if t.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("negative timeout %s", t.Timeout))
-	} else if t.Timeout > t.Interval {
+	} else if t.Interval > 0 && t.Timeout > t.Interval {
 		errs = append(errs, fmt.Errorf("timeout %s exceeds interval %s", t.Timeout, t.Interval))
 	}
 	if t.Rise < 0 {
@@ -394,7 +394,11 @@ func (c *Checker) transition(ctx context.Context, tr *tracker, from, to State, e
 	if to == Down {
 		level = slog.LevelWarn
 	}
-	c.logger.Log(ctx, level, "target state changed", "target", tr.id, "from", from, "to", to, "error", st.LastError)
+	attrs := []any{"target", tr.id, "from", from, "to", to}
+	if st.LastError != "" {
+		attrs = append(attrs, "error", st.LastError)
+	}
+	c.logger.Log(ctx, level, "target state changed", attrs...)
 	if firstRound {
 		c.logger.Info("first health round complete", "targets", len(statuses))
 	}

@@ -1,0 +1,659 @@
+package health
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// The Checker tests run inside synctest bubbles: timers and context
+// deadlines run on a fake clock that jumps forward whenever every
+// goroutine in the bubble is blocked, so seconds of probing take
+// microseconds and every time measured below is exact fake time. Probes
+// are fakes, because real sockets would stop the fake clock.
+
+var (
+	testAddr   = netip.MustParseAddrPort("192.0.2.1:80")
+	errRefused = errors.New("connect: connection refused")
+)
+
+// Results a scripted probe can be given.
+var (
+	pass = func(context.Context) error { return nil }
+	fail = func(context.Context) error { return errRefused }
+	// hang blocks until the probe's deadline, like an endpoint that
+	// stopped answering.
+	hang = func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
+)
+
+// script is a fake probe whose every result the test hands over, one per
+// probe, so the test knows exactly when each probe happened. While a
+// script is in use the test must keep feeding it: a probe left waiting
+// times out like a hanging one.
+type script chan func(context.Context) error
+
+func (s script) probe(ctx context.Context, _ netip.AddrPort) error {
+	select {
+	case f := <-s:
+		return f(ctx)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// feed gives the next probe its result, waits until the Checker has acted
+// on it (or the probe blocks, for hang), and returns when the probe
+// started.
+func (s script) feed(f func(context.Context) error) time.Time {
+	s <- f
+	at := time.Now()
+	synctest.Wait()
+	return at
+}
+
+// flip is a fake probe whose result the test flips at any time.
+type flip struct {
+	err   atomic.Pointer[error]
+	calls atomic.Int64
+}
+
+func (f *flip) set(err error) {
+	if err == nil {
+		f.err.Store(nil)
+		return
+	}
+	f.err.Store(&err)
+}
+
+func (f *flip) probe(context.Context, netip.AddrPort) error {
+	f.calls.Add(1)
+	if p := f.err.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// advance lets d of fake time pass (instantly in real time) and waits for
+// the bubble to settle.
+func advance(d time.Duration) {
+	<-time.After(d)
+	synctest.Wait()
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// running is a Checker being run by a test.
+type running struct {
+	*Checker
+	reg    *prometheus.Registry
+	start  time.Time
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// start runs a Checker for targets. The test must call stop.
+func start(t *testing.T, cfg CheckerConfig, targets ...Target) *running {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	c, err := NewChecker(cfg, targets, testLogger(t), reg)
+	if err != nil {
+		t.Fatalf("NewChecker: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{Checker: c, reg: reg, start: time.Now(), cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- c.Run(ctx) }()
+	return r
+}
+
+// stop cancels Run and checks that it returns at once, without fake time
+// passing: every probing goroutine, a hanging probe included, stops on
+// cancellation. synctest.Test then fails if any goroutine is left.
+func (r *running) stop(t *testing.T) {
+	t.Helper()
+	before := time.Now()
+	r.cancel()
+	if err := <-r.done; err != nil {
+		t.Errorf("Run() = %v, want nil", err)
+	}
+	if d := time.Since(before); d != 0 {
+		t.Errorf("Run returned %v after cancel, want at once", d)
+	}
+}
+
+func (r *running) state(id string) State {
+	st, _ := r.Snapshot().Get(id)
+	return st.State
+}
+
+// signalled reports whether Changed holds a signal, and consumes it.
+func (r *running) signalled() bool {
+	select {
+	case <-r.Changed():
+		return true
+	default:
+		return false
+	}
+}
+
+// target returns a target with the default timing.
+func target(id string, p Probe) Target {
+	return Target{ID: id, Site: "dc1", Addr: testAddr, Kind: "tcp", Probe: p}
+}
+
+func within(t *testing.T, what string, got, lo, hi time.Duration) {
+	t.Helper()
+	if got < lo || got > hi {
+		t.Errorf("%s = %v, want within [%v, %v]", what, got, lo, hi)
+	}
+}
+
+// TestCheckerDetectsWithinASecond shows the worst case with the defaults
+// (interval 500ms, fall 2): the endpoint dies just after a successful
+// probe. The next probe comes within one interval plus jitter, and its
+// failure is confirmed a fifth of an interval later.
+func TestCheckerDetectsWithinASecond(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := make(script)
+		r := start(t, CheckerConfig{}, target("a", s.probe))
+		defer r.stop(t)
+
+		first := s.feed(pass)
+		within(t, "first probe after start", first.Sub(r.start), 0, DefaultInterval/4)
+		if got := r.state("a"); got != Up {
+			t.Fatalf("state after one success = %v, want up", got)
+		}
+		last := first
+		for range 5 {
+			at := s.feed(pass)
+			within(t, "interval", at.Sub(last), 450*time.Millisecond, 550*time.Millisecond)
+			last = at
+		}
+		died := last // just after this successful probe
+
+		f1 := s.feed(fail)
+		if got := r.state("a"); got != Up {
+			t.Fatalf("state after one failure = %v, want up", got)
+		}
+		f2 := s.feed(fail)
+		within(t, "confirmation delay", f2.Sub(f1), 90*time.Millisecond, 110*time.Millisecond)
+		st, _ := r.Snapshot().Get("a")
+		if st.State != Down || st.LastError != "connect: connection refused" || !st.Since.Equal(f2) {
+			t.Fatalf("status after two failures = %+v, want down since %v with the probe error", st, f2)
+		}
+		within(t, "detection time", time.Since(died), 0, 660*time.Millisecond)
+
+		// Down, the interval is back to normal.
+		at := s.feed(fail)
+		within(t, "interval while down", at.Sub(f2), 450*time.Millisecond, 550*time.Millisecond)
+	})
+}
+
+// TestCheckerDetectsHangingEndpoint: an endpoint that stops answering
+// costs two timeouts; with the defaults that is still about a second.
+func TestCheckerDetectsHangingEndpoint(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := make(script)
+		r := start(t, CheckerConfig{}, target("a", s.probe))
+		defer r.stop(t)
+
+		died := s.feed(pass)
+		h1 := s.feed(hang)
+		h2 := s.feed(hang)
+		// The confirmation is due 100ms after the first probe started,
+		// so it starts as soon as that probe times out.
+		within(t, "confirmation delay", h2.Sub(h1), 300*time.Millisecond, 300*time.Millisecond)
+		s.feed(pass) // blocks until h2 has timed out and the next probe is due
+		st, _ := r.Snapshot().Get("a")
+		if st.State != Down || st.LastError != "timeout after 300ms" {
+			t.Fatalf("status after two timeouts = %+v, want down with timeout after 300ms", st)
+		}
+		within(t, "detection time", st.Since.Sub(died), 0, 1200*time.Millisecond)
+	})
+}
+
+// TestCheckerFlipDetection flips a probe at arbitrary moments and waits
+// for the verdict through Changed, as the publisher does.
+func TestCheckerFlipDetection(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var p flip
+		r := start(t, CheckerConfig{}, target("a", p.probe))
+		defer r.stop(t)
+		<-r.Changed()
+		if got := r.state("a"); got != Up || !r.Snapshot().Ready() {
+			t.Fatalf("state = %v, ready %v; want up and ready", got, r.Snapshot().Ready())
+		}
+		for i := range 20 {
+			advance(time.Duration(i) * 37 * time.Millisecond) // vary the phase
+			flipped := time.Now()
+			p.set(errRefused)
+			<-r.Changed()
+			if got := r.state("a"); got != Down {
+				t.Fatalf("state = %v, want down", got)
+			}
+			within(t, "detection time", time.Since(flipped), 0, 660*time.Millisecond)
+
+			flipped = time.Now()
+			p.set(nil)
+			<-r.Changed()
+			if got := r.state("a"); got != Up {
+				t.Fatalf("state = %v, want up", got)
+			}
+			within(t, "recovery time", time.Since(flipped), 0, 660*time.Millisecond)
+		}
+	})
+}
+
+func TestCheckerOneLostProbeDoesNotFlip(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := make(script)
+		r := start(t, CheckerConfig{}, target("a", s.probe))
+		defer r.stop(t)
+		s.feed(pass)
+		s.feed(pass)
+		if !r.signalled() {
+			t.Fatal("no signal for unknown -> up")
+		}
+		before := r.Snapshot()
+
+		lost := s.feed(fail)
+		again := s.feed(pass)
+		within(t, "confirmation delay", again.Sub(lost), 90*time.Millisecond, 110*time.Millisecond)
+		next := s.feed(pass)
+		within(t, "interval after the confirmation", next.Sub(again), 450*time.Millisecond, 550*time.Millisecond)
+		s.feed(fail)
+		s.feed(pass)
+
+		if got := r.state("a"); got != Up {
+			t.Errorf("state = %v, want up", got)
+		}
+		if r.signalled() || r.Snapshot() != before {
+			t.Error("lone failures published a new snapshot")
+		}
+		if got := testutil.ToFloat64(r.metrics.probeFailures.WithLabelValues("tcp")); got != 2 {
+			t.Errorf("probe failures = %v, want 2", got)
+		}
+	})
+}
+
+func TestCheckerOneSlowProbeDoesNotFlip(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := make(script)
+		r := start(t, CheckerConfig{}, target("a", s.probe))
+		defer r.stop(t)
+		s.feed(pass)
+		r.signalled()
+		before := r.Snapshot()
+
+		slow := s.feed(hang)
+		after := s.feed(pass)
+		// The probe was cut at its 300ms timeout; the confirmation was
+		// already due then.
+		within(t, "slow probe to next", after.Sub(slow), 300*time.Millisecond, 300*time.Millisecond)
+		s.feed(pass)
+		if got := r.state("a"); got != Up {
+			t.Errorf("state = %v, want up", got)
+		}
+		if r.signalled() || r.Snapshot() != before {
+			t.Error("one slow probe published a new snapshot")
+		}
+	})
+}
+
+func TestCheckerRecoveryWithRise2(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := make(script)
+		r := start(t, CheckerConfig{}, target("a", s.probe))
+		defer r.stop(t)
+		s.feed(fail)
+		s.feed(fail)
+		if got := r.state("a"); got != Down {
+			t.Fatalf("state after two failures from unknown = %v, want down", got)
+		}
+		s.feed(pass)
+		if got := r.state("a"); got != Down {
+			t.Fatalf("state after one success = %v, want down", got)
+		}
+		s.feed(fail) // a relapse resets the count
+		s.feed(pass)
+		if got := r.state("a"); got != Down {
+			t.Fatalf("state after fail, pass = %v, want down", got)
+		}
+		s.feed(pass)
+		st, _ := r.Snapshot().Get("a")
+		if st.State != Up || st.LastError != "" {
+			t.Fatalf("status after two successes = %+v, want up without error", st)
+		}
+	})
+}
+
+func TestCheckerRecoveryIsQuick(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := make(script)
+		r := start(t, CheckerConfig{}, target("a", s.probe))
+		defer r.stop(t)
+		s.feed(fail)
+		s.feed(fail)
+		last := s.feed(fail)
+		p1 := s.feed(pass)
+		within(t, "interval while down", p1.Sub(last), 450*time.Millisecond, 550*time.Millisecond)
+		p2 := s.feed(pass)
+		within(t, "confirmation delay", p2.Sub(p1), 90*time.Millisecond, 110*time.Millisecond)
+		if got := r.state("a"); got != Up {
+			t.Fatalf("state = %v, want up", got)
+		}
+	})
+}
+
+// TestCheckerChangedOnlyOnTransitions counts snapshots over a long run.
+func TestCheckerChangedOnlyOnTransitions(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := make(script)
+		r := start(t, CheckerConfig{}, target("a", s.probe))
+		defer r.stop(t)
+		if r.signalled() {
+			t.Fatal("signal before any probe")
+		}
+		s.feed(pass)
+		if !r.signalled() {
+			t.Fatal("no signal for unknown -> up")
+		}
+		up := r.Snapshot()
+		for range 20 { // 10s, past FirstRoundBound too
+			s.feed(pass)
+		}
+		if r.signalled() || r.Snapshot() != up {
+			t.Fatal("signal without a transition")
+		}
+		s.feed(fail)
+		s.feed(fail)
+		if !r.signalled() || r.Snapshot() == up {
+			t.Fatal("no signal for up -> down")
+		}
+		if r.signalled() {
+			t.Fatal("two signals for one transition")
+		}
+		down := r.Snapshot()
+		for range 20 {
+			s.feed(fail)
+		}
+		if r.signalled() || r.Snapshot() != down {
+			t.Fatal("signal without a transition while down")
+		}
+		if got := up.States()["a"]; got != Up {
+			t.Errorf("old snapshot changed: state %v, want up", got)
+		}
+		for to, want := range map[string]float64{"up": 1, "down": 1} {
+			if got := testutil.ToFloat64(r.metrics.transitions.WithLabelValues(to)); got != want {
+				t.Errorf("transitions{to=%q} = %v, want %v", to, got, want)
+			}
+		}
+		if got := testutil.ToFloat64(r.metrics.targetUp.WithLabelValues("a")); got != 0 {
+			t.Errorf("target_up{a} = %v, want 0", got)
+		}
+	})
+}
+
+func TestCheckerReady(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b := make(script), make(script)
+		r := start(t, CheckerConfig{}, target("a", a.probe), target("b", b.probe))
+		defer r.stop(t)
+		if r.Snapshot().Ready() {
+			t.Fatal("ready before probing")
+		}
+		// Whichever probes first gets its result first.
+		select {
+		case a <- pass:
+		case b <- fail:
+		}
+		synctest.Wait()
+		if r.Snapshot().Ready() {
+			t.Fatal("ready with a target unknown")
+		}
+		select {
+		case a <- pass:
+		case b <- fail:
+		}
+		synctest.Wait()
+		select {
+		case a <- pass:
+		case b <- fail:
+		}
+		synctest.Wait()
+		st := r.Snapshot().States()
+		if st["a"] != Up || st["b"] != Down || !r.Snapshot().Ready() {
+			t.Fatalf("states %v, ready %v; want a up, b down, ready", st, r.Snapshot().Ready())
+		}
+	})
+}
+
+func TestCheckerFirstRoundBound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var p flip
+		p.set(errRefused)
+		tg := target("a", p.probe)
+		tg.Fall = 100 // stays unknown for 100 failures
+		r := start(t, CheckerConfig{FirstRoundBound: 2 * time.Second}, tg)
+		defer r.stop(t)
+		<-r.Changed()
+		if got := time.Since(r.start); got != 2*time.Second {
+			t.Errorf("ready after %v, want 2s", got)
+		}
+		if !r.Snapshot().Ready() || r.state("a") != Unknown {
+			t.Errorf("ready %v, state %v; want ready with a unknown", r.Snapshot().Ready(), r.state("a"))
+		}
+		if !r.Snapshot().Up("a") {
+			t.Error("Up(unknown) = false, want true (fail open)")
+		}
+	})
+}
+
+func TestCheckerUpdate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var pa, pb, pc flip
+		r := start(t, CheckerConfig{}, target("a", pa.probe), target("b", pb.probe))
+		defer r.stop(t)
+		advance(time.Second)
+		r.signalled()
+		aBefore, _ := r.Snapshot().Get("a")
+		if aBefore.State != Up || r.state("b") != Up {
+			t.Fatalf("states %v, want a and b up", r.Snapshot().States())
+		}
+
+		// Keep a, drop b, add c, and drop an invalid target.
+		r.Update([]Target{target("a", pa.probe), target("c", pc.probe), {ID: "bad"}})
+		if !r.signalled() {
+			t.Fatal("no signal for a changed target set")
+		}
+		snap := r.Snapshot()
+		if got, _ := snap.Get("a"); got != aBefore {
+			t.Errorf("a after Update = %+v, want unchanged %+v", got, aBefore)
+		}
+		if _, ok := snap.Get("b"); ok {
+			t.Error("b still in the snapshot after removal")
+		}
+		if got := r.state("c"); got != Unknown {
+			t.Errorf("c after Update = %v, want unknown", got)
+		}
+		if !snap.Ready() || snap.Len() != 2 {
+			t.Errorf("ready %v len %d, want ready (sticky) with 2 targets", snap.Ready(), snap.Len())
+		}
+		if got := testutil.CollectAndCount(r.metrics.targetUp); got != 1 {
+			t.Errorf("target_up series = %d, want 1 (a; b deleted, c unknown)", got)
+		}
+
+		bCalls := pb.calls.Load()
+		advance(2 * time.Second)
+		if got := r.state("c"); got != Up {
+			t.Errorf("c = %v, want up", got)
+		}
+		if got := pb.calls.Load(); got != bCalls {
+			t.Errorf("b probed %d times after removal", got-bCalls)
+		}
+		r.signalled() // c's transition
+
+		// Same ID, new settings: the kept goroutine switches probes.
+		var pa2 flip
+		pa2.set(errRefused)
+		r.Update([]Target{target("a", pa2.probe), target("c", pc.probe)})
+		if r.signalled() {
+			t.Error("signal for an Update that kept the same IDs")
+		}
+		<-r.Changed()
+		if got := r.state("a"); got != Down || pa2.calls.Load() == 0 {
+			t.Errorf("a = %v after %d probes with the new probe, want down", got, pa2.calls.Load())
+		}
+	})
+}
+
+func TestCheckerUpdateBeforeAndAfterRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var pa, pb flip
+		c, err := NewChecker(CheckerConfig{}, []Target{target("a", pa.probe)}, testLogger(t), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Update([]Target{target("b", pb.probe)})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- c.Run(ctx) }()
+		advance(time.Second)
+		if pa.calls.Load() != 0 || pb.calls.Load() == 0 {
+			t.Errorf("probes of a %d, b %d; want only b", pa.calls.Load(), pb.calls.Load())
+		}
+		if err := c.Run(ctx); err == nil {
+			t.Error("second Run() = nil, want an error")
+		}
+		cancel()
+		<-done
+		// No goroutine may start after Run returned; synctest.Test
+		// fails if one is left behind.
+		c.Update([]Target{target("a", pa.probe)})
+		advance(time.Second)
+		if pa.calls.Load() != 0 {
+			t.Error("target probed after Run returned")
+		}
+	})
+}
+
+// TestCheckerStopsWithProbesInFlight cancels Run while probes hang: they
+// are cancelled through their context and Run returns at once.
+func TestCheckerStopsWithProbesInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var targets []Target
+		for _, id := range []string{"a", "b", "c"} {
+			tg := target(id, func(ctx context.Context, _ netip.AddrPort) error { <-ctx.Done(); return ctx.Err() })
+			tg.Interval, tg.Timeout = 10*time.Second, 10*time.Second
+			targets = append(targets, tg)
+		}
+		var quiet flip
+		targets = append(targets, target("d", quiet.probe))
+		r := start(t, CheckerConfig{}, targets...)
+		advance(3 * time.Second) // a, b, c are mid-probe; d sleeps between probes
+		r.stop(t)
+		if got := r.Snapshot().States(); got["a"] != Unknown || got["d"] != Up {
+			t.Errorf("states after stop = %v, want a unknown (cancelled probe not counted), d up", got)
+		}
+	})
+}
+
+func TestCheckerProbePanicIsAFailure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tg := target("a", func(context.Context, netip.AddrPort) error { panic("boom") })
+		tg.Fall = 1
+		r := start(t, CheckerConfig{}, tg)
+		defer r.stop(t)
+		<-r.Changed()
+		st, _ := r.Snapshot().Get("a")
+		if st.State != Down || st.LastError != "probe panic: boom" {
+			t.Errorf("status = %+v, want down with probe panic: boom", st)
+		}
+	})
+}
+
+func TestNewCheckerErrors(t *testing.T) {
+	ok := func(context.Context, netip.AddrPort) error { return nil }
+	tests := []struct {
+		name    string
+		cfg     CheckerConfig
+		targets []Target
+		want    string
+	}{
+		{"empty ID", CheckerConfig{}, []Target{{Probe: ok}}, `health: targets[0] "": empty ID`},
+		{"no probe", CheckerConfig{}, []Target{{ID: "a"}}, `health: targets[0] "a": no probe`},
+		{"timeout over interval", CheckerConfig{}, []Target{{ID: "a", Probe: ok, Interval: time.Second, Timeout: 2 * time.Second}},
+			`health: targets[0] "a": timeout 2s exceeds interval 1s`},
+		{"negative", CheckerConfig{}, []Target{{ID: "a", Probe: ok, Interval: -1, Rise: -1, Fall: -2}},
+			"health: targets[0] \"a\": negative interval -1ns\nnegative rise -1\nnegative fall -2"},
+		{"duplicate", CheckerConfig{}, []Target{{ID: "a", Probe: ok}, {ID: "b", Probe: ok}, {ID: "a", Probe: ok}},
+			`health: targets[2] "a": duplicate ID`},
+		{"all of them", CheckerConfig{}, []Target{{ID: "a"}, {Probe: ok}},
+			"health: targets[0] \"a\": no probe\ntargets[1] \"\": empty ID"},
+		{"negative bound", CheckerConfig{FirstRoundBound: -1}, nil, "health: negative first round bound -1ns"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := NewChecker(tc.cfg, tc.targets, nil, nil)
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("NewChecker() error = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestNewCheckerDefaults(t *testing.T) {
+	ok := func(context.Context, netip.AddrPort) error { return nil }
+	ts, err := prepare([]Target{{ID: "a", Probe: ok}, {ID: "b", Probe: ok, Interval: 2 * time.Second, Rise: 3, Fall: 4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range [][4]int64{
+		{int64(500 * time.Millisecond), int64(300 * time.Millisecond), 2, 2},
+		{int64(2 * time.Second), int64(1200 * time.Millisecond), 3, 4},
+	} {
+		got := [4]int64{int64(ts[i].Interval), int64(ts[i].Timeout), int64(ts[i].Rise), int64(ts[i].Fall)}
+		if got != want {
+			t.Errorf("defaults(%s) interval, timeout, rise, fall = %v, want %v", ts[i].ID, got, want)
+		}
+	}
+	c, err := NewChecker(CheckerConfig{}, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Snapshot().Ready() || c.bound != DefaultFirstRoundBound {
+		t.Errorf("checker without targets: ready %v, bound %v; want ready, %v", c.Snapshot().Ready(), c.bound, DefaultFirstRoundBound)
+	}
+}
+
+func TestCheckerLogsTransitions(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var buf strings.Builder
+		var p flip
+		p.set(errRefused)
+		c, err := NewChecker(CheckerConfig{}, []Target{target("a", p.probe)}, slog.New(slog.NewTextHandler(&buf, nil)), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- c.Run(ctx) }()
+		<-c.Changed()
+		cancel()
+		<-done
+		want := `level=WARN msg="target state changed" target=a from=unknown to=down error="connect: connection refused"`
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("log = %q, want it to contain %q", buf.String(), want)
+		}
+	})
+}
