@@ -1,0 +1,608 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gslbd/gslbd/health"
+)
+
+// Member states, the values of [Member].State.
+const (
+	// MemberAlive: memberlist considers the node alive and its heartbeat
+	// (if it has announced a report) is fresh.
+	MemberAlive = "alive"
+	// MemberSuspect: memberlist still lists the node, but no heartbeat has
+	// arrived within Staleness. memberlist v0.7.0 does not expose its own
+	// suspicion, and ours comes much sooner.
+	MemberSuspect = "suspect"
+	// MemberDead: memberlist declared the node failed.
+	MemberDead = "dead"
+	// MemberLeft: the node announced a graceful departure.
+	MemberLeft = "left"
+)
+
+// Member is a cluster node as this node sees it.
+type Member struct {
+	Name       string
+	Site       string
+	Addr       netip.AddrPort // its gossip address
+	State      string         // MemberAlive, MemberSuspect, MemberDead or MemberLeft
+	ConfigHash string
+	// SameConfig is whether ConfigHash equals this node's.
+	SameConfig bool
+}
+
+// Cluster is this node's membership in the gossip cluster: it sends the
+// local health report to every peer and holds the latest report of each
+// other node. Its methods are safe for concurrent use.
+type Cluster struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+	ml      *memberlist.Memberlist // set once in New, before anything reads it
+	queue   *memberlist.TransmitLimitedQueue
+	meta    []byte // our node meta, fixed at New
+	seeds   []string
+
+	changed chan struct{} // one slot: remote state changed
+	wake    chan struct{} // one slot: send the local report now
+
+	// alive counts members in state alive, ourselves included. It is
+	// atomic because the broadcast queue reads it while holding its own
+	// lock, which must never wait on mu.
+	alive     atomic.Int32
+	running   atomic.Bool
+	skipLeave atomic.Bool // tests: stop as if the process had crashed
+	sends     sync.WaitGroup
+
+	// mu guards the fields below. It is never held while calling into
+	// memberlist (memberlist calls our event methods with its own locks
+	// held).
+	mu       sync.Mutex
+	seq      uint64 // Seq of the latest local report; starts at boot time in ns
+	localMsg []byte // latest local report as a frame, nil before the first Announce
+	table    table
+	members  map[string]*member
+	inflight map[string]bool // peers with a TCP send of ours in progress
+}
+
+// member is the state kept per node, from memberlist events.
+type member struct {
+	node  memberlist.Node // a copy: Name, Addr and Port are used for sends
+	meta  nodeMeta
+	state string // MemberAlive, MemberDead or MemberLeft; suspect is derived
+	since time.Time
+}
+
+// errRunTwice is returned by a second call to Run.
+var errRunTwice = errors.New("cluster: Run called twice")
+
+// New validates cfg, binds the gossip sockets and starts memberlist, but
+// joins nobody: [Cluster.Run] does that. Until Run is called the node
+// answers peers but sends nothing of its own. Metrics are registered with
+// reg, which may be nil.
+func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Cluster, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("cluster config: %w", err)
+	}
+	meta, err := encodeMeta(nodeMeta{Site: cfg.Site, ConfigHash: cfg.ConfigHash})
+	if err != nil {
+		return nil, fmt.Errorf("cluster config: %w", err)
+	}
+	c := &Cluster{
+		cfg:      cfg,
+		log:      logger,
+		meta:     meta,
+		changed:  make(chan struct{}, 1),
+		wake:     make(chan struct{}, 1),
+		seq:      uint64(time.Now().UnixNano()),
+		table:    newTable(dropFactor * cfg.Staleness),
+		members:  make(map[string]*member),
+		inflight: make(map[string]bool),
+	}
+	c.queue = &memberlist.TransmitLimitedQueue{
+		NumNodes:       func() int { return int(c.alive.Load()) },
+		RetransmitMult: retransmitMult,
+	}
+	if c.metrics, err = newMetrics(reg, c); err != nil {
+		return nil, fmt.Errorf("cluster metrics: %w", err)
+	}
+
+	mc := cfg.memberlistConfig()
+	mc.Delegate = &delegate{c}
+	mc.Events = &events{c}
+	mc.Logger = newMemberlistLogger(logger)
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		c.metrics.unregister()
+		return nil, fmt.Errorf("start memberlist on %s: %w", cfg.Bind, err)
+	}
+	c.ml = ml
+
+	self := c.Addr().String()
+	for _, s := range cfg.Seeds {
+		if s != self && s != cfg.Bind && s != cfg.Advertise {
+			c.seeds = append(c.seeds, s)
+		}
+	}
+	logger.Info("gossip listening", "name", cfg.Name, "site", cfg.Site, "addr", self)
+	return c, nil
+}
+
+// Addr returns the address peers reach this node's gossip on: the
+// advertised address, or the bound one (with the port picked if Bind's
+// port was 0).
+func (c *Cluster) Addr() netip.AddrPort {
+	return nodeAddr(c.ml.LocalNode())
+}
+
+// Run joins the cluster through the seeds (retrying until it succeeds) and
+// sends the local report every Heartbeat until ctx is done. It then
+// announces the departure, leaves memberlist (bounded by a second) and
+// shuts it down, and returns once every goroutine it started has ended.
+// Call it once.
+func (c *Cluster) Run(ctx context.Context) error {
+	if !c.running.CompareAndSwap(false, true) {
+		return errRunTwice
+	}
+	var wg sync.WaitGroup
+	if len(c.seeds) > 0 {
+		wg.Go(func() { c.joinLoop(ctx) })
+	}
+	c.sendLoop(ctx)
+	wg.Wait()
+
+	if !c.skipLeave.Load() {
+		c.sendLeave()
+		if err := c.ml.Leave(leaveTimeout); err != nil {
+			c.log.Warn("leave cluster", "err", err)
+		}
+	}
+	err := c.ml.Shutdown()
+	c.sends.Wait()
+	if err != nil {
+		return fmt.Errorf("shut down memberlist: %w", err)
+	}
+	c.log.Info("gossip stopped")
+	return nil
+}
+
+// joinLoop tries the seeds whenever this node is alone: at start, and
+// again if every peer has gone (a restart of the whole cluster, or a
+// partition that outlasted memberlist's memory of the dead).
+func (c *Cluster) joinLoop(ctx context.Context) {
+	t := time.NewTicker(c.cfg.RetryInterval)
+	defer t.Stop()
+	failing := false
+	for {
+		if c.alive.Load() <= 1 {
+			n, err := c.ml.Join(c.seeds)
+			switch {
+			case err != nil:
+				c.metrics.joins.WithLabelValues(joinFailure).Inc()
+				if !failing {
+					c.log.Warn("join cluster failed, running alone and retrying", "seeds", c.seeds, "every", c.cfg.RetryInterval, "err", err)
+				}
+				failing = true
+			default:
+				c.metrics.joins.WithLabelValues(joinSuccess).Inc()
+				c.log.Info("joined cluster", "seeds_reached", n, "members", c.alive.Load())
+				failing = false
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// sendLoop sends the local report on every heartbeat and whenever woken
+// (Announce, a peer joined), and expires old state on every heartbeat.
+func (c *Cluster) sendLoop(ctx context.Context) {
+	t := time.NewTicker(c.cfg.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.wake:
+		case <-t.C:
+			c.expire(time.Now())
+		}
+		c.sendLocal()
+	}
+}
+
+// Announce makes r this node's report: it sets Origin and Site from the
+// Config (and ConfigHash if r has none), Seq and Time, and sends it to
+// every peer at once. The report is then re-sent every Heartbeat and
+// carried in push/pull. r must not be changed afterwards. Announce does
+// not block on the network.
+func (c *Cluster) Announce(r health.Report) {
+	r.Origin = c.cfg.Name
+	r.Site = c.cfg.Site
+	if r.ConfigHash == "" {
+		r.ConfigHash = c.cfg.ConfigHash
+	}
+	r.Time = time.Now()
+	c.mu.Lock()
+	c.seq++
+	r.Seq = c.seq
+	c.localMsg = encodeReport(r, 0)
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Reports returns the latest report of every other node, sorted by
+// origin, with At the local time it last arrived. Reports up to 10 times
+// Staleness old are included: the caller judges freshness. The reports
+// are shared and must not be modified.
+func (c *Cluster) Reports() []health.Received {
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.table.received(now)
+}
+
+// Changed is signalled (one slot, never blocking the sender) when a
+// remote report's content changes or appears or is dropped, and when a
+// node joins, leaves, fails or updates its meta. A heartbeat that only
+// refreshes a report's At does not signal: consumers re-read on their own
+// timer to judge staleness.
+func (c *Cluster) Changed() <-chan struct{} {
+	return c.changed
+}
+
+// Members returns every node this node knows, itself included, sorted by
+// name. Departed nodes are kept for a while (memberlist's
+// gossip-to-the-dead time) so operators can see them.
+func (c *Cluster) Members() []Member {
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]Member, 0, len(c.members))
+	for name, m := range c.members {
+		state := m.state
+		if state == MemberAlive && name != c.cfg.Name {
+			if r, ok := c.table.reports[name]; ok && now.Sub(r.At) > c.cfg.Staleness {
+				state = MemberSuspect
+			}
+		}
+		out = append(out, Member{
+			Name:       name,
+			Site:       m.meta.Site,
+			Addr:       nodeAddr(&m.node),
+			State:      state,
+			ConfigHash: m.meta.ConfigHash,
+			SameConfig: m.meta.ConfigHash == c.cfg.ConfigHash,
+		})
+	}
+	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// sendLocal sends the local report straight to every alive peer and
+// queues it for gossip as well, so a lost packet is made up by the next
+// gossip round rather than the next heartbeat.
+func (c *Cluster) sendLocal() {
+	c.mu.Lock()
+	msg := c.localMsg
+	var peers []memberlist.Node
+	if msg != nil {
+		peers = c.peersLocked()
+	}
+	c.mu.Unlock()
+	if msg == nil {
+		return
+	}
+	if len(msg) <= maxPacket {
+		c.queue.QueueBroadcast(&broadcast{name: "node/" + c.cfg.Name, msg: msg})
+	}
+	for i := range peers {
+		c.send(&peers[i], msg)
+	}
+}
+
+// sendLeave tells every alive peer, directly and through gossip, that we
+// are leaving, so they drop our report at once and show us as left.
+func (c *Cluster) sendLeave() {
+	c.mu.Lock()
+	msg := encodeLeave(c.cfg.Name, c.seq)
+	peers := c.peersLocked()
+	c.mu.Unlock()
+	c.queue.QueueBroadcast(&broadcast{name: "node/" + c.cfg.Name, msg: msg})
+	for i := range peers {
+		c.send(&peers[i], msg)
+	}
+}
+
+// peersLocked returns copies of the alive members other than us.
+func (c *Cluster) peersLocked() []memberlist.Node {
+	peers := make([]memberlist.Node, 0, len(c.members))
+	for name, m := range c.members {
+		if name != c.cfg.Name && m.state == MemberAlive {
+			peers = append(peers, m.node)
+		}
+	}
+	return peers
+}
+
+// send delivers msg to one peer: over UDP if it fits a packet, else over
+// TCP on a goroutine of its own, at most one per peer at a time, so a
+// peer that does not answer delays nobody else.
+func (c *Cluster) send(to *memberlist.Node, msg []byte) {
+	if len(msg) <= maxPacket {
+		if err := c.ml.SendBestEffort(to, msg); err != nil {
+			c.log.Debug("send to peer", "peer", to.Name, "err", err)
+		}
+		return
+	}
+	c.mu.Lock()
+	busy := c.inflight[to.Name]
+	c.inflight[to.Name] = true
+	c.mu.Unlock()
+	if busy {
+		return
+	}
+	c.sends.Go(func() {
+		if err := c.ml.SendReliable(to, msg); err != nil {
+			c.log.Debug("send to peer over tcp", "peer", to.Name, "err", err)
+		}
+		c.mu.Lock()
+		delete(c.inflight, to.Name)
+		c.mu.Unlock()
+	})
+}
+
+// receive handles one message from a peer.
+func (c *Cluster) receive(frame []byte) {
+	if err := c.apply(frame, time.Now()); err != nil {
+		c.badMessage("message", len(frame), err)
+	}
+}
+
+// mergeState handles a peer's full state from push/pull: every frame in
+// it goes through the same apply as the messages.
+func (c *Cluster) mergeState(buf []byte) {
+	now := time.Now()
+	k, body, err := splitKind(buf)
+	if err == nil && k != kindState {
+		err = fmt.Errorf("push/pull state of kind %v", k)
+	}
+	if err == nil {
+		err = splitState(body, func(frame []byte) error { return c.apply(frame, now) })
+	}
+	if err != nil {
+		c.badMessage("state", len(buf), err)
+	}
+}
+
+func (c *Cluster) badMessage(via string, size int, err error) {
+	c.metrics.bad.Inc()
+	c.log.Debug("bad gossip message dropped", "via", via, "bytes", size, "err", err)
+}
+
+// apply is the single entry point for every frame, whether it came as a
+// message or inside a push/pull state. It decodes by kind and hands the
+// result to that kind's apply function.
+func (c *Cluster) apply(frame []byte, now time.Time) error {
+	k, body, err := splitKind(frame)
+	if err != nil {
+		return err
+	}
+	switch k {
+	case kindReport:
+		m, err := decodeReport(body)
+		if err != nil {
+			return err
+		}
+		c.applyReport(m, now)
+	case kindLeave:
+		m, err := decodeLeave(body)
+		if err != nil {
+			return err
+		}
+		c.applyLeave(m, now)
+	default:
+		return fmt.Errorf("unexpected message kind %v", k)
+	}
+	return nil
+}
+
+func (c *Cluster) applyReport(m reportMsg, now time.Time) {
+	c.metrics.received.Inc()
+	r := m.report
+	if r.Origin == c.cfg.Name {
+		return // our own, back from a peer's push/pull
+	}
+	c.mu.Lock()
+	prev, had := c.table.reports[r.Origin]
+	out := c.table.apply(r, now.Add(-m.age), now)
+	c.mu.Unlock()
+	if out != changed {
+		return
+	}
+	c.log.Debug("report changed", "origin", r.Origin, "site", r.Site, "seq", r.Seq, "targets", len(r.Targets), "ready", r.Ready)
+	if r.ConfigHash != c.cfg.ConfigHash && (!had || prev.ConfigHash != r.ConfigHash) {
+		c.log.Warn("report from a node with another config", "origin", r.Origin, "config_hash", r.ConfigHash, "ours", c.cfg.ConfigHash)
+	}
+	c.signal()
+}
+
+func (c *Cluster) applyLeave(m wireLeave, now time.Time) {
+	if m.Origin == c.cfg.Name {
+		return
+	}
+	c.mu.Lock()
+	if cur, ok := c.table.reports[m.Origin]; ok && cur.Seq > m.Seq {
+		c.mu.Unlock()
+		return // from an earlier incarnation than the report we hold
+	}
+	c.table.drop(m.Origin, m.Seq, now)
+	known := false
+	if mb, ok := c.members[m.Origin]; ok {
+		known = mb.state != MemberLeft
+		mb.state, mb.since = MemberLeft, now
+	}
+	c.countAliveLocked()
+	c.mu.Unlock()
+	if known {
+		c.log.Info("member leaving", "name", m.Origin)
+	}
+	c.signal()
+}
+
+// expire drops reports and departed members that are too old.
+func (c *Cluster) expire(now time.Time) {
+	c.mu.Lock()
+	dropped := c.table.expire(now)
+	for name, m := range c.members {
+		if (m.state == MemberDead || m.state == MemberLeft) && now.Sub(m.since) > gossipToTheDeadTime {
+			delete(c.members, name)
+		}
+	}
+	c.mu.Unlock()
+	for _, origin := range dropped {
+		c.log.Info("report expired", "origin", origin, "after", c.table.dropAfter)
+	}
+	if len(dropped) > 0 {
+		c.signal()
+	}
+}
+
+// localState is our side of a push/pull: our report and every report we
+// hold, each with its age, as one kindState message.
+func (c *Cluster) localState(now time.Time) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	state := []byte{byte(kindState)}
+	if c.localMsg != nil {
+		state = appendStateFrame(state, c.localMsg)
+	}
+	for _, r := range c.table.received(now) {
+		state = appendStateFrame(state, encodeReport(r.Report, now.Sub(r.At)))
+	}
+	return state
+}
+
+// memberEvent records a memberlist event. state is MemberAlive for joins
+// and updates, MemberDead for leaves (MemberLeft is kept if the node said
+// goodbye first).
+func (c *Cluster) memberEvent(n *memberlist.Node, state string) {
+	now := time.Now()
+	meta, metaErr := decodeMeta(n.Meta)
+	node := memberlist.Node{Name: n.Name, Addr: slices.Clone(n.Addr), Port: n.Port}
+
+	c.mu.Lock()
+	m, known := c.members[n.Name]
+	if !known {
+		m = &member{}
+		c.members[n.Name] = m
+	}
+	prev := *m
+	m.node, m.meta = node, meta
+	if state == MemberDead && prev.state == MemberLeft {
+		state = MemberLeft
+	}
+	if !known || state != prev.state {
+		m.since = now
+	}
+	m.state = state
+	switch state {
+	case MemberAlive:
+		if !known || prev.state != MemberAlive {
+			c.table.rejoined(n.Name)
+		}
+	default:
+		c.table.dropDeparted(n.Name, now)
+	}
+	c.countAliveLocked()
+	c.mu.Unlock()
+
+	self := n.Name == c.cfg.Name
+	if metaErr != nil && !self {
+		c.metrics.bad.Inc()
+		c.log.Debug("bad node meta", "name", n.Name, "err", metaErr)
+	}
+	if !self {
+		addr := nodeAddr(&node)
+		switch {
+		case state == MemberAlive && (!known || prev.state != MemberAlive):
+			c.log.Info("member joined", "name", n.Name, "site", meta.Site, "addr", addr)
+		case state == MemberDead && prev.state != MemberDead:
+			c.log.Warn("member failed", "name", n.Name, "site", meta.Site, "addr", addr)
+		case state == MemberLeft:
+			c.log.Info("member left", "name", n.Name, "site", meta.Site, "addr", addr)
+		}
+		if meta.ConfigHash != c.cfg.ConfigHash && (!known || prev.meta.ConfigHash != meta.ConfigHash) && state == MemberAlive {
+			c.log.Warn("member has another config", "name", n.Name, "config_hash", meta.ConfigHash, "ours", c.cfg.ConfigHash)
+		}
+	}
+	if state == MemberAlive && !self {
+		// Greet the newcomer with our report rather than make it wait for
+		// the next heartbeat.
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+	c.signal()
+}
+
+func (c *Cluster) countAliveLocked() {
+	n := 0
+	for _, m := range c.members {
+		if m.state == MemberAlive {
+			n++
+		}
+	}
+	c.alive.Store(int32(n))
+}
+
+func (c *Cluster) signal() {
+	select {
+	case c.changed <- struct{}{}:
+	default:
+	}
+}
+
+// nodeAddr returns a memberlist node's address as a netip.AddrPort.
+func nodeAddr(n *memberlist.Node) netip.AddrPort {
+	ip, _ := netip.AddrFromSlice(n.Addr)
+	return netip.AddrPortFrom(ip.Unmap(), n.Port)
+}
+
+// broadcast is a message queued for gossip, named so that a newer message
+// about the same subject replaces a queued older one.
+type broadcast struct {
+	name string
+	msg  []byte
+}
+
+var _ memberlist.NamedBroadcast = (*broadcast)(nil)
+
+func (b *broadcast) Invalidates(other memberlist.Broadcast) bool {
+	nb, ok := other.(memberlist.NamedBroadcast)
+	return ok && nb.Name() == b.name
+}
+func (b *broadcast) Name() string    { return b.name }
+func (b *broadcast) Message() []byte { return b.msg }
+func (b *broadcast) Finished()       {}

@@ -1,0 +1,198 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Config configures a [Cluster]. Zero durations take the documented
+// defaults.
+type Config struct {
+	// Name identifies this node; it must be unique in the cluster and
+	// stable across restarts.
+	Name string
+	// Site is this node's site (data center).
+	Site string
+	// ConfigHash identifies the GSLB data this node serves (zones.Set's
+	// hash). It travels in the node meta. Peers with another hash are
+	// shown as such in [Cluster.Members], logged and counted in
+	// gslb_cluster_config_mismatch; their reports are still stored, and
+	// carry their hash for the merge to judge.
+	ConfigHash string
+	// Bind is the "host:port" memberlist listens on, UDP and TCP. The host
+	// must be an IP address (empty means all addresses); port 0 picks a
+	// free port, see [Cluster.Addr].
+	Bind string
+	// Advertise is the "ip:port" peers should use to reach this node, when
+	// it differs from Bind (NAT, or Bind on all addresses). Port 0 means
+	// the bound port. Optional.
+	Advertise string
+	// Seeds are "host:port" addresses of nodes to join. Until one join
+	// succeeds the node runs alone and retries every RetryInterval; it
+	// retries the same way whenever it finds itself alone again. Seeds
+	// equal to Bind or Advertise are skipped, so every node of a cluster
+	// can share one seed list.
+	Seeds []string
+	// RetryInterval is the pause between join attempts. Default 1s.
+	RetryInterval time.Duration
+	// Heartbeat is how often the local report is re-sent to every peer.
+	// Default 200ms.
+	Heartbeat time.Duration
+	// Staleness is the freshness bound of reports. [Cluster.Reports] still
+	// returns older reports (the merge policy decides what stale means),
+	// but drops any report older than 10 times Staleness. A member whose
+	// report is older than Staleness shows as suspect. It must exceed
+	// Heartbeat. Default 700ms.
+	Staleness time.Duration
+	// SecretKey, if set, encrypts gossip with AES (16, 24 or 32 bytes).
+	// Every node needs the same key.
+	SecretKey []byte
+}
+
+// Defaults for the zero values of [Config].
+const (
+	DefaultRetryInterval = time.Second
+	DefaultHeartbeat     = 200 * time.Millisecond
+	DefaultStaleness     = 700 * time.Millisecond
+)
+
+// dropFactor times Staleness is the age at which a report is forgotten.
+const dropFactor = 10
+
+// memberlist timings, tuned for fast failure detection between sites
+// whose round trip is well under probeTimeout. doc.go explains the
+// figures.
+const (
+	probeInterval           = 500 * time.Millisecond
+	probeTimeout            = 250 * time.Millisecond
+	gossipInterval          = 100 * time.Millisecond
+	gossipNodes             = 3
+	suspicionMult           = 3
+	suspicionMaxTimeoutMult = 3
+	retransmitMult          = 3
+	pushPullInterval        = 10 * time.Second
+	gossipToTheDeadTime     = 30 * time.Second
+	tcpTimeout              = 2 * time.Second
+
+	// leaveTimeout bounds how long a graceful stop waits for memberlist to
+	// gossip our departure.
+	leaveTimeout = time.Second
+	// maxPacket is the largest frame sent over UDP. Bigger ones go over
+	// TCP and are not queued for gossip (they would never fit a packet).
+	// It leaves room in memberlist's 1400-byte UDP buffer for its own
+	// header, encryption and label.
+	maxPacket = 1200
+	// clusterLabel keeps gslbd's gossip apart from any other memberlist
+	// cluster (Consul, Serf) that shares the network.
+	clusterLabel = "gslbd"
+)
+
+// withDefaults returns cfg with zero values replaced by the defaults.
+func (cfg Config) withDefaults() Config {
+	if cfg.RetryInterval == 0 {
+		cfg.RetryInterval = DefaultRetryInterval
+	}
+	if cfg.Heartbeat == 0 {
+		cfg.Heartbeat = DefaultHeartbeat
+	}
+	if cfg.Staleness == 0 {
+		cfg.Staleness = DefaultStaleness
+	}
+	return cfg
+}
+
+// validate checks cfg after defaults and returns every problem.
+func (cfg Config) validate() error {
+	var errs []error
+	if cfg.Name == "" {
+		errs = append(errs, errors.New("name: must be set"))
+	}
+	if _, _, err := splitIPPort(cfg.Bind, true); err != nil {
+		errs = append(errs, fmt.Errorf("bind: %w", err))
+	}
+	if cfg.Advertise != "" {
+		if _, _, err := splitIPPort(cfg.Advertise, false); err != nil {
+			errs = append(errs, fmt.Errorf("advertise: %w", err))
+		}
+	}
+	for i, s := range cfg.Seeds {
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			errs = append(errs, fmt.Errorf("seeds[%d]: %w", i, err))
+		}
+	}
+	if cfg.RetryInterval < 0 {
+		errs = append(errs, errors.New("retry interval: must be positive"))
+	}
+	if cfg.Heartbeat < 0 {
+		errs = append(errs, errors.New("heartbeat: must be positive"))
+	}
+	if cfg.Staleness <= cfg.Heartbeat {
+		errs = append(errs, fmt.Errorf("staleness: %v must exceed the heartbeat of %v", cfg.Staleness, cfg.Heartbeat))
+	}
+	switch len(cfg.SecretKey) {
+	case 0, 16, 24, 32:
+	default:
+		errs = append(errs, fmt.Errorf("secret key: %d bytes, want 16, 24 or 32", len(cfg.SecretKey)))
+	}
+	return errors.Join(errs...)
+}
+
+// splitIPPort parses "ip:port". With emptyHost, the IP may be left out
+// (all addresses).
+func splitIPPort(s string, emptyHost bool) (string, int, error) {
+	host, portStr, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil {
+		return "", 0, fmt.Errorf("port %q: not a number from 0 to 65535", portStr)
+	}
+	if host == "" {
+		if !emptyHost {
+			return "", 0, fmt.Errorf("%q: no IP address", s)
+		}
+		return "0.0.0.0", int(port), nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return "", 0, fmt.Errorf("%q: host must be an IP address", s)
+	}
+	return ip.String(), int(port), nil
+}
+
+// memberlistConfig builds memberlist's configuration from ours. cfg has
+// been validated.
+func (cfg Config) memberlistConfig() *memberlist.Config {
+	mc := memberlist.DefaultLANConfig()
+	mc.Name = cfg.Name
+	mc.BindAddr, mc.BindPort, _ = splitIPPort(cfg.Bind, true)
+	mc.AdvertisePort = mc.BindPort
+	if cfg.Advertise != "" {
+		var port int
+		mc.AdvertiseAddr, port, _ = splitIPPort(cfg.Advertise, false)
+		if port != 0 {
+			mc.AdvertisePort = port
+		}
+	}
+	mc.SecretKey = cfg.SecretKey
+	mc.Label = clusterLabel
+
+	mc.ProbeInterval = probeInterval
+	mc.ProbeTimeout = probeTimeout
+	mc.GossipInterval = gossipInterval
+	mc.GossipNodes = gossipNodes
+	mc.SuspicionMult = suspicionMult
+	mc.SuspicionMaxTimeoutMult = suspicionMaxTimeoutMult
+	mc.RetransmitMult = retransmitMult
+	mc.PushPullInterval = pushPullInterval
+	mc.GossipToTheDeadTime = gossipToTheDeadTime
+	mc.TCPTimeout = tcpTimeout
+	return mc
+}
