@@ -1,0 +1,505 @@
+package resolver
+
+import (
+	"net"
+	"net/netip"
+	"slices"
+
+	"github.com/gslbd/gslbd/zones"
+	"github.com/miekg/dns"
+)
+
+// maxChain bounds the CNAME hops followed inside our zones, as CoreDNS's
+// file plugin does; with the loop check it keeps chains finite.
+const maxChain = 8
+
+// outcome is what the lookup found. finish turns it into the response
+// code and flags, in that one place.
+type outcome uint8
+
+const (
+	success        outcome = iota // data in the answer section
+	noData                        // the name exists, not with this type (RFC 2308 NODATA)
+	nameError                     // the name does not exist (NXDOMAIN)
+	delegation                    // the name is at or below a zone cut: referral
+	refused                       // not ours to answer
+	serverFailure                 // we cannot answer (all-down servfail, nothing published)
+	formatError                   // malformed query
+	notImplemented                // opcode other than QUERY
+	badVersion                    // EDNS version other than 0
+)
+
+// info is what the handler needs besides the reply: what to count and
+// how to write it.
+type info struct {
+	zone     *zoneInfo     // the zone that answered; nil for none
+	svc      *serviceStats // set when a service answered the question
+	choice   choice        // the selection behind svc
+	transfer bool          // the reply is a whole zone, to write in envelopes
+}
+
+// answer returns the reply to req from a client at client, received over
+// TCP when tcp is set, from the snapshot st (nil: nothing published yet).
+// It returns nil when nothing must be sent back. It is pure: it reads st
+// and req and builds a new message.
+func answer(st *state, req *dns.Msg, client netip.Addr, tcp bool) *dns.Msg {
+	m, _ := respond(st, req, client, tcp)
+	return m
+}
+
+// respond is answer plus what the handler counts.
+func respond(st *state, req *dns.Msg, client netip.Addr, tcp bool) (*dns.Msg, info) {
+	if req == nil || req.Response {
+		// A response is never answered: no loops, no reflection.
+		return nil, info{}
+	}
+	m := new(dns.Msg)
+	m.SetReply(req)
+	opt, nopt := requestEDNS(req)
+	q := query{st: st, m: m, client: client, aa: true}
+
+	var out outcome
+	switch {
+	case nopt > 1: // RFC 6891 §6.1.1
+		out, opt = formatError, nil
+	case req.Opcode != dns.OpcodeQuery:
+		out = notImplemented
+	case len(req.Question) != 1:
+		out = formatError
+		m.Question = nil
+	case opt != nil && opt.Version() != 0: // RFC 6891 §6.1.3
+		out = badVersion
+	case st == nil || st.set == nil:
+		out = serverFailure
+	default:
+		out = q.question(req, tcp)
+	}
+
+	ours := uint16(defaultUDPSize)
+	if st != nil {
+		ours = st.udpSize
+	}
+	finish(m, out, q.aa, opt, ours, tcp, q.info.transfer)
+	return m, q.info
+}
+
+// requestEDNS returns the request's OPT record, if any, and how many it
+// has.
+func requestEDNS(req *dns.Msg) (*dns.OPT, int) {
+	var opt *dns.OPT
+	n := 0
+	for _, rr := range req.Extra {
+		if o, ok := rr.(*dns.OPT); ok {
+			if opt == nil {
+				opt = o
+			}
+			n++
+		}
+	}
+	return opt, n
+}
+
+// finish sets the response code and flags for out, adds our OPT record
+// when the request had one, and truncates to what the transport carries.
+func finish(m *dns.Msg, out outcome, aa bool, reqOpt *dns.OPT, ours uint16, tcp, transfer bool) {
+	switch out {
+	case success, noData, delegation:
+		m.Rcode = dns.RcodeSuccess
+		m.Authoritative = aa
+	case nameError:
+		m.Rcode = dns.RcodeNameError
+		m.Authoritative = aa
+	default:
+		switch out {
+		case refused:
+			m.Rcode = dns.RcodeRefused
+		case formatError:
+			m.Rcode = dns.RcodeFormatError
+		case notImplemented:
+			m.Rcode = dns.RcodeNotImplemented
+		case badVersion:
+			m.Rcode = dns.RcodeBadVers // extended: carried in our OPT when packed
+		default:
+			m.Rcode = dns.RcodeServerFailure
+		}
+		m.Authoritative = false
+		m.Answer, m.Ns, m.Extra = nil, nil, nil
+	}
+
+	if reqOpt != nil {
+		o := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
+		o.SetUDPSize(ours)
+		if reqOpt.Do() {
+			o.SetDo()
+		}
+		m.Extra = append(m.Extra, o)
+	}
+	if transfer {
+		return // written in envelopes, each within 64 KiB
+	}
+
+	size := dns.MinMsgSize
+	switch {
+	case tcp:
+		size = dns.MaxMsgSize
+	case reqOpt != nil:
+		// The client's buffer, capped by ours so that answers do not fragment
+		// (RFC 9715); Truncate raises anything below 512 to 512.
+		size = int(min(reqOpt.UDPSize(), ours))
+	}
+	m.Truncate(size)
+}
+
+// query is the work area of one answer.
+type query struct {
+	st     *state
+	m      *dns.Msg
+	client netip.Addr
+	qtype  uint16
+	aa     bool // authoritative: cleared by a referral for the question itself
+	info   info
+}
+
+// question answers the single question of req.
+func (q *query) question(req *dns.Msg, tcp bool) outcome {
+	qs := req.Question[0]
+	if qs.Qclass != dns.ClassINET {
+		return refused
+	}
+	qname := dns.CanonicalName(qs.Name)
+	z := q.st.set.Zone(qname)
+	if z == nil {
+		return refused
+	}
+	q.qtype = qs.Qtype
+	switch qs.Qtype {
+	case dns.TypeAXFR, dns.TypeIXFR:
+		q.info.zone = q.st.zone(z)
+		return q.transfer(z, qname, req, tcp)
+	case dns.TypeDS:
+		// DS lives on the parent side of a cut (RFC 4035 §3.1.4.1): when we
+		// also serve the parent zone, it answers.
+		if qname == z.Origin && qname != "." {
+			if p := q.st.set.Zone(parentName(qname)); p != nil {
+				z = p
+			}
+		}
+	}
+	q.info.zone = q.st.zone(z)
+	return q.resolve(z, qname)
+}
+
+// resolve runs RFC 1034 §4.3.2 from step 3 for name in z, following
+// CNAMEs through every zone of the Set.
+func (q *query) resolve(z *zones.Zone, name string) outcome {
+	var seen [maxChain]string
+	for hops := 0; ; hops++ {
+		r := lookup(z, name, q.qtype)
+		switch r.kind {
+		case matchCut:
+			if hops == 0 {
+				q.aa = false
+			}
+			q.m.Ns = append(q.m.Ns, r.node.RRset(dns.TypeNS)...)
+			for _, rr := range r.node.RRset(dns.TypeNS) {
+				q.addresses(rr.(*dns.NS).Ns, true)
+			}
+			return delegation
+		case matchNone:
+			q.negative(z)
+			return nameError
+		}
+
+		n := r.node
+		if svc := n.Service(); svc != nil && isAddressQuery(q.qtype) {
+			return q.service(z, svc, name)
+		}
+		var rrs []dns.RR
+		if q.qtype == dns.TypeANY {
+			rrs = anyRRset(n)
+		} else {
+			rrs = n.RRset(q.qtype)
+		}
+		if len(rrs) > 0 {
+			q.m.Answer = appendOwned(q.m.Answer, rrs, name, r.wildcard)
+			q.additional()
+			return success
+		}
+		cname := n.RRset(dns.TypeCNAME)
+		if len(cname) == 0 || q.qtype == dns.TypeCNAME {
+			q.negative(z)
+			return noData
+		}
+
+		if hops == maxChain {
+			return success // over-long chain: stop at the last CNAME followed
+		}
+		q.m.Answer = appendOwned(q.m.Answer, cname[:1], name, r.wildcard)
+		target := dns.CanonicalName(cname[0].(*dns.CNAME).Target)
+		seen[hops] = name
+		if slices.Contains(seen[:hops+1], target) {
+			return success // loop: stop before going round again
+		}
+		next := q.st.set.Zone(target)
+		if next == nil {
+			return success // the zone edge: the client follows the rest
+		}
+		z, name = next, target
+	}
+}
+
+// isAddressQuery reports whether a service answers qtype.
+func isAddressQuery(qtype uint16) bool {
+	return qtype == dns.TypeA || qtype == dns.TypeAAAA || qtype == dns.TypeANY
+}
+
+// anyRRset picks the one RRset an ANY query gets (RFC 8482 §4.1): the
+// RRset with the lowest type number, so the choice is stable.
+func anyRRset(n *zones.Node) []dns.RR {
+	for _, t := range n.Types() {
+		if rrs := n.RRset(t); len(rrs) > 0 {
+			return rrs
+		}
+	}
+	return nil
+}
+
+// appendOwned appends rrs to dst. Synthesized from a wildcard, each RR
+// is a copy owned by owner; otherwise the shared RRs go in as they are.
+func appendOwned(dst, rrs []dns.RR, owner string, wildcard bool) []dns.RR {
+	if !wildcard {
+		return append(dst, rrs...)
+	}
+	for _, rr := range rrs {
+		c := dns.Copy(rr)
+		c.Header().Name = owner
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// negative adds the zone's SOA to the authority section (RFC 2308 §3).
+func (q *query) negative(z *zones.Zone) {
+	if neg := q.st.zone(z).neg; neg != nil {
+		q.m.Ns = append(q.m.Ns, neg)
+	}
+}
+
+// service answers an address query at a service owner from failover
+// selection.
+func (q *query) service(z *zones.Zone, svc *zones.Service, owner string) outcome {
+	var buf [16]netip.Addr
+	c, addrs := choose(svc, q.st.health, q.st.drains, q.client, buf[:0])
+	q.info.svc, q.info.choice = q.st.services[svc.Name], c
+	if c.servfail {
+		return serverFailure
+	}
+	before := len(q.m.Answer)
+	q.m.Answer = appendAddrs(q.m.Answer, owner, addrs, svc.TTL, q.qtype)
+	if len(q.m.Answer) == before {
+		q.negative(z)
+		return noData
+	}
+	return success
+}
+
+// additional adds the addresses of the NS, MX and SRV targets in the
+// answer section that are in our zones.
+func (q *query) additional() {
+	for _, rr := range q.m.Answer {
+		switch rr := rr.(type) {
+		case *dns.NS:
+			q.addresses(rr.Ns, false)
+		case *dns.MX:
+			q.addresses(rr.Mx, false)
+		case *dns.SRV:
+			q.addresses(rr.Target, false)
+		}
+	}
+}
+
+// addresses adds the A and AAAA records of target to the additional
+// section: static records, or a service's selected endpoints. Glue (for a
+// referral) may come from below a zone cut; other additional data may not.
+func (q *query) addresses(target string, glue bool) {
+	name := dns.CanonicalName(target)
+	if name == "." {
+		return
+	}
+	for _, rr := range q.m.Extra {
+		if rr.Header().Name == name {
+			return
+		}
+	}
+	z := q.st.set.Zone(name)
+	if z == nil {
+		return
+	}
+	n, ok := z.Lookup(name)
+	if !ok || (!glue && occluded(z, name)) {
+		return
+	}
+	if svc := n.Service(); svc != nil {
+		var buf [16]netip.Addr
+		c, addrs := choose(svc, q.st.health, q.st.drains, q.client, buf[:0])
+		if !c.servfail {
+			q.m.Extra = appendAddrs(q.m.Extra, name, addrs, svc.TTL, dns.TypeANY)
+		}
+		return
+	}
+	q.m.Extra = append(q.m.Extra, n.RRset(dns.TypeA)...)
+	q.m.Extra = append(q.m.Extra, n.RRset(dns.TypeAAAA)...)
+}
+
+// appendAddrs appends fresh A or AAAA records for addrs, in their order,
+// keeping the family qtype asks for (both for ANY).
+func appendAddrs(dst []dns.RR, owner string, addrs []netip.Addr, ttl uint32, qtype uint16) []dns.RR {
+	n4, n6 := 0, 0
+	for _, a := range addrs {
+		if a.Is4() {
+			n4++
+		} else {
+			n6++
+		}
+	}
+	if qtype == dns.TypeAAAA {
+		n4 = 0
+	}
+	if qtype == dns.TypeA {
+		n6 = 0
+	}
+	if n4+n6 == 0 {
+		return dst
+	}
+	// One allocation per family: the RR and its address bytes together.
+	var v4 []struct {
+		rr dns.A
+		ip [4]byte
+	}
+	var v6 []struct {
+		rr dns.AAAA
+		ip [16]byte
+	}
+	if n4 > 0 {
+		v4 = make([]struct {
+			rr dns.A
+			ip [4]byte
+		}, n4)
+	}
+	if n6 > 0 {
+		v6 = make([]struct {
+			rr dns.AAAA
+			ip [16]byte
+		}, n6)
+	}
+	dst = slices.Grow(dst, n4+n6)
+	i4, i6 := 0, 0
+	for _, a := range addrs {
+		if a.Is4() && n4 > 0 {
+			e := &v4[i4]
+			i4++
+			e.ip = a.As4()
+			e.rr = dns.A{Hdr: dns.RR_Header{Name: owner, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: ttl}, A: net.IP(e.ip[:])}
+			dst = append(dst, &e.rr)
+		} else if !a.Is4() && n6 > 0 {
+			e := &v6[i6]
+			i6++
+			e.ip = a.As16()
+			e.rr = dns.AAAA{Hdr: dns.RR_Header{Name: owner, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: ttl}, AAAA: net.IP(e.ip[:])}
+			dst = append(dst, &e.rr)
+		}
+	}
+	return dst
+}
+
+// match is the kind of a lookup result.
+type match uint8
+
+const (
+	matchFound match = iota // node holds the answer (maybe a wildcard)
+	matchNone               // no such name
+	matchCut                // node is the zone cut above or at the name
+)
+
+type lookupResult struct {
+	kind     match
+	node     *zones.Node
+	wildcard bool // node is the wildcard that matched: synthesize
+}
+
+// lookup finds name in z (RFC 1034 §4.3.2 steps 3a to 3c, RFC 4592 for
+// wildcards), without following CNAMEs. name must be canonical and in z.
+func lookup(z *zones.Zone, name string, qtype uint16) lookupResult {
+	if name == z.Origin {
+		n, _ := z.Lookup(name)
+		return lookupResult{node: n}
+	}
+	// Walk the names from name up to, not including, the apex: the
+	// highest NS owner is the cut (a DS question at the cut itself belongs
+	// to this side), and the first name that exists is the closest
+	// encloser.
+	var cut, exact, encloser *zones.Node
+	for off := 0; len(name)-off > len(z.Origin); {
+		if n, ok := z.Lookup(name[off:]); ok {
+			if off == 0 {
+				exact = n
+			}
+			if encloser == nil {
+				encloser = n
+			}
+			if len(n.RRset(dns.TypeNS)) > 0 && (off > 0 || qtype != dns.TypeDS) {
+				cut = n
+			}
+		}
+		next, end := dns.NextLabel(name, off)
+		if end {
+			break
+		}
+		off = next
+	}
+	switch {
+	case cut != nil:
+		return lookupResult{kind: matchCut, node: cut}
+	case exact != nil:
+		return lookupResult{node: exact}
+	}
+	ce := z.Origin
+	if encloser != nil {
+		ce = encloser.Name
+	}
+	wname := "*." + ce
+	if ce == "." {
+		wname = "*."
+	}
+	// The wildcard matches only names that do not exist; it may itself be
+	// an empty non-terminal, which gives NODATA (RFC 4592 §4.1).
+	if w, ok := z.Lookup(wname); ok {
+		return lookupResult{node: w, wildcard: true}
+	}
+	return lookupResult{kind: matchNone}
+}
+
+// occluded reports whether name is at or below a zone cut in z, where
+// address records are glue rather than authoritative data.
+func occluded(z *zones.Zone, name string) bool {
+	for off := 0; len(name)-off > len(z.Origin); {
+		if n, ok := z.Lookup(name[off:]); ok && len(n.RRset(dns.TypeNS)) > 0 {
+			return true
+		}
+		next, end := dns.NextLabel(name, off)
+		if end {
+			break
+		}
+		off = next
+	}
+	return false
+}
+
+// parentName returns name without its first label; "." for a TLD.
+func parentName(name string) string {
+	off, end := dns.NextLabel(name, 0)
+	if end {
+		return "."
+	}
+	return name[off:]
+}

@@ -1,0 +1,69 @@
+package resolver
+
+import (
+	"github.com/gslbd/gslbd/zones"
+	"github.com/miekg/dns"
+)
+
+// state is one published snapshot: everything a query needs, immutable
+// once built. It is reached through Resolver.cur and loaded once per query.
+type state struct {
+	gen     uint64
+	set     *zones.Set
+	health  Health
+	drains  Drains
+	udpSize uint16 // our EDNS(0) buffer size
+
+	// zones holds what is precomputed per zone, by origin.
+	zones map[string]*zoneInfo
+	// services holds the answer counters by service name; nil when the
+	// state was built without metrics (in tests of answer).
+	services map[string]*serviceStats
+}
+
+// zoneInfo is what is computed once per zone and publish.
+type zoneInfo struct {
+	// neg is the SOA for negative answers (RFC 2308 §3): a copy of the
+	// zone's SOA with TTL min(SOA TTL, MINIMUM). nil when the zone has no
+	// SOA.
+	neg   *dns.SOA
+	stats *zoneStats // nil without metrics
+}
+
+// newState builds the snapshot for s. It copies what it changes and
+// leaves s.Zones untouched.
+func newState(s State, udpSize uint16) *state {
+	st := &state{
+		set:     s.Zones,
+		health:  s.Health,
+		drains:  s.Drains,
+		udpSize: udpSize,
+		zones:   make(map[string]*zoneInfo),
+	}
+	if s.Zones != nil {
+		for _, z := range s.Zones.Zones() {
+			st.zones[z.Origin] = &zoneInfo{neg: negativeSOA(z.SOA)}
+		}
+	}
+	return st
+}
+
+// negativeSOA returns a copy of soa with the TTL of negative answers.
+func negativeSOA(soa *dns.SOA) *dns.SOA {
+	if soa == nil {
+		return nil
+	}
+	neg := dns.Copy(soa).(*dns.SOA)
+	neg.Hdr.Ttl = min(soa.Hdr.Ttl, soa.Minttl)
+	return neg
+}
+
+// zone returns the precomputed data of the zone with origin, computing it
+// for a zone the snapshot does not know (which a state built by newState
+// never lacks).
+func (st *state) zone(z *zones.Zone) *zoneInfo {
+	if zi := st.zones[z.Origin]; zi != nil {
+		return zi
+	}
+	return &zoneInfo{neg: negativeSOA(z.SOA)}
+}
