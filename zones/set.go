@@ -3,7 +3,6 @@ package zones
 import (
 	"net/netip"
 	"sort"
-	"strings"
 
 	"github.com/miekg/dns"
 )
@@ -51,21 +50,12 @@ func (s *Set) Zone(qname string) *Zone {
 	if s == nil {
 		return nil
 	}
-	name := qname
-	for {
+	for name := qname; name != ""; name = parent(name) {
 		if z, ok := s.zones[name]; ok {
 			return z
 		}
-		if name == "." {
-			return nil
-		}
-		i := strings.IndexByte(name, '.')
-		if i < 0 || i == len(name)-1 {
-			name = "."
-		} else {
-			name = name[i+1:]
-		}
 	}
+	return nil
 }
 
 // Zones returns the zones sorted by origin.
@@ -178,8 +168,8 @@ func (z *Zone) Lookup(name string) (*Node, bool) {
 // caller must not modify them.
 func (z *Zone) Records() []dns.RR { return z.records }
 
-// Names returns every owner name in the zone, empty non-terminals included,
-// sorted in canonical DNS order is not promised: the order is lexical.
+// Names returns every owner name in the zone, empty non-terminals
+// included, in lexical (not canonical DNS) order.
 func (z *Zone) Names() []string {
 	out := make([]string, 0, len(z.nodes))
 	for n := range z.nodes {
@@ -224,13 +214,14 @@ func (n *Node) Service() *Service {
 }
 
 // parent returns the name with its first label removed, "" for the root.
+// Escaped dots (a\.b) do not end a label.
 func parent(name string) string {
 	if name == "." || name == "" {
 		return ""
 	}
-	i := strings.IndexByte(name, '.')
-	if i == len(name)-1 {
+	i, end := dns.NextLabel(name, 0)
+	if end {
 		return "."
 	}
-	return name[i+1:]
+	return name[i:]
 }
