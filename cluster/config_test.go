@@ -29,7 +29,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"bind bad port", func(c *Config) { c.Bind = "127.0.0.1:x" }, `bind: port "x": not a number from 0 to 65535`},
 		{"advertise without ip", func(c *Config) { c.Advertise = ":7946" }, `advertise: ":7946": no IP address`},
 		{"seed without port", func(c *Config) { c.Seeds = []string{"10.0.0.1"} }, "seeds[0]: address 10.0.0.1: missing port in address"},
-		{"staleness below heartbeat", func(c *Config) { c.Heartbeat, c.Staleness = time.Second, 500 * time.Millisecond }, "staleness: 500ms must exceed the heartbeat of 1s"},
+		{"staleness below heartbeat", func(c *Config) { c.Heartbeat, c.Staleness = time.Second, 500*time.Millisecond }, "staleness: 500ms must exceed the heartbeat of 1s"},
 		{"key length", func(c *Config) { c.SecretKey = []byte("short") }, "secret key: 5 bytes, want 16, 24 or 32"},
 		{"meta too long", func(c *Config) { c.ConfigHash = strings.Repeat("h", 600) }, "node meta is"},
 	}

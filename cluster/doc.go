@@ -1,0 +1,88 @@
+// Package cluster owns everything memberlist: membership, the gossip
+// encoding, the table of remote health reports and the expiry of departed
+// nodes. It imports health for its Report and Received types only.
+//
+// # Data flow
+//
+// The publisher hands the local [health.Report] to [Cluster.Announce].
+// The report is then sent straight to every alive peer (UDP, or TCP when
+// the frame exceeds 1200 bytes), queued as a named broadcast for
+// memberlist's piggybacked gossip, re-sent every Heartbeat with the same
+// Seq, and carried in every push/pull. Each peer keeps the highest Seq per
+// origin ([Cluster.Reports]) with At, the local time it last heard from
+// that origin, and signals [Cluster.Changed] when a report's content
+// changes or a node comes or goes.
+//
+// # Invariants
+//
+//   - Only the origin writes its own report. Seq starts at the boot time in
+//     nanoseconds and grows by one per Announce, so it also grows across
+//     restarts (as long as the clock does not step back further than the
+//     downtime). A receiver ignores a lower Seq and only moves At forward
+//     for an equal one.
+//   - Every frame, whether it arrived as a message or inside a push/pull
+//     state, goes through one apply function per kind ([Cluster.apply]).
+//   - A report relayed through push/pull carries its age, so passing it
+//     along never makes a silent origin look fresh.
+//   - A node that leaves (its own leave message, or memberlist's leave or
+//     death notice) has its report dropped at once, and its departed Seq is
+//     remembered for 10*Staleness so late copies cannot bring it back. A
+//     restarted process has a higher Seq and is accepted.
+//   - Reports older than 10*Staleness are dropped. Freshness within that
+//     window is the merge policy's business: the staleness bound, not
+//     memberlist's failure detector, is what the failover relies on.
+//   - memberlist callbacks never block: they decode, update the table under
+//     a short lock and signal. The lock is never held while calling into
+//     memberlist.
+//   - [Cluster.Run] owns every goroutine cluster starts and returns only
+//     after they have ended and memberlist has shut down.
+//
+// # Wire format
+//
+// Every message is one kind byte followed by a body: 1 a report (JSON), 2
+// a leave (JSON), 3 a push/pull state (uvarint-length-prefixed frames of
+// the other kinds). Unknown fields in JSON bodies are ignored, so a newer
+// node can add fields; anything that fails to decode is dropped, counted
+// in gslb_cluster_bad_messages_total and logged at debug. Node meta is a
+// version byte (1) then the site and the config hash, each
+// uvarint-length-prefixed; later versions may only append.
+//
+// # Timing
+//
+// Detection of a dead site does not wait for memberlist. With the defaults
+// a node that goes dark stops refreshing its report within one Heartbeat
+// (200ms), and every peer sees the report as stale once it is older than
+// Staleness (700ms), which leaves room for the publisher's coalescing
+// inside the one-second target. memberlist's failure detector then drops
+// the report outright, and a graceful stop drops it at once.
+//
+// memberlist starts from DefaultLANConfig with these changes, sized for a
+// cluster of a few to a few dozen nodes whose round trip stays well under
+// the probe timeout (LAN, or sites in one region; raise ProbeTimeout for
+// intercontinental links):
+//
+//	ProbeInterval           500ms  (LAN 1s)    each node probes one peer per interval
+//	ProbeTimeout            250ms  (LAN 500ms) direct ack deadline before indirect probes
+//	GossipInterval          100ms  (LAN 200ms) piggybacked gossip, our broadcasts included
+//	GossipNodes             3      (LAN 3)
+//	SuspicionMult           3      (LAN 4)     suspicion lasts 3*max(1,log10 n)*500ms = 1.5s for n<10,
+//	SuspicionMaxTimeoutMult 3      (LAN 6)     up to 4.5s without confirmations from other nodes
+//	RetransmitMult          3      (LAN 4)     each broadcast goes out 3*ceil(log10(n+1)) times
+//	PushPullInterval        10s    (LAN 30s)   full-state anti-entropy
+//	GossipToTheDeadTime     30s    (LAN 30s)   also how long departed members stay in Members
+//	TCPTimeout              2s     (LAN 10s)   joins, push/pull, reliable sends
+//	Label                   "gslbd"            keeps other memberlist clusters (Consul, Serf) out
+//
+// On loopback a killed node of a three-node cluster is declared dead about
+// 2.5s after it stops (the test logs the figure); its report is stale
+// after 700ms whatever memberlist does. A graceful leave takes about 100ms
+// (memberlist's Leave waits for its own broadcast, bounded at 1s).
+//
+// # Member states
+//
+// memberlist v0.7.0 exposes neither its suspicion state nor the difference
+// between a failure and a leave (Node.State is not set in events). So
+// "suspect" means memberlist still lists the node but its report is older
+// than Staleness, and "left" means the node's own leave message arrived;
+// a departure without one shows as "dead".
+package cluster
