@@ -190,6 +190,12 @@ func (c *Cluster) joinLoop(ctx context.Context) {
 	for {
 		if c.alive.Load() <= 1 {
 			n, err := c.ml.Join(c.seeds)
+			if err == nil && c.alive.Load() <= 1 {
+				// Join reaches memberlist on the seeds and merges their
+				// members before returning; still alone means every seed
+				// reached was this node under another address.
+				err = errors.New("seeds reached, but no other member found")
+			}
 			switch {
 			case err != nil:
 				c.metrics.joins.WithLabelValues(joinFailure).Inc()

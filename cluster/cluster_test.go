@@ -599,3 +599,19 @@ func (g *guardedWriter) close() {
 	g.closed = true
 	g.mu.Unlock()
 }
+
+func TestSeedThatIsSelfIsNotAJoin(t *testing.T) {
+	t.Parallel()
+	addr := reserveAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	a := startNode(t, Config{Name: "a", Bind: addr, Seeds: []string{"localhost:" + port}, RetryInterval: 20 * time.Millisecond})
+	waitFor(t, 5*time.Second, "join through itself counted as a failure", func() error {
+		if n := testutil.ToFloat64(a.metrics.joins.WithLabelValues(joinFailure)); n < 2 {
+			return fmt.Errorf("%v failed joins", n)
+		}
+		return nil
+	})
+	if n := testutil.ToFloat64(a.metrics.joins.WithLabelValues(joinSuccess)); n != 0 {
+		t.Errorf("join_attempts_total{result=success} = %v, want 0 for a seed that is the node itself", n)
+	}
+}

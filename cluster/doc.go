@@ -21,7 +21,7 @@
 //     downtime). A receiver ignores a lower Seq and only moves At forward
 //     for an equal one.
 //   - Every frame, whether it arrived as a message or inside a push/pull
-//     state, goes through one apply function per kind ([Cluster.apply]).
+//     state, goes through one apply function per kind (Cluster.apply).
 //   - A report relayed through push/pull carries its age, so passing it
 //     along never makes a silent origin look fresh.
 //   - A node that leaves (its own leave message, or memberlist's leave or

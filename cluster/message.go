@@ -15,8 +15,8 @@ import (
 //
 // Adding a kind (operator drains are next) takes: a constant here, a
 // wire type with its encode and decode functions, one case in
-// [Cluster.apply], and, if the kind is state rather than an event, a loop
-// in [Cluster.localState] so that push/pull carries it. Deltas and full
+// Cluster.apply, and, if the kind is state rather than an event, a loop
+// in Cluster.localState so that push/pull carries it. Deltas and full
 // state then share the same apply path.
 type kind uint8
 
