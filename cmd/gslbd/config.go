@@ -40,6 +40,8 @@ type Config struct {
 	StateDir string `yaml:"state_dir"`
 	// Log configures logging.
 	Log LogConfig `yaml:"log"`
+	// Demo starts stand-in service endpoints (the bundled demo only).
+	Demo DemoConfig `yaml:"demo"`
 
 	// path is the file this config was read from; dir is its directory,
 	// against which relative paths are resolved.
@@ -256,6 +258,11 @@ func parseConfig(path string, data []byte) (*Config, error) {
 	case "", "text", "json":
 	default:
 		bad(pos.line("log", "format"), "log.format: %q is not one of text, json", cfg.Log.Format)
+	}
+	for i, a := range cfg.Demo.Endpoints {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			bad(pos.line("demo", "endpoints", i), "demo.endpoints[%d]: %q is not host:port", i, a)
+		}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

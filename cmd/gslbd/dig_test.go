@@ -79,8 +79,9 @@ func parseDigCases(path string) ([]*digCase, error) {
 		case "flags":
 			cur.flags = strings.Fields(val)
 			slices.Sort(cur.flags)
-		case "answer", "authority", "additional":
+		case "question", "answer", "authority", "additional":
 			section = key
+			cur.sections[key] = cur.sections[key][:0:0]
 			if val != "" {
 				return nil, fmt.Errorf("%s:%d: RRs go on the indented lines after %s:", path, line, key)
 			}
@@ -137,6 +138,10 @@ func parseDig(out string) (*digResult, error) {
 			_, after, _ = strings.Cut(line, "udp: ")
 			fmt.Sscanf(after, "%d", &udp)
 			r.edns = fmt.Sprintf("version %d, udp %d", v, udp)
+		case strings.HasPrefix(line, ";; QUESTION SECTION:"):
+			section = "question"
+		case section == "question" && strings.HasPrefix(line, ";"):
+			r.sections["question"] = append(r.sections["question"], normalizeRR(strings.TrimPrefix(line, ";")))
 		case strings.HasPrefix(line, ";; ANSWER SECTION:"):
 			section = "answer"
 		case strings.HasPrefix(line, ";; AUTHORITY SECTION:"):
@@ -211,7 +216,10 @@ func (c *digCase) check(t *testing.T, got *digResult, out string) {
 	if c.flags != nil && !slices.Equal(got.flags, c.flags) {
 		fail("flags %v, want %v", got.flags, c.flags)
 	}
-	for _, s := range []string{"answer", "authority", "additional"} {
+	for _, s := range []string{"question", "answer", "authority", "additional"} {
+		if _, ok := c.sections[s]; !ok && s == "question" {
+			continue // checked only when the case names it
+		}
 		g, w := slices.Sorted(slices.Values(got.sections[s])), slices.Sorted(slices.Values(c.sections[s]))
 		if !slices.Equal(g, w) {
 			fail("%s section:\n got:\n\t%s\n want:\n\t%s", s, strings.Join(g, "\n\t"), strings.Join(w, "\n\t"))

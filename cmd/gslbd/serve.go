@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -100,13 +102,20 @@ func checkSite(cfg *Config, set *zones.Set) error {
 	if len(set.Services()) == 0 {
 		return nil
 	}
-	for _, s := range set.Sites() {
-		if s == cfg.Node.Site {
-			return nil
+	var sites []string
+	for _, svc := range set.Services() {
+		for _, s := range svc.Sites {
+			if s.Site == cfg.Node.Site {
+				return nil
+			}
+			if !slices.Contains(sites, s.Site) {
+				sites = append(sites, s.Site)
+			}
 		}
 	}
-	return fmt.Errorf("%s:%d: node.site: %q is not a site of %s (sites: %v)",
-		cfg.path, cfg.pos.line("node", "site"), cfg.Node.Site, cfg.resolve(cfg.Services), set.Sites())
+	slices.Sort(sites)
+	return fmt.Errorf("%s:%d: node.site: %q is not a site of any service in %s (sites: %s)",
+		cfg.path, cfg.pos.line("node", "site"), cfg.Node.Site, cfg.resolve(cfg.Services), strings.Join(sites, ", "))
 }
 
 func newLogger(lc LogConfig, w io.Writer) (*slog.Logger, *slog.LevelVar, error) {
@@ -138,6 +147,7 @@ type node struct {
 	pub      *publisher
 
 	dnsServers []*dns.Server
+	demo       []*demoEndpoint
 	admin      *http.Server
 	adminLn    net.Listener
 
@@ -186,6 +196,9 @@ func newNode(cfg *Config, set *zones.Set, logger *slog.Logger, lv *slog.LevelVar
 	n.metrics.reloadOK.Set(1)
 	n.metrics.reloadTime.SetToCurrentTime()
 
+	if n.demo, err = listenDemoEndpoints(cfg.Demo); err != nil {
+		return nil, err
+	}
 	if err := n.listenDNS(); err != nil {
 		n.closeListeners()
 		return nil, err
@@ -214,8 +227,9 @@ func (n *node) listenDNS() error {
 			return fmt.Errorf("dns listener: %w", err)
 		}
 		n.dnsServers = append(n.dnsServers,
-			&dns.Server{PacketConn: pc, Handler: n.resolver, UDPSize: int(n.cfg.DNS.UDPSize)},
-			&dns.Server{Listener: ln, Handler: n.resolver, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, MaxTCPQueries: 1000})
+			&dns.Server{PacketConn: pc, Handler: n.resolver, UDPSize: int(n.cfg.DNS.UDPSize), MsgAcceptFunc: acceptQuery},
+			&dns.Server{Listener: ln, Handler: n.resolver, MsgAcceptFunc: acceptQuery,
+				ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, MaxTCPQueries: 1000})
 	}
 	return nil
 }
@@ -232,6 +246,9 @@ func (n *node) closeListeners() {
 	if n.adminLn != nil {
 		n.adminLn.Close()
 	}
+	for _, e := range n.demo {
+		e.ln.Close()
+	}
 }
 
 // run serves until ctx is done, then shuts down in order: not ready, leave
@@ -243,6 +260,9 @@ func (n *node) run(ctx context.Context, reload <-chan struct{}, ready func(bound
 	defer cancelAll()
 	g, gctx := errgroup.WithContext(runCtx)
 
+	for _, e := range n.demo {
+		g.Go(func() error { return e.serve(gctx, n.log.With("component", "demo")) })
+	}
 	// Health probes and the publisher run until everything else stopped.
 	g.Go(func() error { return n.checker.Run(gctx) })
 	g.Go(func() error { return n.pub.run(gctx) })
@@ -383,4 +403,17 @@ func readKey(cfg *Config) ([]byte, error) {
 		return nil, nil
 	}
 	return readKeyFile(cfg.resolve(cfg.Cluster.KeyFile))
+}
+
+// acceptQuery lets every request that unpacks reach the resolver, which
+// answers FORMERR (no or several questions) and NOTIMP (opcodes other than
+// QUERY) itself, with clean header flags; miekg's default rejects those
+// before the handler and echoes the request's flags (AD among them).
+// Responses are dropped, so gslbd never answers an answer.
+func acceptQuery(dh dns.Header) dns.MsgAcceptAction {
+	const qr = 1 << 15
+	if dh.Bits&qr != 0 {
+		return dns.MsgIgnore
+	}
+	return dns.MsgAccept
 }
