@@ -506,7 +506,7 @@ func (l *servicesLoader) check(layers []checkLayer, complete bool) Check {
 	}
 	switch {
 	case portFrom != (from{}) && (port < 1 || port > 65535):
-		bad(portFrom, "port %d out of range 1-65535", port)
+		bad(portFrom, "%d out of range 1-65535", port)
 	case portFrom != (from{}):
 		c.Port = uint16(port)
 	case c.Kind == CheckHTTP:
@@ -517,10 +517,10 @@ func (l *servicesLoader) check(layers []checkLayer, complete bool) Check {
 		bad(kindFrom, "a tcp check needs a port")
 	}
 	if interval <= 0 {
-		bad(intervalFrom, "interval %v must be positive", interval)
+		bad(intervalFrom, "%v must be positive", interval)
 	}
 	if timeout <= 0 {
-		bad(timeoutFrom, "timeout %v must be positive", timeout)
+		bad(timeoutFrom, "%v must be positive", timeout)
 	}
 	if complete && timeout > 0 && interval > 0 && timeout >= interval {
 		f := timeoutFrom
