@@ -1,0 +1,201 @@
+package resolver
+
+import (
+	"math/rand/v2"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/gslbd/gslbd/internal/dnstest"
+	"github.com/gslbd/gslbd/zones"
+	"github.com/miekg/dns"
+)
+
+// startResolver serves st's zones on 127.0.0.1 over UDP and TCP.
+func startResolver(t *testing.T, s State) string {
+	t.Helper()
+	r, _ := newResolver(t, Config{})
+	r.Publish(s)
+	return dnstest.Start(t, r)
+}
+
+func TestWireUDPAndTCP(t *testing.T) {
+	addr := startResolver(t, State{Zones: testSet(t), Health: amsDown})
+	cases := []dnstest.Case{
+		{Qname: "mail.example.org.", Qtype: dns.TypeA, Authoritative: true, Answer: []string{mailA}},
+		{Qname: "www.example.org.", Qtype: dns.TypeA, UDPSize: 1232, Authoritative: true, Answer: []string{
+			"www.example.org. 20 IN A 198.51.100.1", "www.example.org. 20 IN A 198.51.100.2",
+		}},
+		{Qname: "nothere.example.org.", Qtype: dns.TypeA, Do: true, Authoritative: true, Rcode: dns.RcodeNameError, Ns: []string{orgSOA}},
+		{Qname: "www.sub.example.org.", Qtype: dns.TypeA,
+			Ns:    []string{"sub.example.org. 3600 IN NS ns.sub.example.org.", "sub.example.org. 3600 IN NS ns.example.net."},
+			Extra: []string{"ns.sub.example.org. 3600 IN A 192.0.2.100", "ns.example.net. 3600 IN A 203.0.113.53"}},
+		{Qname: "example.com.", Qtype: dns.TypeA, Rcode: dns.RcodeRefused},
+	}
+	for _, network := range []string{"udp", "tcp"} {
+		for _, c := range cases {
+			t.Run(network+" "+c.Qname, func(t *testing.T) {
+				got := dnstest.Exchange(t, network, addr, c.Msg())
+				c.Check(t, got)
+				if (c.UDPSize > 0 || c.Do) != (got.IsEdns0() != nil) {
+					t.Errorf("OPT in reply = %v, want one exactly when the query had one", got.IsEdns0())
+				}
+			})
+		}
+	}
+}
+
+func TestWireTruncationThenTCP(t *testing.T) {
+	rrs := parseZone(t, "example.org. 3600 IN SOA ns1.example.org. h.example.org. 1 2 3 4 5")
+	for i := range 100 {
+		rrs = append(rrs, &dns.A{
+			Hdr: dns.RR_Header{Name: "big.example.org.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 300},
+			A:   net.IPv4(10, 0, byte(i/250), byte(i%250+1)),
+		})
+	}
+	set := zones.NewSet([]*zones.Zone{zones.NewZone("example.org.", "big", rrs)}, nil, "")
+	addr := startResolver(t, State{Zones: set})
+
+	for _, size := range []uint16{0, 1232, 4096} {
+		q := dnstest.Case{Qname: "big.example.org.", Qtype: dns.TypeA, UDPSize: size}.Msg()
+		udp := dnstest.Exchange(t, "udp", addr, q)
+		if !udp.Truncated || len(udp.Answer) >= 100 {
+			t.Errorf("UDP, EDNS %d: TC %t with %d answers, want TC and fewer than 100", size, udp.Truncated, len(udp.Answer))
+		}
+		tcp := dnstest.Exchange(t, "tcp", addr, q)
+		if tcp.Truncated || len(tcp.Answer) != 100 {
+			t.Errorf("TCP, EDNS %d: TC %t with %d answers, want all 100", size, tcp.Truncated, len(tcp.Answer))
+		}
+	}
+}
+
+func TestWireAXFR(t *testing.T) {
+	set := testSet(t) // example.org allows 127.0.0.1; example.net allows nobody
+	addr := startResolver(t, State{Zones: set})
+
+	req := new(dns.Msg)
+	req.SetAxfr("example.org.")
+	tr := &dns.Transfer{DialTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second}
+	ch, err := tr.In(req, addr)
+	if err != nil {
+		t.Fatalf("AXFR: %v", err)
+	}
+	var got []dns.RR
+	for env := range ch {
+		if env.Error != nil {
+			t.Fatalf("AXFR envelope: %v", env.Error)
+		}
+		got = append(got, env.RR...)
+	}
+	want := append(append([]dns.RR{}, set.Zone("example.org.").Records()...), set.Zone("example.org.").SOA)
+	if g, w := rrStrings(got), rrStrings(want); len(g) != len(w) || g[0] != w[0] || g[len(g)-1] != w[0] {
+		t.Errorf("AXFR got %d RRs (first %q, last %q), want %d framed by %q", len(g), g[0], g[len(g)-1], len(w), w[0])
+	}
+
+	refused := new(dns.Msg)
+	refused.SetAxfr("example.net.")
+	dnstest.Case{Rcode: dns.RcodeRefused}.Check(t, dnstest.Exchange(t, "tcp", addr, refused))
+	dnstest.Case{Rcode: dns.RcodeRefused}.Check(t, dnstest.Exchange(t, "udp", addr, req))
+}
+
+// TestWireMalformed sends what a hostile or broken client sends. miekg's
+// DefaultMsgAcceptFunc answers some itself (FORMERR, NOTIMP) and drops
+// others; the server must keep answering either way.
+func TestWireMalformed(t *testing.T) {
+	addr := startResolver(t, State{Zones: testSet(t)})
+	conn, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+
+	pack := func(m *dns.Msg) []byte {
+		b, err := m.Pack()
+		if err != nil {
+			t.Fatalf("Pack: %v", err)
+		}
+		return b
+	}
+	base := func(id uint16) *dns.Msg {
+		m := dnstest.Case{Qname: "mail.example.org.", Qtype: dns.TypeA}.Msg()
+		m.Id = id
+		return m
+	}
+	twoQuestions := base(2)
+	twoQuestions.Question = append(twoQuestions.Question, dns.Question{Name: "example.org.", Qtype: dns.TypeA, Qclass: dns.ClassINET})
+	noQuestion := base(3)
+	noQuestion.Question = nil
+	update := base(4)
+	update.Opcode = dns.OpcodeUpdate
+	notify := base(5)
+	notify.Opcode = dns.OpcodeNotify
+	status := base(6)
+	status.Opcode = dns.OpcodeStatus
+	response := base(7)
+	response.Response = true
+	truncatedPacket := pack(base(8))[:20]
+	rng := rand.New(rand.NewPCG(1, 2))
+	junk := make([]byte, 64)
+	for i := range junk {
+		junk[i] = byte(rng.Uint32())
+	}
+	junk[2] &^= 0x80 // a query, so that the accept func looks further
+
+	tests := []struct {
+		name   string
+		packet []byte
+		id     uint16
+		rcode  int // -1: no reply
+	}{
+		{"two questions", pack(twoQuestions), 2, dns.RcodeFormatError},
+		{"no question", pack(noQuestion), 3, dns.RcodeFormatError},
+		{"UPDATE", pack(update), 4, dns.RcodeNotImplemented},
+		{"NOTIFY", pack(notify), 5, dns.RcodeNotImplemented},
+		{"STATUS", pack(status), 6, dns.RcodeNotImplemented},
+		{"a response", pack(response), 7, -1},
+		{"cut short", truncatedPacket, 8, dns.RcodeFormatError},
+		{"three bytes", []byte{1, 2, 3}, 0, -1},
+		{"random bytes", junk, uint16(junk[0])<<8 | uint16(junk[1]), -2},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := conn.Write(tc.packet); err != nil {
+				t.Fatal(err)
+			}
+			// A good query behind each bad one: its reply proves the server is
+			// alive, and replies are matched by ID so ordering does not matter.
+			probe := base(uint16(1000 + i))
+			if _, err := conn.Write(pack(probe)); err != nil {
+				t.Fatal(err)
+			}
+			gotBad, gotProbe := false, false
+			buf := make([]byte, 65535)
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			for !gotProbe || (tc.rcode >= 0 && !gotBad) {
+				n, err := conn.Read(buf)
+				if err != nil {
+					t.Fatalf("read: %v (reply to the bad packet %t, to the probe %t)", err, gotBad, gotProbe)
+				}
+				m := new(dns.Msg)
+				if err := m.Unpack(buf[:n]); err != nil {
+					t.Fatalf("unpack reply: %v", err)
+				}
+				switch m.Id {
+				case probe.Id:
+					gotProbe = true
+					dnstest.Case{Authoritative: true, Answer: []string{mailA}}.Check(t, m)
+				case tc.id:
+					gotBad = true
+					if tc.rcode == -1 {
+						t.Errorf("reply %s to a packet that must be dropped", dns.RcodeToString[m.Rcode])
+					}
+					if tc.rcode >= 0 && m.Rcode != tc.rcode {
+						t.Errorf("rcode = %s, want %s", dns.RcodeToString[m.Rcode], dns.RcodeToString[tc.rcode])
+					}
+				default:
+					t.Errorf("reply with unexpected ID %d", m.Id)
+				}
+			}
+		})
+	}
+}
