@@ -1,0 +1,452 @@
+package scenario
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// startBound bounds how long a process may take to start serving.
+const startBound = 15 * time.Second
+
+// proc is one running child process.
+type proc struct {
+	cmd   *exec.Cmd
+	stdin io.Closer // endpoints exit when it closes
+	done  chan struct{}
+}
+
+// kill sends SIGKILL. It does not wait: see wait.
+func (p *proc) kill() {
+	_ = p.cmd.Process.Kill()
+	if p.stdin != nil {
+		p.stdin.Close()
+	}
+}
+
+// wait returns once the process has exited and been reaped.
+func (p *proc) wait() { <-p.done }
+
+// node is one gslbd node of the scenario.
+type node struct {
+	name, site string
+	ip         netip.Addr
+	dns        netip.AddrPort // UDP and TCP
+	gossip     netip.AddrPort // UDP and TCP
+	admin      netip.AddrPort
+	config     string // its configuration file
+	log        string // its stderr and stdout, every incarnation appended
+	proc       *proc  // nil while down
+	starts     int
+}
+
+// endpoint is one service endpoint: a re-executed test binary serving
+// GET /healthz.
+type endpoint struct {
+	site   string
+	addr   netip.AddrPort
+	log    string
+	proc   *proc // nil while down
+	starts int
+}
+
+// harness owns every process of the scenario and kills them all when the
+// test ends.
+type harness struct {
+	t     *testing.T
+	dir   string
+	bin   string // gslbd
+	dig   string
+	self  string // this test binary, for endpoints
+	nodes []*node
+	eps   []*endpoint
+
+	// siteOf maps every endpoint address to its site.
+	siteOf map[netip.Addr]string
+
+	// mu guards running.
+	mu      sync.Mutex
+	running map[*proc]bool
+}
+
+// The scenario's layout: sites, nodes and endpoints.
+var (
+	layoutNodes = []struct{ name, site, ip string }{
+		{"dc1-a", "dc1", "127.0.1.1"},
+		{"dc1-b", "dc1", "127.0.1.2"},
+		{"dc2-a", "dc2", "127.0.2.1"},
+		{"dc3-a", "dc3", "127.0.3.1"},
+	}
+	layoutEndpoints = []struct{ site, ip string }{
+		{"dc1", "127.0.1.10"},
+		{"dc1", "127.0.1.11"},
+		{"dc2", "127.0.2.10"},
+		{"dc3", "127.0.3.10"},
+	}
+)
+
+// newHarness picks free ports, writes the zone, the services and one
+// configuration per node, and registers the cleanup. It starts nothing.
+func newHarness(t *testing.T, bin, dig string) *harness {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{
+		t: t, dir: t.TempDir(), bin: bin, dig: dig, self: self,
+		siteOf: map[netip.Addr]string{}, running: map[*proc]bool{},
+	}
+	t.Cleanup(h.cleanup)
+
+	epPort, err := sharedFreePort(layoutEndpoints[0].ip, layoutEndpoints[1].ip, layoutEndpoints[2].ip, layoutEndpoints[3].ip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range layoutEndpoints {
+		ip := netip.MustParseAddr(l.ip)
+		h.eps = append(h.eps, &endpoint{
+			site: l.site, addr: netip.AddrPortFrom(ip, uint16(epPort)),
+			log: filepath.Join(h.dir, "endpoint-"+l.ip+".log"),
+		})
+		h.siteOf[ip] = l.site
+	}
+	for _, l := range layoutNodes {
+		ip := netip.MustParseAddr(l.ip)
+		n := &node{name: l.name, site: l.site, ip: ip}
+		var ports [3]int
+		for i, udp := range []bool{true, true, false} { // dns, gossip, admin
+			if ports[i], err = freePort(l.ip, udp); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n.dns = netip.AddrPortFrom(ip, uint16(ports[0]))
+		n.gossip = netip.AddrPortFrom(ip, uint16(ports[1]))
+		n.admin = netip.AddrPortFrom(ip, uint16(ports[2]))
+		n.config = filepath.Join(h.dir, n.name, "gslbd.yaml")
+		n.log = filepath.Join(h.dir, n.name+".log")
+		h.nodes = append(h.nodes, n)
+	}
+	h.writeFiles(epPort)
+	return h
+}
+
+// Scenario fixtures. The service uses the default check settings on
+// purpose: the latency targets are for the defaults.
+const (
+	zoneFile = `$ORIGIN example.com.
+$TTL 300
+@    IN SOA ns1 hostmaster 1 7200 900 1209600 300
+@    IN NS  ns1
+@    IN NS  ns2
+ns1  IN A   127.0.1.1
+ns2  IN A   127.0.2.1
+`
+	servicesFile = `sites: [dc1, dc2, dc3]
+defaults:
+  check: {type: http, port: %d, path: /healthz}
+services:
+  talk.example.com:
+    policy: failover
+    order: [dc1, dc2, dc3]
+    min_healthy: 1
+    all_down: all
+    sites:
+      dc1: [127.0.1.10, 127.0.1.11]
+      dc2: [127.0.2.10]
+      dc3: [127.0.3.10]
+`
+	nodeFile = `node: {name: %s, site: %s}
+dns:
+  listen: ["%s"]
+admin:
+  listen: %s
+cluster:
+  bind: %s
+  seeds: [%s]
+zones:
+  - origin: example.com.
+    file: ../example.com.zone
+services: ../services.yaml
+log:
+  level: info
+`
+)
+
+func (h *harness) writeFiles(epPort int) {
+	h.t.Helper()
+	write := func(path, data string) {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			h.t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	write(filepath.Join(h.dir, "example.com.zone"), zoneFile)
+	write(filepath.Join(h.dir, "services.yaml"), fmt.Sprintf(servicesFile, epPort))
+	for _, n := range h.nodes {
+		var seeds []string
+		for _, o := range h.nodes {
+			if o != n {
+				seeds = append(seeds, o.gossip.String())
+			}
+		}
+		write(n.config, fmt.Sprintf(nodeFile, n.name, n.site, n.dns, n.admin, n.gossip, strings.Join(seeds, ", ")))
+	}
+}
+
+// start starts cmd, tracks it and reaps it when it exits.
+func (h *harness) start(cmd *exec.Cmd, stdin io.Closer) (*proc, error) {
+	setProcAttr(cmd)
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &proc{cmd: cmd, stdin: stdin, done: make(chan struct{})}
+	h.mu.Lock()
+	h.running[p] = true
+	h.mu.Unlock()
+	go func() {
+		_ = cmd.Wait()
+		h.mu.Lock()
+		delete(h.running, p)
+		h.mu.Unlock()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// appendLog opens a log file for one more incarnation of a process.
+func appendLog(path, header string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(f, "===== %s %s\n", time.Now().Format("15:04:05.000"), header)
+	return f, nil
+}
+
+// startNode starts a gslbd process for n. It does not wait for it to
+// serve: the DNS pollers see when it does.
+func (h *harness) startNode(n *node) error {
+	n.starts++
+	f, err := appendLog(n.log, fmt.Sprintf("start %d of %s", n.starts, n.name))
+	if err != nil {
+		return err
+	}
+	defer f.Close() // the child holds its own descriptor
+	cmd := exec.Command(h.bin, "serve", "-config", n.config)
+	cmd.Stdout, cmd.Stderr = f, f
+	p, err := h.start(cmd, nil)
+	if err != nil {
+		return fmt.Errorf("start %s: %w", n.name, err)
+	}
+	n.proc = p
+	return nil
+}
+
+// startEndpoint starts e and returns once it accepts connections.
+func (h *harness) startEndpoint(e *endpoint) error {
+	e.starts++
+	f, err := appendLog(e.log, fmt.Sprintf("start %d of endpoint %s", e.starts, e.addr))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	stdinR, stdinW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		stdinR.Close()
+		stdinW.Close()
+		return err
+	}
+	defer outR.Close()
+	cmd := exec.Command(h.self, "-test.run=^$")
+	cmd.Env = append(os.Environ(), endpointEnv+"="+e.addr.String())
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdinR, outW, f
+	p, err := h.start(cmd, stdinW)
+	stdinR.Close()
+	outW.Close()
+	if err != nil {
+		stdinW.Close()
+		return fmt.Errorf("start endpoint %s: %w", e.addr, err)
+	}
+	e.proc = p
+	ready := make(chan error, 1)
+	go func() {
+		line, err := bufio.NewReader(outR).ReadString('\n')
+		if err == nil && strings.TrimSpace(line) != "ready" {
+			err = fmt.Errorf("unexpected output %q", line)
+		}
+		ready <- err
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			return fmt.Errorf("endpoint %s did not start (log %s): %w", e.addr, e.log, err)
+		}
+		return nil
+	case <-time.After(startBound):
+		return fmt.Errorf("endpoint %s: not ready after %s: %w", e.addr, startBound, errTimeout)
+	}
+}
+
+// startEndpoints starts eps concurrently and returns when the last one
+// accepts connections.
+func (h *harness) startEndpoints(eps []*endpoint) (time.Time, error) {
+	errs := make([]error, len(eps))
+	var wg sync.WaitGroup
+	for i, e := range eps {
+		wg.Go(func() { errs[i] = h.startEndpoint(e) })
+	}
+	wg.Wait()
+	return time.Now(), errors.Join(errs...)
+}
+
+// kill sends SIGKILL to the processes of nodes and endpoints at once and
+// returns the time just before the first signal. Use reap to wait for
+// them to be gone.
+func (h *harness) kill(nodes []*node, eps []*endpoint) (time.Time, []*proc) {
+	var ps []*proc
+	for _, n := range nodes {
+		ps = append(ps, n.proc)
+		n.proc = nil
+	}
+	for _, e := range eps {
+		ps = append(ps, e.proc)
+		e.proc = nil
+	}
+	t0 := time.Now()
+	for _, p := range ps {
+		p.kill()
+	}
+	return t0, ps
+}
+
+// reap waits until ps have exited.
+func reap(ps []*proc) {
+	for _, p := range ps {
+		p.wait()
+	}
+}
+
+// cleanup kills every process still running and, if the test failed,
+// shows the logs.
+func (h *harness) cleanup() {
+	h.mu.Lock()
+	var ps []*proc
+	for p := range h.running {
+		ps = append(ps, p)
+	}
+	h.mu.Unlock()
+	for _, p := range ps {
+		p.kill()
+	}
+	reap(ps)
+	if !h.t.Failed() {
+		return
+	}
+	for _, n := range h.nodes {
+		h.showLog(n.name, n.log)
+	}
+	for _, e := range h.eps {
+		h.showLog("endpoint "+e.addr.String(), e.log)
+	}
+}
+
+// showLog logs the last lines of a process's log.
+func (h *harness) showLog(what, path string) {
+	const maxLines = 200
+	data, err := os.ReadFile(path)
+	if err != nil {
+		h.t.Logf("%s: no log: %v", what, err)
+		return
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	skipped := ""
+	if len(lines) > maxLines {
+		skipped = fmt.Sprintf(" (last %d of %d lines)", maxLines, len(lines))
+		lines = lines[len(lines)-maxLines:]
+	}
+	h.t.Logf("----- log of %s%s -----\n%s", what, skipped, strings.Join(lines, "\n"))
+}
+
+// sitesOf returns the nodes and endpoints of site.
+func (h *harness) sitesOf(site string) ([]*node, []*endpoint) {
+	var ns []*node
+	var es []*endpoint
+	for _, n := range h.nodes {
+		if n.site == site {
+			ns = append(ns, n)
+		}
+	}
+	for _, e := range h.eps {
+		if e.site == site {
+			es = append(es, e)
+		}
+	}
+	return ns, es
+}
+
+// freePort returns a port free on ip for TCP, and for UDP too when udp is
+// set, by binding port 0 and letting go.
+func freePort(ip string, udp bool) (int, error) {
+	for range 100 {
+		ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+		if err != nil {
+			return 0, err
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ok := true
+		if udp {
+			pc, err := net.ListenPacket("udp", net.JoinHostPort(ip, strconv.Itoa(port)))
+			if err != nil {
+				ok = false
+			} else {
+				pc.Close()
+			}
+		}
+		ln.Close()
+		if ok {
+			return port, nil
+		}
+	}
+	return 0, fmt.Errorf("no free port on %s", ip)
+}
+
+// sharedFreePort returns a TCP port free on every one of ips.
+func sharedFreePort(ips ...string) (int, error) {
+	for range 100 {
+		port, err := freePort(ips[0], false)
+		if err != nil {
+			return 0, err
+		}
+		ok := true
+		for _, ip := range ips[1:] {
+			ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+			if err != nil {
+				ok = false
+				break
+			}
+			ln.Close()
+		}
+		if ok {
+			return port, nil
+		}
+	}
+	return 0, fmt.Errorf("no port free on all of %s", strings.Join(ips, ", "))
+}

@@ -1,0 +1,271 @@
+package scenario
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+const (
+	// qname is the service every poll asks for.
+	qname = "talk.example.com"
+	// pollGap is the pause between two dig runs of one poller.
+	pollGap = 5 * time.Millisecond
+	// waitBound bounds every wait for a condition.
+	waitBound = 15 * time.Second
+)
+
+// answer is what one dig run got from one node.
+type answer struct {
+	addrs []netip.Addr // sorted; empty for an empty answer
+	err   error        // dig failed or printed something other than addresses
+	start time.Time
+	end   time.Time // when dig returned
+}
+
+func (a answer) String() string {
+	if a.err != nil {
+		return "error: " + a.err.Error()
+	}
+	if len(a.addrs) == 0 {
+		return "(empty)"
+	}
+	s := make([]string, len(a.addrs))
+	for i, x := range a.addrs {
+		s[i] = x.String()
+	}
+	return strings.Join(s, " ")
+}
+
+// same reports whether a and b are the same answer (errors included).
+func (a answer) same(b answer) bool {
+	if (a.err == nil) != (b.err == nil) {
+		return false
+	}
+	return slices.Equal(a.addrs, b.addrs)
+}
+
+// dig asks n for qname A with the real dig, once.
+func (h *harness) digOnce(ctx context.Context, n *node) answer {
+	a := answer{start: time.Now()}
+	cmd := exec.CommandContext(ctx, h.dig, "@"+n.dns.Addr().String(), "-p", fmt.Sprint(n.dns.Port()),
+		qname, "A", "+short", "+time=1", "+tries=1")
+	out, err := cmd.Output()
+	a.end = time.Now()
+	if err != nil {
+		a.err = fmt.Errorf("dig: %v: %s", err, firstLine(string(out)))
+		return a
+	}
+	a.addrs, a.err = parseShort(string(out))
+	return a
+}
+
+// parseShort reads dig +short output that must hold IPv4 addresses only.
+func parseShort(out string) ([]netip.Addr, error) {
+	var addrs []netip.Addr
+	for line := range strings.Lines(out) {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		a, err := netip.ParseAddr(line)
+		if err != nil || !a.Is4() {
+			return nil, fmt.Errorf("dig printed %q", line)
+		}
+		addrs = append(addrs, a)
+	}
+	slices.SortFunc(addrs, netip.Addr.Compare)
+	return addrs, nil
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
+}
+
+// A condition on one node's answer.
+type condition struct {
+	name string
+	ok   func(answer) bool
+}
+
+// sitesIn returns the sites an answer's addresses belong to.
+func (h *harness) sitesIn(a answer) map[string]bool {
+	s := map[string]bool{}
+	for _, x := range a.addrs {
+		s[h.siteOf[x]] = true
+	}
+	return s
+}
+
+// noSite holds when the answer is non-empty and has no address of site.
+func (h *harness) noSite(site string) condition {
+	return condition{"answers without " + site, func(a answer) bool {
+		return a.err == nil && len(a.addrs) > 0 && !h.sitesIn(a)[site]
+	}}
+}
+
+// onlySite holds when the answer is non-empty and all of site.
+func (h *harness) onlySite(site string) condition {
+	return condition{"answers " + site, func(a answer) bool {
+		s := h.sitesIn(a)
+		return a.err == nil && len(a.addrs) > 0 && len(s) == 1 && s[site]
+	}}
+}
+
+// steady holds when the answer is every endpoint of site, and nothing
+// else: the answer of a healthy cluster.
+func (h *harness) steady(site string) condition {
+	var want []netip.Addr
+	for _, e := range h.eps {
+		if e.site == site {
+			want = append(want, e.addr.Addr())
+		}
+	}
+	slices.SortFunc(want, netip.Addr.Compare)
+	return condition{"answers all of " + site, func(a answer) bool {
+		return a.err == nil && slices.Equal(a.addrs, want)
+	}}
+}
+
+// digStats collects how long dig runs take, which is the resolution of
+// every figure.
+type digStats struct {
+	mu    sync.Mutex
+	durs  []time.Duration
+	count int
+}
+
+func (d *digStats) add(a answer) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.count++
+	if len(d.durs) < 100000 {
+		d.durs = append(d.durs, a.end.Sub(a.start))
+	}
+}
+
+// waitAll polls every node of nodes concurrently, one dig after another,
+// until its answer meets cond, and returns for each node the time from t0
+// to the return of the first dig that did. It fails when a node has not
+// met cond waitBound after t0.
+func (h *harness) waitAll(ctx context.Context, nodes []*node, t0 time.Time, cond condition, stats *digStats) (map[string]time.Duration, error) {
+	type result struct {
+		n    *node
+		d    time.Duration
+		last answer
+		err  error
+	}
+	results := make(chan result, len(nodes))
+	for _, n := range nodes {
+		go func() {
+			var last answer
+			for {
+				a := h.digOnce(ctx, n)
+				if stats != nil {
+					stats.add(a)
+				}
+				if cond.ok(a) {
+					results <- result{n: n, d: a.end.Sub(t0)}
+					return
+				}
+				last = a
+				if ctx.Err() != nil {
+					results <- result{n: n, last: last, err: ctx.Err()}
+					return
+				}
+				if time.Since(t0) > waitBound {
+					results <- result{n: n, last: last, err: errTimeout}
+					return
+				}
+				time.Sleep(pollGap)
+			}
+		}()
+	}
+	out := map[string]time.Duration{}
+	var failed []string
+	for range nodes {
+		r := <-results
+		if r.err != nil {
+			failed = append(failed, fmt.Sprintf("%s (%s): last answer %s", r.n.name, r.n.dns, r.last))
+			continue
+		}
+		out[r.n.name] = r.d
+	}
+	if len(failed) > 0 {
+		slices.Sort(failed)
+		return out, fmt.Errorf("not every node %s within %s: %s", cond.name, waitBound, strings.Join(failed, "; "))
+	}
+	return out, nil
+}
+
+// statusDoc is the part of GET /api/v1/status the scenario reads.
+type statusDoc struct {
+	Node  string `json:"node"`
+	Ready bool   `json:"ready"`
+	Peers []struct {
+		Name       string    `json:"name"`
+		State      string    `json:"state"`
+		SameConfig bool      `json:"same_config"`
+		LastReport time.Time `json:"last_report"`
+	} `json:"peers"`
+}
+
+// converged reports whether n is ready and sees every node alive, under
+// the same configuration, with a report received from each other node.
+func (h *harness) converged(ctx context.Context, n *node) (bool, string) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.admin.String()+"/api/v1/status", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false, err.Error()
+	}
+	defer resp.Body.Close()
+	var doc statusDoc
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
+		return false, "status: " + err.Error()
+	}
+	if !doc.Ready {
+		return false, "not ready"
+	}
+	seen := map[string]bool{}
+	for _, p := range doc.Peers {
+		if p.State != "alive" || !p.SameConfig || p.Name != n.name && p.LastReport.IsZero() {
+			return false, fmt.Sprintf("peer %s: state %s, same config %v, last report %v",
+				p.Name, p.State, p.SameConfig, p.LastReport)
+		}
+		seen[p.Name] = true
+	}
+	for _, o := range h.nodes {
+		if !seen[o.name] {
+			return false, "peer " + o.name + " not listed"
+		}
+	}
+	return true, ""
+}
+
+// waitConverged waits until every node has converged (see converged).
+func (h *harness) waitConverged(ctx context.Context) error {
+	deadline := time.Now().Add(waitBound)
+	for _, n := range h.nodes {
+		for {
+			ok, why := h.converged(ctx, n)
+			if ok {
+				break
+			}
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				return fmt.Errorf("cluster not converged within %s: %s: %s", waitBound, n.name, why)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return nil
+}
