@@ -67,8 +67,8 @@ func TestLoadGood(t *testing.T) {
 
 	names := []struct {
 		qname, zone string
-		types      []uint16 // nil: name does not exist
-		empty      bool
+		types       []uint16 // nil: name does not exist
+		empty       bool
 	}{
 		{"example.com.", "example.com.", []uint16{dns.TypeA, dns.TypeNS, dns.TypeSOA, dns.TypeMX, dns.TypeTXT, dns.TypeCAA}, false},
 		{"www.example.com.", "example.com.", []uint16{dns.TypeCNAME}, false},
@@ -79,13 +79,13 @@ func TestLoadGood(t *testing.T) {
 		{"sub.example.com.", "example.com.", []uint16{dns.TypeNS, dns.TypeDS}, false},
 		{"ns.sub.example.com.", "example.com.", []uint16{dns.TypeA}, false}, // glue
 		{"www.child.example.com.", "child.example.com.", []uint16{dns.TypeA}, false},
-		{"www.example.net.", "example.net.", []uint16{dns.TypeA}, false},                 // $INCLUDE
-		{"extra.example.net.", "example.net.", []uint16{dns.TypeTXT}, false},             // nested $INCLUDE
-		{"mail.example.net.", "example.net.", []uint16{dns.TypeMX}, false},               // $INCLUDE with origin
-		{"mx.mail.example.net.", "example.net.", []uint16{dns.TypeA}, false},             // relative to it
-		{"after.example.net.", "example.net.", []uint16{dns.TypeA}, false},               // origin restored
-		{"talk.example.com.", "example.com.", []uint16{dns.TypeTXT}, false},              // service beside TXT
-		{"db.example.com.", "example.com.", []uint16{}, false},                           // service only
+		{"www.example.net.", "example.net.", []uint16{dns.TypeA}, false},     // $INCLUDE
+		{"extra.example.net.", "example.net.", []uint16{dns.TypeTXT}, false}, // nested $INCLUDE
+		{"mail.example.net.", "example.net.", []uint16{dns.TypeMX}, false},   // $INCLUDE with origin
+		{"mx.mail.example.net.", "example.net.", []uint16{dns.TypeA}, false}, // relative to it
+		{"after.example.net.", "example.net.", []uint16{dns.TypeA}, false},   // origin restored
+		{"talk.example.com.", "example.com.", []uint16{dns.TypeTXT}, false},  // service beside TXT
+		{"db.example.com.", "example.com.", []uint16{}, false},               // service only
 		{"nothing.example.com.", "example.com.", nil, false},
 	}
 	for _, tc := range names {
