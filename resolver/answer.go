@@ -166,7 +166,7 @@ func (q *query) question(req *dns.Msg, tcp bool) outcome {
 	if qs.Qclass != dns.ClassINET {
 		return refused
 	}
-	qname := dns.CanonicalName(qs.Name)
+	qname := canonical(qs.Name)
 	z := q.st.set.Zone(qname)
 	if z == nil {
 		return refused
@@ -235,7 +235,7 @@ func (q *query) resolve(z *zones.Zone, name string) outcome {
 			return success // over-long chain: stop at the last CNAME followed
 		}
 		q.m.Answer = appendOwned(q.m.Answer, cname[:1], name, r.wildcard)
-		target := dns.CanonicalName(cname[0].(*dns.CNAME).Target)
+		target := canonical(cname[0].(*dns.CNAME).Target)
 		seen[hops] = name
 		if slices.Contains(seen[:hops+1], target) {
 			return success // loop: stop before going round again
@@ -322,7 +322,7 @@ func (q *query) additional() {
 // section: static records, or a service's selected endpoints. Glue (for a
 // referral) may come from below a zone cut; other additional data may not.
 func (q *query) addresses(target string, glue bool) {
-	name := dns.CanonicalName(target)
+	name := canonical(target)
 	if name == "." {
 		return
 	}
@@ -502,4 +502,18 @@ func parentName(name string) string {
 		return "."
 	}
 	return name[off:]
+}
+
+// canonical is dns.CanonicalName with a fast path for names already
+// canonical, which zone data and most queries are.
+func canonical(name string) string {
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c >= 'A' && c <= 'Z' {
+			return dns.CanonicalName(name)
+		}
+	}
+	if !dns.IsFqdn(name) {
+		return dns.CanonicalName(name)
+	}
+	return name
 }

@@ -48,17 +48,22 @@ func choose(svc *zones.Service, health Health, drains Drains, client netip.Addr,
 		if drained(drains, svc, site, client) {
 			continue
 		}
-		up := 0
-		for _, ep := range site.Endpoints {
+		// Health is asked once per endpoint: the verdicts of the first 64
+		// are kept in a mask for the second pass.
+		up, mask := 0, uint64(0)
+		for j, ep := range site.Endpoints {
 			if isUp(health, ep.ID) {
 				up++
+				if j < 64 {
+					mask |= 1 << j
+				}
 			}
 		}
 		if up < svc.MinHealthy.Need(len(site.Endpoints)) {
 			continue
 		}
-		for _, ep := range site.Endpoints {
-			if isUp(health, ep.ID) {
+		for j, ep := range site.Endpoints {
+			if j < 64 && mask&(1<<j) != 0 || j >= 64 && isUp(health, ep.ID) {
 				buf = append(buf, ep.Addr)
 			}
 		}
