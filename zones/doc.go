@@ -61,7 +61,7 @@
 //	      port: 8080             # 1-65535; default 80 (http), 443 (https), none (tcp)
 //	      method: GET            # http(s); upper case; default GET
 //	      path: /healthz         # http(s); starts with /; default /
-//	      host: talk.example.com # http(s); Host header; default the address
+//	      host: talk.example.com # http(s); optional Host header
 //	      expect_status: [200]   # http(s); 100-599; default any of 200-399
 //	      body_contains: ok      # http(s); default not checked
 //	      insecure_skip_verify: false # https; default false

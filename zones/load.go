@@ -37,6 +37,8 @@ type ZoneConfig struct {
 	// AllowInclude turns on $INCLUDE, off by default. A relative $INCLUDE
 	// path is resolved against the directory of the file that includes
 	// it. Included files may include others, up to miekg's depth limit.
+	// Paths are not confined to any directory: turn this on only for
+	// files the operator controls.
 	AllowInclude bool
 	// AllowTransfer lists the client prefixes allowed to AXFR and IXFR the
 	// zone. Empty refuses every transfer.
