@@ -1,0 +1,117 @@
+package drain
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+)
+
+// View is the set of drains in force at one moment, built by [NewView]
+// for the resolver. It is immutable and safe for concurrent use, and it
+// implements resolver.Drains. A nil *View drains nothing.
+type View struct {
+	// bySite holds the drains in force per site, in ID order.
+	bySite map[string][]Record
+	// records are the drains in force, by site, service, ID.
+	records []Record
+	// next is the earliest expiry among them (zero: none expires).
+	next time.Time
+}
+
+// NewView returns the drains among recs that are in force at now. It does
+// not keep recs.
+func NewView(recs []Record, now time.Time) *View {
+	v := &View{bySite: make(map[string][]Record)}
+	for _, r := range recs {
+		if !r.Active(now) {
+			continue
+		}
+		v.records = append(v.records, r)
+		if !r.Expires.IsZero() && (v.next.IsZero() || r.Expires.Before(v.next)) {
+			v.next = r.Expires
+		}
+	}
+	slices.SortFunc(v.records, compareRecords)
+	for _, r := range v.records {
+		v.bySite[r.Site] = append(v.bySite[r.Site], r)
+	}
+	return v
+}
+
+// Drained reports whether site is drained for service (a canonical name)
+// for a query from client. It is meant for the query path: a map lookup
+// and a short scan, no allocation.
+func (v *View) Drained(service, site string, client netip.Addr) bool {
+	if v == nil {
+		return false
+	}
+	client = client.Unmap()
+	for i := range v.bySite[site] {
+		r := &v.bySite[site][i]
+		if r.Service != "" && r.Service != service {
+			continue
+		}
+		if len(r.Clients) == 0 {
+			return true
+		}
+		for _, p := range r.Clients {
+			if p.Contains(client) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Affecting returns the drains in force for site and service (a
+// canonical name), including those limited to some clients. The caller
+// owns the slice.
+func (v *View) Affecting(service, site string) []Record {
+	if v == nil {
+		return nil
+	}
+	var out []Record
+	for _, r := range v.bySite[site] {
+		if r.Service == "" || r.Service == service {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Records returns every drain in force, sorted by site, service and ID.
+// The caller owns the slice.
+func (v *View) Records() []Record {
+	if v == nil {
+		return nil
+	}
+	return slices.Clone(v.records)
+}
+
+// Len returns the number of drains in force.
+func (v *View) Len() int {
+	if v == nil {
+		return 0
+	}
+	return len(v.records)
+}
+
+// NextExpiry returns when the first drain in the view expires, or the
+// zero time when none does.
+func (v *View) NextExpiry() time.Time {
+	if v == nil {
+		return time.Time{}
+	}
+	return v.next
+}
+
+func compareRecords(a, b Record) int {
+	if c := strings.Compare(a.Site, b.Site); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.Service, b.Service); c != 0 {
+		return c
+	}
+	return strings.Compare(a.ID, b.ID)
+}
