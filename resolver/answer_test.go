@@ -221,6 +221,10 @@ func TestAnswerCNAME(t *testing.T) {
 				"www.example.org. 20 IN A 198.51.100.1", "www.example.org. 20 IN A 198.51.100.2",
 			},
 		}},
+		{name: "to a service that answers SERVFAIL is SERVFAIL",
+			health: down("strict.example.org/ams/192.0.2.31", "strict.example.org/ams/192.0.2.32"), Case: dnstest.Case{
+				Qname: "strictalias.example.org.", Qtype: dns.TypeA, Rcode: dns.RcodeServerFailure,
+			}},
 		{name: "into a delegation ends with the referral", Case: dnstest.Case{
 			Qname: "refalias.example.org.", Qtype: dns.TypeA, Authoritative: true,
 			Answer: []string{"refalias.example.org. 300 IN CNAME deep.sub.example.org."},

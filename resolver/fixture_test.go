@@ -33,6 +33,7 @@ out              300 IN CNAME www.example.com.
 cross            300 IN CNAME host.example.net.
 cross-nx         300 IN CNAME gone.example.net.
 svcalias         300 IN CNAME www
+strictalias      300 IN CNAME strict
 refalias         300 IN CNAME deep.sub
 hop1             300 IN CNAME hop2
 hop2             300 IN CNAME hop3
