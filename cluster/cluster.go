@@ -427,6 +427,18 @@ func (c *Cluster) apply(frame []byte, now time.Time) error {
 			return err
 		}
 		c.applyLeave(m, now)
+	case kindDrains:
+		m, err := decodeDrains(body)
+		if err != nil {
+			return err
+		}
+		return c.applyDrains(m, now)
+	case kindDrainAck:
+		m, err := decodeDrainAck(body)
+		if err != nil {
+			return err
+		}
+		c.applyDrainAck(m)
 	default:
 		return fmt.Errorf("unexpected message kind %v", k)
 	}
@@ -495,8 +507,15 @@ func (c *Cluster) expire(now time.Time) {
 }
 
 // localState is our side of a push/pull: our report and every report we
-// hold, each with its age, as one kindState message.
+// hold, each with its age, and every drain record, as one kindState
+// message.
 func (c *Cluster) localState(now time.Time) []byte {
+	var drains []byte
+	if c.cfg.Drains != nil {
+		if recs := c.cfg.Drains.DrainRecords(); len(recs) > 0 {
+			drains = encodeDrains(c.cfg.Name, recs)
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	state := []byte{byte(kindState)}
@@ -505,6 +524,9 @@ func (c *Cluster) localState(now time.Time) []byte {
 	}
 	for _, r := range c.table.received(now) {
 		state = appendStateFrame(state, encodeReport(r.Report, now.Sub(r.At)))
+	}
+	if drains != nil {
+		state = appendStateFrame(state, drains)
 	}
 	return state
 }

@@ -225,7 +225,7 @@ func TestAnnouncePropagates(t *testing.T) {
 			s = health.Up
 		}
 		for _, n := range nodes[1:] {
-			drain(n.Changed())
+			drainSignal(n.Changed())
 		}
 		a.Announce(health.Report{Ready: true, Targets: targetsOf("a", s)})
 		took := waitFor(t, time.Second, "announce reaches b and c", func() error {
@@ -247,7 +247,7 @@ func TestHeartbeatRefreshesWithoutSignal(t *testing.T) {
 	nodes := startThree(t, nil)
 	b := nodes[1]
 	before, _ := b.report("a")
-	drain(b.Changed())
+	drainSignal(b.Changed())
 	waitFor(t, 2*time.Second, "heartbeat refreshes At", func() error {
 		r, ok := b.report("a")
 		if !ok || !r.At.After(before.At) {
@@ -304,7 +304,7 @@ func TestGracefulLeaveDropsReport(t *testing.T) {
 	t.Parallel()
 	nodes := startThree(t, nil)
 	a, b, c := nodes[0], nodes[1], nodes[2]
-	drain(a.Changed())
+	drainSignal(a.Changed())
 	stopped := time.Now()
 	c.stop(t)
 	took := waitFor(t, time.Second, "c's report dropped and c shown as left", func() error {
@@ -563,7 +563,7 @@ func reserveAddr(t *testing.T) string {
 	return ""
 }
 
-func drain(ch <-chan struct{}) {
+func drainSignal(ch <-chan struct{}) {
 	select {
 	case <-ch:
 	default:

@@ -53,6 +53,10 @@ type Config struct {
 	// SecretKey, if set, encrypts gossip with AES (16, 24 or 32 bytes).
 	// Every node needs the same key.
 	SecretKey []byte
+	// Drains, if set, is the node's drain table: drain records received
+	// are merged into it, push/pull carries its records, and drain
+	// acknowledgements are reported to it. Nil: drains are not gossiped.
+	Drains Drains
 }
 
 // Defaults for the zero values of [Config].

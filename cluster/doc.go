@@ -41,11 +41,24 @@
 //
 // Every message is one kind byte followed by a body: 1 a report (JSON), 2
 // a leave (JSON), 3 a push/pull state (uvarint-length-prefixed frames of
-// the other kinds). Unknown fields in JSON bodies are ignored, so a newer
+// the other kinds), 4 drain records (JSON), 5 a drain acknowledgement
+// (JSON). Unknown fields in JSON bodies are ignored, so a newer
 // node can add fields; anything that fails to decode is dropped, counted
 // in gslb_cluster_bad_messages_total and logged at debug. Node meta is a
 // version byte (1) then the site and the config hash, each
 // uvarint-length-prefixed; later versions may only append.
+//
+// # Operator drains
+//
+// Drain records (package drain) travel like reports: a write is sent
+// straight to every alive peer ([Cluster.BroadcastDrains]) and queued for
+// gossip under the name "drain/<id>", and every push/pull carries all
+// records, so a node that was away or restarted catches up on rejoin. The
+// receiving side hands them to [Config].Drains, whose merge (last writer
+// wins by hybrid logical clock) makes the arrival order irrelevant. Once a
+// node's resolver answers from a new drain version, the node sends a drain
+// acknowledgement to the node that made the write ([Cluster.AckDrains]),
+// over TCP; the writer's admin API waits on these.
 //
 // # Timing
 //

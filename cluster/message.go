@@ -13,7 +13,7 @@ import (
 // kind is the first byte of every message cluster hands to memberlist.
 // The body after it is JSON, except for kindState.
 //
-// Adding a kind (operator drains are next) takes: a constant here, a
+// Adding a kind takes: a constant here, a
 // wire type with its encode and decode functions, one case in
 // Cluster.apply, and, if the kind is state rather than an event, a loop
 // in Cluster.localState so that push/pull carries it. Deltas and full
@@ -30,6 +30,12 @@ const (
 	// other kinds, each preceded by its length as a uvarint. It is only
 	// valid in LocalState/MergeRemoteState and never nests.
 	kindState kind = 3
+	// kindDrains carries operator drain records (body: wireDrains). It is
+	// state: push/pull carries every record too.
+	kindDrains kind = 4
+	// kindDrainAck says which drain versions a node applied (body:
+	// wireDrainAck). It is an event, sent to the node that made the write.
+	kindDrainAck kind = 5
 )
 
 func (k kind) String() string {
@@ -40,6 +46,10 @@ func (k kind) String() string {
 		return "leave"
 	case kindState:
 		return "state"
+	case kindDrains:
+		return "drains"
+	case kindDrainAck:
+		return "drain ack"
 	default:
 		return fmt.Sprintf("kind(%d)", uint8(k))
 	}

@@ -181,7 +181,7 @@ func TestLeaveDropsAndMarksLeft(t *testing.T) {
 	now := time.Now()
 	c.memberEvent(memberlistNode{Name: "x", Meta: mustMeta(t, "s", "h")}.node(), MemberAlive)
 	c.applyReport(reportMsg{report: health.Report{Origin: "x", Seq: 10}}, now)
-	drain(c.changed)
+	drainSignal(c.changed)
 
 	c.receive(encodeLeave("x", 9)) // from an earlier incarnation
 	if _, ok := c.table.reports["x"]; !ok {
@@ -214,7 +214,7 @@ func TestChangedNotOnRefresh(t *testing.T) {
 	now := time.Now()
 	r := health.Report{Origin: "x", Seq: 1, Targets: map[string]health.State{"t": health.Up}}
 	c.applyReport(reportMsg{report: r}, now)
-	drain(c.changed)
+	drainSignal(c.changed)
 	c.applyReport(reportMsg{report: r}, now.Add(time.Millisecond))
 	r.Seq = 2
 	c.applyReport(reportMsg{report: r}, now.Add(2*time.Millisecond))

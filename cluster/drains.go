@@ -1,0 +1,152 @@
+package cluster
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/gslbd/gslbd/drain"
+)
+
+// Drains is the node's table of operator drains as cluster sees it; cmd
+// implements it over drain.Store and drain.Acks. cluster carries drain
+// records between nodes and leaves every rule about them to the
+// implementation. Its methods are called from memberlist's goroutines:
+// they must be safe for concurrent use and must not block.
+type Drains interface {
+	// DrainRecords returns every record, tombstones included, for a
+	// full-state exchange.
+	DrainRecords() []drain.Record
+	// MergeDrains applies records received from a peer (from names the
+	// node that sent them, not necessarily the one that wrote them). It
+	// returns an error for records it rejected.
+	MergeDrains(from string, recs []drain.Record) error
+	// DrainsApplied records that node has applied these drain versions.
+	DrainsApplied(node string, acks []drain.Ack)
+}
+
+// wireDrains carries drain records: one or a few from a local write, or
+// every record in a push/pull. Origin is the sending node.
+type wireDrains struct {
+	Origin  string         `json:"origin"`
+	Records []drain.Record `json:"records"`
+}
+
+// wireDrainAck says which drain versions Origin has applied (published to
+// its resolver). It is sent to the node that made the write.
+type wireDrainAck struct {
+	Origin string      `json:"origin"`
+	Acks   []drain.Ack `json:"acks"`
+}
+
+func encodeDrains(origin string, recs []drain.Record) []byte {
+	return encode(kindDrains, wireDrains{Origin: origin, Records: recs})
+}
+
+func decodeDrains(body []byte) (wireDrains, error) {
+	var w wireDrains
+	if err := json.Unmarshal(body, &w); err != nil {
+		return wireDrains{}, fmt.Errorf("decode drains: %w", err)
+	}
+	if w.Origin == "" {
+		return wireDrains{}, errors.New("decode drains: no origin")
+	}
+	return w, nil
+}
+
+func encodeDrainAck(origin string, acks []drain.Ack) []byte {
+	return encode(kindDrainAck, wireDrainAck{Origin: origin, Acks: acks})
+}
+
+func decodeDrainAck(body []byte) (wireDrainAck, error) {
+	var w wireDrainAck
+	if err := json.Unmarshal(body, &w); err != nil {
+		return wireDrainAck{}, fmt.Errorf("decode drain ack: %w", err)
+	}
+	if w.Origin == "" {
+		return wireDrainAck{}, errors.New("decode drain ack: no origin")
+	}
+	return w, nil
+}
+
+// BroadcastDrains sends records written on this node to every alive peer
+// at once (over UDP when they fit a packet, else over TCP), and queues
+// each for memberlist's gossip, which retransmits it to make up for lost
+// packets. Push/pull carries every record as well, so a peer that was
+// away catches up when it rejoins. It does not block on the network.
+func (c *Cluster) BroadcastDrains(recs []drain.Record) {
+	if len(recs) == 0 {
+		return
+	}
+	msg := encodeDrains(c.cfg.Name, recs)
+	for _, r := range recs {
+		one := msg
+		if len(recs) > 1 {
+			one = encodeDrains(c.cfg.Name, []drain.Record{r})
+		}
+		if len(one) <= maxPacket {
+			// Named by drain ID: a newer write of the same drain replaces
+			// a queued older one.
+			c.queue.QueueBroadcast(&broadcast{name: "drain/" + r.ID, msg: one})
+		}
+	}
+	c.mu.Lock()
+	peers := c.peersLocked()
+	c.mu.Unlock()
+	for i := range peers {
+		to := peers[i]
+		if len(msg) <= maxPacket {
+			if err := c.ml.SendBestEffort(&to, msg); err != nil {
+				c.log.Debug("send drains to peer", "peer", to.Name, "err", err)
+			}
+			continue
+		}
+		c.sends.Go(func() {
+			if err := c.ml.SendReliable(&to, msg); err != nil {
+				c.log.Debug("send drains to peer over tcp", "peer", to.Name, "err", err)
+			}
+		})
+	}
+}
+
+// AckDrains tells node to that this node has applied the given drain
+// versions, over TCP on a goroutine of its own. A node that is not alive
+// is skipped: nobody there waits for the acknowledgement.
+func (c *Cluster) AckDrains(to string, acks []drain.Ack) {
+	if len(acks) == 0 || to == c.cfg.Name {
+		return
+	}
+	c.mu.Lock()
+	m, ok := c.members[to]
+	var node memberlist.Node
+	if ok && m.state == MemberAlive {
+		node = m.node
+	}
+	c.mu.Unlock()
+	if node.Name == "" {
+		return
+	}
+	msg := encodeDrainAck(c.cfg.Name, acks)
+	c.sends.Go(func() {
+		if err := c.ml.SendReliable(&node, msg); err != nil {
+			c.log.Debug("send drain ack", "peer", to, "err", err)
+		}
+	})
+}
+
+func (c *Cluster) applyDrains(m wireDrains, now time.Time) error {
+	if c.cfg.Drains == nil || m.Origin == c.cfg.Name || len(m.Records) == 0 {
+		return nil
+	}
+	return c.cfg.Drains.MergeDrains(m.Origin, m.Records)
+}
+
+func (c *Cluster) applyDrainAck(m wireDrainAck) {
+	if c.cfg.Drains == nil || m.Origin == c.cfg.Name {
+		return
+	}
+	c.cfg.Drains.DrainsApplied(m.Origin, m.Acks)
+}
