@@ -55,6 +55,9 @@ func respond(st *state, req *dns.Msg, client netip.Addr, tcp bool) (*dns.Msg, in
 	}
 	m := new(dns.Msg)
 	m.SetReply(req)
+	// RFC 1035 §4.1.1: RD is copied into every response; SetReply copies it
+	// for QUERY only.
+	m.RecursionDesired = req.RecursionDesired
 	opt, nopt := requestEDNS(req)
 	q := query{st: st, m: m, client: client, aa: true}
 
