@@ -278,6 +278,15 @@ func (n *node) run(ctx context.Context, reload <-chan struct{}, ready func(bound
 		close(clusterDone)
 	}
 
+	// A node answers only once its first probe round is done (bounded by the
+	// checker's FirstRoundBound): before that it would hand out addresses it
+	// knows nothing about. Resolvers ask the other name servers meanwhile.
+	if !n.waitFirstRound(ctx, gctx) {
+		n.closeListeners()
+		cancelAll()
+		return g.Wait()
+	}
+
 	// DNS servers.
 	started := make(chan struct{}, len(n.dnsServers))
 	for _, s := range n.dnsServers {
@@ -416,4 +425,24 @@ func acceptQuery(dh dns.Header) dns.MsgAcceptAction {
 		return dns.MsgIgnore
 	}
 	return dns.MsgAccept
+}
+
+// waitFirstRound waits until the checker's first round is complete, or
+// until ctx or gctx ends (false).
+func (n *node) waitFirstRound(ctx, gctx context.Context) bool {
+	if n.checker.Snapshot().Ready() {
+		return true
+	}
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for !n.checker.Snapshot().Ready() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-gctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+	return true
 }

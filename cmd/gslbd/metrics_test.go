@@ -1,0 +1,91 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+)
+
+// TestMetricsLint lints every metric a running node (with gossip and
+// services) exports, the way CoreDNS lints its own, and checks that the
+// README lists each gslb_ family.
+func TestMetricsLint(t *testing.T) {
+	dir := t.TempDir()
+	port := freePort(t, "127.0.1.10")
+	writeFile(t, filepath.Join(dir, "example.com.zone"), failoverZone)
+	writeFile(t, filepath.Join(dir, "services.yaml"), fmt.Sprintf(`sites: [dc1]
+services:
+  talk.example.com:
+    check: {type: http, port: %d, path: /healthz}
+    sites: {dc1: [127.0.1.10]}
+`, port))
+	cfg := filepath.Join(dir, "gslbd.yaml")
+	writeFile(t, cfg, fmt.Sprintf(`node: {name: m, site: dc1}
+dns: {listen: ["127.0.0.1:0"]}
+admin: {listen: "127.0.0.1:0"}
+cluster: {bind: "127.0.0.1:0"}
+zones: [{origin: example.com., file: example.com.zone}]
+services: services.yaml
+state_dir: %s
+demo: {endpoints: ["127.0.1.10:%d"]}
+`, filepath.Join(dir, "state"), port))
+	n := startNode(t, cfg)
+	// Exercise the query path so its labelled series exist.
+	answerA(t, n.bound.DNS[0], "talk.example.com.")
+	answerA(t, n.bound.DNS[0], "nope.example.com.")
+
+	resp, err := http.Get("http://" + n.bound.Admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	problems, err := promlint.New(resp.Body).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("metric %s: %s", p.Metric, p.Text)
+	}
+
+	resp2, err := http.Get("http://" + n.bound.Admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp2.Body.Close()
+	var body strings.Builder
+	buf := make([]byte, 32<<10)
+	for {
+		k, err := resp2.Body.Read(buf)
+		body.Write(buf[:k])
+		if err != nil {
+			break
+		}
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	families := 0
+	for _, line := range strings.Split(body.String(), "\n") {
+		name, ok := strings.CutPrefix(line, "# TYPE ")
+		if !ok {
+			continue
+		}
+		name, _, _ = strings.Cut(name, " ")
+		if !strings.HasPrefix(name, "gslb_") {
+			continue
+		}
+		families++
+		if !strings.Contains(string(readme), name) {
+			t.Errorf("metric %s is not listed in README.md", name)
+		}
+	}
+	if families < 10 {
+		t.Errorf("only %d gslb_ metric families exported:\n%s", families, body.String())
+	}
+}
