@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs and is missing: dig (bind9-dnsutils)
-# and dnsperf. Debian and Ubuntu through apt-get; elsewhere it says what to
+# Installs what the test suite needs and is missing: dig (bind9-dnsutils),
+# named-checkzone (bind9-utils, an independent check of what we serve) and
+# dnsperf. Debian and Ubuntu through apt-get; elsewhere it says what to
 # install and fails.
 set -euo pipefail
 
 need=()
 command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
 command -v dnsperf >/dev/null 2>&1 || need+=(dnsperf)
+command -v named-checkzone >/dev/null 2>&1 || need+=(bind9-utils)
 ((${#need[@]})) || exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then

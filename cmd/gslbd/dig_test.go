@@ -263,3 +263,37 @@ www.example.com.	3600	IN	A	192.0.2.10
 		t.Errorf("parseDig = %+v, want %+v", got, want)
 	}
 }
+
+// TestServedZonePassesNamedCheckzone transfers the demo zone from a running
+// node with dig and has BIND's named-checkzone, a checker this project did
+// not write, validate what we serve.
+func TestServedZonePassesNamedCheckzone(t *testing.T) {
+	dig := requireDig(t)
+	checkzone, err := exec.LookPath("named-checkzone")
+	if err != nil {
+		if os.Getenv("GSLBD_REQUIRE_DIG") != "" || os.Getenv("CI") != "" {
+			t.Fatal("named-checkzone not found; install bind9-utils (make test does)")
+		}
+		t.Skip("named-checkzone not found; install bind9-utils or run make test, which does")
+	}
+	n := startNode(t, "../../testdata/dig/gslbd.yaml")
+	host, port, _ := net.SplitHostPort(n.bound.DNS[0])
+	out, err := exec.Command(dig, "@"+host, "-p", port, "+nocmd", "+nostats", "+nocomments", "example.com", "AXFR").Output()
+	if err != nil {
+		t.Fatalf("dig AXFR: %v", err)
+	}
+	file := filepath.Join(t.TempDir(), "example.com.axfr")
+	if err := os.WriteFile(file, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := exec.Command(checkzone, "-i", "local", "-k", "fail", "-m", "fail", "-M", "fail", "-n", "fail", "example.com", file).CombinedOutput()
+	if err != nil {
+		t.Fatalf("named-checkzone rejects the served zone: %v\n%s\nzone:\n%s", err, res, out)
+	}
+	// Anything beyond "loaded serial" and "OK" is a warning about our data.
+	want := "zone example.com/IN: loaded serial 2026112101\nOK"
+	if got := strings.TrimSpace(string(res)); got != want {
+		t.Errorf("named-checkzone said:\n%s\nwant:\n%s", got, want)
+	}
+	t.Logf("named-checkzone: %s", strings.TrimSpace(string(res)))
+}
