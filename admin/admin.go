@@ -1,8 +1,19 @@
 // Package admin serves gslbd's HTTP surface: liveness and readiness, the
-// Prometheus metrics, and a read-only view of the node's state.
+// Prometheus metrics, a view of the node's and cluster's state, and the
+// operator drain API with its audit events.
 //
-// It depends only on the small interfaces it declares; cmd wires the
-// implementations. Handlers are safe for concurrent use.
+// It depends only on the small interfaces it declares (and on drain for
+// value types); cmd wires the implementations. Handlers are safe for
+// concurrent use.
+//
+// # Authentication
+//
+// /healthz, /readyz and /metrics are open. Every /api/ endpoint takes a
+// bearer token ("Authorization: Bearer <token>") from the tokens file
+// (see [Tokens]) when one is configured: a read or write token to read,
+// a write token to write. Without a tokens file the read endpoints are
+// open (the listener binds to localhost by default) and the write API is
+// off: writes answer 403 saying so, never succeed.
 package admin
 
 import (
@@ -18,25 +29,47 @@ import (
 type Node interface {
 	// Ready reports whether the node should receive queries, and if not why.
 	Ready() (bool, string)
-	// Status returns a JSON-encodable document describing the node's view.
+	// Status returns a JSON-encodable document describing the node's and
+	// the cluster's state.
 	Status() any
+}
+
+// Config configures a [Server].
+type Config struct {
+	// Node is the running node. Required.
+	Node Node
+	// Drains serves the drain endpoints; nil leaves them out (404).
+	Drains Drains
+	// Tokens authenticate /api/ requests; nil turns the write API off
+	// and leaves reads open.
+	Tokens *Tokens
+	// Gatherer provides /metrics. Required.
+	Gatherer prometheus.Gatherer
+	// Logger receives refused writes and failures. Required.
+	Logger *slog.Logger
 }
 
 // Server is the admin HTTP API.
 type Server struct {
-	node     Node
-	gatherer prometheus.Gatherer
-	log      *slog.Logger
-	mux      *http.ServeMux
+	cfg Config
+	log *slog.Logger
+	mux *http.ServeMux
 }
 
-// New returns the admin API over node, exposing gatherer's metrics.
-func New(node Node, gatherer prometheus.Gatherer, logger *slog.Logger) *Server {
-	s := &Server{node: node, gatherer: gatherer, log: logger, mux: http.NewServeMux()}
+// New returns the admin API.
+func New(cfg Config) *Server {
+	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError)}))
-	s.mux.HandleFunc("GET /api/v1/status", s.status)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelError)}))
+	s.mux.HandleFunc("GET /api/v1/status", s.auth(RoleRead, s.status))
+	if cfg.Drains != nil {
+		s.mux.HandleFunc("GET /api/v1/drains", s.auth(RoleRead, s.listDrains))
+		s.mux.HandleFunc("GET /api/v1/drains/{id}", s.auth(RoleRead, s.getDrain))
+		s.mux.HandleFunc("POST /api/v1/drains", s.auth(RoleWrite, s.createDrain))
+		s.mux.HandleFunc("DELETE /api/v1/drains/{id}", s.auth(RoleWrite, s.deleteDrain))
+		s.mux.HandleFunc("GET /api/v1/events", s.auth(RoleRead, s.events))
+	}
 	return s
 }
 
@@ -48,7 +81,7 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
-	ok, why := s.node.Ready()
+	ok, why := s.cfg.Node.Ready()
 	if !ok {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "reason": why})
 		return
@@ -56,13 +89,14 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"ready": true})
 }
 
-func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, s.node.Status())
+func (s *Server) status(w http.ResponseWriter, _ *http.Request, _ string) {
+	writeJSON(w, http.StatusOK, s.cfg.Node.Status())
 }
 
 // writeJSON is the one place responses are encoded.
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -72,6 +106,9 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // Error is the body of every error response.
 type Error struct {
 	Error string `json:"error"`
+	// Services lists the services a refused drain would have left without
+	// a site (409 from the guardrail only).
+	Services []string `json:"services,omitempty"`
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {

@@ -234,3 +234,15 @@ func Overlap(a, b []netip.Prefix) bool {
 	}
 	return false
 }
+
+// GuardError refuses a drain that would leave services without any site
+// able to take traffic (healthy and not drained). Force overrides it.
+type GuardError struct {
+	// Services are the canonical names of the services concerned, sorted.
+	Services []string
+}
+
+func (e *GuardError) Error() string {
+	return fmt.Sprintf("drain refused: it would leave no site able to take traffic (healthy and not drained) for %s; set force to drain anyway",
+		strings.Join(e.Services, ", "))
+}

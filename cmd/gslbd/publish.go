@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gslbd/gslbd/cluster"
+	"github.com/gslbd/gslbd/drain"
 	"github.com/gslbd/gslbd/health"
 	"github.com/gslbd/gslbd/resolver"
 	"github.com/gslbd/gslbd/zones"
@@ -37,6 +38,7 @@ type published struct {
 	View       *health.View
 	Local      *health.Snapshot
 	Remote     []health.Received
+	Drains     *drain.View
 }
 
 // publisher is the single goroutine that turns zones, local probes and
@@ -47,6 +49,7 @@ type publisher struct {
 	res      *resolver.Resolver
 	checker  *health.Checker
 	cluster  *cluster.Cluster // nil without gossip
+	drains   *drains          // nil in tests without drains
 	log      *slog.Logger
 	metrics  *publishMetrics
 	zonesCh  chan struct{}
@@ -55,9 +58,9 @@ type publisher struct {
 }
 
 func newPublisher(cfg publisherConfig, set *zones.Set, res *resolver.Resolver, checker *health.Checker,
-	cl *cluster.Cluster, logger *slog.Logger, reg prometheus.Registerer) *publisher {
+	cl *cluster.Cluster, d *drains, logger *slog.Logger, reg prometheus.Registerer) *publisher {
 	p := &publisher{
-		cfg: cfg, res: res, checker: checker, cluster: cl, log: logger,
+		cfg: cfg, res: res, checker: checker, cluster: cl, drains: d, log: logger,
 		metrics: newPublishMetrics(reg),
 		zonesCh: make(chan struct{}, 1),
 	}
@@ -88,6 +91,10 @@ func (p *publisher) run(ctx context.Context) error {
 	if p.cluster != nil {
 		clusterChanged = p.cluster.Changed()
 	}
+	var drainsChanged <-chan struct{}
+	if p.drains != nil {
+		drainsChanged = p.drains.store.Changed()
+	}
 	expiry := time.NewTimer(time.Hour)
 	defer expiry.Stop()
 	p.armExpiry(expiry)
@@ -97,6 +104,7 @@ func (p *publisher) run(ctx context.Context) error {
 			return nil
 		case <-p.checker.Changed():
 		case <-clusterChanged:
+		case <-drainsChanged:
 		case <-p.zonesCh:
 		case <-expiry.C:
 		}
@@ -112,6 +120,7 @@ func (p *publisher) run(ctx context.Context) error {
 				return nil
 			case <-p.checker.Changed():
 			case <-clusterChanged:
+			case <-drainsChanged:
 			case <-p.zonesCh:
 			case <-q.C:
 				quiet = true
@@ -157,8 +166,19 @@ func (p *publisher) publish() {
 		Now:        now,
 		Staleness:  p.cfg.Staleness,
 	})
-	gen := p.res.Publish(resolver.State{Zones: set, Health: view})
-	prev := p.last.Swap(&published{Generation: gen, At: now, Zones: set, View: view, Local: local, Remote: remote})
+	state := resolver.State{Zones: set, Health: view}
+	var drainRecs []drain.Record
+	var dview *drain.View
+	if p.drains != nil {
+		drainRecs = p.drains.store.Records()
+		dview = drain.NewView(drainRecs, now)
+		state.Drains = dview
+	}
+	gen := p.res.Publish(state)
+	prev := p.last.Swap(&published{Generation: gen, At: now, Zones: set, View: view, Local: local, Remote: remote, Drains: dview})
+	if p.drains != nil {
+		p.drains.published(drainRecs)
+	}
 	p.metrics.publishes.Inc()
 	p.metrics.lastPublish.Set(float64(now.UnixNano()) / 1e9)
 	if p.cluster != nil && (prev == nil || prev.Local != local || prev.Zones != set) {

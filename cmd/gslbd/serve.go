@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/gslbd/gslbd/admin"
 	"github.com/gslbd/gslbd/cluster"
 	"github.com/gslbd/gslbd/health"
 	"github.com/gslbd/gslbd/resolver"
@@ -145,6 +146,8 @@ type node struct {
 	checker  *health.Checker
 	cluster  *cluster.Cluster // nil when gossip is off
 	pub      *publisher
+	drains   *drains
+	tokens   *admin.Tokens // nil: no tokens file, the write API is off
 
 	dnsServers []*dns.Server
 	demo       []*demoEndpoint
@@ -168,6 +171,14 @@ func newNode(cfg *Config, set *zones.Set, logger *slog.Logger, lv *slog.LevelVar
 	if err != nil {
 		return nil, err
 	}
+	if n.drains, err = openDrains(cfg, logger.With("component", "drain"), reg); err != nil {
+		return nil, err
+	}
+	if cfg.Admin.TokensFile != "" {
+		if n.tokens, err = admin.LoadTokens(cfg.resolve(cfg.Admin.TokensFile)); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.Cluster.Bind != "" {
 		key, err := readKey(cfg)
 		if err != nil {
@@ -183,16 +194,19 @@ func newNode(cfg *Config, set *zones.Set, logger *slog.Logger, lv *slog.LevelVar
 			Heartbeat:  time.Duration(cfg.Cluster.Heartbeat),
 			Staleness:  time.Duration(cfg.Cluster.Staleness),
 			SecretKey:  key,
+			Drains:     n.drains,
 		}, logger.With("component", "cluster"), reg)
 		if err != nil {
 			return nil, fmt.Errorf("cluster: %w", err)
 		}
 	}
+	n.drains.cluster = n.cluster
 	n.pub = newPublisher(publisherConfig{
 		Self:      cfg.Node.Name,
 		Site:      cfg.Node.Site,
 		Staleness: time.Duration(cfg.Cluster.Staleness),
-	}, set, n.resolver, n.checker, n.cluster, logger.With("component", "publisher"), reg)
+	}, set, n.resolver, n.checker, n.cluster, n.drains, logger.With("component", "publisher"), reg)
+	n.drains.pub = n.pub
 	n.metrics.reloadOK.Set(1)
 	n.metrics.reloadTime.SetToCurrentTime()
 
@@ -266,6 +280,7 @@ func (n *node) run(ctx context.Context, reload <-chan struct{}, ready func(bound
 	// Health probes and the publisher run until everything else stopped.
 	g.Go(func() error { return n.checker.Run(gctx) })
 	g.Go(func() error { return n.pub.run(gctx) })
+	g.Go(func() error { return n.drains.store.Run(gctx) })
 	clusterCtx, stopCluster := context.WithCancel(gctx)
 	defer stopCluster()
 	clusterDone := make(chan struct{})

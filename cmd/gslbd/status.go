@@ -6,10 +6,12 @@ import (
 	"time"
 
 	"github.com/gslbd/gslbd/admin"
+	"github.com/gslbd/gslbd/drain"
 )
 
 func (n *node) adminHandler() http.Handler {
-	return admin.New(n, n.reg, n.log.With("component", "admin"))
+	return admin.New(admin.Config{Node: n, Drains: n.drains, Tokens: n.tokens, Gatherer: n.reg,
+		Logger: n.log.With("component", "admin")})
 }
 
 // Ready implements admin.Node: ready once the DNS listeners are up and the
@@ -34,6 +36,8 @@ type statusDoc struct {
 	Ready      bool            `json:"ready"`
 	Services   []serviceStatus `json:"services"`
 	Peers      []peerStatus    `json:"peers,omitempty"`
+	// Drains are the operator drains in force in the published state.
+	Drains []drain.Record `json:"drains"`
 }
 
 type serviceStatus struct {
@@ -44,6 +48,9 @@ type serviceStatus struct {
 type siteStatus struct {
 	Site      string           `json:"site"`
 	Endpoints []endpointStatus `json:"endpoints"`
+	// DrainedBy lists the IDs of drains in force for this site and
+	// service, those limited to some clients included.
+	DrainedBy []string `json:"drained_by,omitempty"`
 }
 
 type endpointStatus struct {
@@ -72,11 +79,18 @@ func (n *node) Status() any {
 	doc := statusDoc{
 		Node: n.cfg.Node.Name, Site: n.cfg.Node.Site, ConfigHash: cur.Zones.Hash(),
 		Generation: cur.Generation, Published: cur.At, Ready: ready,
+		Drains: cur.Drains.Records(),
+	}
+	if doc.Drains == nil {
+		doc.Drains = []drain.Record{}
 	}
 	for _, svc := range cur.Zones.Services() {
 		ss := serviceStatus{Name: svc.Name}
 		for _, site := range svc.Sites {
 			st := siteStatus{Site: site.Site}
+			for _, r := range cur.Drains.Affecting(svc.Name, site.Site) {
+				st.DrainedBy = append(st.DrainedBy, r.ID)
+			}
 			for _, ep := range site.Endpoints {
 				v := cur.View.Verdict(ep.ID)
 				es := endpointStatus{ID: ep.ID, Address: ep.Addr.String(), Up: v.Up, Reason: v.Reason, Local: "unknown"}
