@@ -231,13 +231,8 @@ func newNode(cfg *Config, set *zones.Set, logger *slog.Logger, lv *slog.LevelVar
 // port 0 the TCP socket takes the port the UDP socket got.
 func (n *node) listenDNS() error {
 	for _, addr := range n.cfg.DNS.Listen {
-		pc, err := net.ListenPacket("udp", addr)
+		pc, ln, err := listenUDPTCP(addr)
 		if err != nil {
-			return fmt.Errorf("dns listener: %w", err)
-		}
-		ln, err := net.Listen("tcp", pc.LocalAddr().String())
-		if err != nil {
-			pc.Close()
 			return fmt.Errorf("dns listener: %w", err)
 		}
 		n.dnsServers = append(n.dnsServers,
@@ -460,4 +455,28 @@ func (n *node) waitFirstRound(ctx, gctx context.Context) bool {
 		}
 	}
 	return true
+}
+
+// listenUDPTCP binds UDP and TCP on the same address. With port 0 the
+// kernel picks the UDP port, and TCP may find it taken: then both are
+// released and another port is tried.
+func listenUDPTCP(addr string) (net.PacketConn, net.Listener, error) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, ln, nil
+		}
+		pc.Close()
+		if port != "0" || attempt == 20 {
+			return nil, nil, err
+		}
+	}
 }
