@@ -35,7 +35,7 @@ type digCase struct {
 	flags    []string
 	sections map[string][]string // answer, authority, additional
 	edns     string              // "" = not checked
-	transfer int                 // > 0: an AXFR of that many records
+	transfer int                 // > 0: an AXFR of that many records; -1: refused
 }
 
 func parseDigCases(path string) ([]*digCase, error) {
@@ -88,6 +88,10 @@ func parseDigCases(path string) ([]*digCase, error) {
 		case "edns":
 			cur.edns = val
 		case "transfer":
+			if val == "refused" {
+				cur.transfer = -1
+				break
+			}
 			if _, err := fmt.Sscanf(val, "%d", &cur.transfer); err != nil || cur.transfer <= 0 {
 				return nil, fmt.Errorf("%s:%d: transfer: want a record count", path, line)
 			}
@@ -160,7 +164,7 @@ func parseDig(out string) (*digResult, error) {
 			}
 		}
 	}
-	if r.status == "" && r.records == 0 {
+	if r.status == "" && r.records == 0 && !strings.Contains(out, "; Transfer failed.") {
 		return nil, fmt.Errorf("no reply in dig output")
 	}
 	return r, nil
@@ -200,6 +204,12 @@ func (c *digCase) check(t *testing.T, got *digResult, out string) {
 	t.Helper()
 	fail := func(format string, args ...any) {
 		t.Errorf("%s: dig %s: %s", c.pos, strings.Join(c.args, " "), fmt.Sprintf(format, args...))
+	}
+	if c.transfer < 0 {
+		if got.records != 0 || !strings.Contains(out, "; Transfer failed.") {
+			fail("transfer got %d records, want it refused", got.records)
+		}
+		return
 	}
 	if c.transfer > 0 {
 		if got.records != c.transfer {
