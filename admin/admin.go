@@ -13,7 +13,8 @@
 // (see [Tokens]) when one is configured: a read or write token to read,
 // a write token to write. Without a tokens file the read endpoints are
 // open (the listener binds to localhost by default) and the write API is
-// off: writes answer 403 saying so, never succeed.
+// off: writes answer 403 saying so, never succeed. [Config].AnonymousRead
+// keeps reads open with a tokens file too.
 package admin
 
 import (
@@ -43,6 +44,8 @@ type Config struct {
 	// Tokens authenticate /api/ requests; nil turns the write API off
 	// and leaves reads open.
 	Tokens *Tokens
+	// AnonymousRead leaves reads open even with Tokens set.
+	AnonymousRead bool
 	// Gatherer provides /metrics. Required.
 	Gatherer prometheus.Gatherer
 	// Logger receives refused writes and failures. Required.

@@ -313,3 +313,31 @@ func TestLookupConstantTime(t *testing.T) {
 		t.Errorf("Lookup allocates %v for the first token and %v for none, want equal work", a, b)
 	}
 }
+
+func TestAnonymousRead(t *testing.T) {
+	st, err := drain.Open(drain.StoreConfig{Node: "n1"}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := ParseTokens("tokens", []byte(tokensFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Config{Node: fakeNode{}, Drains: &fakeDrains{store: st}, Tokens: tok, AnonymousRead: true,
+		Gatherer: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
+	for _, tc := range []struct {
+		method, path, token, body string
+		want                      int
+	}{
+		{"GET", "/api/v1/status", "", "", 200},
+		{"GET", "/api/v1/drains", "", "", 200},
+		{"GET", "/api/v1/status", "nope-nope-nope-nope", "", 401},
+		{"POST", "/api/v1/drains", "", `{"site":"dc2","reason":"x"}`, 401},
+		{"POST", "/api/v1/drains", readSecret, `{"site":"dc2","reason":"x"}`, 403},
+		{"POST", "/api/v1/drains", writeSecret, `{"site":"dc2","reason":"x"}`, 201},
+	} {
+		if code, body := call(t, s, tc.method, tc.path, tc.token, tc.body); code != tc.want {
+			t.Errorf("%s %s with token %q = %d %s, want %d", tc.method, tc.path, tc.token, code, body, tc.want)
+		}
+	}
+}

@@ -13,7 +13,7 @@ const anonymous = "anonymous"
 // name. See the package documentation for the rules.
 func (s *Server) auth(need Role, h func(http.ResponseWriter, *http.Request, string)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if s.cfg.Tokens == nil {
+		if s.cfg.Tokens == nil || (need == RoleRead && s.cfg.AnonymousRead && r.Header.Get("Authorization") == "") {
 			if need == RoleWrite {
 				s.refuse(w, r, anonymous, http.StatusForbidden,
 					"the write API is off: no admin tokens are configured (set admin.tokens_file in the node configuration)")

@@ -77,8 +77,16 @@ type AdminConfig struct {
 	Listen string `yaml:"listen"`
 	// Disabled turns the admin listener off.
 	Disabled bool `yaml:"disabled"`
-	// TokensFile names the file holding the admin API bearer tokens.
+	// TokensFile names the file holding the admin API bearer tokens, one
+	// "name role token" per line, role read or write (see the README,
+	// Operator drains). With it, /api/ calls need a token: read or write
+	// to read, write to write. Without it the write API is off and reads
+	// are open.
 	TokensFile string `yaml:"tokens_file"`
+	// AnonymousRead lets /api/ reads (status, drains, events) through
+	// without a token even when TokensFile is set. Writes always need a
+	// write token. Default false.
+	AnonymousRead bool `yaml:"anonymous_read"`
 }
 
 // ClusterConfig configures gossip.

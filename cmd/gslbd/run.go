@@ -19,6 +19,11 @@ const usage = `usage: gslbd <command> [flags]
 commands:
   serve  -config FILE   run a node
   check  -config FILE   validate the configuration and every zone it names
+  drain SITE --reason TEXT [--service NAME] [--for DURATION] [--clients CIDR...] [--force]
+                        take a site out of service on every node (admin API)
+  undrain SITE [--service NAME] [--clients CIDR...]
+                        end a drain
+  status [-o json]      the cluster as a node sees it: verdicts, drains, nodes
   version               print the version
 
 Without arguments gslbd serves the demo configuration ` + demoConfig + `.
@@ -51,6 +56,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serveCmd(ctx, rest, getenv, stdout, stderr, h)
 	case "check":
 		return checkCmd(rest, stdout, stderr)
+	case "drain":
+		return drainCmd(ctx, rest, getenv, stdout, stderr)
+	case "undrain":
+		return undrainCmd(ctx, rest, getenv, stdout, stderr)
+	case "status":
+		return statusCmd(ctx, rest, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "gslbd", version)
 		return nil

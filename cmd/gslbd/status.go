@@ -10,8 +10,8 @@ import (
 )
 
 func (n *node) adminHandler() http.Handler {
-	return admin.New(admin.Config{Node: n, Drains: n.drains, Tokens: n.tokens, Gatherer: n.reg,
-		Logger: n.log.With("component", "admin")})
+	return admin.New(admin.Config{Node: n, Drains: n.drains, Tokens: n.tokens, AnonymousRead: n.cfg.Admin.AnonymousRead,
+		Gatherer: n.reg, Logger: n.log.With("component", "admin")})
 }
 
 // Ready implements admin.Node: ready once the DNS listeners are up and the

@@ -1,0 +1,484 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gslbd/gslbd/admin"
+	"github.com/gslbd/gslbd/drain"
+)
+
+// The operator commands talk to a node's admin API. Where and with which
+// token: -admin (or $GSLBD_ADMIN, default 127.0.0.1:5380), and
+// -token-file, else $GSLBD_TOKEN, else $GSLBD_TOKEN_FILE. A token file
+// holds the bare token.
+const (
+	envAdmin     = "GSLBD_ADMIN"
+	envToken     = "GSLBD_TOKEN"
+	envTokenFile = "GSLBD_TOKEN_FILE"
+)
+
+// defaultCLIWait is how long drain and undrain wait for acknowledgements
+// unless told otherwise.
+const defaultCLIWait = 5 * time.Second
+
+// apiClient is the admin API as the operator commands see it.
+type apiClient struct {
+	base, token string
+	http        *http.Client
+}
+
+// apiFlags adds the connection flags to fs; the returned function builds
+// the client after parsing.
+func apiFlags(fs *flag.FlagSet, getenv func(string) string) func() (*apiClient, error) {
+	addr := fs.String("admin", orDefault(getenv(envAdmin), defaultAdminListen), "admin API `address` (host:port or URL; or $"+envAdmin+")")
+	tokenFile := fs.String("token-file", "", "`file` holding the admin token (default $"+envToken+", else the file $"+envTokenFile+")")
+	return func() (*apiClient, error) {
+		c := &apiClient{base: strings.TrimRight(*addr, "/"), http: &http.Client{Timeout: admin.MaxWait + 10*time.Second}}
+		if !strings.Contains(c.base, "://") {
+			c.base = "http://" + c.base
+		}
+		file := *tokenFile
+		switch {
+		case file != "":
+		case getenv(envToken) != "":
+			c.token = strings.TrimSpace(getenv(envToken))
+		default:
+			file = getenv(envTokenFile)
+		}
+		if file != "" {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				return nil, fmt.Errorf("token file: %w", err)
+			}
+			c.token = strings.TrimSpace(string(data))
+			if c.token == "" || strings.ContainsAny(c.token, " \t\r\n") {
+				return nil, fmt.Errorf("token file %s: want the token alone on one line", file)
+			}
+		}
+		return c, nil
+	}
+}
+
+// apiError is an error answer of the admin API.
+type apiError struct {
+	status int
+	body   admin.Error
+}
+
+func (e *apiError) Error() string {
+	msg := e.body.Error
+	if len(e.body.Services) > 0 && !strings.Contains(msg, e.body.Services[0]) {
+		msg += " (" + strings.Join(e.body.Services, ", ") + ")"
+	}
+	return fmt.Sprintf("%s (HTTP %d)", msg, e.status)
+}
+
+// do makes one call and decodes a 2xx answer into out (when not nil); it
+// returns the raw body as well, for -o json.
+func (c *apiClient) do(ctx context.Context, method, path string, in, out any) ([]byte, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("admin API: %w", err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("admin API: %w", err)
+	}
+	if resp.StatusCode/100 != 2 {
+		e := &apiError{status: resp.StatusCode}
+		if json.Unmarshal(raw, &e.body) != nil || e.body.Error == "" {
+			e.body.Error = strings.TrimSpace(string(raw))
+		}
+		if e.status == http.StatusUnauthorized && c.token == "" {
+			e.body.Error = "no token given (use -token-file, $" + envToken + " or $" + envTokenFile + "): " + e.body.Error
+		}
+		return raw, e
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return raw, fmt.Errorf("admin API: decode answer: %w", err)
+		}
+	}
+	return raw, nil
+}
+
+// prefixList is a repeatable flag of client prefixes; each value may
+// hold several, separated by commas.
+type prefixList []netip.Prefix
+
+func (p *prefixList) String() string {
+	s := make([]string, len(*p))
+	for i, x := range *p {
+		s[i] = x.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func (p *prefixList) Set(v string) error {
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		pfx, err := parsePrefix(f)
+		if err != nil {
+			return fmt.Errorf("%q is not an address or CIDR prefix", f)
+		}
+		*p = append(*p, pfx)
+	}
+	return nil
+}
+
+// parseInterspersed parses flags that may come before or after the
+// positional arguments, which it returns.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, exitError{code: 0}
+			}
+			return nil, exitError{code: 2}
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+func outputFlag(fs *flag.FlagSet) *string {
+	return fs.String("o", "text", "output `format`: text or json")
+}
+
+func checkOutput(cmd, o string) error {
+	if o != "text" && o != "json" {
+		return exitError{code: 2, msg: fmt.Sprintf("gslbd %s: -o %q: want text or json", cmd, o)}
+	}
+	return nil
+}
+
+// cliFail turns an API or connection error into the command's exit.
+func cliFail(cmd string, err error) error {
+	return exitError{code: 1, msg: fmt.Sprintf("gslbd %s: %v", cmd, err)}
+}
+
+const drainUsage = `usage: gslbd drain SITE --reason TEXT [--service NAME] [--for DURATION | --until TIME]
+                   [--clients CIDR[,CIDR...]]... [--force] [--wait DURATION] [-o json]
+
+Drain SITE on every node of the cluster: DNS answers pass it over (for one
+service, or all of them; for some client prefixes, or everyone) until
+"gslbd undrain" or the expiry. A drain that would leave a service with no
+healthy site that is not drained is refused unless --force.
+`
+
+func drainCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("drain", stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, drainUsage, "\nflags:\n"); fs.PrintDefaults() }
+	client := apiFlags(fs, getenv)
+	reason := fs.String("reason", "", "why, for the audit trail (required)")
+	service := fs.String("service", "", "drain only this service `name` (default: every service)")
+	forDur := fs.Duration("for", 0, "end the drain by itself after this `duration` (90m, 2h)")
+	until := fs.String("until", "", "end the drain by itself at this RFC 3339 `time`")
+	var clients prefixList
+	fs.Var(&clients, "clients", "drain only for clients in these `prefixes` (repeatable, comma-separated)")
+	force := fs.Bool("force", false, "drain even if a service is left with no site able to take traffic")
+	wait := fs.Duration("wait", defaultCLIWait, "wait up to this `duration` for the live nodes to apply the drain (max 30s)")
+	output := outputFlag(fs)
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := checkOutput("drain", *output); err != nil {
+		return err
+	}
+	switch {
+	case len(pos) != 1:
+		fs.Usage()
+		return exitError{code: 2, msg: "gslbd drain: want exactly one SITE"}
+	case strings.TrimSpace(*reason) == "":
+		return exitError{code: 2, msg: "gslbd drain: --reason is required (say why, for the audit trail)"}
+	case *forDur != 0 && *until != "":
+		return exitError{code: 2, msg: "gslbd drain: give --for or --until, not both"}
+	case *forDur < 0:
+		return exitError{code: 2, msg: "gslbd drain: --for must be positive"}
+	}
+	c, err := client()
+	if err != nil {
+		return exitError{code: 2, msg: "gslbd drain: " + err.Error()}
+	}
+	body := map[string]any{"site": pos[0], "reason": *reason, "wait": wait.String()}
+	if *service != "" {
+		body["service"] = *service
+	}
+	if *forDur > 0 {
+		body["for"] = forDur.String()
+	}
+	if *until != "" {
+		body["expires"] = *until
+	}
+	if len(clients) > 0 {
+		cl := make([]string, len(clients))
+		for i, p := range clients {
+			cl[i] = p.String()
+		}
+		body["clients"] = cl
+	}
+	if *force {
+		body["force"] = true
+	}
+	var res admin.Result
+	raw, err := c.do(ctx, http.MethodPost, "/api/v1/drains", body, &res)
+	if err != nil {
+		var ae *apiError
+		if errors.As(err, &ae) && len(ae.body.Services) > 0 {
+			return exitError{code: 1, msg: fmt.Sprintf("gslbd drain: refused: draining %s would leave no site able to take traffic for %s; add --force to drain anyway",
+				pos[0], strings.Join(ae.body.Services, ", "))}
+		}
+		return cliFail("drain", err)
+	}
+	if *output == "json" {
+		_, err := stdout.Write(raw)
+		return err
+	}
+	r := res.Drain
+	fmt.Fprintf(stdout, "drain %s in force: %s; %q by %s, %s\n", r.ID, r.Key, r.Reason, r.By, expiresText(r.Expires))
+	if len(res.Forced) > 0 {
+		fmt.Fprintf(stdout, "forced: no site is left able to take traffic for %s\n", strings.Join(res.Forced, ", "))
+	}
+	printAck(stdout, res.Ack)
+	return nil
+}
+
+const undrainUsage = `usage: gslbd undrain SITE [--service NAME] [--clients CIDR[,CIDR...]]... [--reason TEXT] [--wait DURATION] [-o json]
+       gslbd undrain --id ID [--reason TEXT] [--wait DURATION] [-o json]
+
+End a drain on every node of the cluster. SITE, --service and --clients
+name the drain exactly as it was made ("gslbd status" lists drains and
+their IDs).
+`
+
+func undrainCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("undrain", stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, undrainUsage, "\nflags:\n"); fs.PrintDefaults() }
+	client := apiFlags(fs, getenv)
+	id := fs.String("id", "", "the drain's `ID`, instead of SITE and its scope")
+	reason := fs.String("reason", "", "why, for the audit trail")
+	service := fs.String("service", "", "the drain's service `name`, if it was made for one")
+	var clients prefixList
+	fs.Var(&clients, "clients", "the drain's client `prefixes`, if it was made for some")
+	wait := fs.Duration("wait", defaultCLIWait, "wait up to this `duration` for the live nodes to apply the undrain (max 30s)")
+	output := outputFlag(fs)
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := checkOutput("undrain", *output); err != nil {
+		return err
+	}
+	var key drain.Key
+	switch {
+	case *id != "" && (len(pos) > 0 || *service != "" || len(clients) > 0):
+		return exitError{code: 2, msg: "gslbd undrain: give --id or SITE with its scope, not both"}
+	case *id == "" && len(pos) != 1:
+		fs.Usage()
+		return exitError{code: 2, msg: "gslbd undrain: want exactly one SITE (or --id)"}
+	case *id == "":
+		key = drain.Key{Site: pos[0], Service: *service, Clients: clients}.Normalize()
+		*id = key.ID()
+	}
+	c, err := client()
+	if err != nil {
+		return exitError{code: 2, msg: "gslbd undrain: " + err.Error()}
+	}
+	body := map[string]any{"wait": wait.String()}
+	if *reason != "" {
+		body["reason"] = *reason
+	}
+	var res admin.Result
+	raw, err := c.do(ctx, http.MethodDelete, "/api/v1/drains/"+*id, body, &res)
+	if err != nil {
+		var ae *apiError
+		if errors.As(err, &ae) && ae.status == http.StatusNotFound && key.Site != "" {
+			return exitError{code: 1, msg: fmt.Sprintf("gslbd undrain: no drain in force for %s (id %s); \"gslbd status\" lists the drains", key, *id)}
+		}
+		return cliFail("undrain", err)
+	}
+	if *output == "json" {
+		_, err := stdout.Write(raw)
+		return err
+	}
+	fmt.Fprintf(stdout, "drain %s ended: %s\n", res.Drain.ID, res.Drain.Key)
+	printAck(stdout, res.Ack)
+	return nil
+}
+
+const statusUsage = `usage: gslbd status [-o json]
+
+Show the node's view of the cluster: services, sites, endpoints and their
+verdicts with the reasons, drains in force, and the nodes with their
+config hashes.
+`
+
+func statusCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("status", stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, statusUsage, "\nflags:\n"); fs.PrintDefaults() }
+	client := apiFlags(fs, getenv)
+	output := outputFlag(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := checkOutput("status", *output); err != nil {
+		return err
+	}
+	c, err := client()
+	if err != nil {
+		return exitError{code: 2, msg: "gslbd status: " + err.Error()}
+	}
+	var doc statusDoc
+	raw, err := c.do(ctx, http.MethodGet, "/api/v1/status", nil, &doc)
+	if err != nil {
+		return cliFail("status", err)
+	}
+	if *output == "json" {
+		_, err := stdout.Write(raw)
+		return err
+	}
+	printStatus(stdout, doc)
+	return nil
+}
+
+func printAck(w io.Writer, a admin.Ack) {
+	total := len(a.Applied) + len(a.Missing)
+	if a.Complete {
+		fmt.Fprintf(w, "applied on every live node (%d) within %dms: %s\n", total, a.WaitedMillis, strings.Join(a.Applied, ", "))
+		return
+	}
+	fmt.Fprintf(w, "applied on %d of %d live nodes after %dms: %s\n", len(a.Applied), total, a.WaitedMillis, orNone(a.Applied))
+	fmt.Fprintf(w, "not yet applied on: %s (gossip keeps delivering it; check with gslbd status on those nodes)\n", strings.Join(a.Missing, ", "))
+}
+
+func printStatus(w io.Writer, doc statusDoc) {
+	ready := "yes"
+	if !doc.Ready {
+		ready = "no"
+	}
+	fmt.Fprintf(w, "node %s, site %s, config %s, generation %d, ready %s\n\n",
+		doc.Node, doc.Site, doc.ConfigHash, doc.Generation, ready)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	if len(doc.Services) > 0 {
+		fmt.Fprintln(tw, "SERVICE\tSITE\tENDPOINT\tVERDICT\tWHY\tLOCAL PROBE\tDRAINED BY")
+		for _, svc := range doc.Services {
+			name := svc.Name
+			for _, site := range svc.Sites {
+				siteName, drained := site.Site, strings.Join(site.DrainedBy, ",")
+				for _, ep := range site.Endpoints {
+					verdict := "down"
+					if ep.Up {
+						verdict = "up"
+					}
+					local := ep.Local
+					if ep.Error != "" {
+						local += ": " + ep.Error
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, siteName, ep.Address, verdict, ep.Reason, local, drained)
+					name, siteName, drained = "", "", ""
+				}
+			}
+		}
+		tw.Flush()
+		fmt.Fprintln(w)
+	}
+	if len(doc.Drains) == 0 {
+		fmt.Fprintln(w, "no drains in force")
+	} else {
+		fmt.Fprintln(tw, "DRAIN\tSITE\tSERVICE\tCLIENTS\tEXPIRES\tBY\tNODE\tREASON")
+		for _, r := range doc.Drains {
+			svc, clients := r.Service, "all"
+			if svc == "" {
+				svc = "all"
+			}
+			if len(r.Clients) > 0 {
+				clients = (*prefixList)(&r.Clients).String()
+			}
+			exp := "never"
+			if !r.Expires.IsZero() {
+				exp = r.Expires.Local().Format(time.DateTime)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Site, svc, clients, exp, r.By, r.Stamp.Node, r.Reason)
+		}
+		tw.Flush()
+	}
+	fmt.Fprintln(w)
+	if len(doc.Peers) == 0 {
+		fmt.Fprintln(w, "no gossip: this node runs alone")
+		return
+	}
+	fmt.Fprintln(tw, "NODE\tSITE\tADDRESS\tSTATE\tCONFIG\tLAST REPORT")
+	for _, p := range doc.Peers {
+		cfg := p.ConfigHash
+		if !p.SameConfig {
+			cfg += " (differs)"
+		}
+		last := "-"
+		if !p.LastReport.IsZero() {
+			last = p.LastReport.Local().Format(time.TimeOnly)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Site, p.Address, p.State, cfg, last)
+	}
+	tw.Flush()
+}
+
+func expiresText(t time.Time) string {
+	if t.IsZero() {
+		return "no expiry"
+	}
+	return "until " + t.Local().Format(time.DateTime+" MST")
+}
+
+func orNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
