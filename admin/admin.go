@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -54,14 +55,16 @@ type Config struct {
 
 // Server is the admin HTTP API.
 type Server struct {
-	cfg Config
-	log *slog.Logger
-	mux *http.ServeMux
+	cfg    Config
+	log    *slog.Logger
+	mux    *http.ServeMux
+	tokens atomic.Pointer[Tokens] // nil: no tokens file
 }
 
 // New returns the admin API.
 func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	s.tokens.Store(cfg.Tokens)
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelError)}))
@@ -75,6 +78,10 @@ func New(cfg Config) *Server {
 	}
 	return s
 }
+
+// SetTokens replaces the tokens (a reload of the tokens file); requests
+// already authenticated are not affected. Safe for concurrent use.
+func (s *Server) SetTokens(t *Tokens) { s.tokens.Store(t) }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }

@@ -13,7 +13,8 @@ const anonymous = "anonymous"
 // name. See the package documentation for the rules.
 func (s *Server) auth(need Role, h func(http.ResponseWriter, *http.Request, string)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if s.cfg.Tokens == nil || (need == RoleRead && s.cfg.AnonymousRead && r.Header.Get("Authorization") == "") {
+		tokens := s.tokens.Load()
+		if tokens == nil || (need == RoleRead && s.cfg.AnonymousRead && r.Header.Get("Authorization") == "") {
 			if need == RoleWrite {
 				s.refuse(w, r, anonymous, http.StatusForbidden,
 					"the write API is off: no admin tokens are configured (set admin.tokens_file in the node configuration)")
@@ -28,7 +29,7 @@ func (s *Server) auth(need Role, h func(http.ResponseWriter, *http.Request, stri
 			s.refuse(w, r, "", http.StatusUnauthorized, "missing bearer token: send \"Authorization: Bearer <token>\"")
 			return
 		}
-		name, role, ok := s.cfg.Tokens.Lookup(secret)
+		name, role, ok := tokens.Lookup(secret)
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="gslbd", error="invalid_token"`)
 			s.refuse(w, r, "", http.StatusUnauthorized, "invalid token")

@@ -252,11 +252,11 @@ func (s *Store) Merge(recs []Record, now time.Time) ([]Record, error) {
 		if end := r.Ends(); !end.IsZero() && now.Sub(end) > s.cfg.Grace {
 			continue // long over: would only be forgotten again
 		}
-		if ahead := time.Duration(r.Stamp.Wall - now.UnixNano()); ahead > maxSkew {
-			s.log.Warn("drain stamped in the future: node clocks disagree", "id", r.ID, "node", r.Stamp.Node, "ahead", ahead.Round(time.Second))
-		}
 		s.clock.Observe(r.Stamp)
 		if Merge(s.records, r) {
+			if ahead := time.Duration(r.Stamp.Wall - now.UnixNano()); ahead > maxSkew {
+				s.log.Warn("drain stamped in the future: node clocks disagree", "id", r.ID, "node", r.Stamp.Node, "ahead", ahead.Round(time.Second))
+			}
 			won = append(won, r)
 			s.dirty = true
 			if r.Deleted || r.Active(now) {

@@ -367,6 +367,18 @@ func TestDrainCLI(t *testing.T) {
 	if ev := getJSON(t, a.bound.Admin, "/api/v1/events?limit=1", testReadToken); !strings.Contains(ev, `"action": "expire"`) {
 		t.Errorf("newest event = %s, want the expiry", ev)
 	}
+
+	// Tokens rotate on reload (SIGHUP).
+	const rotated = "rotated-0123456789abcdef"
+	writeFile(t, filepath.Join(c.dir, "tokens"), "ops2 write "+rotated+"\n")
+	a.reload <- struct{}{}
+	eventually(t, 5*time.Second, "the old token is refused after the reload", func() bool {
+		_, _, err := c.cli("a", testReadToken, "status")
+		return err != nil && strings.Contains(err.Error(), "invalid token (HTTP 401)")
+	})
+	if _, _, err := c.cli("a", rotated, "status"); err != nil {
+		t.Errorf("status with the new token: %v", err)
+	}
 }
 
 // answerFrom asks server for talk.example.com's A records from the

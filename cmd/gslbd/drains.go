@@ -85,6 +85,16 @@ func (d *drains) DrainsApplied(node string, acks []drain.Ack) { d.acks.Applied(n
 func (d *drains) published(recs []drain.Record) {
 	var own []drain.Ack
 	remote := map[string][]drain.Ack{}
+	held := make(map[string]bool, len(recs))
+	for _, r := range recs {
+		held[r.ID] = true
+	}
+	for id := range d.acked {
+		if !held[id] { // forgotten by the store after its grace period
+			delete(d.acked, id)
+			d.acks.Forget(id)
+		}
+	}
 	for _, r := range recs {
 		if d.acked[r.ID] == r.Stamp {
 			continue

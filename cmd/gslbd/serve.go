@@ -148,6 +148,7 @@ type node struct {
 	pub      *publisher
 	drains   *drains
 	tokens   *admin.Tokens // nil: no tokens file, the write API is off
+	adminAPI *admin.Server // set by adminHandler before reloads start
 
 	dnsServers []*dns.Server
 	demo       []*demoEndpoint
@@ -394,6 +395,7 @@ func (n *node) bound() bound {
 // has and says why.
 func (n *node) reload() {
 	start := time.Now()
+	n.reloadTokens()
 	cfg, set, err := loadAll(n.cfg.path)
 	if err != nil {
 		n.metrics.reloadOK.Set(0)

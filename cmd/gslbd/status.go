@@ -10,8 +10,24 @@ import (
 )
 
 func (n *node) adminHandler() http.Handler {
-	return admin.New(admin.Config{Node: n, Drains: n.drains, Tokens: n.tokens, AnonymousRead: n.cfg.Admin.AnonymousRead,
+	n.adminAPI = admin.New(admin.Config{Node: n, Drains: n.drains, Tokens: n.tokens, AnonymousRead: n.cfg.Admin.AnonymousRead,
 		Gatherer: n.reg, Logger: n.log.With("component", "admin")})
+	return n.adminAPI
+}
+
+// reloadTokens re-reads the admin tokens file (on SIGHUP), so tokens can
+// be rotated without a restart. A file that fails to load changes nothing.
+func (n *node) reloadTokens() {
+	if n.cfg.Admin.TokensFile == "" || n.adminAPI == nil {
+		return
+	}
+	t, err := admin.LoadTokens(n.cfg.resolve(n.cfg.Admin.TokensFile))
+	if err != nil {
+		n.log.Error("reload: admin tokens not reloaded; keeping the current ones", "error", err)
+		return
+	}
+	n.adminAPI.SetTokens(t)
+	n.log.Info("reload: admin tokens reloaded", "tokens", t.Len())
 }
 
 // Ready implements admin.Node: ready once the DNS listeners are up and the
