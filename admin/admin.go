@@ -19,6 +19,7 @@ package admin
 
 import (
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync/atomic"
@@ -83,8 +84,45 @@ func New(cfg Config) *Server {
 // already authenticated are not affected. Safe for concurrent use.
 func (s *Server) SetTokens(t *Tokens) { s.tokens.Store(t) }
 
-// ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP implements http.Handler. Requests no endpoint matches get
+// the mux's status (404, or 405 with Allow) with a JSON error body.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h, pattern := s.mux.Handler(r)
+	if pattern != "" {
+		s.mux.ServeHTTP(w, r) // sets the path values h reads
+		return
+	}
+	c := &statusCapture{header: http.Header{}}
+	h.ServeHTTP(c, r)
+	for _, k := range []string{"Allow", "Location"} { // 405, and the mux's path-cleaning redirects
+		if v := c.header.Get(k); v != "" {
+			w.Header().Set(k, v)
+		}
+	}
+	switch c.code {
+	case http.StatusMethodNotAllowed:
+		writeError(w, c.code, fmt.Sprintf("method %s not allowed on %s", r.Method, r.URL.Path))
+	case http.StatusNotFound, 0:
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s", r.URL.Path))
+	default:
+		writeError(w, c.code, http.StatusText(c.code))
+	}
+}
+
+// statusCapture records the status a handler answers with and drops its
+// body.
+type statusCapture struct {
+	header http.Header
+	code   int
+}
+
+func (c *statusCapture) Header() http.Header         { return c.header }
+func (c *statusCapture) Write(b []byte) (int, error) { return len(b), nil }
+func (c *statusCapture) WriteHeader(code int) {
+	if c.code == 0 {
+		c.code = code
+	}
+}
 
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -111,7 +111,7 @@ func call(t *testing.T, s http.Handler, method, path, token, body string) (int, 
 	}
 	rec := httptest.NewRecorder()
 	s.ServeHTTP(rec, req)
-	if ct := rec.Header().Get("Content-Type"); rec.Code != http.StatusMethodNotAllowed && ct != "application/json" {
+	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
 		t.Errorf("%s %s: Content-Type %q, want application/json", method, path, ct)
 	}
 	return rec.Code, rec.Body.String()
@@ -186,7 +186,8 @@ func TestDrainAPI(t *testing.T) {
 		{"delete malformed body", "DELETE", "/api/v1/drains/" + id, writeSecret, `{"reason":`, 400, "malformed JSON", false},
 		{"delete", "DELETE", "/api/v1/drains/" + id, writeSecret, `{"reason":"done"}`, 200, `"deleted": true`, true},
 		{"delete twice", "DELETE", "/api/v1/drains/" + id, writeSecret, "", 404, "no drain with id", false},
-		{"wrong method", "PUT", "/api/v1/drains", writeSecret, "", 405, "", false},
+		{"wrong method", "PUT", "/api/v1/drains", writeSecret, "", 405, "method PUT not allowed", false},
+		{"no such endpoint", "GET", "/api/v1/nope", writeSecret, "", 404, "no endpoint /api/v1/nope", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -196,7 +197,7 @@ func TestDrainAPI(t *testing.T) {
 			if code != tc.wantCode || !strings.Contains(body, tc.wantBody) {
 				t.Errorf("%s %s = %d %s\nwant %d containing %s", tc.method, tc.path, code, body, tc.wantCode, tc.wantBody)
 			}
-			if code >= 400 && code != 405 {
+			if code >= 400 {
 				var e Error
 				if err := json.Unmarshal([]byte(body), &e); err != nil || e.Error == "" {
 					t.Errorf("error body %q is not {\"error\": ...}", body)
