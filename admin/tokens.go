@@ -20,6 +20,7 @@ const (
 	RoleWrite
 )
 
+// String returns "read", "write" or "none".
 func (r Role) String() string {
 	switch r {
 	case RoleRead:

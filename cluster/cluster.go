@@ -432,7 +432,7 @@ func (c *Cluster) apply(frame []byte, now time.Time) error {
 		if err != nil {
 			return err
 		}
-		return c.applyDrains(m, now)
+		return c.applyDrains(m)
 	case kindDrainAck:
 		m, err := decodeDrainAck(body)
 		if err != nil {

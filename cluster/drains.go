@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/hashicorp/memberlist"
 
@@ -137,7 +136,7 @@ func (c *Cluster) AckDrains(to string, acks []drain.Ack) {
 	})
 }
 
-func (c *Cluster) applyDrains(m wireDrains, now time.Time) error {
+func (c *Cluster) applyDrains(m wireDrains) error {
 	if c.cfg.Drains == nil || m.Origin == c.cfg.Name || len(m.Records) == 0 {
 		return nil
 	}

@@ -152,3 +152,43 @@ func contextDone() (context.Context, context.CancelFunc) {
 	cancel()
 	return ctx, cancel
 }
+
+// TestConcurrentDrainWritesConverge: a and b create the same drain at the
+// same time, each without having seen the other's write, with different
+// reasons. Every node ends with the same record, the one with the higher
+// stamp; a delete made on c after that wins everywhere.
+func TestConcurrentDrainWritesConverge(t *testing.T) {
+	t.Parallel()
+	tables := map[string]*drainTable{}
+	nodes := startThree(t, func(c *Config) {
+		tables[c.Name] = newDrainTable(t, c.Name)
+		c.Drains = tables[c.Name]
+	})
+	spec := func(reason string) drain.Spec { return drain.Spec{Key: drain.Key{Site: "dc1"}, Reason: reason} }
+	now := time.Now()
+	ra, err := tables["a"].store.Create(spec("from a"), "ops", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := tables["b"].store.Create(spec("from b"), "ops", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes[0].BroadcastDrains([]drain.Record{ra})
+	nodes[1].BroadcastDrains([]drain.Record{rb})
+	want := ra
+	if rb.Wins(ra) {
+		want = rb
+	}
+	waitFor(t, 2*time.Second, "every node holds the winning create", func() error {
+		return errors.Join(tables["a"].holds(want), tables["b"].holds(want), tables["c"].holds(want))
+	})
+	tomb, err := tables["c"].store.Delete(want.ID, "ops", "done", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes[2].BroadcastDrains([]drain.Record{tomb})
+	waitFor(t, 2*time.Second, "every node holds the tombstone", func() error {
+		return errors.Join(tables["a"].holds(tomb), tables["b"].holds(tomb), tables["c"].holds(tomb))
+	})
+}

@@ -242,6 +242,7 @@ type GuardError struct {
 	Services []string
 }
 
+// Error says which services and how to override.
 func (e *GuardError) Error() string {
 	return fmt.Sprintf("drain refused: it would leave no site able to take traffic (healthy and not drained) for %s; set force to drain anyway",
 		strings.Join(e.Services, ", "))
