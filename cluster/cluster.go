@@ -76,6 +76,9 @@ type Cluster struct {
 	table    table
 	members  map[string]*member
 	inflight map[string]bool // peers with a TCP send of ours in progress
+	// sendsClosed is set when Run waits for the sends: callers outside
+	// Run's goroutines (drain writes and acks) may not add to them then.
+	sendsClosed bool
 }
 
 // member is the state kept per node, from memberlist events.
@@ -172,6 +175,9 @@ func (c *Cluster) Run(ctx context.Context) error {
 		}
 	}
 	err := c.ml.Shutdown()
+	c.mu.Lock()
+	c.sendsClosed = true // BroadcastDrains and AckDrains start no more sends
+	c.mu.Unlock()
 	c.sends.Wait()
 	if err != nil {
 		return fmt.Errorf("shut down memberlist: %w", err)

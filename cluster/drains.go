@@ -103,7 +103,7 @@ func (c *Cluster) BroadcastDrains(recs []drain.Record) {
 			}
 			continue
 		}
-		c.sends.Go(func() {
+		c.goSend(func() {
 			if err := c.ml.SendReliable(&to, msg); err != nil {
 				c.log.Debug("send drains to peer over tcp", "peer", to.Name, "err", err)
 			}
@@ -129,11 +129,21 @@ func (c *Cluster) AckDrains(to string, acks []drain.Ack) {
 		return
 	}
 	msg := encodeDrainAck(c.cfg.Name, acks)
-	c.sends.Go(func() {
+	c.goSend(func() {
 		if err := c.ml.SendReliable(&node, msg); err != nil {
 			c.log.Debug("send drain ack", "peer", to, "err", err)
 		}
 	})
+}
+
+// goSend runs f on a goroutine that Run waits for, unless Run is already
+// waiting for them (the node is stopping): then f is dropped.
+func (c *Cluster) goSend(f func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.sendsClosed {
+		c.sends.Go(f)
+	}
 }
 
 func (c *Cluster) applyDrains(m wireDrains) error {
