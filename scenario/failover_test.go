@@ -46,7 +46,7 @@ func TestFailover(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	h.settle(ctx, time.Now(), "start")
+	h.settle(ctx, "start")
 
 	dc1Nodes, dc1Eps := h.sitesOf("dc1")
 	var survivors []*node
@@ -57,47 +57,64 @@ func TestFailover(t *testing.T) {
 	}
 	res := newResults(kindEndpointsFail, kindEndpointsReturn, kindSiteDies, kindSiteReturns)
 	stats := &digStats{}
-	must := func(times map[string]time.Duration, err error) map[string]time.Duration {
+	// record adds the time from t0 to each node's first answer that met
+	// the condition. The pollers of a return start before the endpoints
+	// do, so an answer that came before t0 means a node handed out dc1
+	// while none of its endpoints accepted connections.
+	record := func(kind string, i int, t0 time.Time, got map[string]answer, err error) {
 		t.Helper()
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s, trial %d: %v", kind, i+1, err)
 		}
-		return times
-	}
-	record := func(kind string, i int, times map[string]time.Duration) {
+		times := map[string]time.Duration{}
+		for name, a := range got {
+			times[name] = max(a.end.Sub(t0), 0)
+			if a.end.Before(t0) {
+				t.Errorf("%s, trial %d: %s answered %s %s before the first dc1 endpoint accepted connections",
+					kind, i+1, name, a, t0.Sub(a.end))
+			}
+		}
 		slowest := res.add(kind, times)
 		t.Logf("%s, trial %d: every node after %ss (%s)", kind, i+1, secs(slowest), perNode(times))
 	}
 
-	// Trial 1: dc1's endpoints die while its nodes keep running.
+	// Trial 1: dc1's endpoints die while its nodes keep running, then come
+	// back.
 	for i := range *trials {
 		t0, ps := h.kill(nil, dc1Eps)
-		record(kindEndpointsFail, i, must(h.waitAll(ctx, h.nodes, t0, h.noSite("dc1"), stats)))
+		got, err := h.pollUntil(ctx, h.nodes, h.noSite("dc1"), stats)
+		record(kindEndpointsFail, i, t0, got, err)
 		reap(ps)
-		t0, err := h.startEndpoints(dc1Eps)
+		p := h.startPolling(ctx, h.nodes, h.onlySite("dc1"), stats)
+		t0, err = h.startEndpoints(dc1Eps)
 		if err != nil {
 			t.Fatal(err)
 		}
-		record(kindEndpointsReturn, i, must(h.waitAll(ctx, h.nodes, t0, h.onlySite("dc1"), stats)))
-		h.settle(ctx, t0, fmt.Sprintf("trial 1.%d", i+1))
+		got, err = p.wait()
+		record(kindEndpointsReturn, i, t0, got, err)
+		h.settle(ctx, fmt.Sprintf("trial 1.%d", i+1))
 	}
 
-	// Trials 2 and 3: dc1 dies whole, then comes back.
+	// Trials 2 and 3: dc1 dies whole, then its nodes and endpoints start
+	// again together.
 	for i := range *trials {
 		t0, ps := h.kill(dc1Nodes, dc1Eps)
-		record(kindSiteDies, i, must(h.waitAll(ctx, survivors, t0, h.noSite("dc1"), stats)))
+		got, err := h.pollUntil(ctx, survivors, h.noSite("dc1"), stats)
+		record(kindSiteDies, i, t0, got, err)
 		reap(ps)
+		p := h.startPolling(ctx, h.nodes, h.onlySite("dc1"), stats)
 		for _, n := range dc1Nodes {
 			if err := h.startNode(n); err != nil {
 				t.Fatal(err)
 			}
 		}
-		t0, err := h.startEndpoints(dc1Eps)
+		t0, err = h.startEndpoints(dc1Eps)
 		if err != nil {
 			t.Fatal(err)
 		}
-		record(kindSiteReturns, i, must(h.waitAll(ctx, h.nodes, t0, h.onlySite("dc1"), stats)))
-		h.settle(ctx, t0, fmt.Sprintf("trial 3.%d", i+1))
+		got, err = p.wait()
+		record(kindSiteReturns, i, t0, got, err)
+		h.settle(ctx, fmt.Sprintf("trial 3.%d", i+1))
 	}
 
 	// Stability: nothing fails, nothing may change.
@@ -111,10 +128,18 @@ func TestFailover(t *testing.T) {
 	report := fmt.Sprintf("gslbd 3-site failover scenario: %d trials each, stability %s, %d dig runs (one run: median %ss, p99 %ss; the resolution of every figure), %s in all\n%s%s",
 		*trials, *stable, stats.count, secs(digRun.median), secs(digRun.p99), time.Since(began).Round(time.Second),
 		res.table(names), stab.table(names))
+	exits := h.unexpectedExits()
+	if len(exits) > 0 {
+		report += "processes that ended without the test killing them (the figures above are suspect)\n  " +
+			strings.Join(exits, "\n  ") + "\n"
+	}
 	report += targets(res, stab)
 	t.Log("\n" + report)
 	fmt.Print(report)
 
+	for _, e := range exits {
+		t.Errorf("process ended without the test killing it: %s", e)
+	}
 	failBound, retBound := bounds()
 	for _, k := range []string{kindEndpointsFail, kindSiteDies} {
 		if s := summarize(res.every[k]); s.p99 > failBound {
@@ -136,9 +161,9 @@ func TestFailover(t *testing.T) {
 
 // settle waits until every node answers all of dc1 and the cluster has
 // converged, so that each trial starts from the same healthy state.
-func (h *harness) settle(ctx context.Context, since time.Time, after string) {
+func (h *harness) settle(ctx context.Context, after string) {
 	h.t.Helper()
-	if _, err := h.waitAll(ctx, h.nodes, since, h.steady("dc1"), nil); err != nil {
+	if _, err := h.pollUntil(ctx, h.nodes, h.steady("dc1"), nil); err != nil {
 		h.t.Fatalf("after %s: %v", after, err)
 	}
 	if err := h.waitConverged(ctx); err != nil {

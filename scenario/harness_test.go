@@ -10,9 +10,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -22,13 +24,16 @@ const startBound = 15 * time.Second
 
 // proc is one running child process.
 type proc struct {
-	cmd   *exec.Cmd
-	stdin io.Closer // endpoints exit when it closes
-	done  chan struct{}
+	name   string
+	cmd    *exec.Cmd
+	stdin  io.Closer // endpoints exit when it closes
+	done   chan struct{}
+	killed atomic.Bool // by the test, so its exit is expected
 }
 
 // kill sends SIGKILL. It does not wait: see wait.
 func (p *proc) kill() {
+	p.killed.Store(true)
 	_ = p.cmd.Process.Kill()
 	if p.stdin != nil {
 		p.stdin.Close()
@@ -75,9 +80,10 @@ type harness struct {
 	// siteOf maps every endpoint address to its site.
 	siteOf map[netip.Addr]string
 
-	// mu guards running.
+	// mu guards running and exits.
 	mu      sync.Mutex
 	running map[*proc]bool
+	exits   []string // processes that ended without the test killing them
 }
 
 // The scenario's layout: sites, nodes and endpoints.
@@ -134,7 +140,7 @@ func newHarness(t *testing.T, bin, dig string) *harness {
 		n.dns = netip.AddrPortFrom(ip, uint16(ports[0]))
 		n.gossip = netip.AddrPortFrom(ip, uint16(ports[1]))
 		n.admin = netip.AddrPortFrom(ip, uint16(ports[2]))
-		n.config = filepath.Join(h.dir, n.name, "gslbd.yaml")
+		n.config = filepath.Join(h.dir, n.name, "node.yaml")
 		n.log = filepath.Join(h.dir, n.name+".log")
 		h.nodes = append(h.nodes, n)
 	}
@@ -207,24 +213,40 @@ func (h *harness) writeFiles(epPort int) {
 	}
 }
 
-// start starts cmd, tracks it and reaps it when it exits.
-func (h *harness) start(cmd *exec.Cmd, stdin io.Closer) (*proc, error) {
+// start starts cmd, tracks it and reaps it when it exits. An exit the
+// test did not cause is recorded (see unexpectedExits).
+func (h *harness) start(name string, cmd *exec.Cmd, stdin io.Closer) (*proc, error) {
 	setProcAttr(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &proc{cmd: cmd, stdin: stdin, done: make(chan struct{})}
+	p := &proc{name: name, cmd: cmd, stdin: stdin, done: make(chan struct{})}
 	h.mu.Lock()
 	h.running[p] = true
 	h.mu.Unlock()
 	go func() {
-		_ = cmd.Wait()
+		err := cmd.Wait()
 		h.mu.Lock()
 		delete(h.running, p)
+		if !p.killed.Load() {
+			if err == nil {
+				err = errors.New("exit status 0")
+			}
+			h.exits = append(h.exits, fmt.Sprintf("%s (pid %d) ended at %s: %v",
+				name, cmd.Process.Pid, time.Now().Format("15:04:05.000"), err))
+		}
 		h.mu.Unlock()
 		close(p.done)
 	}()
 	return p, nil
+}
+
+// unexpectedExits lists the processes that ended without the test killing
+// them: a crash, or a signal from outside the test.
+func (h *harness) unexpectedExits() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.exits)
 }
 
 // appendLog opens a log file for one more incarnation of a process.
@@ -248,7 +270,7 @@ func (h *harness) startNode(n *node) error {
 	defer f.Close() // the child holds its own descriptor
 	cmd := exec.Command(h.bin, "serve", "-config", n.config)
 	cmd.Stdout, cmd.Stderr = f, f
-	p, err := h.start(cmd, nil)
+	p, err := h.start(n.name, cmd, nil)
 	if err != nil {
 		return fmt.Errorf("start %s: %w", n.name, err)
 	}
@@ -256,65 +278,83 @@ func (h *harness) startNode(n *node) error {
 	return nil
 }
 
-// startEndpoint starts e and returns once it accepts connections.
-func (h *harness) startEndpoint(e *endpoint) error {
+// startEndpoint starts e and returns, once it accepts connections, the
+// time it began to (as the endpoint itself read the clock).
+func (h *harness) startEndpoint(e *endpoint) (time.Time, error) {
 	e.starts++
 	f, err := appendLog(e.log, fmt.Sprintf("start %d of endpoint %s", e.starts, e.addr))
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	defer f.Close()
 	stdinR, stdinW, err := os.Pipe()
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		stdinR.Close()
 		stdinW.Close()
-		return err
+		return time.Time{}, err
 	}
 	defer outR.Close()
 	cmd := exec.Command(h.self, "-test.run=^$")
 	cmd.Env = append(os.Environ(), endpointEnv+"="+e.addr.String())
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdinR, outW, f
-	p, err := h.start(cmd, stdinW)
+	p, err := h.start("endpoint "+e.addr.String(), cmd, stdinW)
 	stdinR.Close()
 	outW.Close()
 	if err != nil {
 		stdinW.Close()
-		return fmt.Errorf("start endpoint %s: %w", e.addr, err)
+		return time.Time{}, fmt.Errorf("start endpoint %s: %w", e.addr, err)
 	}
 	e.proc = p
-	ready := make(chan error, 1)
+	type readyMsg struct {
+		at  time.Time
+		err error
+	}
+	ready := make(chan readyMsg, 1)
 	go func() {
 		line, err := bufio.NewReader(outR).ReadString('\n')
-		if err == nil && strings.TrimSpace(line) != "ready" {
-			err = fmt.Errorf("unexpected output %q", line)
+		var ns int64
+		if err == nil {
+			if _, err = fmt.Sscanf(line, "ready %d\n", &ns); err != nil {
+				err = fmt.Errorf("unexpected output %q", line)
+			}
 		}
-		ready <- err
+		ready <- readyMsg{time.Unix(0, ns), err}
 	}()
 	select {
-	case err := <-ready:
-		if err != nil {
-			return fmt.Errorf("endpoint %s did not start (log %s): %w", e.addr, e.log, err)
+	case r := <-ready:
+		if r.err != nil {
+			return time.Time{}, fmt.Errorf("endpoint %s did not start (log %s): %w", e.addr, e.log, r.err)
 		}
-		return nil
+		return r.at, nil
 	case <-time.After(startBound):
-		return fmt.Errorf("endpoint %s: not ready after %s: %w", e.addr, startBound, errTimeout)
+		return time.Time{}, fmt.Errorf("endpoint %s: not ready after %s: %w", e.addr, startBound, errTimeout)
 	}
 }
 
-// startEndpoints starts eps concurrently and returns when the last one
-// accepts connections.
+// startEndpoints starts eps concurrently and returns, once all of them
+// accept connections, when the first one began to.
 func (h *harness) startEndpoints(eps []*endpoint) (time.Time, error) {
 	errs := make([]error, len(eps))
+	ready := make([]time.Time, len(eps))
 	var wg sync.WaitGroup
 	for i, e := range eps {
-		wg.Go(func() { errs[i] = h.startEndpoint(e) })
+		wg.Go(func() { ready[i], errs[i] = h.startEndpoint(e) })
 	}
 	wg.Wait()
-	return time.Now(), errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return time.Time{}, err
+	}
+	first := ready[0]
+	for _, t := range ready[1:] {
+		if t.Before(first) {
+			first = t
+		}
+	}
+	return first, nil
 }
 
 // kill sends SIGKILL to the processes of nodes and endpoints at once and
@@ -359,6 +399,9 @@ func (h *harness) cleanup() {
 	reap(ps)
 	if !h.t.Failed() {
 		return
+	}
+	for _, e := range h.unexpectedExits() {
+		h.t.Logf("process ended unexpectedly: %s", e)
 	}
 	for _, n := range h.nodes {
 		h.showLog(n.name, n.log)

@@ -47,13 +47,15 @@ func TestMain(m *testing.M) {
 }
 
 // runEndpoint serves GET /healthz with 200 on addr until its standard
-// input closes (the test ended) or it is killed. It writes "ready" to
-// standard output once it accepts connections.
+// input closes (the test ended) or it is killed. Once it accepts
+// connections it writes "ready" and the time it began to, in Unix
+// nanoseconds, to standard output.
 func runEndpoint(addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
+	accepting := time.Now()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
@@ -64,7 +66,7 @@ func runEndpoint(addr string) error {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	if _, err := fmt.Fprintln(os.Stdout, "ready"); err != nil {
+	if _, err := fmt.Fprintln(os.Stdout, "ready", accepting.UnixNano()); err != nil {
 		return err
 	}
 	stdinClosed := make(chan struct{})
@@ -83,7 +85,10 @@ func runEndpoint(addr string) error {
 }
 
 // The gslbd binary is built once per test binary run, without -race: the
-// scenario measures the product as it ships.
+// scenario measures the product as it ships. It is named scenario-node,
+// and nothing on its command line says gslbd, so that someone stopping
+// their own gslbd by name (pkill gslbd, pgrep -n gslbd) on a shared
+// machine does not stop the scenario's nodes as well.
 var (
 	binOnce sync.Once
 	binDir  string
@@ -95,7 +100,7 @@ var (
 func gslbdBinary(t *testing.T) string {
 	t.Helper()
 	binOnce.Do(func() {
-		binDir, binErr = os.MkdirTemp("", "gslbd-scenario-bin-")
+		binDir, binErr = os.MkdirTemp("", "scenario-bin-")
 		if binErr != nil {
 			return
 		}
@@ -104,7 +109,7 @@ func gslbdBinary(t *testing.T) string {
 			binErr = err
 			return
 		}
-		binPath = filepath.Join(binDir, "gslbd")
+		binPath = filepath.Join(binDir, "scenario-node")
 		cmd := exec.Command(gobin, "build", "-o", binPath, "github.com/gslbd/gslbd/cmd/gslbd")
 		out, err := cmd.CombinedOutput()
 		if err != nil {

@@ -152,58 +152,79 @@ func (d *digStats) add(a answer) {
 	}
 }
 
-// waitAll polls every node of nodes concurrently, one dig after another,
-// until its answer meets cond, and returns for each node the time from t0
-// to the return of the first dig that did. It fails when a node has not
-// met cond waitBound after t0.
-func (h *harness) waitAll(ctx context.Context, nodes []*node, t0 time.Time, cond condition, stats *digStats) (map[string]time.Duration, error) {
+// pollUntil polls every node of nodes concurrently, one dig after
+// another, until its answer meets cond, and returns for each node the
+// first answer that did. It fails when a node has not met cond waitBound
+// after pollUntil started.
+func (h *harness) pollUntil(ctx context.Context, nodes []*node, cond condition, stats *digStats) (map[string]answer, error) {
 	type result struct {
-		n    *node
-		d    time.Duration
-		last answer
-		err  error
+		n   *node
+		a   answer // the first that met cond, or the last one
+		err error
 	}
+	start := time.Now()
 	results := make(chan result, len(nodes))
 	for _, n := range nodes {
 		go func() {
-			var last answer
 			for {
 				a := h.digOnce(ctx, n)
 				if stats != nil {
 					stats.add(a)
 				}
-				if cond.ok(a) {
-					results <- result{n: n, d: a.end.Sub(t0)}
+				switch {
+				case cond.ok(a):
+					results <- result{n: n, a: a}
 					return
-				}
-				last = a
-				if ctx.Err() != nil {
-					results <- result{n: n, last: last, err: ctx.Err()}
+				case ctx.Err() != nil:
+					results <- result{n: n, a: a, err: ctx.Err()}
 					return
-				}
-				if time.Since(t0) > waitBound {
-					results <- result{n: n, last: last, err: errTimeout}
+				case time.Since(start) > waitBound:
+					results <- result{n: n, a: a, err: errTimeout}
 					return
 				}
 				time.Sleep(pollGap)
 			}
 		}()
 	}
-	out := map[string]time.Duration{}
+	out := map[string]answer{}
 	var failed []string
 	for range nodes {
 		r := <-results
 		if r.err != nil {
-			failed = append(failed, fmt.Sprintf("%s (%s): last answer %s", r.n.name, r.n.dns, r.last))
+			failed = append(failed, fmt.Sprintf("%s (%s): last answer %s", r.n.name, r.n.dns, r.a))
 			continue
 		}
-		out[r.n.name] = r.d
+		out[r.n.name] = r.a
 	}
 	if len(failed) > 0 {
 		slices.Sort(failed)
 		return out, fmt.Errorf("not every node %s within %s: %s", cond.name, waitBound, strings.Join(failed, "; "))
 	}
 	return out, nil
+}
+
+// polling is a pollUntil running in the background.
+type polling struct {
+	done chan struct{}
+	got  map[string]answer
+	err  error
+}
+
+// startPolling runs pollUntil in the background, so that polling can begin
+// before the event it times.
+func (h *harness) startPolling(ctx context.Context, nodes []*node, cond condition, stats *digStats) *polling {
+	p := &polling{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.got, p.err = h.pollUntil(ctx, nodes, cond, stats)
+	}()
+	return p
+}
+
+// wait returns the answers once every node met the condition.
+func (p *polling) wait() (map[string]answer, error) {
+	<-p.done
+	return p.got, p.err
 }
 
 // statusDoc is the part of GET /api/v1/status the scenario reads.
