@@ -1,7 +1,7 @@
 # gslbd: `make test` is the whole test suite, the same command CI runs.
 GO ?= go
 
-.PHONY: all build test deps fmt-check vet gotest demo bench fuzz clean
+.PHONY: all build test deps fmt-check vet staticcheck gotest demo bench fuzz clean
 
 all: build
 
@@ -12,9 +12,10 @@ build:
 demo:
 	$(GO) run ./cmd/gslbd
 
-# The whole suite: install what is missing, check formatting, vet, then every
-# test with the race detector (the dig cases and cluster scenarios included).
-test: deps fmt-check vet gotest
+# The whole suite: install what is missing, check formatting, vet,
+# staticcheck, then every test with the race detector (the dig cases and the
+# 3-site failover scenario included).
+test: deps fmt-check vet staticcheck gotest
 
 deps:
 	./scripts/install-deps.sh
@@ -25,6 +26,11 @@ fmt-check:
 
 vet:
 	$(GO) vet ./...
+
+STATICCHECK_VERSION ?= 2026.2.2
+staticcheck:
+	@command -v staticcheck >/dev/null 2>&1 || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	PATH="$$PATH:$$($(GO) env GOPATH)/bin" staticcheck ./...
 
 gotest:
 	GSLBD_REQUIRE_DIG=1 $(GO) test -race -count=1 -timeout 12m ./...
