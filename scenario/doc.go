@@ -19,17 +19,23 @@
 // One goroutine per node runs dig (+short +time=1 +tries=1) in a tight
 // loop; a node's time is when the first dig whose answer meets the
 // condition returned, so each figure is an upper bound with a resolution of
-// one dig run (a few milliseconds). A trial's time is the slowest node's.
+// one dig run (printed with the results). A trial's time is the slowest
+// node's.
 //
 //  1. "endpoints fail": SIGKILL dc1's two endpoints while its nodes run;
 //     time until no node answers a dc1 address. "endpoints return":
-//     restart them; time from both accepting connections until every node
-//     answers dc1 again.
+//     restart them; time from the first of them accepting connections
+//     (with min_healthy 1, dc1 is eligible again from then on) until every
+//     node answers dc1 again.
 //  2. "site dies": SIGKILL dc1's two nodes and two endpoints at once; time
 //     until neither dc2-a nor dc3-a answers a dc1 address.
-//  3. "site returns": restart dc1's endpoints and nodes together; time from
-//     both endpoints accepting until every node, the restarted ones as soon
-//     as they serve, answers dc1 again.
+//  3. "site returns": restart dc1's nodes and endpoints together; time
+//     from the first endpoint accepting until every node, the restarted
+//     ones as soon as they serve, answers dc1 again.
+//
+// For the returns the pollers start before the processes do, and an
+// endpoint reports the moment it began to accept, so a node that hands out
+// dc1 while none of its endpoints is back is caught and fails the test.
 //
 // Between trials the test waits until every node answers dc1 and every
 // node's /api/v1/status lists all four nodes alive with a report received
@@ -61,5 +67,8 @@
 // set. It uses only 127.0.0.0/8 addresses, which Linux routes to the
 // loopback interface without configuration. Every process it starts is
 // killed when the test ends, and on Linux also when the test binary dies;
-// a failed run prints the nodes' logs.
+// a failed run prints the nodes' logs, and any process that ended
+// without the test killing it is reported. The binary is built as
+// scenario-node, not gslbd, so that stopping a gslbd by name elsewhere on
+// the machine leaves the scenario alone.
 package scenario
