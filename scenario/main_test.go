@@ -136,22 +136,36 @@ func requireDig(t *testing.T) string {
 	return p
 }
 
+// envInt and envDuration read a flag's default from the environment. A
+// value that does not parse stops the test binary, rather than silently
+// running a different scenario than asked for.
 func envInt(name string, def int) int {
-	if v := os.Getenv(name); v != "" {
-		if n, err := strconv.Atoi(v); err == nil {
-			return n
-		}
+	v := os.Getenv(name)
+	if v == "" {
+		return def
 	}
-	return def
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		badEnv(name, v, err)
+	}
+	return n
 }
 
 func envDuration(name string, def time.Duration) time.Duration {
-	if v := os.Getenv(name); v != "" {
-		if d, err := time.ParseDuration(v); err == nil {
-			return d
-		}
+	v := os.Getenv(name)
+	if v == "" {
+		return def
 	}
-	return def
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		badEnv(name, v, err)
+	}
+	return d
+}
+
+func badEnv(name, v string, err error) {
+	fmt.Fprintf(os.Stderr, "scenario: %s=%q: %v\n", name, v, err)
+	os.Exit(2)
 }
 
 // errTimeout marks a bounded wait that ran out.
