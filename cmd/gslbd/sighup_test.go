@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"io"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestSIGHUPReloads sends the test process a real SIGHUP while a node
+// serves without a reload hook: the node reloads its zones.
+func TestSIGHUPReloads(t *testing.T) {
+	dir := t.TempDir()
+	zone := filepath.Join(dir, "example.com.zone")
+	writeFile(t, zone, strings.Replace(reloadZone, "%s", "192.0.2.10", 1))
+	cfg := filepath.Join(dir, "gslbd.yaml")
+	writeFile(t, cfg, `node: {name: t, site: dc1}
+dns: {listen: ["127.0.0.1:0"]}
+admin: {disabled: true}
+zones: [{origin: example.com., file: example.com.zone}]
+`)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &syncBuffer{}
+	ready := make(chan bound, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "-config", cfg}, func(string) string { return "" }, io.Discard, logs,
+			hooks{ready: func(b bound) { ready <- b }})
+	}()
+	var b bound
+	select {
+	case b = <-ready:
+	case err := <-done:
+		t.Fatalf("serve: %v\n%s", err, logs)
+	case <-time.After(30 * time.Second):
+		t.Fatal("not serving after 30s")
+	}
+	writeFile(t, zone, strings.Replace(reloadZone, "%s", "192.0.2.99", 1))
+	if err := syscall.Kill(syscall.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "www A becomes 192.0.2.99 after SIGHUP", func() bool {
+		return answerA(t, b.DNS[0], "www.example.com.") == "192.0.2.99"
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve stopped with %v", err)
+	}
+}
