@@ -20,7 +20,7 @@ func TestCheck(t *testing.T) {
 			config: "../../testdata/demo/gslbd.yaml",
 		},
 		{
-			name:     "bad zone and services: every problem with file and line",
+			name:     "bad zone, services and tokens: every problem with file and line",
 			config:   "testdata/bad/gslbd.yaml",
 			wantCode: 2,
 			want: []string{
@@ -30,6 +30,8 @@ func TestCheck(t *testing.T) {
 				`testdata/bad/services.yaml:3: services["www.example.com"]: www.example.com. collides with the A record at testdata/bad/bad.zone:4`,
 				`testdata/bad/services.yaml:3: services["www.example.com"]: www.example.com. collides with the CNAME record at testdata/bad/bad.zone:5`,
 				`testdata/bad/services.yaml:6: services["www.example.com"].sites.dc2: unknown site`,
+				`testdata/bad/tokens:1: token of op: 5 characters, at least 16`,
+				`testdata/bad/tokens:2: role "admin": want read or write`,
 			},
 		},
 		{

@@ -88,12 +88,22 @@ func loadAll(path string) (*Config, *zones.Set, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	// Every problem of every file at once: zones and services, the node's
+	// site against the services, the admin tokens.
+	var errs []error
 	set, err := zones.Load(cfg.zonesConfig())
 	if err != nil {
-		return nil, nil, err
+		errs = append(errs, err)
+	} else if err := checkSite(cfg, set); err != nil {
+		errs = append(errs, err)
 	}
-	if err := checkSite(cfg, set); err != nil {
-		return nil, nil, err
+	if cfg.Admin.TokensFile != "" {
+		if _, err := admin.LoadTokens(cfg.resolve(cfg.Admin.TokensFile)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, nil, errors.Join(errs...)
 	}
 	return cfg, set, nil
 }
