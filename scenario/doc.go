@@ -1,6 +1,6 @@
-// Package scenario measures gslbd's site failover end to end, on real
-// processes: the gslbd binary, real HTTP endpoints and the real dig. It
-// holds no product code; everything is in its tests.
+// Package scenario measures gslbd's site failover and operator drains end
+// to end, on real processes: the gslbd binary, real HTTP endpoints and the
+// real dig. It holds no product code; everything is in its tests.
 //
 // # The three-site scenario (TestFailover)
 //
@@ -27,15 +27,49 @@
 //     restart them; time from the first of them accepting connections
 //     (with min_healthy 1, dc1 is eligible again from then on) until every
 //     node answers dc1 again.
+//
 //  2. "site dies": SIGKILL dc1's two nodes and two endpoints at once; time
 //     until neither dc2-a nor dc3-a answers a dc1 address.
+//
 //  3. "site returns": restart dc1's nodes and endpoints together; time
 //     from the first endpoint accepting until every node, the restarted
 //     ones as soon as they serve, answers dc1 again.
 //
+//  4. "dc1 drained": with everything healthy, drain dc1 through one node's
+//     admin API (POST /api/v1/drains, "wait": "0s"); time from the call's
+//     return until no node answers a dc1 address. "dc1 undrained": delete
+//     the drain through the next node's API; time until every node
+//     answers dc1 again. Trial i writes through nodes i and i+1 of the
+//     four, so every node takes both writes, and every delete is made on
+//     a node that learnt of the drain from another.
+//
+//  5. "drain across a restart" (once per run): drain dc1, stop all four
+//     nodes at once with SIGTERM (each must exit with status 0), start
+//     them again with the same state directories, wait until the cluster
+//     has formed, then delete the drain. From the drain's taking effect
+//     everywhere until the delete is sent no node may answer a dc1
+//     address, its first answers after the restart included. Timed: each
+//     node's graceful stop, from the start until each node answers (with
+//     dc1 drained), and the undrain as in trial 4.
+//
+//  6. "cold start", a regression test for a node answering before its
+//     first probe round: kill every node and dc1's endpoints, then, with
+//     the pollers already running, start the four nodes together while
+//     dc1's endpoints stay dead. No node may ever answer a dc1 address
+//     (a dig may time out until its node serves). Once the cluster has
+//     formed, start dc1's endpoints and time the return as in trial 1.
+//     Timed too: from the start until each node answers. It runs once in
+//     the short form and -scenario.trials times when that is above 3.
+//
 // For the returns the pollers start before the processes do, and an
 // endpoint reports the moment it began to accept, so a node that hands out
 // dc1 while none of its endpoints is back is caught and fails the test.
+// In trials 5 and 6 the pollers keep every answer, and each one is
+// checked.
+//
+// The nodes share an admin tokens file (a read and a write token, made
+// at random per run) and each keeps its drains in its own state
+// directory in the test's temporary directory.
 //
 // Between trials the test waits until every node answers dc1 and every
 // node's /api/v1/status lists all four nodes alive with a report received
@@ -44,20 +78,24 @@
 //
 // The results are printed as a table of min, median, p99 and max seconds
 // per trial (nearest-rank p99: with fewer than 100 trials it is the
-// maximum), overall and per node. The test asserts only generous bounds
-// (failure detection p99 under 5 s, return under 10 s, no answer change
-// while stable); the measured figures are the product. With
+// maximum), overall and per node. The test asserts the invariants (no
+// dc1 answer while drained across the restart, none before dc1's
+// endpoints at a cold start, no answer change while stable) and only
+// generous bounds on time (failure detection and drains p99 under 5 s,
+// returns under 10 s); the measured figures are the product. With
 // -scenario.strict it asserts the targets instead: p99 at most 1 s for
-// trials 1 and 2 on every node and at most 2 s for the returns.
+// trials 1 and 2 and for drains and undrains on every node, and at most
+// 2 s for the returns.
 //
 // # Running it
 //
-// The short form (3 trials each, 10 s of stability, well under two
-// minutes) is part of go test ./... and make test:
+// The short form (3 trials each of 1 to 4, one cold start, 10 s of
+// stability: about 25 s, also with -race on two cores) is part of go test
+// ./... and make test:
 //
 //	go test ./scenario -run TestFailover -v -count=1
 //
-// The long form (about 20 minutes):
+// The long form (about 15 minutes):
 //
 //	go test ./scenario -run TestFailover -v -count=1 -scenario.trials=20 -scenario.stable=10m -timeout 30m
 //

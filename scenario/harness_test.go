@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"bufio"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -28,7 +30,9 @@ type proc struct {
 	cmd    *exec.Cmd
 	stdin  io.Closer // endpoints exit when it closes
 	done   chan struct{}
-	killed atomic.Bool // by the test, so its exit is expected
+	killed atomic.Bool // by the test (SIGKILL or SIGTERM), so its exit is expected
+	err    error       // how it exited (nil: status 0); set before done closes
+	exited time.Time   // when it was reaped; set before done closes
 }
 
 // kill sends SIGKILL. It does not wait: see wait.
@@ -38,6 +42,12 @@ func (p *proc) kill() {
 	if p.stdin != nil {
 		p.stdin.Close()
 	}
+}
+
+// stop sends SIGTERM, asking for a graceful stop. It does not wait.
+func (p *proc) stop() {
+	p.killed.Store(true)
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 }
 
 // wait returns once the process has exited and been reaped.
@@ -51,6 +61,7 @@ type node struct {
 	gossip     netip.AddrPort // UDP and TCP
 	admin      netip.AddrPort
 	config     string // its configuration file
+	stateDir   string // kept across its restarts (drains.json)
 	log        string // its stderr and stdout, every incarnation appended
 	proc       *proc  // nil while down
 	starts     int
@@ -79,6 +90,9 @@ type harness struct {
 
 	// siteOf maps every endpoint address to its site.
 	siteOf map[netip.Addr]string
+	// readToken and writeToken are the admin API's bearer tokens, the
+	// same on every node.
+	readToken, writeToken string
 
 	// mu guards running and exits.
 	mu      sync.Mutex
@@ -141,12 +155,17 @@ func newHarness(t *testing.T, bin, dig string) *harness {
 		n.gossip = netip.AddrPortFrom(ip, uint16(ports[1]))
 		n.admin = netip.AddrPortFrom(ip, uint16(ports[2]))
 		n.config = filepath.Join(h.dir, n.name, "node.yaml")
+		n.stateDir = filepath.Join(h.dir, n.name, "state")
 		n.log = filepath.Join(h.dir, n.name+".log")
 		h.nodes = append(h.nodes, n)
 	}
+	h.readToken, h.writeToken = newToken(), newToken()
 	h.writeFiles(epPort)
 	return h
 }
+
+// newToken returns a random admin API token.
+func newToken() string { return rand.Text() }
 
 // Scenario fixtures. The service uses the default check settings on
 // purpose: the latency targets are for the defaults.
@@ -173,11 +192,17 @@ services:
       dc2: [127.0.2.10]
       dc3: [127.0.3.10]
 `
+	tokensFile = `# name role token
+scenario-read read %s
+scenario-write write %s
+`
 	nodeFile = `node: {name: %s, site: %s}
 dns:
   listen: ["%s"]
 admin:
   listen: %s
+  tokens_file: ../tokens
+state_dir: %s
 cluster:
   bind: %s
   seeds: [%s]
@@ -192,16 +217,18 @@ log:
 
 func (h *harness) writeFiles(epPort int) {
 	h.t.Helper()
-	write := func(path, data string) {
+	writeMode := func(path, data string, mode os.FileMode) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			h.t.Fatal(err)
 		}
-		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		if err := os.WriteFile(path, []byte(data), mode); err != nil {
 			h.t.Fatal(err)
 		}
 	}
+	write := func(path, data string) { writeMode(path, data, 0o644) }
 	write(filepath.Join(h.dir, "example.com.zone"), zoneFile)
 	write(filepath.Join(h.dir, "services.yaml"), fmt.Sprintf(servicesFile, epPort))
+	writeMode(filepath.Join(h.dir, "tokens"), fmt.Sprintf(tokensFile, h.readToken, h.writeToken), 0o600)
 	for _, n := range h.nodes {
 		var seeds []string
 		for _, o := range h.nodes {
@@ -209,7 +236,7 @@ func (h *harness) writeFiles(epPort int) {
 				seeds = append(seeds, o.gossip.String())
 			}
 		}
-		write(n.config, fmt.Sprintf(nodeFile, n.name, n.site, n.dns, n.admin, n.gossip, strings.Join(seeds, ", ")))
+		write(n.config, fmt.Sprintf(nodeFile, n.name, n.site, n.dns, n.admin, n.stateDir, n.gossip, strings.Join(seeds, ", ")))
 	}
 }
 
@@ -226,6 +253,7 @@ func (h *harness) start(name string, cmd *exec.Cmd, stdin io.Closer) (*proc, err
 	h.mu.Unlock()
 	go func() {
 		err := cmd.Wait()
+		p.err, p.exited = err, time.Now()
 		h.mu.Lock()
 		delete(h.running, p)
 		if !p.killed.Load() {
@@ -276,6 +304,61 @@ func (h *harness) startNode(n *node) error {
 	}
 	n.proc = p
 	return nil
+}
+
+// startNodes starts nodes one right after the other and returns the time
+// just before the first start.
+func (h *harness) startNodes(nodes []*node) (time.Time, error) {
+	t0 := time.Now()
+	for _, n := range nodes {
+		if err := h.startNode(n); err != nil {
+			return t0, err
+		}
+	}
+	return t0, nil
+}
+
+// stopBound bounds a graceful stop; a node's own shutdown gives up after
+// 10 s.
+const stopBound = 15 * time.Second
+
+// stopNodes sends SIGTERM to nodes at once and waits until they have
+// exited. It returns for each node the time from the first signal to its
+// exit. A node that does not exit with status 0 within stopBound is an
+// error (and is then killed).
+func (h *harness) stopNodes(nodes []*node) (map[string]time.Duration, error) {
+	ps := make([]*proc, len(nodes))
+	for i, n := range nodes {
+		ps[i] = n.proc
+		n.proc = nil
+	}
+	t0 := time.Now()
+	for _, p := range ps {
+		p.stop()
+	}
+	times := map[string]time.Duration{}
+	var errs []error
+	expired := make(chan struct{}) // stays closed once stopBound passed
+	timer := time.AfterFunc(stopBound, func() { close(expired) })
+	defer timer.Stop()
+	for i, p := range ps {
+		select {
+		case <-p.done:
+		case <-expired:
+		}
+		select {
+		case <-p.done:
+			times[nodes[i].name] = p.exited.Sub(t0)
+			if p.err != nil {
+				errs = append(errs, fmt.Errorf("%s did not stop cleanly on SIGTERM: %v", nodes[i].name, p.err))
+			}
+		default:
+			errs = append(errs, fmt.Errorf("%s still running %s after SIGTERM: %w", nodes[i].name, stopBound, errTimeout))
+			p.kill()
+			p.wait()
+		}
+	}
+	return times, errors.Join(errs...)
 }
 
 // startEndpoint starts e and returns, once it accepts connections, the

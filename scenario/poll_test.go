@@ -2,9 +2,8 @@ package scenario
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
+	"maps"
 	"net/netip"
 	"os/exec"
 	"slices"
@@ -227,66 +226,115 @@ func (p *polling) wait() (map[string]answer, error) {
 	return p.got, p.err
 }
 
-// statusDoc is the part of GET /api/v1/status the scenario reads.
-type statusDoc struct {
-	Node  string `json:"node"`
-	Ready bool   `json:"ready"`
-	Peers []struct {
-		Name       string    `json:"name"`
-		State      string    `json:"state"`
-		SameConfig bool      `json:"same_config"`
-		LastReport time.Time `json:"last_report"`
-	} `json:"peers"`
+// recording polls nodes like pollUntil, one dig after another, but keeps
+// every answer until it is stopped. A phase that must never see some
+// answer (dc1 while drained, dc1 before its endpoints run) checks all of
+// them afterwards, and waits on them meanwhile.
+type recording struct {
+	h    *harness
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+
+	// mu guards answers and changed.
+	mu      sync.Mutex
+	answers map[string][]answer // by node name, in the order dig returned
+	changed chan struct{}       // closed and replaced on every answer
 }
 
-// converged reports whether n is ready and sees every node alive, under
-// the same configuration, with a report received from each other node.
-func (h *harness) converged(ctx context.Context, n *node) (bool, string) {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.admin.String()+"/api/v1/status", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return false, err.Error()
+// startRecording starts one dig loop per node of nodes.
+func (h *harness) startRecording(ctx context.Context, nodes []*node, stats *digStats) *recording {
+	ctx, cancel := context.WithCancel(ctx)
+	r := &recording{h: h, stop: cancel, answers: map[string][]answer{}, changed: make(chan struct{})}
+	for _, n := range nodes {
+		r.wg.Go(func() {
+			for ctx.Err() == nil {
+				a := h.digOnce(ctx, n)
+				if ctx.Err() != nil {
+					return // dig was killed: not an answer
+				}
+				stats.add(a)
+				r.mu.Lock()
+				r.answers[n.name] = append(r.answers[n.name], a)
+				close(r.changed)
+				r.changed = make(chan struct{})
+				r.mu.Unlock()
+				time.Sleep(pollGap)
+			}
+		})
 	}
-	defer resp.Body.Close()
-	var doc statusDoc
-	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
-		return false, "status: " + err.Error()
-	}
-	if !doc.Ready {
-		return false, "not ready"
-	}
-	seen := map[string]bool{}
-	for _, p := range doc.Peers {
-		if p.State != "alive" || !p.SameConfig || p.Name != n.name && p.LastReport.IsZero() {
-			return false, fmt.Sprintf("peer %s: state %s, same config %v, last report %v",
-				p.Name, p.State, p.SameConfig, p.LastReport)
-		}
-		seen[p.Name] = true
-	}
-	for _, o := range h.nodes {
-		if !seen[o.name] {
-			return false, "peer " + o.name + " not listed"
-		}
-	}
-	return true, ""
+	return r
 }
 
-// waitConverged waits until every node has converged (see converged).
-func (h *harness) waitConverged(ctx context.Context) error {
-	deadline := time.Now().Add(waitBound)
-	for _, n := range h.nodes {
-		for {
-			ok, why := h.converged(ctx, n)
-			if ok {
-				break
+// waitFor waits until every node of nodes has given an answer that met
+// cond to a dig begun at or after since, and returns the first such
+// answer of each. A dig begun earlier does not count even when it returned
+// later: after a restart it may have been answered by the node's previous
+// incarnation. waitFor fails when a node has not answered so, waitBound
+// after waitFor began.
+func (r *recording) waitFor(ctx context.Context, nodes []*node, cond condition, since time.Time) (map[string]answer, error) {
+	deadline := time.NewTimer(waitBound)
+	defer deadline.Stop()
+	got := map[string]answer{}
+	for {
+		r.mu.Lock()
+		changed := r.changed
+		for _, n := range nodes {
+			if _, ok := got[n.name]; ok {
+				continue
 			}
-			if time.Now().After(deadline) || ctx.Err() != nil {
-				return fmt.Errorf("cluster not converged within %s: %s: %s", waitBound, n.name, why)
+			for _, a := range r.answers[n.name] {
+				if !a.start.Before(since) && cond.ok(a) {
+					got[n.name] = a
+					break
+				}
 			}
-			time.Sleep(20 * time.Millisecond)
+		}
+		var failed []string
+		if len(got) < len(nodes) {
+			for _, n := range nodes {
+				if _, ok := got[n.name]; !ok {
+					last := "none"
+					if as := r.answers[n.name]; len(as) > 0 {
+						last = as[len(as)-1].String()
+					}
+					failed = append(failed, fmt.Sprintf("%s (%s): last answer %s", n.name, n.dns, last))
+				}
+			}
+		}
+		r.mu.Unlock()
+		if len(failed) == 0 {
+			return got, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return got, ctx.Err()
+		case <-deadline.C:
+			return got, fmt.Errorf("not every node %s within %s: %s", cond.name, waitBound, strings.Join(failed, "; "))
 		}
 	}
-	return nil
+}
+
+// finish stops the dig loops and returns every answer, by node name.
+func (r *recording) finish() map[string][]answer {
+	r.stop()
+	r.wg.Wait()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.answers
+}
+
+// forbidden returns, as readable lines, the answers in all that hold an
+// address of site and returned before until.
+func (h *harness) forbidden(all map[string][]answer, site string, until time.Time) []string {
+	var out []string
+	for _, name := range slices.Sorted(maps.Keys(all)) {
+		for _, a := range all[name] {
+			if a.end.Before(until) && h.sitesIn(a)[site] {
+				out = append(out, fmt.Sprintf("%s answered %s to a dig run from %s to %s, %ss before %s was allowed",
+					name, a, a.start.Format("15:04:05.000"), a.end.Format("15:04:05.000"), secs(until.Sub(a.end)), site))
+			}
+		}
+	}
+	return out
 }
