@@ -449,15 +449,18 @@ func acceptQuery(dh dns.Header) dns.MsgAcceptAction {
 	return dns.MsgAccept
 }
 
-// waitFirstRound waits until the checker's first round is complete, or
-// until ctx or gctx ends (false).
+// waitFirstRound waits until the state the resolver answers from was built
+// on a complete first probe round, or until ctx or gctx ends (false). It
+// watches the published state, not the checker: the publisher hands the
+// ready snapshot over a few milliseconds later, and queries queued on the
+// bound sockets must not be answered from the view before it.
 func (n *node) waitFirstRound(ctx, gctx context.Context) bool {
-	if n.checker.Snapshot().Ready() {
-		return true
-	}
-	t := time.NewTicker(10 * time.Millisecond)
+	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
-	for !n.checker.Snapshot().Ready() {
+	for {
+		if cur := n.pub.current(); cur != nil && cur.Local.Ready() {
+			return true
+		}
 		select {
 		case <-ctx.Done():
 			return false
@@ -466,7 +469,6 @@ func (n *node) waitFirstRound(ctx, gctx context.Context) bool {
 		case <-t.C:
 		}
 	}
-	return true
 }
 
 // listenUDPTCP binds UDP and TCP on the same address. With port 0 the
