@@ -461,7 +461,15 @@ func (c *Cluster) applyReport(m reportMsg, now time.Time) {
 	prev, had := c.table.reports[r.Origin]
 	out := c.table.apply(r, now.Add(-m.age), now)
 	c.mu.Unlock()
+	// A report that had gone stale counts again once refreshed: the
+	// consumer merges on signals and on its own expiry timer only, so it
+	// must hear of a revival as of a change.
+	revived := had && out != ignored && now.Sub(prev.At) >= c.cfg.Staleness
 	if out != changed {
+		if revived {
+			c.log.Debug("report fresh again", "origin", r.Origin, "site", r.Site)
+			c.signal()
+		}
 		return
 	}
 	c.log.Debug("report changed", "origin", r.Origin, "site", r.Site, "seq", r.Seq, "targets", len(r.Targets), "ready", r.Ready)

@@ -615,3 +615,37 @@ func TestSeedThatIsSelfIsNotAJoin(t *testing.T) {
 		t.Errorf("join_attempts_total{result=success} = %v, want 0 for a seed that is the node itself", n)
 	}
 }
+
+// TestStaleReportRevivalSignals: a peer's report that went stale (its
+// heartbeats were lost for a while) and is then refreshed with the same
+// content signals Changed, so the consumer counts it again at once.
+func TestStaleReportRevivalSignals(t *testing.T) {
+	n := startNode(t, Config{Name: "a"})
+	drainSignal(n.Changed())
+	r := health.Report{Origin: "b", Site: "site-b", Seq: 7, ConfigHash: "h1", Ready: true,
+		Targets: map[string]health.State{"x": health.Up}}
+	now := time.Now()
+	n.applyReport(reportMsg{report: r}, now)
+	if !signalled(n.Changed()) {
+		t.Fatal("a new origin's report did not signal Changed")
+	}
+	// A heartbeat within the staleness bound refreshes without a signal.
+	n.applyReport(reportMsg{report: r}, now.Add(n.cfg.Heartbeat))
+	if signalled(n.Changed()) {
+		t.Error("a heartbeat of a fresh report signalled Changed")
+	}
+	// Silence longer than the staleness bound, then the same report again.
+	n.applyReport(reportMsg{report: r}, now.Add(n.cfg.Heartbeat+n.cfg.Staleness+time.Millisecond))
+	if !signalled(n.Changed()) {
+		t.Error("a stale report refreshed again did not signal Changed")
+	}
+}
+
+func signalled(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
