@@ -323,6 +323,15 @@ func (n *node) run(ctx context.Context, reload <-chan struct{}, ready func(bound
 		select {
 		case <-started:
 		case <-gctx.Done():
+			// A component failed while the servers were starting: stop the
+			// ones that started and close every socket, so that each
+			// ActivateAndServe returns and the group can be waited for.
+			deadline, cancel := context.WithTimeout(context.Background(), time.Second)
+			for _, s := range n.dnsServers {
+				_ = s.ShutdownContext(deadline)
+			}
+			cancel()
+			n.closeListeners()
 			cancelAll()
 			return g.Wait()
 		}
@@ -405,7 +414,6 @@ func (n *node) bound() bound {
 // has and says why.
 func (n *node) reload() {
 	start := time.Now()
-	n.reloadTokens()
 	cfg, set, err := loadAll(n.cfg.path)
 	if err != nil {
 		n.metrics.reloadOK.Set(0)
@@ -419,11 +427,15 @@ func (n *node) reload() {
 	if n.cluster != nil && set.Hash() != n.pub.zones().Hash() {
 		n.log.Warn("reload: service definitions changed; peers must load the same definitions", "hash", set.Hash())
 	}
-	n.checker.Update(healthTargets(set))
-	n.pub.setZones(set)
+	// Only a configuration that passed validation, tokens included, is
+	// applied; the metrics change first so that whoever sees the new
+	// answers also sees the reload counted.
 	n.metrics.reloadOK.Set(1)
 	n.metrics.reloadTime.SetToCurrentTime()
 	n.metrics.reloads.WithLabelValues("success").Inc()
+	n.reloadTokens()
+	n.checker.Update(healthTargets(set))
+	n.pub.setZones(set)
 	n.log.Info("reloaded", "zones", len(set.Zones()), "services", len(set.Services()),
 		"hash", set.Hash(), "took", time.Since(start).Round(time.Microsecond))
 }
