@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"maps"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -99,6 +100,9 @@ func (p *publisher) run(ctx context.Context) error {
 	defer expiry.Stop()
 	p.armExpiry(expiry)
 	for {
+		// onlyExpiry: nothing changed but the clock, which may have made a
+		// peer's report stale.
+		onlyExpiry := false
 		select {
 		case <-ctx.Done():
 			return nil
@@ -107,6 +111,7 @@ func (p *publisher) run(ctx context.Context) error {
 		case <-drainsChanged:
 		case <-p.zonesCh:
 		case <-expiry.C:
+			onlyExpiry = true
 		}
 		// Coalesce: wait until the inputs have been quiet for a moment, but
 		// never longer than maxDelay in all.
@@ -119,9 +124,13 @@ func (p *publisher) run(ctx context.Context) error {
 				deadline.Stop()
 				return nil
 			case <-p.checker.Changed():
+				onlyExpiry = false
 			case <-clusterChanged:
+				onlyExpiry = false
 			case <-drainsChanged:
+				onlyExpiry = false
 			case <-p.zonesCh:
+				onlyExpiry = false
 			case <-q.C:
 				quiet = true
 			case <-deadline.C:
@@ -130,7 +139,11 @@ func (p *publisher) run(ctx context.Context) error {
 			q.Stop()
 		}
 		deadline.Stop()
-		p.publish()
+		if onlyExpiry {
+			p.remerge()
+		} else {
+			p.publish()
+		}
 		p.armExpiry(expiry)
 	}
 }
@@ -149,6 +162,29 @@ func (p *publisher) armExpiry(t *time.Timer) {
 
 // publish merges the inputs into a view and hands it to the resolver.
 func (p *publisher) publish() {
+	set, local, remote, now, view := p.merge()
+	p.publishView(set, local, remote, now, view)
+}
+
+// remerge merges again after a peer's report may have gone stale. In a
+// healthy cluster heartbeats keep every report fresh and the verdicts do
+// not change: then the resolver keeps its snapshot (no new generation) and
+// only the view held for the expiry timer and the status is replaced.
+func (p *publisher) remerge() {
+	set, local, remote, now, view := p.merge()
+	prev := p.current()
+	if prev == nil || prev.Zones != set || prev.Local != local ||
+		!maps.Equal(prev.View.Verdicts(), view.Verdicts()) || !slices.Equal(prev.View.Stale(), view.Stale()) {
+		p.publishView(set, local, remote, now, view)
+		return
+	}
+	next := *prev
+	next.View, next.Remote = view, remote
+	p.last.Store(&next)
+}
+
+// merge computes the verdicts from the current inputs.
+func (p *publisher) merge() (*zones.Set, *health.Snapshot, []health.Received, time.Time, *health.View) {
 	set := p.newZones.Load()
 	local := p.checker.Snapshot()
 	var remote []health.Received
@@ -156,7 +192,7 @@ func (p *publisher) publish() {
 		remote = p.cluster.Reports()
 	}
 	now := time.Now()
-	view := health.Merge(health.MergeInput{
+	return set, local, remote, now, health.Merge(health.MergeInput{
 		Self:       p.cfg.Self,
 		Site:       p.cfg.Site,
 		ConfigHash: set.Hash(),
@@ -166,6 +202,10 @@ func (p *publisher) publish() {
 		Now:        now,
 		Staleness:  p.cfg.Staleness,
 	})
+}
+
+// publishView hands a new snapshot to the resolver.
+func (p *publisher) publishView(set *zones.Set, local *health.Snapshot, remote []health.Received, now time.Time, view *health.View) {
 	state := resolver.State{Zones: set, Health: view}
 	var drainRecs []drain.Record
 	var dview *drain.View
