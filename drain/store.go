@@ -226,13 +226,18 @@ func (s *Store) write(now time.Time, build func() (Record, error)) (Record, erro
 
 	s.mu.Lock()
 	won := Merge(s.records, rec)
+	cur := s.records[rec.ID]
 	if won {
 		s.eventLocked(now, ViaAPI, rec)
 	}
 	s.mu.Unlock()
-	if won {
-		s.signal()
+	if !won {
+		// A peer's write to the same scope, stamped later, arrived between
+		// building this one and applying it: it is what holds everywhere.
+		return Record{}, fmt.Errorf("%w: drain %s was changed at the same moment by %s on node %s, whose write holds",
+			ErrExists, rec.ID, cur.By, cur.Stamp.Node)
 	}
+	s.signal()
 	return rec, nil
 }
 
