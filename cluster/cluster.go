@@ -53,7 +53,10 @@ type Cluster struct {
 	metrics *metrics
 	ml      *memberlist.Memberlist // set once in New, before anything reads it
 	queue   *memberlist.TransmitLimitedQueue
-	meta    []byte // our node meta, fixed at New
+	// hash and meta are this node's config hash and the node meta that
+	// carries it; both change only through SetConfigHash.
+	hash atomic.Pointer[string]
+	meta atomic.Pointer[[]byte]
 	seeds   []string
 
 	changed chan struct{} // one slot: remote state changed
@@ -108,7 +111,6 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Cluster, 
 	c := &Cluster{
 		cfg:      cfg,
 		log:      logger,
-		meta:     meta,
 		changed:  make(chan struct{}, 1),
 		wake:     make(chan struct{}, 1),
 		seq:      uint64(time.Now().UnixNano()),
@@ -116,6 +118,8 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Cluster, 
 		members:  make(map[string]*member),
 		inflight: make(map[string]bool),
 	}
+	c.hash.Store(&cfg.ConfigHash)
+	c.meta.Store(&meta)
 	c.queue = &memberlist.TransmitLimitedQueue{
 		NumNodes:       func() int { return int(c.alive.Load()) },
 		RetransmitMult: retransmitMult,
@@ -249,7 +253,7 @@ func (c *Cluster) Announce(r health.Report) {
 	r.Origin = c.cfg.Name
 	r.Site = c.cfg.Site
 	if r.ConfigHash == "" {
-		r.ConfigHash = c.cfg.ConfigHash
+		r.ConfigHash = c.configHash()
 	}
 	r.Time = time.Now()
 	c.mu.Lock()
@@ -288,6 +292,7 @@ func (c *Cluster) Changed() <-chan struct{} {
 // gossip-to-the-dead time) so operators can see them.
 func (c *Cluster) Members() []Member {
 	now := time.Now()
+	ours := c.configHash()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := make([]Member, 0, len(c.members))
@@ -304,7 +309,7 @@ func (c *Cluster) Members() []Member {
 			Addr:       nodeAddr(&m.node),
 			State:      state,
 			ConfigHash: m.meta.ConfigHash,
-			SameConfig: m.meta.ConfigHash == c.cfg.ConfigHash,
+			SameConfig: m.meta.ConfigHash == ours,
 		})
 	}
 	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
@@ -473,8 +478,8 @@ func (c *Cluster) applyReport(m reportMsg, now time.Time) {
 		return
 	}
 	c.log.Debug("report changed", "origin", r.Origin, "site", r.Site, "seq", r.Seq, "targets", len(r.Targets), "ready", r.Ready)
-	if r.ConfigHash != c.cfg.ConfigHash && (!had || prev.ConfigHash != r.ConfigHash) {
-		c.log.Warn("report from a node with another config", "origin", r.Origin, "config_hash", r.ConfigHash, "ours", c.cfg.ConfigHash)
+	if ours := c.configHash(); r.ConfigHash != ours && (!had || prev.ConfigHash != r.ConfigHash) {
+		c.log.Warn("report from a node with another config", "origin", r.Origin, "config_hash", r.ConfigHash, "ours", ours)
 	}
 	c.signal()
 }
@@ -594,8 +599,8 @@ func (c *Cluster) memberEvent(n *memberlist.Node, state string) {
 		case state == MemberLeft:
 			c.log.Info("member left", "name", n.Name, "site", meta.Site, "addr", addr)
 		}
-		if meta.ConfigHash != c.cfg.ConfigHash && (!known || prev.meta.ConfigHash != meta.ConfigHash) && state == MemberAlive {
-			c.log.Warn("member has another config", "name", n.Name, "config_hash", meta.ConfigHash, "ours", c.cfg.ConfigHash)
+		if ours := c.configHash(); meta.ConfigHash != ours && (!known || prev.meta.ConfigHash != meta.ConfigHash) && state == MemberAlive {
+			c.log.Warn("member has another config", "name", n.Name, "config_hash", meta.ConfigHash, "ours", ours)
 		}
 	}
 	if state == MemberAlive && !self {
@@ -648,3 +653,23 @@ func (b *broadcast) Invalidates(other memberlist.Broadcast) bool {
 func (b *broadcast) Name() string    { return b.name }
 func (b *broadcast) Message() []byte { return b.msg }
 func (b *broadcast) Finished()       {}
+
+// configHash returns this node's current config hash.
+func (c *Cluster) configHash() string { return *c.hash.Load() }
+
+// SetConfigHash records that this node now serves service definitions with
+// hash h (after a reload): peers see it in the node meta, and Members and
+// the mismatch metric compare against it. Safe for concurrent use.
+func (c *Cluster) SetConfigHash(h string) error {
+	if h == c.configHash() {
+		return nil
+	}
+	meta, err := encodeMeta(nodeMeta{Site: c.cfg.Site, ConfigHash: h})
+	if err != nil {
+		return err
+	}
+	c.hash.Store(&h)
+	c.meta.Store(&meta)
+	c.log.Info("config hash changed", "config_hash", h)
+	return c.ml.UpdateNode(time.Second)
+}

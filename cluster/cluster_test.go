@@ -649,3 +649,32 @@ func signalled(ch <-chan struct{}) bool {
 		return false
 	}
 }
+
+// TestSetConfigHash: after a reload changes the service definitions, peers
+// see the new hash in the node meta, and Members compares against it.
+func TestSetConfigHash(t *testing.T) {
+	a := startNode(t, Config{Name: "a"})
+	b := startNode(t, Config{Name: "b", Seeds: []string{a.Addr().String()}})
+	bSame := func(want bool) func() error {
+		return func() error {
+			for _, m := range a.Members() {
+				if m.Name == "b" {
+					if m.SameConfig != want {
+						return fmt.Errorf("b has config %s, SameConfig %v", m.ConfigHash, m.SameConfig)
+					}
+					return nil
+				}
+			}
+			return errors.New("b not a member")
+		}
+	}
+	waitFor(t, 10*time.Second, "a sees b with the same config", bSame(true))
+	if err := b.SetConfigHash("h2"); err != nil {
+		t.Fatalf("SetConfigHash: %v", err)
+	}
+	waitFor(t, 10*time.Second, "a sees b's new config hash", bSame(false))
+	if err := a.SetConfigHash("h2"); err != nil {
+		t.Fatalf("SetConfigHash: %v", err)
+	}
+	waitFor(t, 10*time.Second, "a and b agree again", bSame(true))
+}

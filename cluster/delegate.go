@@ -15,7 +15,7 @@ var _ memberlist.Delegate = (*delegate)(nil)
 
 // NodeMeta returns the site and config hash. New checked that they fit in
 // memberlist.MetaMaxSize, the only limit memberlist passes.
-func (d *delegate) NodeMeta(limit int) []byte { return d.c.meta }
+func (d *delegate) NodeMeta(limit int) []byte { return *d.c.meta.Load() }
 
 // NotifyMsg receives a frame sent directly or gossiped. buf is reused by
 // memberlist after the call; decoding copies what it keeps.

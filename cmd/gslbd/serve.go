@@ -436,6 +436,11 @@ func (n *node) reload() {
 	n.reloadTokens()
 	n.checker.Update(healthTargets(set))
 	n.pub.setZones(set)
+	if n.cluster != nil {
+		if err := n.cluster.SetConfigHash(set.Hash()); err != nil {
+			n.log.Warn("reload: peers not told of the new config hash yet", "error", err)
+		}
+	}
 	n.log.Info("reloaded", "zones", len(set.Zones()), "services", len(set.Services()),
 		"hash", set.Hash(), "took", time.Since(start).Round(time.Microsecond))
 }
