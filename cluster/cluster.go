@@ -55,9 +55,9 @@ type Cluster struct {
 	queue   *memberlist.TransmitLimitedQueue
 	// hash and meta are this node's config hash and the node meta that
 	// carries it; both change only through SetConfigHash.
-	hash atomic.Pointer[string]
-	meta atomic.Pointer[[]byte]
-	seeds   []string
+	hash  atomic.Pointer[string]
+	meta  atomic.Pointer[[]byte]
+	seeds []string
 
 	changed chan struct{} // one slot: remote state changed
 	wake    chan struct{} // one slot: send the local report now

@@ -114,6 +114,7 @@ func newBare(t testing.TB) *Cluster {
 		members:  map[string]*member{},
 		inflight: map[string]bool{},
 	}
+	c.hash.Store(&cfg.ConfigHash)
 	var err error
 	if c.metrics, err = newMetrics(nil, c); err != nil {
 		t.Fatal(err)
