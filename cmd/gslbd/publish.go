@@ -42,6 +42,17 @@ type published struct {
 	Drains     *drain.View
 }
 
+// peers is what the publisher needs of the cluster: the other nodes'
+// reports, a signal when they change, and a way to announce ours.
+// *cluster.Cluster implements it.
+type peers interface {
+	Reports() []health.Received
+	Changed() <-chan struct{}
+	Announce(health.Report)
+}
+
+var _ peers = (*cluster.Cluster)(nil)
+
 // publisher is the single goroutine that turns zones, local probes and
 // peers' reports into the resolver's state. Because it is the only writer,
 // a publish is one atomic store and no update is lost.
@@ -49,7 +60,7 @@ type publisher struct {
 	cfg      publisherConfig
 	res      *resolver.Resolver
 	checker  *health.Checker
-	cluster  *cluster.Cluster // nil without gossip
+	cluster  peers    // nil without gossip
 	drains   *drains          // nil in tests without drains
 	log      *slog.Logger
 	metrics  *publishMetrics
@@ -59,7 +70,7 @@ type publisher struct {
 }
 
 func newPublisher(cfg publisherConfig, set *zones.Set, res *resolver.Resolver, checker *health.Checker,
-	cl *cluster.Cluster, d *drains, logger *slog.Logger, reg prometheus.Registerer) *publisher {
+	cl peers, d *drains, logger *slog.Logger, reg prometheus.Registerer) *publisher {
 	p := &publisher{
 		cfg: cfg, res: res, checker: checker, cluster: cl, drains: d, log: logger,
 		metrics: newPublishMetrics(reg),

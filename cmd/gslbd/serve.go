@@ -212,11 +212,15 @@ func newNode(cfg *Config, set *zones.Set, logger *slog.Logger, lv *slog.LevelVar
 		}
 	}
 	n.drains.cluster = n.cluster
+	var gossip peers // stays a nil interface without a cluster
+	if n.cluster != nil {
+		gossip = n.cluster
+	}
 	n.pub = newPublisher(publisherConfig{
 		Self:      cfg.Node.Name,
 		Site:      cfg.Node.Site,
 		Staleness: time.Duration(cfg.Cluster.Staleness),
-	}, set, n.resolver, n.checker, n.cluster, n.drains, logger.With("component", "publisher"), reg)
+	}, set, n.resolver, n.checker, gossip, n.drains, logger.With("component", "publisher"), reg)
 	n.drains.pub = n.pub
 	n.metrics.reloadOK.Set(1)
 	n.metrics.reloadTime.SetToCurrentTime()

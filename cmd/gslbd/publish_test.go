@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gslbd/gslbd/health"
+	"github.com/gslbd/gslbd/resolver"
+	"github.com/gslbd/gslbd/zones"
+)
+
+// fakePeers stands in for the cluster: the test sets the reports held.
+type fakePeers struct {
+	mu      sync.Mutex
+	reports []health.Received
+	changed chan struct{}
+	sent    int
+}
+
+func (f *fakePeers) Reports() []health.Received {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]health.Received(nil), f.reports...)
+}
+func (f *fakePeers) Changed() <-chan struct{} { return f.changed }
+func (f *fakePeers) Announce(health.Report) {
+	f.mu.Lock()
+	f.sent++
+	f.mu.Unlock()
+}
+func (f *fakePeers) set(rs ...health.Received) {
+	f.mu.Lock()
+	f.reports = rs
+	f.mu.Unlock()
+	select {
+	case f.changed <- struct{}{}:
+	default:
+	}
+}
+
+const (
+	dc1Endpoint = "talk.example.com/dc1/127.0.1.10"
+	dc2Endpoint = "talk.example.com/dc2/127.0.2.10"
+)
+
+func publisherFixture(t *testing.T) *zones.Set {
+	t.Helper()
+	var rrs []dns.RR
+	for _, s := range []string{
+		"example.com. 60 IN SOA ns1.example.com. hostmaster.example.com. 1 7200 900 1209600 300",
+		"example.com. 60 IN NS ns1.example.com.",
+		"ns1.example.com. 60 IN A 192.0.2.1",
+	} {
+		rr, err := dns.NewRR(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rrs = append(rrs, rr)
+	}
+	svc := &zones.Service{
+		Name: "talk.example.com.", Policy: zones.Failover, TTL: 20, MinHealthy: zones.Threshold{Count: 1}, AllDown: zones.AllDownAll,
+		Sites: []zones.ServiceSite{
+			{Site: "dc1", Endpoints: []zones.Endpoint{{ID: dc1Endpoint, Addr: netip.MustParseAddr("127.0.1.10")}}},
+			{Site: "dc2", Endpoints: []zones.Endpoint{{ID: dc2Endpoint, Addr: netip.MustParseAddr("127.0.2.10")}}},
+		},
+	}
+	return zones.NewSet([]*zones.Zone{zones.NewZone("example.com.", "test", rrs)}, []*zones.Service{svc}, "h1")
+}
+
+// TestPublisherStalenessAndRevival runs the publisher on a fake clock for a
+// node in dc2 whose own probes see both sites up. dc1's node reports its
+// endpoint down, so dc1's verdict is down; when that report goes stale the
+// publisher re-merges by itself and the cross-check (up) decides; when the
+// report is fresh again, dc1's own word counts again.
+func TestPublisherStalenessAndRevival(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		set := publisherFixture(t)
+		up := func(context.Context, netip.AddrPort) error { return nil }
+		var targets []health.Target
+		for _, id := range []string{dc1Endpoint, dc2Endpoint} {
+			targets = append(targets, health.Target{ID: id, Addr: netip.MustParseAddrPort("127.0.0.1:9"), Kind: "tcp",
+				Probe: up, Interval: 500 * time.Millisecond, Timeout: 300 * time.Millisecond, Rise: 2, Fall: 2})
+		}
+		logger := slog.New(slog.DiscardHandler)
+		checker, err := health.NewChecker(health.CheckerConfig{}, targets, logger, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := resolver.New(resolver.Config{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		peers := &fakePeers{changed: make(chan struct{}, 1)}
+		const staleness = 700 * time.Millisecond
+		p := newPublisher(publisherConfig{Self: "dc2-a", Site: "dc2", Staleness: staleness},
+			set, res, checker, peers, nil, logger, prometheus.NewRegistry())
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go checker.Run(ctx)
+		go p.run(ctx)
+
+		dc1Down := func(at time.Time) health.Received {
+			return health.Received{At: at, Report: health.Report{Origin: "dc1-a", Site: "dc1", Seq: 1, ConfigHash: "h1", Ready: true,
+				Targets: map[string]health.State{dc1Endpoint: health.Down, dc2Endpoint: health.Up}}}
+		}
+		time.Sleep(time.Second) // the first probe round
+		synctest.Wait()
+		if !p.current().Local.Ready() {
+			t.Fatal("first probe round not published after 1s")
+		}
+		peers.set(dc1Down(time.Now()))
+		time.Sleep(publishMaxDelay)
+		synctest.Wait()
+		if v := p.current().View.Verdict(dc1Endpoint); v.Up {
+			t.Fatalf("dc1 endpoint with dc1's own report down: verdict %+v, want down", v)
+		}
+		gen := p.current().Generation
+
+		// No refresh: the report goes stale and the publisher re-merges on
+		// its own timer.
+		time.Sleep(staleness + publishMaxDelay)
+		synctest.Wait()
+		if v := p.current().View.Verdict(dc1Endpoint); !v.Up {
+			t.Fatalf("dc1's report stale, cross-check up: verdict %+v, want up", v)
+		}
+		if p.current().Generation == gen {
+			t.Error("a verdict changed by staleness was not published to the resolver")
+		}
+
+		// The report is refreshed (the cluster signals a revival).
+		peers.set(dc1Down(time.Now()))
+		time.Sleep(publishMaxDelay)
+		synctest.Wait()
+		if v := p.current().View.Verdict(dc1Endpoint); v.Up {
+			t.Fatalf("dc1's report fresh again: verdict %+v, want down", v)
+		}
+
+		// Nothing changes while heartbeats keep the report fresh: no new
+		// generation on the staleness timer.
+		gen = p.current().Generation
+		for range 10 {
+			time.Sleep(200 * time.Millisecond)
+			peers.mu.Lock()
+			peers.reports[0].At = time.Now()
+			peers.mu.Unlock()
+		}
+		synctest.Wait()
+		if got := p.current().Generation; got != gen {
+			t.Errorf("generation moved from %d to %d with nothing changing", gen, got)
+		}
+		cancel()
+	})
+}
