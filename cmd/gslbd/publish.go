@@ -60,8 +60,8 @@ type publisher struct {
 	cfg      publisherConfig
 	res      *resolver.Resolver
 	checker  *health.Checker
-	cluster  peers    // nil without gossip
-	drains   *drains          // nil in tests without drains
+	cluster  peers   // nil without gossip
+	drains   *drains // nil in tests without drains
 	log      *slog.Logger
 	metrics  *publishMetrics
 	zonesCh  chan struct{}
