@@ -257,14 +257,30 @@ func TestServeConcurrent(t *testing.T) {
 		{Qname: "nothere.example.org.", Qtype: dns.TypeA, Do: true},
 		{Qname: "www.sub.example.org.", Qtype: dns.TypeA},
 	}
+	// What each case answers under each of the two states published below:
+	// every concurrent reply must be exactly one of them, never a mix.
+	want := make([][2]string, len(cases))
+	for s, h := range []Health{nil, amsDown} {
+		r.Publish(State{Zones: testSet(t), Health: h})
+		for i, c := range cases {
+			w := dnstest.NewRecorder("192.0.2.9")
+			r.ServeDNS(w, c.Msg())
+			want[i][s] = stripID(w.Msgs[0].String())
+		}
+	}
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {
 			w := dnstest.NewRecorder("192.0.2.9")
 			w.Pack = true
 			for i := range 200 {
-				c := cases[(g+i)%len(cases)]
-				r.ServeDNS(w, c.Msg())
+				k := (g + i) % len(cases)
+				r.ServeDNS(w, cases[k].Msg())
+				if len(w.Msgs) != 1 {
+					t.Errorf("%s: %d replies, want 1", cases[k].Qname, len(w.Msgs))
+				} else if got := stripID(w.Msgs[0].String()); got != want[k][0] && got != want[k][1] {
+					t.Errorf("%s under concurrent publishes:\n%s\nwant one of\n%s\n%s", cases[k].Qname, got, want[k][0], want[k][1])
+				}
 				w.Reset()
 			}
 		})
@@ -277,4 +293,14 @@ func TestServeConcurrent(t *testing.T) {
 		r.Publish(State{Zones: testSet(t), Health: h})
 	}
 	wg.Wait()
+}
+
+// stripID drops the message ID line of a dns.Msg's text form.
+func stripID(s string) string {
+	if i := strings.Index(s, ", id: "); i >= 0 {
+		if j := strings.IndexByte(s[i:], '\n'); j >= 0 {
+			return s[:i] + s[i+j:]
+		}
+	}
+	return s
 }
