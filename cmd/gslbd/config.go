@@ -16,6 +16,7 @@ import (
 	"github.com/miekg/dns"
 	"gopkg.in/yaml.v3"
 
+	"github.com/gslbd/gslbd/cluster"
 	"github.com/gslbd/gslbd/zones"
 )
 
@@ -150,8 +151,6 @@ const (
 	defaultDNSListen   = "127.0.0.1:5300"
 	defaultAdminListen = "127.0.0.1:5380"
 	defaultUDPSize     = 1232
-	defaultHeartbeat   = 200 * time.Millisecond
-	defaultStaleness   = 700 * time.Millisecond
 )
 
 // loadConfig reads and validates a node configuration file. Every problem
@@ -212,10 +211,10 @@ func parseConfig(path string, data []byte) (*Config, error) {
 		}
 	}
 	if cfg.Cluster.Heartbeat == 0 {
-		cfg.Cluster.Heartbeat = Duration(defaultHeartbeat)
+		cfg.Cluster.Heartbeat = Duration(cluster.DefaultHeartbeat)
 	}
 	if cfg.Cluster.Staleness == 0 {
-		cfg.Cluster.Staleness = Duration(defaultStaleness)
+		cfg.Cluster.Staleness = Duration(cluster.DefaultStaleness)
 	}
 	if cfg.Cluster.Staleness <= cfg.Cluster.Heartbeat {
 		bad(pos.line("cluster", "staleness"), "cluster.staleness: %s must be longer than cluster.heartbeat %s",
