@@ -228,7 +228,7 @@ func TestAnnouncePropagates(t *testing.T) {
 			drainSignal(n.Changed())
 		}
 		a.Announce(health.Report{Ready: true, Targets: targetsOf("a", s)})
-		took := waitFor(t, time.Second, "announce reaches b and c", func() error {
+		took := waitFor(t, 5*time.Second, "announce reaches b and c", func() error {
 			return errors.Join(nodes[1].hasTargets("a", targetsOf("a", s)), nodes[2].hasTargets("a", targetsOf("a", s)))
 		})
 		t.Logf("round %d: announce reached every peer in %v", i, took)
@@ -248,7 +248,7 @@ func TestHeartbeatRefreshesWithoutSignal(t *testing.T) {
 	b := nodes[1]
 	before, _ := b.report("a")
 	drainSignal(b.Changed())
-	waitFor(t, 2*time.Second, "heartbeat refreshes At", func() error {
+	waitFor(t, 5*time.Second, "heartbeat refreshes At", func() error {
 		r, ok := b.report("a")
 		if !ok || !r.At.After(before.At) {
 			return errors.New("a's report not refreshed at b")
@@ -290,7 +290,7 @@ func TestLateJoinerGetsStateByPushPull(t *testing.T) {
 	})
 
 	c := startNode(t, Config{Name: "c", Seeds: a.seed()})
-	waitFor(t, 2*time.Second, "c receives a's and b's reports", func() error {
+	waitFor(t, 5*time.Second, "c receives a's and b's reports", func() error {
 		return errors.Join(c.hasTargets("a", targetsOf("a", health.Up)), c.hasTargets("b", targetsOf("b", health.Down)))
 	})
 	// Had push/pull not carried the age, At would be c's receive time,
@@ -307,7 +307,7 @@ func TestGracefulLeaveDropsReport(t *testing.T) {
 	drainSignal(a.Changed())
 	stopped := time.Now()
 	c.stop(t)
-	took := waitFor(t, time.Second, "c's report dropped and c shown as left", func() error {
+	took := waitFor(t, 5*time.Second, "c's report dropped and c shown as left", func() error {
 		for _, n := range []*testNode{a, b} {
 			if _, ok := n.report("c"); ok {
 				return fmt.Errorf("%s still holds c's report", n.cfg.Name)
@@ -418,7 +418,7 @@ func TestGarbageMessagesCounted(t *testing.T) {
 	b.mergeState([]byte{byte(kindReport)})
 	b.mergeState([]byte{byte(kindState), 5, byte(kindReport)})
 	want := float64(len(garbage) + 3)
-	waitFor(t, 2*time.Second, "garbage counted", func() error {
+	waitFor(t, 5*time.Second, "garbage counted", func() error {
 		if got := testutil.ToFloat64(b.metrics.bad); got != want {
 			return fmt.Errorf("bad_messages_total = %v, want %v", got, want)
 		}
@@ -429,7 +429,7 @@ func TestGarbageMessagesCounted(t *testing.T) {
 	}
 	// Still works.
 	a.Announce(health.Report{Targets: targetsOf("a", health.Up)})
-	waitFor(t, time.Second, "a's report reaches b", func() error { return b.hasTargets("a", targetsOf("a", health.Up)) })
+	waitFor(t, 5*time.Second, "a's report reaches b", func() error { return b.hasTargets("a", targetsOf("a", health.Up)) })
 }
 
 func TestConfigMismatchVisible(t *testing.T) {
@@ -493,14 +493,14 @@ func TestLargeReportGoesOverTCP(t *testing.T) {
 		t.Fatalf("test report is %d bytes, want more than %d", n, maxPacket)
 	}
 	a.Announce(health.Report{Targets: big})
-	took := waitFor(t, time.Second, "large report reaches b", func() error { return b.hasTargets("a", big) })
+	took := waitFor(t, 5*time.Second, "large report reaches b", func() error { return b.hasTargets("a", big) })
 	t.Logf("%d-target report reached b in %v", len(big), took)
 }
 
 func TestRunTwice(t *testing.T) {
 	t.Parallel()
 	a := startNode(t, Config{Name: "a"})
-	waitFor(t, time.Second, "Run started", func() error {
+	waitFor(t, 5*time.Second, "Run started", func() error {
 		if !a.running.Load() {
 			return errors.New("not running")
 		}

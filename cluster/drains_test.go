@@ -59,7 +59,7 @@ func TestDrainsPropagate(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.BroadcastDrains([]drain.Record{rec})
-	took := waitFor(t, 2*time.Second, "the drain reaches b and c", func() error {
+	took := waitFor(t, 5*time.Second, "the drain reaches b and c", func() error {
 		return errors.Join(tables["b"].holds(rec), tables["c"].holds(rec))
 	})
 	t.Logf("drain reached every peer in %v", took)
@@ -70,13 +70,13 @@ func TestDrainsPropagate(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.BroadcastDrains([]drain.Record{tomb})
-	waitFor(t, 2*time.Second, "the delete reaches a and c", func() error {
+	waitFor(t, 5*time.Second, "the delete reaches a and c", func() error {
 		return errors.Join(tables["a"].holds(tomb), tables["c"].holds(tomb))
 	})
 
 	// c acknowledges to b, the writer of the tombstone.
 	nodes[2].AckDrains("b", []drain.Ack{{ID: tomb.ID, Stamp: tomb.Stamp}})
-	waitFor(t, 2*time.Second, "c's acknowledgement reaches b", func() error {
+	waitFor(t, 5*time.Second, "c's acknowledgement reaches b", func() error {
 		ctx, cancel := contextDone()
 		defer cancel()
 		if _, missing := tables["b"].acks.Wait(ctx, tomb.ID, tomb.Stamp, []string{"c"}); len(missing) > 0 {
@@ -180,7 +180,7 @@ func TestConcurrentDrainWritesConverge(t *testing.T) {
 	if rb.Wins(ra) {
 		want = rb
 	}
-	waitFor(t, 2*time.Second, "every node holds the winning create", func() error {
+	waitFor(t, 5*time.Second, "every node holds the winning create", func() error {
 		return errors.Join(tables["a"].holds(want), tables["b"].holds(want), tables["c"].holds(want))
 	})
 	tomb, err := tables["c"].store.Delete(want.ID, "ops", "done", time.Now())
@@ -188,7 +188,7 @@ func TestConcurrentDrainWritesConverge(t *testing.T) {
 		t.Fatal(err)
 	}
 	nodes[2].BroadcastDrains([]drain.Record{tomb})
-	waitFor(t, 2*time.Second, "every node holds the tombstone", func() error {
+	waitFor(t, 5*time.Second, "every node holds the tombstone", func() error {
 		return errors.Join(tables["a"].holds(tomb), tables["b"].holds(tomb), tables["c"].holds(tomb))
 	})
 }
