@@ -244,7 +244,9 @@ func TestAnnouncePropagates(t *testing.T) {
 
 func TestHeartbeatRefreshesWithoutSignal(t *testing.T) {
 	t.Parallel()
-	nodes := startThree(t, nil)
+	// A long staleness bound: on a loaded machine a heartbeat late by more
+	// than the default 700ms would rightly signal a revival.
+	nodes := startThree(t, func(c *Config) { c.Staleness = 10 * time.Second })
 	b := nodes[1]
 	before, _ := b.report("a")
 	drainSignal(b.Changed())
