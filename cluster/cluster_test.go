@@ -242,14 +242,16 @@ func TestAnnouncePropagates(t *testing.T) {
 	}
 }
 
-func TestHeartbeatRefreshesWithoutSignal(t *testing.T) {
+// TestHeartbeatRefreshes: over real gossip, heartbeats refresh a peer's
+// report (At moves) without a new Seq. That a refresh of a fresh report
+// does not signal Changed is checked without the network, in
+// TestStaleReportRevivalSignals: here memberlist's own membership events
+// may signal at any time on a loaded machine.
+func TestHeartbeatRefreshes(t *testing.T) {
 	t.Parallel()
-	// A long staleness bound: on a loaded machine a heartbeat late by more
-	// than the default 700ms would rightly signal a revival.
-	nodes := startThree(t, func(c *Config) { c.Staleness = 10 * time.Second })
+	nodes := startThree(t, nil)
 	b := nodes[1]
 	before, _ := b.report("a")
-	drainSignal(b.Changed())
 	waitFor(t, 5*time.Second, "heartbeat refreshes At", func() error {
 		r, ok := b.report("a")
 		if !ok || !r.At.After(before.At) {
@@ -260,11 +262,6 @@ func TestHeartbeatRefreshesWithoutSignal(t *testing.T) {
 		}
 		return nil
 	})
-	select {
-	case <-b.Changed():
-		t.Error("Changed signalled for a heartbeat")
-	default:
-	}
 }
 
 func TestLateJoinerGetsStateByPushPull(t *testing.T) {
