@@ -15,8 +15,6 @@ type View struct {
 	bySite map[string][]Record
 	// records are the drains in force, by site, service, ID.
 	records []Record
-	// next is the earliest expiry among them (zero: none expires).
-	next time.Time
 }
 
 // NewView returns the drains among recs that are in force at now. It does
@@ -28,9 +26,6 @@ func NewView(recs []Record, now time.Time) *View {
 			continue
 		}
 		v.records = append(v.records, r)
-		if !r.Expires.IsZero() && (v.next.IsZero() || r.Expires.Before(v.next)) {
-			v.next = r.Expires
-		}
 	}
 	slices.SortFunc(v.records, compareRecords)
 	for _, r := range v.records {
@@ -95,15 +90,6 @@ func (v *View) Len() int {
 		return 0
 	}
 	return len(v.records)
-}
-
-// NextExpiry returns when the first drain in the view expires, or the
-// zero time when none does.
-func (v *View) NextExpiry() time.Time {
-	if v == nil {
-		return time.Time{}
-	}
-	return v.next
 }
 
 func compareRecords(a, b Record) int {

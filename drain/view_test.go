@@ -53,9 +53,6 @@ func TestViewDrained(t *testing.T) {
 	if got := v.Len(); got != 5 {
 		t.Errorf("Len() = %d, want 5 drains in force", got)
 	}
-	if got, want := v.NextExpiry(), t0.Add(time.Minute); !got.Equal(want) {
-		t.Errorf("NextExpiry() = %v, want %v", got, want)
-	}
 	if got := len(v.Affecting("talk.example.com.", "dc7")); got != 0 {
 		t.Errorf("Affecting(talk, dc7) has %d drains, want 0", got)
 	}
