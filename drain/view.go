@@ -42,8 +42,9 @@ func (v *View) Drained(service, site string, client netip.Addr) bool {
 		return false
 	}
 	client = client.Unmap()
-	for i := range v.bySite[site] {
-		r := &v.bySite[site][i]
+	rs := v.bySite[site]
+	for i := range rs {
+		r := &rs[i]
 		if r.Service != "" && r.Service != service {
 			continue
 		}
