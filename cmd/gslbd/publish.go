@@ -57,14 +57,18 @@ var _ peers = (*cluster.Cluster)(nil)
 // peers' reports into the resolver's state. Because it is the only writer,
 // a publish is one atomic store and no update is lost.
 type publisher struct {
-	cfg      publisherConfig
-	res      *resolver.Resolver
-	checker  *health.Checker
-	cluster  peers   // nil without gossip
-	drains   *drains // nil in tests without drains
-	log      *slog.Logger
-	metrics  *publishMetrics
-	zonesCh  chan struct{}
+	cfg     publisherConfig
+	res     *resolver.Resolver
+	checker *health.Checker
+	cluster peers   // nil without gossip
+	drains  *drains // nil in tests without drains
+	log     *slog.Logger
+	metrics *publishMetrics
+	zonesCh chan struct{}
+	// sites maps endpoint IDs to their site for sitesOf, the Set it was
+	// built from; touched by the publishing goroutine only.
+	sites    map[string]string
+	sitesOf  *zones.Set
 	newZones atomic.Pointer[zones.Set]
 	last     atomic.Pointer[published]
 }
@@ -209,7 +213,7 @@ func (p *publisher) merge() (*zones.Set, *health.Snapshot, []health.Received, ti
 		ConfigHash: set.Hash(),
 		Local:      local,
 		Remote:     remote,
-		Sites:      endpointSites(set),
+		Sites:      p.endpointSites(set),
 		Now:        now,
 		Staleness:  p.cfg.Staleness,
 	})
@@ -261,4 +265,12 @@ func newPublishMetrics(reg prometheus.Registerer) *publishMetrics {
 	}
 	reg.MustRegister(m.publishes, m.lastPublish)
 	return m
+}
+
+// endpointSites returns the endpoint-to-site map of set, built once per Set.
+func (p *publisher) endpointSites(set *zones.Set) map[string]string {
+	if p.sitesOf != set {
+		p.sites, p.sitesOf = endpointSites(set), set
+	}
+	return p.sites
 }
