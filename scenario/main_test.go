@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gslbd/gslbd/internal/dnstest"
 )
 
 // endpointEnv, when set to "ip:port" in the environment, turns the test
@@ -122,18 +124,10 @@ func gslbdBinary(t *testing.T) string {
 	return binPath
 }
 
-// requireDig returns the path of dig, or skips the test saying why. Where
-// the suite must be complete (CI, make test) a missing dig fails instead.
+// requireDig returns the path of dig (see [dnstest.RequireTool]).
 func requireDig(t *testing.T) string {
 	t.Helper()
-	p, err := exec.LookPath("dig")
-	if err != nil {
-		if os.Getenv("GSLBD_REQUIRE_DIG") != "" || os.Getenv("CI") != "" {
-			t.Fatal("dig not found; install bind9-dnsutils (make test does)")
-		}
-		t.Skip("dig not found; install bind9-dnsutils or run make test, which does")
-	}
-	return p
+	return dnstest.RequireTool(t, "dig", "bind9-dnsutils")
 }
 
 // envInt and envDuration read a flag's default from the environment. A

@@ -10,20 +10,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/gslbd/gslbd/internal/dnstest"
 )
 
-// requireDig returns the path of dig, or skips the test saying why. Where
-// the suite must be complete (CI, make test) a missing dig fails instead.
+// requireDig returns the path of dig (see [dnstest.RequireTool]).
 func requireDig(t *testing.T) string {
 	t.Helper()
-	p, err := exec.LookPath("dig")
-	if err != nil {
-		if os.Getenv("GSLBD_REQUIRE_DIG") != "" || os.Getenv("CI") != "" {
-			t.Fatal("dig not found; install bind9-dnsutils (make test does)")
-		}
-		t.Skip("dig not found; install bind9-dnsutils or run make test, which does")
-	}
-	return p
+	return dnstest.RequireTool(t, "dig", "bind9-dnsutils")
 }
 
 // digCase is one case of a testdata/dig file.
@@ -279,13 +273,7 @@ www.example.com.	3600	IN	A	192.0.2.10
 // not write, validate what we serve.
 func TestServedZonePassesNamedCheckzone(t *testing.T) {
 	dig := requireDig(t)
-	checkzone, err := exec.LookPath("named-checkzone")
-	if err != nil {
-		if os.Getenv("GSLBD_REQUIRE_DIG") != "" || os.Getenv("CI") != "" {
-			t.Fatal("named-checkzone not found; install bind9-utils (make test does)")
-		}
-		t.Skip("named-checkzone not found; install bind9-utils or run make test, which does")
-	}
+	checkzone := dnstest.RequireTool(t, "named-checkzone", "bind9-utils")
 	n := startNode(t, "../../testdata/dig/gslbd.yaml")
 	host, port, _ := net.SplitHostPort(n.bound.DNS[0])
 	out, err := exec.Command(dig, "@"+host, "-p", port, "+nocmd", "+nostats", "+nocomments", "example.com", "AXFR").Output()
