@@ -111,7 +111,7 @@ demo: {endpoints: ["%s:%d"]}
 	t.Logf("dc1 failure: every node answered dc2 after %s", time.Since(start).Round(time.Millisecond))
 
 	// The node in dc2 decided from dc1's own report, which says down.
-	if s := statusOf(t, b.bound.Admin); !strings.Contains(s, `"reason": "own site 0/1 up"`) {
+	if s := adminGet(t, b.bound.Admin, "/api/v1/status"); !strings.Contains(s, `"reason": "own site 0/1 up"`) {
 		t.Errorf("status on b does not explain the verdict from dc1's report:\n%s", s)
 	}
 
@@ -119,23 +119,4 @@ demo: {endpoints: ["%s:%d"]}
 	post("/recover")
 	eventually(t, 10*time.Second, "both nodes answer dc1 again", answersOn("127.0.1.10"))
 	t.Logf("dc1 recovery: every node answered dc1 after %s", time.Since(start).Round(time.Millisecond))
-}
-
-func statusOf(t *testing.T, admin string) string {
-	t.Helper()
-	resp, err := http.Get("http://" + admin + "/api/v1/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var b strings.Builder
-	buf := make([]byte, 4096)
-	for {
-		n, err := resp.Body.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
-	return b.String()
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,12 +38,8 @@ demo: {endpoints: ["127.0.1.10:%d"]}
 	answerA(t, n.bound.DNS[0], "talk.example.com.")
 	answerA(t, n.bound.DNS[0], "nope.example.com.")
 
-	resp, err := http.Get("http://" + n.bound.Admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	problems, err := promlint.New(resp.Body).Lint()
+	body := adminGet(t, n.bound.Admin, "/metrics")
+	problems, err := promlint.New(strings.NewReader(body)).Lint()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,26 +47,12 @@ demo: {endpoints: ["127.0.1.10:%d"]}
 		t.Errorf("metric %s: %s", p.Metric, p.Text)
 	}
 
-	resp2, err := http.Get("http://" + n.bound.Admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp2.Body.Close()
-	var body strings.Builder
-	buf := make([]byte, 32<<10)
-	for {
-		k, err := resp2.Body.Read(buf)
-		body.Write(buf[:k])
-		if err != nil {
-			break
-		}
-	}
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	families := 0
-	for _, line := range strings.Split(body.String(), "\n") {
+	for _, line := range strings.Split(body, "\n") {
 		name, ok := strings.CutPrefix(line, "# TYPE ")
 		if !ok {
 			continue
@@ -86,6 +67,6 @@ demo: {endpoints: ["127.0.1.10:%d"]}
 		}
 	}
 	if families < 10 {
-		t.Errorf("only %d gslb_ metric families exported:\n%s", families, body.String())
+		t.Errorf("only %d gslb_ metric families exported:\n%s", families, body)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -79,4 +80,23 @@ func startNode(t testing.TB, path string, extra ...string) *testNode {
 		}
 	})
 	return n
+}
+
+// adminGet fetches path from a node's admin listener and returns the body,
+// failing the test unless the status is 200.
+func adminGet(t testing.TB, admin, path string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s\n%s", path, resp.Status, body)
+	}
+	return string(body)
 }

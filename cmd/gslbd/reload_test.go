@@ -2,7 +2,6 @@ package main
 
 import (
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,13 +65,7 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 
 func metric(t *testing.T, admin, name string) string {
 	t.Helper()
-	resp, err := http.Get("http://" + admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(body), "\n") {
+	for _, line := range strings.Split(adminGet(t, admin, "/metrics"), "\n") {
 		if f := strings.Fields(line); len(f) == 2 && f[0] == name {
 			return f[1]
 		}
@@ -81,16 +74,25 @@ func metric(t *testing.T, admin, name string) string {
 	return ""
 }
 
-func TestReloadKeepsLastGoodData(t *testing.T) {
+// reloadFixture writes a node configuration serving reloadZone with www
+// at 192.0.2.10, with the given admin setting; it returns the zone file and
+// the configuration file.
+func reloadFixture(t *testing.T, admin string) (zone, cfg string) {
+	t.Helper()
 	dir := t.TempDir()
-	zone := filepath.Join(dir, "example.com.zone")
+	zone = filepath.Join(dir, "example.com.zone")
 	writeFile(t, zone, strings.Replace(reloadZone, "%s", "192.0.2.10", 1))
-	cfg := filepath.Join(dir, "gslbd.yaml")
+	cfg = filepath.Join(dir, "gslbd.yaml")
 	writeFile(t, cfg, `node: {name: t, site: dc1}
 dns: {listen: ["127.0.0.1:0"]}
-admin: {listen: "127.0.0.1:0"}
+admin: `+admin+`
 zones: [{origin: example.com., file: example.com.zone}]
 `)
+	return zone, cfg
+}
+
+func TestReloadKeepsLastGoodData(t *testing.T) {
+	zone, cfg := reloadFixture(t, `{listen: "127.0.0.1:0"}`)
 	n := startNode(t, cfg)
 	dnsAddr := n.bound.DNS[0]
 	if got := answerA(t, dnsAddr, "www.example.com."); got != "192.0.2.10" {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"io"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,15 +12,7 @@ import (
 // TestSIGHUPReloads sends the test process a real SIGHUP while a node
 // serves without a reload hook: the node reloads its zones.
 func TestSIGHUPReloads(t *testing.T) {
-	dir := t.TempDir()
-	zone := filepath.Join(dir, "example.com.zone")
-	writeFile(t, zone, strings.Replace(reloadZone, "%s", "192.0.2.10", 1))
-	cfg := filepath.Join(dir, "gslbd.yaml")
-	writeFile(t, cfg, `node: {name: t, site: dc1}
-dns: {listen: ["127.0.0.1:0"]}
-admin: {disabled: true}
-zones: [{origin: example.com., file: example.com.zone}]
-`)
+	zone, cfg := reloadFixture(t, `{disabled: true}`)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	logs := &syncBuffer{}
