@@ -251,8 +251,8 @@ func (n *node) listenDNS() error {
 			return fmt.Errorf("dns listener: %w", err)
 		}
 		n.dnsServers = append(n.dnsServers,
-			&dns.Server{PacketConn: pc, Handler: n.resolver, UDPSize: int(n.cfg.DNS.UDPSize), MsgAcceptFunc: acceptQuery},
-			&dns.Server{Listener: ln, Handler: n.resolver, MsgAcceptFunc: acceptQuery,
+			&dns.Server{PacketConn: pc, Handler: n.resolver, UDPSize: int(n.cfg.DNS.UDPSize), MsgAcceptFunc: resolver.Accept},
+			&dns.Server{Listener: ln, Handler: n.resolver, MsgAcceptFunc: resolver.Accept,
 				ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, MaxTCPQueries: 1000})
 	}
 	return nil
@@ -455,19 +455,6 @@ func readKey(cfg *Config) ([]byte, error) {
 		return nil, nil
 	}
 	return readKeyFile(cfg.resolve(cfg.Cluster.KeyFile))
-}
-
-// acceptQuery lets every request that unpacks reach the resolver, which
-// answers FORMERR (no or several questions) and NOTIMP (opcodes other than
-// QUERY) itself, with clean header flags; miekg's default rejects those
-// before the handler and echoes the request's flags (AD among them).
-// Responses are dropped, so gslbd never answers an answer.
-func acceptQuery(dh dns.Header) dns.MsgAcceptAction {
-	const qr = 1 << 15
-	if dh.Bits&qr != 0 {
-		return dns.MsgIgnore
-	}
-	return dns.MsgAccept
 }
 
 // waitFirstRound waits until the state the resolver answers from was built
