@@ -65,6 +65,10 @@ type publisher struct {
 	log     *slog.Logger
 	metrics *publishMetrics
 	zonesCh chan struct{}
+	// firstRound is closed by the first publish whose local snapshot is
+	// ready: from then on the resolver answers from checked endpoints.
+	firstRound     chan struct{}
+	firstRoundDone bool // publishing goroutine only
 	// sites maps endpoint IDs to their site for sitesOf, the Set it was
 	// built from; touched by the publishing goroutine only.
 	sites    map[string]string
@@ -77,8 +81,9 @@ func newPublisher(cfg publisherConfig, set *zones.Set, res *resolver.Resolver, c
 	cl peers, d *drains, logger *slog.Logger, reg prometheus.Registerer) *publisher {
 	p := &publisher{
 		cfg: cfg, res: res, checker: checker, cluster: cl, drains: d, log: logger,
-		metrics: newPublishMetrics(reg),
-		zonesCh: make(chan struct{}, 1),
+		metrics:    newPublishMetrics(reg),
+		zonesCh:    make(chan struct{}, 1),
+		firstRound: make(chan struct{}),
 	}
 	p.newZones.Store(set)
 	p.publish() // serve static data from the first query on
@@ -231,6 +236,10 @@ func (p *publisher) publishView(set *zones.Set, local *health.Snapshot, remote [
 	}
 	gen := p.res.Publish(state)
 	prev := p.last.Swap(&published{Generation: gen, At: now, Zones: set, View: view, Local: local, Remote: remote, Drains: dview})
+	if !p.firstRoundDone && local.Ready() {
+		p.firstRoundDone = true
+		close(p.firstRound)
+	}
 	if p.drains != nil {
 		p.drains.published(drainRecs)
 	}
@@ -274,3 +283,7 @@ func (p *publisher) endpointSites(set *zones.Set) map[string]string {
 	}
 	return p.sites
 }
+
+// firstRoundPublished returns a channel closed once the resolver's state
+// holds a complete first probe round.
+func (p *publisher) firstRoundPublished() <-chan struct{} { return p.firstRound }

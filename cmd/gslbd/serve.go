@@ -459,23 +459,17 @@ func readKey(cfg *Config) ([]byte, error) {
 
 // waitFirstRound waits until the state the resolver answers from was built
 // on a complete first probe round, or until ctx or gctx ends (false). It
-// watches the published state, not the checker: the publisher hands the
-// ready snapshot over a few milliseconds later, and queries queued on the
-// bound sockets must not be answered from the view before it.
+// waits on the publisher, not the checker: the publisher hands the ready
+// snapshot over a few milliseconds later, and queries queued on the bound
+// sockets must not be answered from the view before it.
 func (n *node) waitFirstRound(ctx, gctx context.Context) bool {
-	t := time.NewTicker(5 * time.Millisecond)
-	defer t.Stop()
-	for {
-		if cur := n.pub.current(); cur != nil && cur.Local.Ready() {
-			return true
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-gctx.Done():
-			return false
-		case <-t.C:
-		}
+	select {
+	case <-n.pub.firstRoundPublished():
+		return true
+	case <-ctx.Done():
+		return false
+	case <-gctx.Done():
+		return false
 	}
 }
 
