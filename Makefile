@@ -1,7 +1,7 @@
 # gslbd: `make test` is the whole test suite, the same command CI runs.
 GO ?= go
 
-.PHONY: all build test deps fmt-check vet staticcheck gotest demo bench fuzz clean
+.PHONY: all build test deps mod-check fmt-check vet staticcheck gotest demo bench fuzz clean
 
 all: build
 
@@ -12,13 +12,17 @@ build:
 demo:
 	$(GO) run ./cmd/gslbd
 
-# The whole suite: install what is missing, check formatting, vet,
-# staticcheck, then every test with the race detector (the dig cases and the
-# 3-site failover scenario included).
-test: deps fmt-check vet staticcheck gotest
+# The whole suite: install what is missing, check that go.mod and go.sum are
+# tidy, check formatting, vet, staticcheck, then every test with the race
+# detector (the dig cases and the 3-site failover scenario included).
+test: deps mod-check fmt-check vet staticcheck gotest
 
 deps:
 	./scripts/install-deps.sh
+
+# go.mod and go.sum say exactly what the code imports: nothing to add or drop.
+mod-check:
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -27,10 +31,10 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
-STATICCHECK_VERSION ?= 2026.2.2
+# staticcheck is pinned in go.mod (tool directive): the same version
+# everywhere, built from the module cache, whatever is on the PATH.
 staticcheck:
-	@command -v staticcheck >/dev/null 2>&1 || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
-	PATH="$$PATH:$$($(GO) env GOPATH)/bin" staticcheck ./...
+	$(GO) tool staticcheck ./...
 
 # The 3-site scenario measures time on real processes: it runs alone after
 # the other packages, so that their tests do not compete with it for the CPU.

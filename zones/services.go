@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // The services file, as decoded strictly (KnownFields) before validation.
