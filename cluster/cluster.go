@@ -443,7 +443,7 @@ func (c *Cluster) apply(frame []byte, now time.Time) error {
 		if err != nil {
 			return err
 		}
-		return c.applyDrains(m)
+		return c.applyDrains(m, now)
 	case kindDrainAck:
 		m, err := decodeDrainAck(body)
 		if err != nil {
@@ -531,7 +531,7 @@ func (c *Cluster) expire(now time.Time) {
 func (c *Cluster) localState(now time.Time) []byte {
 	var drains []byte
 	if c.cfg.Drains != nil {
-		if recs := c.cfg.Drains.DrainRecords(); len(recs) > 0 {
+		if recs := c.cfg.Drains.Records(); len(recs) > 0 {
 			drains = encodeDrains(c.cfg.Name, recs)
 		}
 	}

@@ -54,9 +54,12 @@ type Config struct {
 	// Every node needs the same key.
 	SecretKey []byte
 	// Drains, if set, is the node's drain table: drain records received
-	// are merged into it, push/pull carries its records, and drain
-	// acknowledgements are reported to it. Nil: drains are not gossiped.
+	// are merged into it and push/pull carries its records. Nil: drains
+	// are not gossiped.
 	Drains Drains
+	// DrainAcks, if set, receives the drain acknowledgements peers send
+	// for this node's writes. Nil: they are dropped.
+	DrainAcks DrainAcks
 }
 
 // Defaults for the zero values of [Config].

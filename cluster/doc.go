@@ -58,7 +58,8 @@
 // wins by hybrid logical clock) makes the arrival order irrelevant. Once a
 // node's resolver answers from a new drain version, the node sends a drain
 // acknowledgement to the node that made the write ([Cluster.AckDrains]),
-// over TCP; the writer's admin API waits on these.
+// over TCP; the writer hands it to [Config].DrainAcks, which its admin API
+// waits on.
 //
 // # Timing
 //

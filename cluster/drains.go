@@ -4,28 +4,39 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/memberlist"
 
 	"github.com/gslbd/gslbd/drain"
 )
 
-// Drains is the node's table of operator drains as cluster sees it; cmd
-// implements it over drain.Store and drain.Acks. cluster carries drain
-// records between nodes and leaves every rule about them to the
-// implementation. Its methods are called from memberlist's goroutines:
-// they must be safe for concurrent use and must not block.
+// Drains is the node's table of operator drains as cluster sees it;
+// *drain.Store implements it. cluster carries drain records between nodes
+// and leaves every rule about them to the table. Its methods are called
+// from memberlist's goroutines: they must be safe for concurrent use and
+// must not block.
 type Drains interface {
-	// DrainRecords returns every record, tombstones included, for a
+	// Records returns every record, tombstones included, for a
 	// full-state exchange.
-	DrainRecords() []drain.Record
-	// MergeDrains applies records received from a peer (from names the
-	// node that sent them, not necessarily the one that wrote them). It
-	// returns an error for records it rejected.
-	MergeDrains(from string, recs []drain.Record) error
-	// DrainsApplied records that node has applied these drain versions.
-	DrainsApplied(node string, acks []drain.Ack)
+	Records() []drain.Record
+	// Merge applies records received from a peer. It returns an error
+	// for records it rejected.
+	Merge(recs []drain.Record, now time.Time) ([]drain.Record, error)
 }
+
+// DrainAcks takes the drain acknowledgements peers send; *drain.Acks
+// implements it. Called from memberlist's goroutines: safe for concurrent
+// use and never blocking.
+type DrainAcks interface {
+	// Applied records that node has applied these drain versions.
+	Applied(node string, acks []drain.Ack)
+}
+
+var (
+	_ Drains    = (*drain.Store)(nil)
+	_ DrainAcks = (*drain.Acks)(nil)
+)
 
 // wireDrains carries drain records: one or a few from a local write, or
 // every record in a push/pull. Origin is the sending node.
@@ -146,16 +157,17 @@ func (c *Cluster) goSend(f func()) {
 	}
 }
 
-func (c *Cluster) applyDrains(m wireDrains) error {
+func (c *Cluster) applyDrains(m wireDrains, now time.Time) error {
 	if c.cfg.Drains == nil || m.Origin == c.cfg.Name || len(m.Records) == 0 {
 		return nil
 	}
-	return c.cfg.Drains.MergeDrains(m.Origin, m.Records)
+	_, err := c.cfg.Drains.Merge(m.Records, now)
+	return err
 }
 
 func (c *Cluster) applyDrainAck(m wireDrainAck) {
-	if c.cfg.Drains == nil || m.Origin == c.cfg.Name {
+	if c.cfg.DrainAcks == nil || m.Origin == c.cfg.Name {
 		return
 	}
-	c.cfg.Drains.DrainsApplied(m.Origin, m.Acks)
+	c.cfg.DrainAcks.Applied(m.Origin, m.Acks)
 }

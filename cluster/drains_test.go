@@ -27,15 +27,11 @@ func newDrainTable(t testing.TB, node string) *drainTable {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &drainTable{store: s, acks: drain.NewAcks()}
+	return &drainTable{store: s, acks: drain.NewAcks(node)}
 }
 
-func (d *drainTable) DrainRecords() []drain.Record { return d.store.Records() }
-func (d *drainTable) MergeDrains(from string, recs []drain.Record) error {
-	_, err := d.store.Merge(recs, time.Now())
-	return err
-}
-func (d *drainTable) DrainsApplied(node string, acks []drain.Ack) { d.acks.Applied(node, acks) }
+// wire makes c gossip the table's records and report acknowledgements to it.
+func (d *drainTable) wire(c *Config) { c.Drains, c.DrainAcks = d.store, d.acks }
 
 // holds reports whether the table holds exactly rec's version.
 func (d *drainTable) holds(rec drain.Record) error {
@@ -51,7 +47,7 @@ func TestDrainsPropagate(t *testing.T) {
 	tables := map[string]*drainTable{}
 	nodes := startThree(t, func(c *Config) {
 		tables[c.Name] = newDrainTable(t, c.Name)
-		c.Drains = tables[c.Name]
+		tables[c.Name].wire(c)
 	})
 	a, b := nodes[0], nodes[1]
 	rec, err := tables["a"].store.Create(drain.Spec{Key: drain.Key{Site: "dc1"}, Reason: "fire alarm"}, "ops", time.Now())
@@ -94,15 +90,19 @@ func TestLateJoinerGetsDrainsByPushPull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := startNode(t, Config{Name: "a", Drains: ta})
-	startNode(t, Config{Name: "b", Seeds: a.seed(), Drains: tb})
+	ca, cb := Config{Name: "a"}, Config{Name: "b"}
+	ta.wire(&ca)
+	tb.wire(&cb)
+	a := startNode(t, ca)
+	cb.Seeds = a.seed()
+	startNode(t, cb)
 	waitFor(t, 5*time.Second, "b gets a's drain on join", func() error { return tb.holds(rec) })
 }
 
 func TestDrainFramesThroughState(t *testing.T) {
 	src := newBare(t)
 	st := newDrainTable(t, "self")
-	src.cfg.Drains = st
+	st.wire(&src.cfg)
 	rec, err := st.store.Create(drain.Spec{Key: drain.Key{Site: "dc1"}, Reason: "x"}, "ops", time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +110,7 @@ func TestDrainFramesThroughState(t *testing.T) {
 	dst := newBare(t)
 	dst.cfg.Name = "other"
 	dt := newDrainTable(t, "other")
-	dst.cfg.Drains = dt
+	dt.wire(&dst.cfg)
 	dst.mergeState(src.localState(time.Now()))
 	if err := dt.holds(rec); err != nil {
 		t.Error(err)
@@ -162,7 +162,7 @@ func TestConcurrentDrainWritesConverge(t *testing.T) {
 	tables := map[string]*drainTable{}
 	nodes := startThree(t, func(c *Config) {
 		tables[c.Name] = newDrainTable(t, c.Name)
-		c.Drains = tables[c.Name]
+		tables[c.Name].wire(c)
 	})
 	spec := func(reason string) drain.Spec { return drain.Spec{Key: drain.Key{Site: "dc1"}, Reason: reason} }
 	now := time.Now()

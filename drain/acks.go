@@ -13,25 +13,77 @@ type Ack struct {
 	Stamp Stamp  `json:"stamp"`
 }
 
-// Acks collects which nodes applied which drain versions, so that a write
-// can wait until the live nodes have applied it. Safe for concurrent use.
+// Acks is the acknowledgement bookkeeping of one node: which nodes applied
+// which drain versions, so that a write can wait until the live nodes have
+// applied it, and which versions this node has applied itself, so that it
+// acknowledges each version once to the node that wrote it. Safe for
+// concurrent use.
 type Acks struct {
+	self string
+
 	mu sync.Mutex
 	// applied maps a drain ID to the highest version each node applied.
 	applied map[string]map[string]Stamp
+	// own holds the version of each drain this node last applied.
+	own map[string]Stamp
 	// wake is closed and replaced on every Applied, waking every Wait.
 	wake chan struct{}
 }
 
-// NewAcks returns an empty tracker.
-func NewAcks() *Acks {
-	return &Acks{applied: make(map[string]map[string]Stamp), wake: make(chan struct{})}
+// NewAcks returns an empty tracker for the node named self.
+func NewAcks(self string) *Acks {
+	return &Acks{self: self, applied: make(map[string]map[string]Stamp), own: make(map[string]Stamp), wake: make(chan struct{})}
+}
+
+// Published records that this node's resolver now answers from a state
+// built on recs, every record the node holds. Versions not seen before
+// count as applied by this node; drains no longer held (forgotten after
+// their grace period) are forgotten here too. It returns the
+// acknowledgements owed to other nodes for their writes, by writing node;
+// the caller sends them.
+func (a *Acks) Published(recs []Record) map[string][]Ack {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	held := make(map[string]bool, len(recs))
+	for _, r := range recs {
+		held[r.ID] = true
+	}
+	for id := range a.own {
+		if !held[id] {
+			delete(a.own, id)
+			delete(a.applied, id)
+		}
+	}
+	var mine []Ack
+	var owed map[string][]Ack
+	for _, r := range recs {
+		if a.own[r.ID] == r.Stamp {
+			continue
+		}
+		a.own[r.ID] = r.Stamp
+		ack := Ack{ID: r.ID, Stamp: r.Stamp}
+		mine = append(mine, ack)
+		if r.Stamp.Node != a.self {
+			if owed == nil {
+				owed = make(map[string][]Ack)
+			}
+			owed[r.Stamp.Node] = append(owed[r.Stamp.Node], ack)
+		}
+	}
+	if len(mine) > 0 {
+		a.appliedLocked(a.self, mine)
+	}
+	return owed
 }
 
 // Applied records that node applied the given versions. It never blocks.
 func (a *Acks) Applied(node string, acks []Ack) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.appliedLocked(node, acks)
+}
+
+func (a *Acks) appliedLocked(node string, acks []Ack) {
 	for _, ack := range acks {
 		m := a.applied[ack.ID]
 		if m == nil {
@@ -44,13 +96,6 @@ func (a *Acks) Applied(node string, acks []Ack) {
 	}
 	close(a.wake)
 	a.wake = make(chan struct{})
-}
-
-// Forget drops what is known about drain id.
-func (a *Acks) Forget(id string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	delete(a.applied, id)
 }
 
 // Wait blocks until every node in nodes has applied version s of drain

@@ -30,9 +30,7 @@ func (c choice) label(svc *zones.Service) string {
 // It is pure: it reads svc, health and drains, and changes none of them.
 //
 // The rules, in order:
-//   - Walk svc.Sites in order. A site is eligible when it is not drained
-//     for this client and at least MinHealthy.Need(len(endpoints)) of its
-//     endpoints are up, both address families counted together.
+//   - Walk svc.Sites in order. A site is eligible when [Servable] says so.
 //   - The first eligible site serves its up endpoints.
 //   - When no site is eligible, svc.AllDown decides: "first" serves every
 //     endpoint of the first site that is not drained (the first site when
@@ -45,21 +43,8 @@ func (c choice) label(svc *zones.Service) string {
 func choose(svc *zones.Service, health Health, drains Drains, client netip.Addr, buf []netip.Addr) (choice, []netip.Addr) {
 	for i := range svc.Sites {
 		site := &svc.Sites[i]
-		if drained(drains, svc, site, client) {
-			continue
-		}
-		// Health is asked once per endpoint: the verdicts of the first 64
-		// are kept in a mask for the second pass.
-		up, mask := 0, uint64(0)
-		for j, ep := range site.Endpoints {
-			if isUp(health, ep.ID) {
-				up++
-				if j < 64 {
-					mask |= 1 << j
-				}
-			}
-		}
-		if up < svc.MinHealthy.Need(len(site.Endpoints)) {
+		ok, mask := servable(svc, site, health, drains, client)
+		if !ok {
 			continue
 		}
 		for j, ep := range site.Endpoints {
@@ -106,6 +91,36 @@ func choose(svc *zones.Service, health Health, drains Drains, client netip.Addr,
 		}
 	}
 	return choice{site: -1}, sortAddrs(buf)
+}
+
+// Servable reports whether site may take traffic of svc for client: it is
+// not drained for the client, and at least MinHealthy.Need(len(endpoints))
+// of its endpoints are up, both address families counted together. It is
+// the one statement of the rule: failover selection applies it, and so
+// does anything that must predict whether a site would be chosen (the
+// drain guardrail). health nil counts every endpoint up; drains nil
+// drains nothing.
+func Servable(svc *zones.Service, site *zones.ServiceSite, health Health, drains Drains, client netip.Addr) bool {
+	ok, _ := servable(svc, site, health, drains, client)
+	return ok
+}
+
+// servable is [Servable]; it also returns the verdicts of the first 64
+// endpoints as a mask, so that the caller asks health once per endpoint.
+func servable(svc *zones.Service, site *zones.ServiceSite, health Health, drains Drains, client netip.Addr) (bool, uint64) {
+	if drained(drains, svc, site, client) {
+		return false, 0
+	}
+	up, mask := 0, uint64(0)
+	for j, ep := range site.Endpoints {
+		if isUp(health, ep.ID) {
+			up++
+			if j < 64 {
+				mask |= 1 << j
+			}
+		}
+	}
+	return up >= svc.MinHealthy.Need(len(site.Endpoints)), mask
 }
 
 func isUp(h Health, id string) bool { return h == nil || h.Up(id) }

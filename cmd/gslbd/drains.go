@@ -17,107 +17,64 @@ import (
 	"github.com/gslbd/gslbd/cluster"
 	"github.com/gslbd/gslbd/drain"
 	"github.com/gslbd/gslbd/health"
+	"github.com/gslbd/gslbd/resolver"
 	"github.com/gslbd/gslbd/zones"
 )
 
-// drains wires operator drains together: the node's drain.Store, the
-// acknowledgements, gossip and the admin API. It implements
-// cluster.Drains and admin.Drains.
+// drainAPI is the operator drain API of a node (admin.Drains): it checks
+// a write against the service definitions and the guardrail, writes it to
+// the node's drain.Store (persisted), sends it to every peer and waits for
+// the acknowledgements that drain.Acks collects.
 //
-// Acknowledgement: once the publisher has handed the resolver a state
-// holding a drain version, this node has applied it; it records that for
-// its own writes and sends a drain ack to the writing node for the writes
-// of others. A write on this node waits (bounded by the request) until
-// every live member has acknowledged, and reports who has and who has not.
-type drains struct {
-	self  string
-	store *drain.Store
-	acks  *drain.Acks
-	log   *slog.Logger
-
-	// Set once by newNode before anything runs.
-	cluster *cluster.Cluster // nil without gossip
-	pub     *publisher
+// It only reads what the rest of the node owns: the published state (for
+// the guardrail), the store, the acknowledgements and the membership.
+// Records received from peers go from cluster straight to the store;
+// acknowledgements are kept by drain.Acks, fed by the publisher and by
+// cluster.
+type drainAPI struct {
+	self   string
+	store  *drain.Store
+	acks   *drain.Acks
+	state  publishedState
+	gossip drainGossip // nil without gossip
+	log    *slog.Logger
 
 	// writeMu serializes this node's writes, so that the guardrail judges
 	// each drain against the ones written before it.
 	writeMu sync.Mutex
+}
 
-	// acked holds the version of each drain this node last applied. Only
-	// the publisher goroutine uses it (through published).
-	acked map[string]drain.Stamp
+// publishedState is what the resolver answers from: *publisher.
+type publishedState interface{ current() *published }
+
+// drainGossip is what a drain write needs of the cluster: *cluster.Cluster.
+type drainGossip interface {
+	BroadcastDrains(recs []drain.Record)
+	Members() []cluster.Member
 }
 
 var (
-	_ cluster.Drains = (*drains)(nil)
-	_ admin.Drains   = (*drains)(nil)
+	_ admin.Drains   = (*drainAPI)(nil)
+	_ publishedState = (*publisher)(nil)
+	_ drainGossip    = (*cluster.Cluster)(nil)
 )
 
 // openDrains opens <state_dir>/drains.json.
-func openDrains(cfg *Config, logger *slog.Logger, reg prometheus.Registerer) (*drains, error) {
+func openDrains(cfg *Config, logger *slog.Logger, reg prometheus.Registerer) (*drain.Store, error) {
 	path := filepath.Join(cfg.resolve(cfg.StateDir), drain.FileName)
 	store, err := drain.Open(drain.StoreConfig{Node: cfg.Node.Name, Path: path}, logger)
 	if err != nil {
 		return nil, err
 	}
-	d := &drains{self: cfg.Node.Name, store: store, acks: drain.NewAcks(), log: logger, acked: map[string]drain.Stamp{}}
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "gslb", Subsystem: "drain", Name: "in_force",
 		Help: "Operator drains in force on this node.",
 	}, func() float64 { return float64(store.View(time.Now()).Len()) }))
-	return d, nil
-}
-
-// DrainRecords implements cluster.Drains.
-func (d *drains) DrainRecords() []drain.Record { return d.store.Records() }
-
-// MergeDrains implements cluster.Drains.
-func (d *drains) MergeDrains(from string, recs []drain.Record) error {
-	_, err := d.store.Merge(recs, time.Now())
-	return err
-}
-
-// DrainsApplied implements cluster.Drains.
-func (d *drains) DrainsApplied(node string, acks []drain.Ack) { d.acks.Applied(node, acks) }
-
-// published is called by the publisher after each publish with the
-// records the resolver's drain view was built from.
-func (d *drains) published(recs []drain.Record) {
-	var own []drain.Ack
-	remote := map[string][]drain.Ack{}
-	held := make(map[string]bool, len(recs))
-	for _, r := range recs {
-		held[r.ID] = true
-	}
-	for id := range d.acked {
-		if !held[id] { // forgotten by the store after its grace period
-			delete(d.acked, id)
-			d.acks.Forget(id)
-		}
-	}
-	for _, r := range recs {
-		if d.acked[r.ID] == r.Stamp {
-			continue
-		}
-		d.acked[r.ID] = r.Stamp
-		a := drain.Ack{ID: r.ID, Stamp: r.Stamp}
-		own = append(own, a)
-		if r.Stamp.Node != d.self {
-			remote[r.Stamp.Node] = append(remote[r.Stamp.Node], a)
-		}
-	}
-	if len(own) > 0 {
-		d.acks.Applied(d.self, own)
-	}
-	if d.cluster != nil {
-		for node, acks := range remote {
-			d.cluster.AckDrains(node, acks)
-		}
-	}
+	return store, nil
 }
 
 // List implements admin.Drains.
-func (d *drains) List(all bool) []drain.Record {
+func (d *drainAPI) List(all bool) []drain.Record {
 	if all {
 		return d.store.Records()
 	}
@@ -125,17 +82,17 @@ func (d *drains) List(all bool) []drain.Record {
 }
 
 // Get implements admin.Drains.
-func (d *drains) Get(id string) (drain.Record, bool) { return d.store.Get(id) }
+func (d *drainAPI) Get(id string) (drain.Record, bool) { return d.store.Get(id) }
 
 // Events implements admin.Drains.
-func (d *drains) Events(limit int) []drain.Event { return d.store.Events(limit) }
+func (d *drainAPI) Events(limit int) []drain.Event { return d.store.Events(limit) }
 
 // Create implements admin.Drains: it checks the scope against the
 // service definitions and the guardrail, writes the drain (persisted),
 // sends it to every peer and waits for their acknowledgements.
-func (d *drains) Create(ctx context.Context, req admin.CreateRequest) (admin.Result, error) {
+func (d *drainAPI) Create(ctx context.Context, req admin.CreateRequest) (admin.Result, error) {
 	d.writeMu.Lock()
-	cur := d.pub.current()
+	cur := d.state.current()
 	req.Service = drain.CanonicalService(req.Service)
 	if err := checkScope(cur.Zones, req.Key); err != nil {
 		d.writeMu.Unlock()
@@ -159,7 +116,7 @@ func (d *drains) Create(ctx context.Context, req admin.CreateRequest) (admin.Res
 }
 
 // Delete implements admin.Drains.
-func (d *drains) Delete(ctx context.Context, req admin.DeleteRequest) (admin.Result, error) {
+func (d *drainAPI) Delete(ctx context.Context, req admin.DeleteRequest) (admin.Result, error) {
 	d.writeMu.Lock()
 	rec, err := d.store.Delete(req.ID, req.By, req.Reason, time.Now())
 	d.writeMu.Unlock()
@@ -171,11 +128,11 @@ func (d *drains) Delete(ctx context.Context, req admin.DeleteRequest) (admin.Res
 
 // spread sends a local write to every peer and waits up to wait for the
 // live nodes (this one included) to apply it.
-func (d *drains) spread(ctx context.Context, rec drain.Record, wait time.Duration) admin.Ack {
+func (d *drainAPI) spread(ctx context.Context, rec drain.Record, wait time.Duration) admin.Ack {
 	nodes := []string{d.self}
-	if d.cluster != nil {
-		d.cluster.BroadcastDrains([]drain.Record{rec})
-		for _, m := range d.cluster.Members() {
+	if d.gossip != nil {
+		d.gossip.BroadcastDrains([]drain.Record{rec})
+		for _, m := range d.gossip.Members() {
 			if m.Name != d.self && (m.State == cluster.MemberAlive || m.State == cluster.MemberSuspect) {
 				nodes = append(nodes, m.Name)
 			}
@@ -249,23 +206,13 @@ func unservable(set *zones.Set, view *health.View, active *drain.View, cand drai
 			continue
 		}
 		affected, ok := false, false
-		for _, site := range svc.Sites {
+		for i := range svc.Sites {
+			site := &svc.Sites[i]
 			if site.Site == cand.Site {
 				affected = true
 				continue
 			}
-			if drainedFor(active, svc.Name, site.Site, cand.Clients) {
-				continue
-			}
-			up := 0
-			for _, ep := range site.Endpoints {
-				if view.Up(ep.ID) {
-					up++
-				}
-			}
-			if up >= svc.MinHealthy.Need(len(site.Endpoints)) {
-				ok = true
-			}
+			ok = ok || resolver.Servable(svc, site, view, drainedFor{active, cand.Clients}, netip.Addr{})
 		}
 		if affected && !ok {
 			out = append(out, svc.Name)
@@ -275,9 +222,17 @@ func unservable(set *zones.Set, view *health.View, active *drain.View, cand drai
 	return out
 }
 
-func drainedFor(active *drain.View, service, site string, clients []netip.Prefix) bool {
-	for _, r := range active.Affecting(service, site) {
-		if drain.Overlap(r.Clients, clients) {
+// drainedFor answers resolver.Drains for the clients of a candidate drain
+// rather than for one client: a site counts as drained when a drain in
+// force for it overlaps those clients.
+type drainedFor struct {
+	active  *drain.View
+	clients []netip.Prefix
+}
+
+func (d drainedFor) Drained(service, site string, _ netip.Addr) bool {
+	for _, r := range d.active.Affecting(service, site) {
+		if drain.Overlap(r.Clients, d.clients) {
 			return true
 		}
 	}

@@ -42,29 +42,67 @@ type published struct {
 	Drains     *drain.View
 }
 
-// peers is what the publisher needs of the cluster: the other nodes'
-// reports, a signal when they change, and a way to announce ours.
+// The publisher's inputs, each a small interface that its package's type
+// satisfies. Data flows one way: the inputs signal a change, the publisher
+// reads them, merges, and hands the result to the resolver; nothing it
+// feeds calls back into it.
+
+// localHealth is this node's own probing: *health.Checker.
+type localHealth interface {
+	Snapshot() *health.Snapshot
+	Changed() <-chan struct{}
+}
+
+// peers is the cluster: the other nodes' reports and a signal when they
+// change, and where this node's report and its drain acknowledgements go.
 // *cluster.Cluster implements it.
 type peers interface {
 	Reports() []health.Received
 	Changed() <-chan struct{}
 	Announce(health.Report)
+	AckDrains(to string, acks []drain.Ack)
 }
 
-var _ peers = (*cluster.Cluster)(nil)
+// drainRecords is the node's drain table: *drain.Store.
+type drainRecords interface {
+	Records() []drain.Record
+	Changed() <-chan struct{}
+}
 
-// publisher is the single goroutine that turns zones, local probes and
-// peers' reports into the resolver's state. Because it is the only writer,
-// a publish is one atomic store and no update is lost.
+// drainLedger keeps the acknowledgement bookkeeping: *drain.Acks.
+type drainLedger interface {
+	Published(recs []drain.Record) map[string][]drain.Ack
+}
+
+var (
+	_ localHealth  = (*health.Checker)(nil)
+	_ peers        = (*cluster.Cluster)(nil)
+	_ drainRecords = (*drain.Store)(nil)
+	_ drainLedger  = (*drain.Acks)(nil)
+)
+
+// publisherDeps are the publisher's inputs and outputs. Local and
+// Resolver are required; Peers is nil without gossip; Drains and Acks are
+// nil in tests without drains.
+type publisherDeps struct {
+	Local    localHealth
+	Peers    peers
+	Drains   drainRecords
+	Acks     drainLedger
+	Resolver *resolver.Resolver
+}
+
+// publisher is the single goroutine that turns zones, local probes,
+// peers' reports and drain records into the resolver's state. Because it
+// is the only writer, a publish is one atomic store and no update is lost.
 type publisher struct {
 	cfg     publisherConfig
-	res     *resolver.Resolver
-	checker *health.Checker
-	cluster peers   // nil without gossip
-	drains  *drains // nil in tests without drains
+	deps    publisherDeps
 	log     *slog.Logger
 	metrics *publishMetrics
 	zonesCh chan struct{}
+	// The inputs' change signals; nil (never ready) for an absent input.
+	peersChanged, drainsChanged <-chan struct{}
 	// firstRound is closed by the first publish whose local snapshot is
 	// ready: from then on the resolver answers from checked endpoints.
 	firstRound     chan struct{}
@@ -77,13 +115,18 @@ type publisher struct {
 	last     atomic.Pointer[published]
 }
 
-func newPublisher(cfg publisherConfig, set *zones.Set, res *resolver.Resolver, checker *health.Checker,
-	cl peers, d *drains, logger *slog.Logger, reg prometheus.Registerer) *publisher {
+func newPublisher(cfg publisherConfig, set *zones.Set, deps publisherDeps, logger *slog.Logger, reg prometheus.Registerer) *publisher {
 	p := &publisher{
-		cfg: cfg, res: res, checker: checker, cluster: cl, drains: d, log: logger,
+		cfg: cfg, deps: deps, log: logger,
 		metrics:    newPublishMetrics(reg),
 		zonesCh:    make(chan struct{}, 1),
 		firstRound: make(chan struct{}),
+	}
+	if deps.Peers != nil {
+		p.peersChanged = deps.Peers.Changed()
+	}
+	if deps.Drains != nil {
+		p.drainsChanged = deps.Drains.Changed()
 	}
 	p.newZones.Store(set)
 	p.publish() // serve static data from the first query on
@@ -108,57 +151,33 @@ func (p *publisher) setZones(set *zones.Set) {
 
 // run publishes on every change until ctx is done. Called once.
 func (p *publisher) run(ctx context.Context) error {
-	var clusterChanged <-chan struct{}
-	if p.cluster != nil {
-		clusterChanged = p.cluster.Changed()
-	}
-	var drainsChanged <-chan struct{}
-	if p.drains != nil {
-		drainsChanged = p.drains.store.Changed()
-	}
 	expiry := time.NewTimer(time.Hour)
 	defer expiry.Stop()
+	quiet := time.NewTimer(time.Hour)
+	defer quiet.Stop()
 	p.armExpiry(expiry)
 	for {
+		changed, ok := p.next(ctx, expiry.C)
+		if !ok {
+			return nil
+		}
 		// onlyExpiry: nothing changed but the clock, which may have made a
 		// peer's report stale.
-		onlyExpiry := false
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-p.checker.Changed():
-		case <-clusterChanged:
-		case <-drainsChanged:
-		case <-p.zonesCh:
-		case <-expiry.C:
-			onlyExpiry = true
-		}
+		onlyExpiry := !changed
 		// Coalesce: wait until the inputs have been quiet for a moment, but
-		// never longer than maxDelay in all.
-		deadline := time.NewTimer(publishMaxDelay)
-		for quiet := false; !quiet; {
-			q := time.NewTimer(publishQuiet)
-			select {
-			case <-ctx.Done():
-				q.Stop()
-				deadline.Stop()
+		// never longer than publishMaxDelay in all.
+		deadline := time.Now().Add(publishMaxDelay)
+		for quiet.Reset(publishQuiet); ; {
+			changed, ok := p.next(ctx, quiet.C)
+			if !ok {
 				return nil
-			case <-p.checker.Changed():
-				onlyExpiry = false
-			case <-clusterChanged:
-				onlyExpiry = false
-			case <-drainsChanged:
-				onlyExpiry = false
-			case <-p.zonesCh:
-				onlyExpiry = false
-			case <-q.C:
-				quiet = true
-			case <-deadline.C:
-				quiet = true
 			}
-			q.Stop()
+			if !changed {
+				break
+			}
+			onlyExpiry = false
+			quiet.Reset(min(publishQuiet, time.Until(deadline)))
 		}
-		deadline.Stop()
 		if onlyExpiry {
 			p.remerge()
 		} else {
@@ -166,6 +185,22 @@ func (p *publisher) run(ctx context.Context) error {
 		}
 		p.armExpiry(expiry)
 	}
+}
+
+// next waits for one of the inputs to change (changed) or for timer to
+// fire; ok is false once ctx is done.
+func (p *publisher) next(ctx context.Context, timer <-chan time.Time) (changed, ok bool) {
+	select {
+	case <-ctx.Done():
+		return false, false
+	case <-timer:
+		return false, true
+	case <-p.deps.Local.Changed():
+	case <-p.peersChanged:
+	case <-p.drainsChanged:
+	case <-p.zonesCh:
+	}
+	return true, true
 }
 
 // armExpiry makes the publisher re-merge when a peer's report used in the
@@ -206,10 +241,10 @@ func (p *publisher) remerge() {
 // merge computes the verdicts from the current inputs.
 func (p *publisher) merge() (*zones.Set, *health.Snapshot, []health.Received, time.Time, *health.View) {
 	set := p.newZones.Load()
-	local := p.checker.Snapshot()
+	local := p.deps.Local.Snapshot()
 	var remote []health.Received
-	if p.cluster != nil {
-		remote = p.cluster.Reports()
+	if p.deps.Peers != nil {
+		remote = p.deps.Peers.Reports()
 	}
 	now := time.Now()
 	return set, local, remote, now, health.Merge(health.MergeInput{
@@ -224,29 +259,36 @@ func (p *publisher) merge() (*zones.Set, *health.Snapshot, []health.Received, ti
 	})
 }
 
-// publishView hands a new snapshot to the resolver.
+// publishView hands a new snapshot to the resolver, then tells the
+// outputs that follow from it: the drain versions now applied (and the
+// acknowledgements owed for them), and this node's report when it changed.
 func (p *publisher) publishView(set *zones.Set, local *health.Snapshot, remote []health.Received, now time.Time, view *health.View) {
 	state := resolver.State{Zones: set, Health: view}
 	var drainRecs []drain.Record
 	var dview *drain.View
-	if p.drains != nil {
-		drainRecs = p.drains.store.Records()
+	if p.deps.Drains != nil {
+		drainRecs = p.deps.Drains.Records()
 		dview = drain.NewView(drainRecs, now)
 		state.Drains = dview
 	}
-	gen := p.res.Publish(state)
+	gen := p.deps.Resolver.Publish(state)
 	prev := p.last.Swap(&published{Generation: gen, At: now, Zones: set, View: view, Local: local, Remote: remote, Drains: dview})
 	if !p.firstRoundDone && local.Ready() {
 		p.firstRoundDone = true
 		close(p.firstRound)
 	}
-	if p.drains != nil {
-		p.drains.published(drainRecs)
-	}
 	p.metrics.publishes.Inc()
 	p.metrics.lastPublish.Set(float64(now.UnixNano()) / 1e9)
-	if p.cluster != nil && (prev == nil || prev.Local != local || prev.Zones != set) {
-		p.cluster.Announce(health.Report{
+	if p.deps.Acks != nil {
+		owed := p.deps.Acks.Published(drainRecs)
+		if p.deps.Peers != nil {
+			for node, acks := range owed {
+				p.deps.Peers.AckDrains(node, acks)
+			}
+		}
+	}
+	if p.deps.Peers != nil && (prev == nil || prev.Local != local || prev.Zones != set) {
+		p.deps.Peers.Announce(health.Report{
 			Origin:     p.cfg.Self,
 			Site:       p.cfg.Site,
 			ConfigHash: set.Hash(),

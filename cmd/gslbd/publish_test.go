@@ -12,6 +12,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/gslbd/gslbd/drain"
 	"github.com/gslbd/gslbd/health"
 	"github.com/gslbd/gslbd/resolver"
 	"github.com/gslbd/gslbd/zones"
@@ -36,6 +37,7 @@ func (f *fakePeers) Announce(health.Report) {
 	f.sent++
 	f.mu.Unlock()
 }
+func (f *fakePeers) AckDrains(string, []drain.Ack) {}
 func (f *fakePeers) set(rs ...health.Received) {
 	f.mu.Lock()
 	f.reports = rs
@@ -101,7 +103,7 @@ func TestPublisherStalenessAndRevival(t *testing.T) {
 		peers := &fakePeers{changed: make(chan struct{}, 1)}
 		const staleness = 700 * time.Millisecond
 		p := newPublisher(publisherConfig{Self: "dc2-a", Site: "dc2", Staleness: staleness},
-			set, res, checker, peers, nil, logger, prometheus.NewRegistry())
+			set, publisherDeps{Local: checker, Peers: peers, Resolver: res}, logger, prometheus.NewRegistry())
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		go checker.Run(ctx)

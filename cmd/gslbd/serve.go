@@ -23,6 +23,7 @@ import (
 
 	"github.com/gslbd/gslbd/admin"
 	"github.com/gslbd/gslbd/cluster"
+	"github.com/gslbd/gslbd/drain"
 	"github.com/gslbd/gslbd/health"
 	"github.com/gslbd/gslbd/resolver"
 	"github.com/gslbd/gslbd/zones"
@@ -154,11 +155,10 @@ type node struct {
 
 	resolver *resolver.Resolver
 	checker  *health.Checker
+	drains   *drain.Store
 	cluster  *cluster.Cluster // nil when gossip is off
 	pub      *publisher
-	drains   *drains
-	tokens   *admin.Tokens // nil: no tokens file, the write API is off
-	adminAPI *admin.Server // set by adminHandler before reloads start
+	adminAPI *admin.Server
 
 	dnsServers []*dns.Server
 	demo       []*demoEndpoint
@@ -185,11 +185,15 @@ func newNode(cfg *Config, set *zones.Set, logger *slog.Logger, lv *slog.LevelVar
 	if n.drains, err = openDrains(cfg, logger.With("component", "drain"), reg); err != nil {
 		return nil, err
 	}
+	acks := drain.NewAcks(cfg.Node.Name)
+	var tokens *admin.Tokens // nil: no tokens file, the write API is off
 	if cfg.Admin.TokensFile != "" {
-		if n.tokens, err = admin.LoadTokens(cfg.resolve(cfg.Admin.TokensFile)); err != nil {
+		if tokens, err = admin.LoadTokens(cfg.resolve(cfg.Admin.TokensFile)); err != nil {
 			return nil, err
 		}
 	}
+	deps := publisherDeps{Local: n.checker, Drains: n.drains, Acks: acks, Resolver: n.resolver}
+	api := &drainAPI{self: cfg.Node.Name, store: n.drains, acks: acks, log: logger.With("component", "drain")}
 	if cfg.Cluster.Bind != "" {
 		key, err := readKey(cfg)
 		if err != nil {
@@ -206,22 +210,21 @@ func newNode(cfg *Config, set *zones.Set, logger *slog.Logger, lv *slog.LevelVar
 			Staleness:  time.Duration(cfg.Cluster.Staleness),
 			SecretKey:  key,
 			Drains:     n.drains,
+			DrainAcks:  acks,
 		}, logger.With("component", "cluster"), reg)
 		if err != nil {
 			return nil, fmt.Errorf("cluster: %w", err)
 		}
-	}
-	n.drains.cluster = n.cluster
-	var gossip peers // stays a nil interface without a cluster
-	if n.cluster != nil {
-		gossip = n.cluster
+		deps.Peers, api.gossip = n.cluster, n.cluster
 	}
 	n.pub = newPublisher(publisherConfig{
 		Self:      cfg.Node.Name,
 		Site:      cfg.Node.Site,
 		Staleness: time.Duration(cfg.Cluster.Staleness),
-	}, set, n.resolver, n.checker, gossip, n.drains, logger.With("component", "publisher"), reg)
-	n.drains.pub = n.pub
+	}, set, deps, logger.With("component", "publisher"), reg)
+	api.state = n.pub
+	n.adminAPI = admin.New(admin.Config{Node: n, Drains: api, Tokens: tokens, AnonymousRead: cfg.Admin.AnonymousRead,
+		Gatherer: reg, Logger: logger.With("component", "admin")})
 	n.metrics.reloadOK.Set(1)
 	n.metrics.reloadTime.SetToCurrentTime()
 
@@ -290,7 +293,7 @@ func (n *node) run(ctx context.Context, reload <-chan struct{}, ready func(bound
 	// Health probes and the publisher run until everything else stopped.
 	g.Go(func() error { return n.checker.Run(gctx) })
 	g.Go(func() error { return n.pub.run(gctx) })
-	g.Go(func() error { return n.drains.store.Run(gctx) })
+	g.Go(func() error { return n.drains.Run(gctx) })
 	clusterCtx, stopCluster := context.WithCancel(gctx)
 	defer stopCluster()
 	clusterDone := make(chan struct{})
@@ -343,7 +346,7 @@ func (n *node) run(ctx context.Context, reload <-chan struct{}, ready func(bound
 	n.listening.Store(true)
 
 	if n.adminLn != nil {
-		n.admin = &http.Server{Handler: n.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
+		n.admin = &http.Server{Handler: n.adminAPI, ReadHeaderTimeout: 5 * time.Second}
 		g.Go(func() error {
 			if err := n.admin.Serve(n.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("admin server: %w", err)

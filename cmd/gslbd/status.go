@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net/http"
 	"sort"
 	"time"
 
@@ -9,16 +8,10 @@ import (
 	"github.com/gslbd/gslbd/drain"
 )
 
-func (n *node) adminHandler() http.Handler {
-	n.adminAPI = admin.New(admin.Config{Node: n, Drains: n.drains, Tokens: n.tokens, AnonymousRead: n.cfg.Admin.AnonymousRead,
-		Gatherer: n.reg, Logger: n.log.With("component", "admin")})
-	return n.adminAPI
-}
-
 // reloadTokens re-reads the admin tokens file (on SIGHUP), so tokens can
 // be rotated without a restart. A file that fails to load changes nothing.
 func (n *node) reloadTokens() {
-	if n.cfg.Admin.TokensFile == "" || n.adminAPI == nil {
+	if n.cfg.Admin.TokensFile == "" {
 		return
 	}
 	t, err := admin.LoadTokens(n.cfg.resolve(n.cfg.Admin.TokensFile))
