@@ -20,6 +20,9 @@ import (
 // name, and then requires:
 //   - at least two NS names (RFC 1034 section 4.1, RFC 2182 section 5);
 //   - every NS name has an address, and no two names share one;
+//   - the NS names are alike: each has addresses of the same families
+//     (IPv4 only, IPv6 only, or both), so no family is served by one
+//     name server alone;
 //   - every address is one the node listens on, and there, on the port it
 //     was bound to, answers a non-recursive SOA query for the zone with AA
 //     set, over UDP and over TCP.
@@ -56,10 +59,15 @@ func TestDemoNameServersAnswer(t *testing.T) {
 				t.Errorf("%s NS = %v, want at least two name servers", origin, names)
 			}
 			owner := map[netip.Addr]string{} // address -> the NS name that has it
+			families := map[string]string{}  // NS name -> "4", "6" or "46"
 			for _, ns := range names {
 				var addrs []string
 				for _, qtype := range []string{"A", "AAAA"} {
-					addrs = append(addrs, digRdata(t, dig, server, port, ns, qtype)...)
+					got := digRdata(t, dig, server, port, ns, qtype)
+					if len(got) > 0 {
+						families[ns] += map[string]string{"A": "4", "AAAA": "6"}[qtype]
+					}
+					addrs = append(addrs, got...)
 				}
 				if len(addrs) == 0 {
 					t.Errorf("name server %s: no A or AAAA from this node", ns)
@@ -81,6 +89,12 @@ func TestDemoNameServersAnswer(t *testing.T) {
 					for _, transport := range []string{"udp", "tcp"} {
 						checkAuthoritativeSOA(t, dig, addr.String(), port, transport, origin, ns)
 					}
+				}
+			}
+			for _, ns := range names[1:] {
+				if families[ns] != families[names[0]] {
+					t.Errorf("name servers differ in address families: %v (IPv4 \"4\", IPv6 \"6\"); a family served by fewer than two name servers fails delegation checks", families)
+					break
 				}
 			}
 		})
