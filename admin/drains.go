@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"time"
 
 	"github.com/gslbd/gslbd/drain"
+	"github.com/gslbd/gslbd/internal/netprefix"
 )
 
 // Limits of the drain API.
@@ -258,7 +258,7 @@ func (b createBody) request(now time.Time) (CreateRequest, error) {
 	var errs []error
 	req := CreateRequest{Spec: drain.Spec{Key: drain.Key{Site: b.Site, Service: b.Service}, Reason: b.Reason}, Force: b.Force}
 	for i, c := range b.Clients {
-		p, err := parsePrefix(c)
+		p, err := netprefix.Parse(c)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("clients[%d]: %q is not an address or CIDR prefix", i, c))
 			continue
@@ -301,17 +301,6 @@ func parseWait(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("wait: %q is not a duration from 0 to %s", s, MaxWait)
 	}
 	return d, nil
-}
-
-func parsePrefix(s string) (netip.Prefix, error) {
-	if p, err := netip.ParsePrefix(s); err == nil {
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // withSlices makes empty node lists encode as [] rather than null.

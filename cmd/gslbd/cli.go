@@ -17,6 +17,7 @@ import (
 
 	"github.com/gslbd/gslbd/admin"
 	"github.com/gslbd/gslbd/drain"
+	"github.com/gslbd/gslbd/internal/netprefix"
 )
 
 // The operator commands talk to a node's admin API. Where and with which
@@ -151,7 +152,7 @@ func (p *prefixList) Set(v string) error {
 		if f == "" {
 			continue
 		}
-		pfx, err := parsePrefix(f)
+		pfx, err := netprefix.Parse(f)
 		if err != nil {
 			return fmt.Errorf("%q is not an address or CIDR prefix", f)
 		}
