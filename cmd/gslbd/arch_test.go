@@ -18,7 +18,8 @@ func TestImportDirection(t *testing.T) {
 		"internal/netprefix": {},
 		"cluster":            {"health", "drain"},
 		"resolver":           {"zones"},
-		"admin":              {"health", "zones", "drain", "internal/netprefix"},
+		"admin":              {"health", "zones", "drain", "admin/api"},
+		"admin/api":          {"drain", "internal/netprefix"},
 	}
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, mod+"...").CombinedOutput()
 	if err != nil {

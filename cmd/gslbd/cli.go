@@ -15,7 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/gslbd/gslbd/admin"
+	"github.com/gslbd/gslbd/admin/api"
 	"github.com/gslbd/gslbd/drain"
 	"github.com/gslbd/gslbd/internal/netprefix"
 )
@@ -46,7 +46,7 @@ func apiFlags(fs *flag.FlagSet, getenv func(string) string) func() (*apiClient, 
 	addr := fs.String("admin", orDefault(getenv(envAdmin), defaultAdminListen), "admin API `address` (host:port or URL; or $"+envAdmin+")")
 	tokenFile := fs.String("token-file", "", "`file` holding the admin token (default $"+envToken+", else the file $"+envTokenFile+")")
 	return func() (*apiClient, error) {
-		c := &apiClient{base: strings.TrimRight(*addr, "/"), http: &http.Client{Timeout: admin.MaxWait + 10*time.Second}}
+		c := &apiClient{base: strings.TrimRight(*addr, "/"), http: &http.Client{Timeout: api.MaxWait + 10*time.Second}}
 		if !strings.Contains(c.base, "://") {
 			c.base = "http://" + c.base
 		}
@@ -75,7 +75,7 @@ func apiFlags(fs *flag.FlagSet, getenv func(string) string) func() (*apiClient, 
 // apiError is an error answer of the admin API.
 type apiError struct {
 	status int
-	body   admin.Error
+	body   api.Error
 }
 
 func (e *apiError) Error() string {
@@ -261,7 +261,7 @@ func drainCmd(ctx context.Context, args []string, getenv func(string) string, st
 	if *force {
 		body["force"] = true
 	}
-	var res admin.Result
+	var res api.Result
 	raw, err := c.do(ctx, http.MethodPost, "/api/v1/drains", body, &res)
 	if err != nil {
 		var ae *apiError
@@ -329,7 +329,7 @@ func undrainCmd(ctx context.Context, args []string, getenv func(string) string, 
 	if *reason != "" {
 		body["reason"] = *reason
 	}
-	var res admin.Result
+	var res api.Result
 	raw, err := c.do(ctx, http.MethodDelete, "/api/v1/drains/"+*id, body, &res)
 	if err != nil {
 		var ae *apiError
@@ -369,7 +369,7 @@ func statusCmd(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return exitError{code: 2, msg: "gslbd status: " + err.Error()}
 	}
-	var doc statusDoc
+	var doc api.Status
 	raw, err := c.do(ctx, http.MethodGet, "/api/v1/status", nil, &doc)
 	if err != nil {
 		return cliFail("status", err)
@@ -382,7 +382,7 @@ func statusCmd(ctx context.Context, args []string, getenv func(string) string, s
 	return nil
 }
 
-func printAck(w io.Writer, a admin.Ack) {
+func printAck(w io.Writer, a api.Ack) {
 	total := len(a.Applied) + len(a.Missing)
 	if a.Complete {
 		fmt.Fprintf(w, "applied on every live node (%d) within %dms: %s\n", total, a.WaitedMillis, strings.Join(a.Applied, ", "))
@@ -392,7 +392,7 @@ func printAck(w io.Writer, a admin.Ack) {
 	fmt.Fprintf(w, "not yet applied on: %s (gossip keeps delivering it; check with gslbd status on those nodes)\n", strings.Join(a.Missing, ", "))
 }
 
-func printStatus(w io.Writer, doc statusDoc) {
+func printStatus(w io.Writer, doc api.Status) {
 	ready := "yes"
 	if !doc.Ready {
 		ready = "no"
