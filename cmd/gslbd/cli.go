@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/gslbd/gslbd/admin/api"
@@ -85,13 +84,7 @@ func (f *adminFlags) fail(cmd string, err error) error {
 // hold several, separated by commas.
 type prefixList []netip.Prefix
 
-func (p *prefixList) String() string {
-	s := make([]string, len(*p))
-	for i, x := range *p {
-		s[i] = x.String()
-	}
-	return strings.Join(s, ",")
-}
+func (p *prefixList) String() string { return api.FormatPrefixes(*p) }
 
 func (p *prefixList) Set(v string) error {
 	for _, f := range strings.Split(v, ",") {
@@ -203,12 +196,7 @@ func drainCmd(ctx context.Context, args []string, getenv func(string) string, st
 		_, err := stdout.Write(raw)
 		return err
 	}
-	r := res.Drain
-	fmt.Fprintf(stdout, "drain %s in force: %s; %q by %s, %s\n", r.ID, r.Key, r.Reason, r.By, expiresText(r.Expires))
-	if len(res.Forced) > 0 {
-		fmt.Fprintf(stdout, "forced: no site is left able to take traffic for %s\n", strings.Join(res.Forced, ", "))
-	}
-	printAck(stdout, res.Ack)
+	api.WriteCreated(stdout, res)
 	return nil
 }
 
@@ -265,8 +253,7 @@ func undrainCmd(ctx context.Context, args []string, getenv func(string) string, 
 		_, err := stdout.Write(raw)
 		return err
 	}
-	fmt.Fprintf(stdout, "drain %s ended: %s\n", res.Drain.ID, res.Drain.Key)
-	printAck(stdout, res.Ack)
+	api.WriteDeleted(stdout, res)
 	return nil
 }
 
@@ -300,103 +287,8 @@ func statusCmd(ctx context.Context, args []string, getenv func(string) string, s
 		_, err := stdout.Write(raw)
 		return err
 	}
-	printStatus(stdout, doc)
+	api.WriteStatus(stdout, doc)
 	return nil
-}
-
-func printAck(w io.Writer, a api.Ack) {
-	total := len(a.Applied) + len(a.Missing)
-	if a.Complete {
-		fmt.Fprintf(w, "applied on every live node (%d) within %dms: %s\n", total, a.WaitedMillis, strings.Join(a.Applied, ", "))
-		return
-	}
-	fmt.Fprintf(w, "applied on %d of %d live nodes after %dms: %s\n", len(a.Applied), total, a.WaitedMillis, orNone(a.Applied))
-	fmt.Fprintf(w, "not yet applied on: %s (gossip keeps delivering it; check with gslbd status on those nodes)\n", strings.Join(a.Missing, ", "))
-}
-
-func printStatus(w io.Writer, doc api.Status) {
-	ready := "yes"
-	if !doc.Ready {
-		ready = "no"
-	}
-	fmt.Fprintf(w, "node %s, site %s, config %s, generation %d, ready %s\n\n",
-		doc.Node, doc.Site, doc.ConfigHash, doc.Generation, ready)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	if len(doc.Services) > 0 {
-		fmt.Fprintln(tw, "SERVICE\tSITE\tENDPOINT\tVERDICT\tWHY\tLOCAL PROBE\tDRAINED BY")
-		for _, svc := range doc.Services {
-			name := svc.Name
-			for _, site := range svc.Sites {
-				siteName, drained := site.Site, strings.Join(site.DrainedBy, ",")
-				for _, ep := range site.Endpoints {
-					verdict := "down"
-					if ep.Up {
-						verdict = "up"
-					}
-					local := ep.Local
-					if ep.Error != "" {
-						local += ": " + ep.Error
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, siteName, ep.Address, verdict, ep.Reason, local, drained)
-					name, siteName, drained = "", "", ""
-				}
-			}
-		}
-		tw.Flush()
-		fmt.Fprintln(w)
-	}
-	if len(doc.Drains) == 0 {
-		fmt.Fprintln(w, "no drains in force")
-	} else {
-		fmt.Fprintln(tw, "DRAIN\tSITE\tSERVICE\tCLIENTS\tEXPIRES\tBY\tNODE\tREASON")
-		for _, r := range doc.Drains {
-			svc, clients := r.Service, "all"
-			if svc == "" {
-				svc = "all"
-			}
-			if len(r.Clients) > 0 {
-				clients = (*prefixList)(&r.Clients).String()
-			}
-			exp := "never"
-			if !r.Expires.IsZero() {
-				exp = r.Expires.Local().Format(time.DateTime)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Site, svc, clients, exp, r.By, r.Stamp.Node, r.Reason)
-		}
-		tw.Flush()
-	}
-	fmt.Fprintln(w)
-	if len(doc.Peers) == 0 {
-		fmt.Fprintln(w, "no gossip: this node runs alone")
-		return
-	}
-	fmt.Fprintln(tw, "NODE\tSITE\tADDRESS\tSTATE\tCONFIG\tLAST REPORT")
-	for _, p := range doc.Peers {
-		cfg := p.ConfigHash
-		if !p.SameConfig {
-			cfg += " (differs)"
-		}
-		last := "-"
-		if !p.LastReport.IsZero() {
-			last = p.LastReport.Local().Format(time.TimeOnly)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Site, p.Address, p.State, cfg, last)
-	}
-	tw.Flush()
-}
-
-func expiresText(t time.Time) string {
-	if t.IsZero() {
-		return "no expiry"
-	}
-	return "until " + t.Local().Format(time.DateTime+" MST")
-}
-
-func orNone(s []string) string {
-	if len(s) == 0 {
-		return "none"
-	}
-	return strings.Join(s, ", ")
 }
 
 func orDefault(s, def string) string {
