@@ -3,7 +3,8 @@
 // operator drain API with its audit events.
 //
 // It depends only on the small interfaces it declares (and on drain for
-// value types); cmd wires the implementations. Handlers are safe for
+// value types); cmd wires the implementations. The JSON bodies it reads
+// and writes are declared in package api, with the client. Handlers are safe for
 // concurrent use.
 //
 // # Authentication
@@ -26,15 +27,16 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/gslbd/gslbd/admin/api"
 )
 
 // Node is what the admin API reads from the running node.
 type Node interface {
 	// Ready reports whether the node should receive queries, and if not why.
 	Ready() (bool, string)
-	// Status returns a JSON-encodable document describing the node's and
-	// the cluster's state.
-	Status() any
+	// Status describes the node's and the cluster's state.
+	Status() api.Status
 }
 
 // Config configures a [Server].
@@ -151,14 +153,6 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = enc.Encode(v)
 }
 
-// Error is the body of every error response.
-type Error struct {
-	Error string `json:"error"`
-	// Services lists the services a refused drain would have left without
-	// a site (409 from the guardrail only).
-	Services []string `json:"services,omitempty"`
-}
-
 func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, Error{Error: msg})
+	writeJSON(w, code, api.Error{Error: msg})
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/gslbd/gslbd/admin/api"
 	"github.com/gslbd/gslbd/drain"
 )
 
@@ -32,7 +33,7 @@ grafana read ` + readSecret + `
 type fakeNode struct{}
 
 func (fakeNode) Ready() (bool, string) { return true, "" }
-func (fakeNode) Status() any           { return map[string]string{"node": "n1"} }
+func (fakeNode) Status() api.Status    { return api.Status{Node: "n1"} }
 
 // fakeDrains implements Drains over a real drain.Store for a cluster of
 // one node with sites dc1 and dc2 and one service, talk.example.com.,
@@ -50,33 +51,33 @@ func (f *fakeDrains) List(all bool) []drain.Record {
 
 func (f *fakeDrains) Get(id string) (drain.Record, bool) { return f.store.Get(id) }
 
-func (f *fakeDrains) Create(_ context.Context, req CreateRequest) (Result, error) {
+func (f *fakeDrains) Create(_ context.Context, req CreateRequest) (api.Result, error) {
 	if req.Site != "dc1" && req.Site != "dc2" {
-		return Result{}, fmt.Errorf("%w: unknown site %q", drain.ErrInvalid, req.Site)
+		return api.Result{}, fmt.Errorf("%w: unknown site %q", drain.ErrInvalid, req.Site)
 	}
 	if s := drain.CanonicalService(req.Service); s != "" && s != "talk.example.com." {
-		return Result{}, fmt.Errorf("%w: unknown service %q", drain.ErrInvalid, req.Service)
+		return api.Result{}, fmt.Errorf("%w: unknown service %q", drain.ErrInvalid, req.Service)
 	}
 	var forced []string
 	if req.Site == "dc1" {
 		if !req.Force {
-			return Result{}, &drain.GuardError{Services: []string{"talk.example.com."}}
+			return api.Result{}, &drain.GuardError{Services: []string{"talk.example.com."}}
 		}
 		forced = []string{"talk.example.com."}
 	}
 	rec, err := f.store.Create(req.Spec, req.By, time.Now())
 	if err != nil {
-		return Result{}, err
+		return api.Result{}, err
 	}
-	return Result{Drain: rec, Ack: Ack{Complete: true, Applied: []string{"n1"}}, Forced: forced}, nil
+	return api.Result{Drain: rec, Ack: api.Ack{Complete: true, Applied: []string{"n1"}}, Forced: forced}, nil
 }
 
-func (f *fakeDrains) Delete(_ context.Context, req DeleteRequest) (Result, error) {
+func (f *fakeDrains) Delete(_ context.Context, req DeleteRequest) (api.Result, error) {
 	rec, err := f.store.Delete(req.ID, req.By, req.Reason, time.Now())
 	if err != nil {
-		return Result{}, err
+		return api.Result{}, err
 	}
-	return Result{Drain: rec, Ack: Ack{Complete: true, Applied: []string{"n1"}}}, nil
+	return api.Result{Drain: rec, Ack: api.Ack{Complete: true, Applied: []string{"n1"}}}, nil
 }
 
 func (f *fakeDrains) Events(limit int) []drain.Event { return f.store.Events(limit) }
@@ -124,7 +125,7 @@ func TestDrainAPI(t *testing.T) {
 	if code != http.StatusCreated {
 		t.Fatalf("create: %d %s", code, body)
 	}
-	var created Result
+	var created api.Result
 	if err := json.Unmarshal([]byte(body), &created); err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +199,7 @@ func TestDrainAPI(t *testing.T) {
 				t.Errorf("%s %s = %d %s\nwant %d containing %s", tc.method, tc.path, code, body, tc.wantCode, tc.wantBody)
 			}
 			if code >= 400 {
-				var e Error
+				var e api.Error
 				if err := json.Unmarshal([]byte(body), &e); err != nil || e.Error == "" {
 					t.Errorf("error body %q is not {\"error\": ...}", body)
 				}

@@ -8,10 +8,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"time"
 
+	"github.com/gslbd/gslbd/admin/api"
 	"github.com/gslbd/gslbd/drain"
 )
 
@@ -19,8 +19,6 @@ import (
 const (
 	// MaxBody is the largest request body accepted, in bytes.
 	MaxBody = 16 << 10
-	// MaxWait bounds how long a write waits for acknowledgements.
-	MaxWait = 30 * time.Second
 	// maxEvents is the most events one request returns.
 	maxEvents = 1000
 )
@@ -35,10 +33,10 @@ type Drains interface {
 	// Create makes a drain cluster-wide. Errors wrapping drain.ErrInvalid
 	// answer 400, drain.ErrExists 409, a *drain.GuardError 409 with its
 	// services; anything else 500.
-	Create(ctx context.Context, req CreateRequest) (Result, error)
+	Create(ctx context.Context, req CreateRequest) (api.Result, error)
 	// Delete ends a drain cluster-wide. drain.ErrNotFound answers 404,
 	// drain.ErrInvalid 400.
-	Delete(ctx context.Context, req DeleteRequest) (Result, error)
+	Delete(ctx context.Context, req DeleteRequest) (api.Result, error)
 	// Events returns up to limit audit events, newest first.
 	Events(limit int) []drain.Event
 }
@@ -61,58 +59,6 @@ type DeleteRequest struct {
 	By         string
 }
 
-// Result is the answer to a write.
-type Result struct {
-	// Drain is the record written.
-	Drain drain.Record `json:"drain"`
-	// Ack says which live nodes applied it within the wait.
-	Ack Ack `json:"ack"`
-	// Forced lists services the drain leaves without a site able to take
-	// traffic, accepted because the request said force.
-	Forced []string `json:"forced,omitempty"`
-}
-
-// Ack reports which live nodes have applied a write (their DNS answers
-// reflect it) and which have not yet.
-type Ack struct {
-	// Complete is true when every live node applied the write.
-	Complete bool `json:"complete"`
-	// Applied and Missing are node names, sorted.
-	Applied []string `json:"applied"`
-	Missing []string `json:"missing"`
-	// WaitedMillis is how long the call waited.
-	WaitedMillis int64 `json:"waited_ms"`
-}
-
-// createBody is the JSON body of POST /api/v1/drains.
-type createBody struct {
-	Site    string   `json:"site"`
-	Service string   `json:"service"`
-	Clients []string `json:"clients"`
-	Reason  string   `json:"reason"`
-	// Expires is an RFC 3339 time; For a Go duration ("90m") from now.
-	// At most one of them.
-	Expires string `json:"expires"`
-	For     string `json:"for"`
-	Force   bool   `json:"force"`
-	// Wait is a Go duration, at most MaxWait.
-	Wait string `json:"wait"`
-}
-
-// deleteBody is the optional JSON body of DELETE /api/v1/drains/{id}.
-type deleteBody struct {
-	Reason string `json:"reason"`
-	Wait   string `json:"wait"`
-}
-
-type drainList struct {
-	Drains []drain.Record `json:"drains"`
-}
-
-type eventList struct {
-	Events []drain.Event `json:"events"`
-}
-
 func (s *Server) listDrains(w http.ResponseWriter, r *http.Request, _ string) {
 	all := false
 	if v := r.URL.Query().Get("all"); v != "" {
@@ -123,7 +69,7 @@ func (s *Server) listDrains(w http.ResponseWriter, r *http.Request, _ string) {
 		}
 		all = b
 	}
-	writeJSON(w, http.StatusOK, drainList{Drains: nonNil(s.cfg.Drains.List(all))})
+	writeJSON(w, http.StatusOK, api.DrainList{Drains: nonNil(s.cfg.Drains.List(all))})
 }
 
 func (s *Server) getDrain(w http.ResponseWriter, r *http.Request, _ string) {
@@ -146,37 +92,35 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, _ string) {
 		}
 		limit = n
 	}
-	writeJSON(w, http.StatusOK, eventList{Events: nonNil(s.cfg.Drains.Events(limit))})
+	writeJSON(w, http.StatusOK, api.EventList{Events: nonNil(s.cfg.Drains.Events(limit))})
 }
 
 func (s *Server) createDrain(w http.ResponseWriter, r *http.Request, by string) {
-	var body createBody
+	var body api.CreateDrain
 	if code, err := decodeBody(w, r, &body, true); err != nil {
 		s.refuse(w, r, by, code, err.Error())
 		return
 	}
-	now := time.Now()
-	req, err := body.request(now)
+	spec, wait, err := body.Parse(time.Now())
 	if err != nil {
 		s.refuse(w, r, by, http.StatusBadRequest, err.Error())
 		return
 	}
-	req.By = by
-	res, err := s.cfg.Drains.Create(r.Context(), req)
+	res, err := s.cfg.Drains.Create(r.Context(), CreateRequest{Spec: spec, Force: body.Force, Wait: wait, By: by})
 	if err != nil {
 		s.writeFailure(w, r, by, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, res.withSlices())
+	writeJSON(w, http.StatusCreated, withSlices(res))
 }
 
 func (s *Server) deleteDrain(w http.ResponseWriter, r *http.Request, by string) {
-	var body deleteBody
+	var body api.DeleteDrain
 	if code, err := decodeBody(w, r, &body, false); err != nil {
 		s.refuse(w, r, by, code, err.Error())
 		return
 	}
-	wait, err := parseWait(body.Wait)
+	wait, err := body.ParseWait()
 	if err != nil {
 		s.refuse(w, r, by, http.StatusBadRequest, err.Error())
 		return
@@ -186,7 +130,7 @@ func (s *Server) deleteDrain(w http.ResponseWriter, r *http.Request, by string) 
 		s.writeFailure(w, r, by, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, res.withSlices())
+	writeJSON(w, http.StatusOK, withSlices(res))
 }
 
 // writeFailure maps a failed write onto its status code.
@@ -195,7 +139,7 @@ func (s *Server) writeFailure(w http.ResponseWriter, r *http.Request, by string,
 	switch {
 	case errors.As(err, &guard):
 		s.log.Warn("admin write refused", "method", r.Method, "path", r.URL.Path, "by", by, "status", http.StatusConflict, "error", err)
-		writeJSON(w, http.StatusConflict, Error{Error: err.Error(), Services: guard.Services})
+		writeJSON(w, http.StatusConflict, api.Error{Error: err.Error(), Services: guard.Services})
 	case errors.Is(err, drain.ErrInvalid):
 		s.refuse(w, r, by, http.StatusBadRequest, err.Error())
 	case errors.Is(err, drain.ErrExists):
@@ -252,70 +196,8 @@ func jsonError(err error) error {
 	return err
 }
 
-// request validates the syntax of a create body. Whether the site and
-// service exist is the implementation's business.
-func (b createBody) request(now time.Time) (CreateRequest, error) {
-	var errs []error
-	req := CreateRequest{Spec: drain.Spec{Key: drain.Key{Site: b.Site, Service: b.Service}, Reason: b.Reason}, Force: b.Force}
-	for i, c := range b.Clients {
-		p, err := parsePrefix(c)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("clients[%d]: %q is not an address or CIDR prefix", i, c))
-			continue
-		}
-		req.Clients = append(req.Clients, p)
-	}
-	switch {
-	case b.Expires != "" && b.For != "":
-		errs = append(errs, errors.New("expires and for: give at most one"))
-	case b.Expires != "":
-		t, err := time.Parse(time.RFC3339, b.Expires)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("expires: %q is not an RFC 3339 time (2006-01-02T15:04:05Z)", b.Expires))
-		}
-		req.Expires = t
-	case b.For != "":
-		d, err := time.ParseDuration(b.For)
-		if err != nil || d <= 0 {
-			errs = append(errs, fmt.Errorf("for: %q is not a positive duration (90m, 2h)", b.For))
-		}
-		req.Expires = now.Add(d)
-	}
-	wait, err := parseWait(b.Wait)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	req.Wait = wait
-	if err := errors.Join(errs...); err != nil {
-		return CreateRequest{}, err
-	}
-	return req, nil
-}
-
-func parseWait(s string) (time.Duration, error) {
-	if s == "" {
-		return 0, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 || d > MaxWait {
-		return 0, fmt.Errorf("wait: %q is not a duration from 0 to %s", s, MaxWait)
-	}
-	return d, nil
-}
-
-func parsePrefix(s string) (netip.Prefix, error) {
-	if p, err := netip.ParsePrefix(s); err == nil {
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	return netip.PrefixFrom(a, a.BitLen()), nil
-}
-
 // withSlices makes empty node lists encode as [] rather than null.
-func (r Result) withSlices() Result {
+func withSlices(r api.Result) api.Result {
 	r.Ack.Applied = nonNil(r.Ack.Applied)
 	r.Ack.Missing = nonNil(r.Ack.Missing)
 	return r

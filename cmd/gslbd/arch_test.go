@@ -11,13 +11,15 @@ import (
 func TestImportDirection(t *testing.T) {
 	const mod = "github.com/gslbd/gslbd/"
 	allowed := map[string][]string{
-		"zones":            {},
-		"health":           {},
-		"drain":            {},
-		"internal/dnstest": {},
-		"cluster":          {"health", "drain"},
-		"resolver":         {"zones"},
-		"admin":            {"health", "zones", "drain"},
+		"zones":              {},
+		"health":             {},
+		"drain":              {},
+		"internal/dnstest":   {},
+		"internal/netprefix": {},
+		"cluster":            {"health", "drain"},
+		"resolver":           {"zones"},
+		"admin":              {"health", "zones", "drain", "admin/api"},
+		"admin/api":          {"drain", "internal/netprefix"},
 	}
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, mod+"...").CombinedOutput()
 	if err != nil {

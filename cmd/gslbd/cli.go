@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,11 +10,11 @@ import (
 	"net/netip"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
-	"github.com/gslbd/gslbd/admin"
+	"github.com/gslbd/gslbd/admin/api"
 	"github.com/gslbd/gslbd/drain"
+	"github.com/gslbd/gslbd/internal/netprefix"
 )
 
 // The operator commands talk to a node's admin API. Where and with which
@@ -33,117 +31,60 @@ const (
 // unless told otherwise.
 const defaultCLIWait = 5 * time.Second
 
-// apiClient is the admin API as the operator commands see it.
-type apiClient struct {
-	base, token string
-	http        *http.Client
+// adminFlags are the operator commands' connection flags.
+type adminFlags struct {
+	addr, tokenFile *string
+	getenv          func(string) string
+	token           string // set by client
 }
 
-// apiFlags adds the connection flags to fs; the returned function builds
-// the client after parsing.
-func apiFlags(fs *flag.FlagSet, getenv func(string) string) func() (*apiClient, error) {
-	addr := fs.String("admin", orDefault(getenv(envAdmin), defaultAdminListen), "admin API `address` (host:port or URL; or $"+envAdmin+")")
-	tokenFile := fs.String("token-file", "", "`file` holding the admin token (default $"+envToken+", else the file $"+envTokenFile+")")
-	return func() (*apiClient, error) {
-		c := &apiClient{base: strings.TrimRight(*addr, "/"), http: &http.Client{Timeout: admin.MaxWait + 10*time.Second}}
-		if !strings.Contains(c.base, "://") {
-			c.base = "http://" + c.base
-		}
-		file := *tokenFile
-		switch {
-		case file != "":
-		case getenv(envToken) != "":
-			c.token = strings.TrimSpace(getenv(envToken))
-		default:
-			file = getenv(envTokenFile)
-		}
-		if file != "" {
-			data, err := os.ReadFile(file)
-			if err != nil {
-				return nil, fmt.Errorf("token file: %w", err)
-			}
-			c.token = strings.TrimSpace(string(data))
-			if c.token == "" || strings.ContainsAny(c.token, " \t\r\n") {
-				return nil, fmt.Errorf("token file %s: want the token alone on one line", file)
-			}
-		}
-		return c, nil
+// apiFlags adds the connection flags to fs; call client after parsing.
+func apiFlags(fs *flag.FlagSet, getenv func(string) string) *adminFlags {
+	return &adminFlags{
+		addr:      fs.String("admin", orDefault(getenv(envAdmin), defaultAdminListen), "admin API `address` (host:port or URL; or $"+envAdmin+")"),
+		tokenFile: fs.String("token-file", "", "`file` holding the admin token (default $"+envToken+", else the file $"+envTokenFile+")"),
+		getenv:    getenv,
 	}
 }
 
-// apiError is an error answer of the admin API.
-type apiError struct {
-	status int
-	body   admin.Error
-}
-
-func (e *apiError) Error() string {
-	msg := e.body.Error
-	if len(e.body.Services) > 0 && !strings.Contains(msg, e.body.Services[0]) {
-		msg += " (" + strings.Join(e.body.Services, ", ") + ")"
+// client returns the admin API client the flags and environment ask for.
+func (f *adminFlags) client() (*api.Client, error) {
+	file := *f.tokenFile
+	switch {
+	case file != "":
+	case f.getenv(envToken) != "":
+		f.token = strings.TrimSpace(f.getenv(envToken))
+	default:
+		file = f.getenv(envTokenFile)
 	}
-	return fmt.Sprintf("%s (HTTP %d)", msg, e.status)
-}
-
-// do makes one call and decodes a 2xx answer into out (when not nil); it
-// returns the raw body as well, for -o json.
-func (c *apiClient) do(ctx context.Context, method, path string, in, out any) ([]byte, error) {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
+	if file != "" {
+		data, err := os.ReadFile(file)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("token file: %w", err)
 		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return nil, err
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("admin API: %w", err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return nil, fmt.Errorf("admin API: %w", err)
-	}
-	if resp.StatusCode/100 != 2 {
-		e := &apiError{status: resp.StatusCode}
-		if json.Unmarshal(raw, &e.body) != nil || e.body.Error == "" {
-			e.body.Error = strings.TrimSpace(string(raw))
-		}
-		if e.status == http.StatusUnauthorized && c.token == "" {
-			e.body.Error = "no token given (use -token-file, $" + envToken + " or $" + envTokenFile + "): " + e.body.Error
-		}
-		return raw, e
-	}
-	if out != nil {
-		if err := json.Unmarshal(raw, out); err != nil {
-			return raw, fmt.Errorf("admin API: decode answer: %w", err)
+		f.token = strings.TrimSpace(string(data))
+		if f.token == "" || strings.ContainsAny(f.token, " \t\r\n") {
+			return nil, fmt.Errorf("token file %s: want the token alone on one line", file)
 		}
 	}
-	return raw, nil
+	return api.New(api.Config{Base: *f.addr, Token: f.token}), nil
+}
+
+// fail turns an API or connection error into the command's exit, saying
+// how to give a token when the API wanted one and none was given.
+func (f *adminFlags) fail(cmd string, err error) error {
+	var se *api.StatusError
+	if errors.As(err, &se) && se.Code == http.StatusUnauthorized && f.token == "" {
+		err = fmt.Errorf("no token given (use -token-file, $%s or $%s): %w", envToken, envTokenFile, err)
+	}
+	return exitError{code: 1, msg: fmt.Sprintf("gslbd %s: %v", cmd, err)}
 }
 
 // prefixList is a repeatable flag of client prefixes; each value may
 // hold several, separated by commas.
 type prefixList []netip.Prefix
 
-func (p *prefixList) String() string {
-	s := make([]string, len(*p))
-	for i, x := range *p {
-		s[i] = x.String()
-	}
-	return strings.Join(s, ",")
-}
+func (p *prefixList) String() string { return api.FormatPrefixes(*p) }
 
 func (p *prefixList) Set(v string) error {
 	for _, f := range strings.Split(v, ",") {
@@ -151,7 +92,7 @@ func (p *prefixList) Set(v string) error {
 		if f == "" {
 			continue
 		}
-		pfx, err := parsePrefix(f)
+		pfx, err := netprefix.Parse(f)
 		if err != nil {
 			return fmt.Errorf("%q is not an address or CIDR prefix", f)
 		}
@@ -191,11 +132,6 @@ func checkOutput(cmd, o string) error {
 	return nil
 }
 
-// cliFail turns an API or connection error into the command's exit.
-func cliFail(cmd string, err error) error {
-	return exitError{code: 1, msg: fmt.Sprintf("gslbd %s: %v", cmd, err)}
-}
-
 const drainUsage = `usage: gslbd drain SITE --reason TEXT [--service NAME] [--for DURATION | --until TIME]
                    [--clients CIDR[,CIDR...]]... [--force] [--wait DURATION] [-o json]
 
@@ -208,7 +144,7 @@ healthy site that is not drained is refused unless --force.
 func drainCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("drain", stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, drainUsage, "\nflags:\n"); fs.PrintDefaults() }
-	client := apiFlags(fs, getenv)
+	conn := apiFlags(fs, getenv)
 	reason := fs.String("reason", "", "why, for the audit trail (required)")
 	service := fs.String("service", "", "drain only this service `name` (default: every service)")
 	forDur := fs.Duration("for", 0, "end the drain by itself after this `duration` (90m, 2h)")
@@ -236,50 +172,31 @@ func drainCmd(ctx context.Context, args []string, getenv func(string) string, st
 	case *forDur < 0:
 		return exitError{code: 2, msg: "gslbd drain: --for must be positive"}
 	}
-	c, err := client()
+	c, err := conn.client()
 	if err != nil {
 		return exitError{code: 2, msg: "gslbd drain: " + err.Error()}
 	}
-	body := map[string]any{"site": pos[0], "reason": *reason, "wait": wait.String()}
-	if *service != "" {
-		body["service"] = *service
-	}
+	body := api.CreateDrain{Site: pos[0], Service: *service, Reason: *reason, Expires: *until, Force: *force, Wait: wait.String()}
 	if *forDur > 0 {
-		body["for"] = forDur.String()
+		body.For = forDur.String()
 	}
-	if *until != "" {
-		body["expires"] = *until
+	for _, p := range clients {
+		body.Clients = append(body.Clients, p.String())
 	}
-	if len(clients) > 0 {
-		cl := make([]string, len(clients))
-		for i, p := range clients {
-			cl[i] = p.String()
-		}
-		body["clients"] = cl
-	}
-	if *force {
-		body["force"] = true
-	}
-	var res admin.Result
-	raw, err := c.do(ctx, http.MethodPost, "/api/v1/drains", body, &res)
+	res, raw, err := c.CreateDrain(ctx, body)
 	if err != nil {
-		var ae *apiError
-		if errors.As(err, &ae) && len(ae.body.Services) > 0 {
+		var se *api.StatusError
+		if errors.As(err, &se) && len(se.Body.Services) > 0 {
 			return exitError{code: 1, msg: fmt.Sprintf("gslbd drain: refused: draining %s would leave no site able to take traffic for %s; add --force to drain anyway",
-				pos[0], strings.Join(ae.body.Services, ", "))}
+				pos[0], strings.Join(se.Body.Services, ", "))}
 		}
-		return cliFail("drain", err)
+		return conn.fail("drain", err)
 	}
 	if *output == "json" {
 		_, err := stdout.Write(raw)
 		return err
 	}
-	r := res.Drain
-	fmt.Fprintf(stdout, "drain %s in force: %s; %q by %s, %s\n", r.ID, r.Key, r.Reason, r.By, expiresText(r.Expires))
-	if len(res.Forced) > 0 {
-		fmt.Fprintf(stdout, "forced: no site is left able to take traffic for %s\n", strings.Join(res.Forced, ", "))
-	}
-	printAck(stdout, res.Ack)
+	api.WriteCreated(stdout, res)
 	return nil
 }
 
@@ -294,7 +211,7 @@ their IDs).
 func undrainCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("undrain", stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, undrainUsage, "\nflags:\n"); fs.PrintDefaults() }
-	client := apiFlags(fs, getenv)
+	conn := apiFlags(fs, getenv)
 	id := fs.String("id", "", "the drain's `ID`, instead of SITE and its scope")
 	reason := fs.String("reason", "", "why, for the audit trail")
 	service := fs.String("service", "", "the drain's service `name`, if it was made for one")
@@ -320,29 +237,23 @@ func undrainCmd(ctx context.Context, args []string, getenv func(string) string, 
 		key = drain.Key{Site: pos[0], Service: *service, Clients: clients}.Normalize()
 		*id = key.ID()
 	}
-	c, err := client()
+	c, err := conn.client()
 	if err != nil {
 		return exitError{code: 2, msg: "gslbd undrain: " + err.Error()}
 	}
-	body := map[string]any{"wait": wait.String()}
-	if *reason != "" {
-		body["reason"] = *reason
-	}
-	var res admin.Result
-	raw, err := c.do(ctx, http.MethodDelete, "/api/v1/drains/"+*id, body, &res)
+	res, raw, err := c.DeleteDrain(ctx, *id, api.DeleteDrain{Reason: *reason, Wait: wait.String()})
 	if err != nil {
-		var ae *apiError
-		if errors.As(err, &ae) && ae.status == http.StatusNotFound && key.Site != "" {
+		var se *api.StatusError
+		if errors.As(err, &se) && se.Code == http.StatusNotFound && key.Site != "" {
 			return exitError{code: 1, msg: fmt.Sprintf("gslbd undrain: no drain in force for %s (id %s); \"gslbd status\" lists the drains", key, *id)}
 		}
-		return cliFail("undrain", err)
+		return conn.fail("undrain", err)
 	}
 	if *output == "json" {
 		_, err := stdout.Write(raw)
 		return err
 	}
-	fmt.Fprintf(stdout, "drain %s ended: %s\n", res.Drain.ID, res.Drain.Key)
-	printAck(stdout, res.Ack)
+	api.WriteDeleted(stdout, res)
 	return nil
 }
 
@@ -356,7 +267,7 @@ config hashes.
 func statusCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("status", stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, statusUsage, "\nflags:\n"); fs.PrintDefaults() }
-	client := apiFlags(fs, getenv)
+	conn := apiFlags(fs, getenv)
 	output := outputFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -364,116 +275,20 @@ func statusCmd(ctx context.Context, args []string, getenv func(string) string, s
 	if err := checkOutput("status", *output); err != nil {
 		return err
 	}
-	c, err := client()
+	c, err := conn.client()
 	if err != nil {
 		return exitError{code: 2, msg: "gslbd status: " + err.Error()}
 	}
-	var doc statusDoc
-	raw, err := c.do(ctx, http.MethodGet, "/api/v1/status", nil, &doc)
+	doc, raw, err := c.Status(ctx)
 	if err != nil {
-		return cliFail("status", err)
+		return conn.fail("status", err)
 	}
 	if *output == "json" {
 		_, err := stdout.Write(raw)
 		return err
 	}
-	printStatus(stdout, doc)
+	api.WriteStatus(stdout, doc)
 	return nil
-}
-
-func printAck(w io.Writer, a admin.Ack) {
-	total := len(a.Applied) + len(a.Missing)
-	if a.Complete {
-		fmt.Fprintf(w, "applied on every live node (%d) within %dms: %s\n", total, a.WaitedMillis, strings.Join(a.Applied, ", "))
-		return
-	}
-	fmt.Fprintf(w, "applied on %d of %d live nodes after %dms: %s\n", len(a.Applied), total, a.WaitedMillis, orNone(a.Applied))
-	fmt.Fprintf(w, "not yet applied on: %s (gossip keeps delivering it; check with gslbd status on those nodes)\n", strings.Join(a.Missing, ", "))
-}
-
-func printStatus(w io.Writer, doc statusDoc) {
-	ready := "yes"
-	if !doc.Ready {
-		ready = "no"
-	}
-	fmt.Fprintf(w, "node %s, site %s, config %s, generation %d, ready %s\n\n",
-		doc.Node, doc.Site, doc.ConfigHash, doc.Generation, ready)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	if len(doc.Services) > 0 {
-		fmt.Fprintln(tw, "SERVICE\tSITE\tENDPOINT\tVERDICT\tWHY\tLOCAL PROBE\tDRAINED BY")
-		for _, svc := range doc.Services {
-			name := svc.Name
-			for _, site := range svc.Sites {
-				siteName, drained := site.Site, strings.Join(site.DrainedBy, ",")
-				for _, ep := range site.Endpoints {
-					verdict := "down"
-					if ep.Up {
-						verdict = "up"
-					}
-					local := ep.Local
-					if ep.Error != "" {
-						local += ": " + ep.Error
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, siteName, ep.Address, verdict, ep.Reason, local, drained)
-					name, siteName, drained = "", "", ""
-				}
-			}
-		}
-		tw.Flush()
-		fmt.Fprintln(w)
-	}
-	if len(doc.Drains) == 0 {
-		fmt.Fprintln(w, "no drains in force")
-	} else {
-		fmt.Fprintln(tw, "DRAIN\tSITE\tSERVICE\tCLIENTS\tEXPIRES\tBY\tNODE\tREASON")
-		for _, r := range doc.Drains {
-			svc, clients := r.Service, "all"
-			if svc == "" {
-				svc = "all"
-			}
-			if len(r.Clients) > 0 {
-				clients = (*prefixList)(&r.Clients).String()
-			}
-			exp := "never"
-			if !r.Expires.IsZero() {
-				exp = r.Expires.Local().Format(time.DateTime)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Site, svc, clients, exp, r.By, r.Stamp.Node, r.Reason)
-		}
-		tw.Flush()
-	}
-	fmt.Fprintln(w)
-	if len(doc.Peers) == 0 {
-		fmt.Fprintln(w, "no gossip: this node runs alone")
-		return
-	}
-	fmt.Fprintln(tw, "NODE\tSITE\tADDRESS\tSTATE\tCONFIG\tLAST REPORT")
-	for _, p := range doc.Peers {
-		cfg := p.ConfigHash
-		if !p.SameConfig {
-			cfg += " (differs)"
-		}
-		last := "-"
-		if !p.LastReport.IsZero() {
-			last = p.LastReport.Local().Format(time.TimeOnly)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Site, p.Address, p.State, cfg, last)
-	}
-	tw.Flush()
-}
-
-func expiresText(t time.Time) string {
-	if t.IsZero() {
-		return "no expiry"
-	}
-	return "until " + t.Local().Format(time.DateTime+" MST")
-}
-
-func orNone(s []string) string {
-	if len(s) == 0 {
-		return "none"
-	}
-	return strings.Join(s, ", ")
 }
 
 func orDefault(s, def string) string {

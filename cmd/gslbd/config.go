@@ -17,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/gslbd/gslbd/cluster"
+	"github.com/gslbd/gslbd/internal/netprefix"
 	"github.com/gslbd/gslbd/zones"
 )
 
@@ -245,7 +246,7 @@ func parseConfig(path string, data []byte) (*Config, error) {
 			bad(cfg.zoneLines[i], "zones[%d].file: required", i)
 		}
 		for j, p := range z.AllowTransfer {
-			if _, err := parsePrefix(p); err != nil {
+			if _, err := netprefix.Parse(p); err != nil {
 				bad(pos.line("zones", i, "allow_transfer", j), "zones[%d].allow_transfer[%d]: %q is not an address or prefix", i, j, p)
 			}
 		}
@@ -287,7 +288,7 @@ func (c *Config) zonesConfig() zones.Config {
 	for i, z := range c.Zones {
 		var allow []netip.Prefix
 		for _, p := range z.AllowTransfer {
-			pfx, _ := parsePrefix(p) // validated by parseConfig
+			pfx, _ := netprefix.Parse(p) // validated by parseConfig
 			allow = append(allow, pfx)
 		}
 		zc.Zones = append(zc.Zones, zones.ZoneConfig{
@@ -307,18 +308,6 @@ func (c *Config) resolve(p string) string {
 		return p
 	}
 	return filepath.Join(c.dir, p)
-}
-
-func parsePrefix(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		return p.Masked(), err
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 func isPortOnly(a string) bool {

@@ -17,7 +17,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/gslbd/gslbd/admin"
+	"github.com/gslbd/gslbd/admin/api"
 )
 
 const (
@@ -160,7 +160,7 @@ func TestDrainAcrossCluster(t *testing.T) {
 	if err != nil {
 		t.Fatalf("gslbd drain: %v\n%s", err, errOut)
 	}
-	var res admin.Result
+	var res api.Result
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("gslbd drain -o json: %v\n%s", err, out)
 	}
@@ -337,7 +337,7 @@ func TestDrainCLI(t *testing.T) {
 		}
 	}
 	out, _, err = c.cli("a", testReadToken, "status", "-o", "json")
-	var doc statusDoc
+	var doc api.Status
 	if err != nil || json.Unmarshal([]byte(out), &doc) != nil || len(doc.Drains) != 1 || doc.Drains[0].Reason != "power feed" {
 		t.Errorf("gslbd status -o json = %v, %s; want the status with the one drain", err, out)
 	}

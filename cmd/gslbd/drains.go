@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gslbd/gslbd/admin"
+	"github.com/gslbd/gslbd/admin/api"
 	"github.com/gslbd/gslbd/cluster"
 	"github.com/gslbd/gslbd/drain"
 	"github.com/gslbd/gslbd/health"
@@ -90,45 +91,45 @@ func (d *drainAPI) Events(limit int) []drain.Event { return d.store.Events(limit
 // Create implements admin.Drains: it checks the scope against the
 // service definitions and the guardrail, writes the drain (persisted),
 // sends it to every peer and waits for their acknowledgements.
-func (d *drainAPI) Create(ctx context.Context, req admin.CreateRequest) (admin.Result, error) {
+func (d *drainAPI) Create(ctx context.Context, req admin.CreateRequest) (api.Result, error) {
 	d.writeMu.Lock()
 	cur := d.state.current()
 	req.Service = drain.CanonicalService(req.Service)
 	if err := checkScope(cur.Zones, req.Key); err != nil {
 		d.writeMu.Unlock()
-		return admin.Result{}, err
+		return api.Result{}, err
 	}
 	now := time.Now()
 	blocked := unservable(cur.Zones, cur.View, d.store.View(now), req.Key)
 	if len(blocked) > 0 && !req.Force {
 		d.writeMu.Unlock()
-		return admin.Result{}, &drain.GuardError{Services: blocked}
+		return api.Result{}, &drain.GuardError{Services: blocked}
 	}
 	rec, err := d.store.Create(req.Spec, req.By, now)
 	d.writeMu.Unlock()
 	if err != nil {
-		return admin.Result{}, err
+		return api.Result{}, err
 	}
 	if len(blocked) > 0 {
 		d.log.Warn("drain forced: services left without a site able to take traffic", "id", rec.ID, "by", req.By, "services", blocked)
 	}
-	return admin.Result{Drain: rec, Ack: d.spread(ctx, rec, req.Wait), Forced: blocked}, nil
+	return api.Result{Drain: rec, Ack: d.spread(ctx, rec, req.Wait), Forced: blocked}, nil
 }
 
 // Delete implements admin.Drains.
-func (d *drainAPI) Delete(ctx context.Context, req admin.DeleteRequest) (admin.Result, error) {
+func (d *drainAPI) Delete(ctx context.Context, req admin.DeleteRequest) (api.Result, error) {
 	d.writeMu.Lock()
 	rec, err := d.store.Delete(req.ID, req.By, req.Reason, time.Now())
 	d.writeMu.Unlock()
 	if err != nil {
-		return admin.Result{}, err
+		return api.Result{}, err
 	}
-	return admin.Result{Drain: rec, Ack: d.spread(ctx, rec, req.Wait)}, nil
+	return api.Result{Drain: rec, Ack: d.spread(ctx, rec, req.Wait)}, nil
 }
 
 // spread sends a local write to every peer and waits up to wait for the
 // live nodes (this one included) to apply it.
-func (d *drainAPI) spread(ctx context.Context, rec drain.Record, wait time.Duration) admin.Ack {
+func (d *drainAPI) spread(ctx context.Context, rec drain.Record, wait time.Duration) api.Ack {
 	nodes := []string{d.self}
 	if d.gossip != nil {
 		d.gossip.BroadcastDrains([]drain.Record{rec})
@@ -142,7 +143,7 @@ func (d *drainAPI) spread(ctx context.Context, rec drain.Record, wait time.Durat
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	applied, missing := d.acks.Wait(wctx, rec.ID, rec.Stamp, nodes)
-	return admin.Ack{Complete: len(missing) == 0, Applied: applied, Missing: missing,
+	return api.Ack{Complete: len(missing) == 0, Applied: applied, Missing: missing,
 		WaitedMillis: time.Since(start).Milliseconds()}
 }
 

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gslbd/gslbd/admin"
+	"github.com/gslbd/gslbd/admin/api"
 	"github.com/gslbd/gslbd/drain"
 )
 
@@ -35,57 +36,11 @@ func (n *node) Ready() (bool, string) {
 	return true, ""
 }
 
-// statusDoc is the admin API's view of the node.
-type statusDoc struct {
-	Node       string          `json:"node"`
-	Site       string          `json:"site"`
-	ConfigHash string          `json:"config_hash"`
-	Generation uint64          `json:"generation"`
-	Published  time.Time       `json:"published"`
-	Ready      bool            `json:"ready"`
-	Services   []serviceStatus `json:"services"`
-	Peers      []peerStatus    `json:"peers,omitempty"`
-	// Drains are the operator drains in force in the published state.
-	Drains []drain.Record `json:"drains"`
-}
-
-type serviceStatus struct {
-	Name  string       `json:"name"`
-	Sites []siteStatus `json:"sites"`
-}
-
-type siteStatus struct {
-	Site      string           `json:"site"`
-	Endpoints []endpointStatus `json:"endpoints"`
-	// DrainedBy lists the IDs of drains in force for this site and
-	// service, those limited to some clients included.
-	DrainedBy []string `json:"drained_by,omitempty"`
-}
-
-type endpointStatus struct {
-	ID      string `json:"id"`
-	Address string `json:"address"`
-	Up      bool   `json:"up"`
-	Reason  string `json:"reason"`
-	Local   string `json:"local_probe"`
-	Error   string `json:"local_error,omitempty"`
-}
-
-type peerStatus struct {
-	Name       string    `json:"name"`
-	Site       string    `json:"site"`
-	Address    string    `json:"address"`
-	State      string    `json:"state"`
-	ConfigHash string    `json:"config_hash"`
-	SameConfig bool      `json:"same_config"`
-	LastReport time.Time `json:"last_report,omitzero"`
-}
-
 // Status implements admin.Node.
-func (n *node) Status() any {
+func (n *node) Status() api.Status {
 	cur := n.pub.current()
 	ready, _ := n.Ready()
-	doc := statusDoc{
+	doc := api.Status{
 		Node: n.cfg.Node.Name, Site: n.cfg.Node.Site, ConfigHash: cur.Zones.Hash(),
 		Generation: cur.Generation, Published: cur.At, Ready: ready,
 		Drains: cur.Drains.Records(),
@@ -94,15 +49,15 @@ func (n *node) Status() any {
 		doc.Drains = []drain.Record{}
 	}
 	for _, svc := range cur.Zones.Services() {
-		ss := serviceStatus{Name: svc.Name}
+		ss := api.ServiceStatus{Name: svc.Name}
 		for _, site := range svc.Sites {
-			st := siteStatus{Site: site.Site}
+			st := api.SiteStatus{Site: site.Site}
 			for _, r := range cur.Drains.Affecting(svc.Name, site.Site) {
 				st.DrainedBy = append(st.DrainedBy, r.ID)
 			}
 			for _, ep := range site.Endpoints {
 				v := cur.View.Verdict(ep.ID)
-				es := endpointStatus{ID: ep.ID, Address: ep.Addr.String(), Up: v.Up, Reason: v.Reason, Local: "unknown"}
+				es := api.EndpointStatus{ID: ep.ID, Address: ep.Addr.String(), Up: v.Up, Reason: v.Reason, Local: "unknown"}
 				if s, ok := cur.Local.Get(ep.ID); ok {
 					es.Local = s.State.String()
 					es.Error = s.LastError
@@ -119,7 +74,7 @@ func (n *node) Status() any {
 			last[r.Origin] = r.At
 		}
 		for _, m := range n.cluster.Members() {
-			doc.Peers = append(doc.Peers, peerStatus{
+			doc.Peers = append(doc.Peers, api.PeerStatus{
 				Name: m.Name, Site: m.Site, Address: m.Addr.String(), State: m.State,
 				ConfigHash: m.ConfigHash, SameConfig: m.SameConfig, LastReport: last[m.Name],
 			})

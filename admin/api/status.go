@@ -1,0 +1,77 @@
+package api
+
+import (
+	"time"
+
+	"github.com/gslbd/gslbd/drain"
+)
+
+// Status is the body of GET /api/v1/status: the node's view of itself
+// and of the cluster, from its latest published state.
+type Status struct {
+	// Node and Site name the node answering.
+	Node string `json:"node"`
+	Site string `json:"site"`
+	// ConfigHash identifies the zones and services the node serves.
+	ConfigHash string `json:"config_hash"`
+	// Generation counts the node's publishes; Published is the latest.
+	Generation uint64    `json:"generation"`
+	Published  time.Time `json:"published"`
+	// Ready is the node's readiness (GET /readyz).
+	Ready bool `json:"ready"`
+	// Services lists every service with its sites and endpoints.
+	Services []ServiceStatus `json:"services"`
+	// Peers are the cluster's members, this node included, sorted by
+	// name; empty when the node runs without gossip.
+	Peers []PeerStatus `json:"peers,omitempty"`
+	// Drains are the operator drains in force in the published state.
+	Drains []drain.Record `json:"drains"`
+}
+
+// ServiceStatus is one service in a [Status].
+type ServiceStatus struct {
+	// Name is the service's owner name, canonical.
+	Name string `json:"name"`
+	// Sites are in the service's failover order.
+	Sites []SiteStatus `json:"sites"`
+}
+
+// SiteStatus is one site of a [ServiceStatus].
+type SiteStatus struct {
+	Site      string           `json:"site"`
+	Endpoints []EndpointStatus `json:"endpoints"`
+	// DrainedBy lists the IDs of drains in force for this site and
+	// service, those limited to some clients included.
+	DrainedBy []string `json:"drained_by,omitempty"`
+}
+
+// EndpointStatus is one endpoint of a [SiteStatus]: the cluster's verdict
+// and this node's own probe.
+type EndpointStatus struct {
+	// ID is the endpoint's target ID.
+	ID      string `json:"id"`
+	Address string `json:"address"`
+	// Up is the merged verdict, and Reason why.
+	Up     bool   `json:"up"`
+	Reason string `json:"reason"`
+	// Local is this node's probe state ("unknown" when it does not probe
+	// the endpoint), and Error its last probe error.
+	Local string `json:"local_probe"`
+	Error string `json:"local_error,omitempty"`
+}
+
+// PeerStatus is one member of the cluster in a [Status].
+type PeerStatus struct {
+	Name    string `json:"name"`
+	Site    string `json:"site"`
+	Address string `json:"address"`
+	// State is the member's gossip state (alive, suspect, dead, left).
+	State string `json:"state"`
+	// ConfigHash is the member's; SameConfig says whether it is this
+	// node's.
+	ConfigHash string `json:"config_hash"`
+	SameConfig bool   `json:"same_config"`
+	// LastReport is when the member's latest health report was made;
+	// zero (and left out) when none was received.
+	LastReport time.Time `json:"last_report,omitzero"`
+}
