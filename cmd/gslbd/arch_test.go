@@ -11,7 +11,8 @@ import (
 func TestImportDirection(t *testing.T) {
 	const mod = "github.com/gslbd/gslbd/"
 	allowed := map[string][]string{
-		"zones":            {},
+		"internal/yamlpos": {},
+		"zones":            {"internal/yamlpos"},
 		"health":           {},
 		"drain":            {},
 		"internal/dnstest": {},

@@ -17,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/gslbd/gslbd/cluster"
+	"github.com/gslbd/gslbd/internal/yamlpos"
 	"github.com/gslbd/gslbd/zones"
 )
 
@@ -172,9 +173,12 @@ func parseConfig(path string, data []byte) (*Config, error) {
 	}
 	// A second decode into a node tree gives line numbers for semantic
 	// checks; the structure is already known to be valid.
-	var root yaml.Node
-	_ = yaml.Unmarshal(data, &root)
-	pos := positions{file: path, root: &root}
+	var doc yaml.Node
+	_ = yaml.Unmarshal(data, &doc)
+	pos := positions{}
+	if len(doc.Content) > 0 {
+		pos.root = doc.Content[0]
+	}
 	cfg.pos = pos
 
 	var errs []error
@@ -328,61 +332,26 @@ func isPortOnly(a string) bool {
 
 // yamlError turns a yaml.v3 error into "file:line: message" lines.
 func yamlError(path string, err error) error {
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		errs := make([]error, 0, len(te.Errors))
-		for _, e := range te.Errors {
-			errs = append(errs, fmt.Errorf("%s:%s", path, strings.TrimPrefix(e, "line ")))
+	var errs []error
+	for _, p := range yamlpos.Problems(err) {
+		if p.Line == 0 {
+			errs = append(errs, fmt.Errorf("%s: %s", path, p.Msg))
+			continue
 		}
-		return errors.Join(errs...)
+		errs = append(errs, fmt.Errorf("%s:%d: %s", path, p.Line, p.Msg))
 	}
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	if strings.HasPrefix(msg, "line ") {
-		return fmt.Errorf("%s:%s", path, strings.TrimPrefix(msg, "line "))
-	}
-	return fmt.Errorf("%s: %s", path, msg)
+	return errors.Join(errs...)
 }
 
 // positions finds line numbers in a decoded YAML document.
 type positions struct {
-	file string
-	root *yaml.Node
+	root *yaml.Node // the document's top node; nil for an empty file
 }
 
-// line returns the line of the node at path (map keys and sequence
-// indexes), or of the deepest existing ancestor, or 1.
+// line returns the line of the setting at path (map keys and sequence
+// indexes), or of its deepest existing ancestor, or 1.
 func (p positions) line(path ...any) int {
-	n := p.root
-	if n == nil || len(n.Content) == 0 {
-		return 1
-	}
-	n = n.Content[0]
-	line := n.Line
-	for _, step := range path {
-		var next *yaml.Node
-		switch s := step.(type) {
-		case string:
-			if n.Kind == yaml.MappingNode {
-				for i := 0; i+1 < len(n.Content); i += 2 {
-					if n.Content[i].Value == s {
-						next = n.Content[i+1]
-						line = n.Content[i].Line
-						break
-					}
-				}
-			}
-		case int:
-			if n.Kind == yaml.SequenceNode && s < len(n.Content) {
-				next = n.Content[s]
-				line = next.Line
-			}
-		}
-		if next == nil {
-			return line
-		}
-		n = next
-	}
-	return line
+	return max(yamlpos.LineAt(p.root, path...), 1)
 }
 
 // needsRestart names the settings of next that differ from c and that a
