@@ -104,10 +104,10 @@ type ClusterConfig struct {
 	KeyFile string `yaml:"key_file"`
 	// Heartbeat is how often this node re-sends its health report.
 	// Default 200ms.
-	Heartbeat Duration `yaml:"heartbeat"`
+	Heartbeat time.Duration `yaml:"heartbeat"`
 	// Staleness is how old a peer's report may grow before it no longer
 	// counts. Default 700ms.
-	Staleness Duration `yaml:"staleness"`
+	Staleness time.Duration `yaml:"staleness"`
 }
 
 // ZoneConfig declares one zone.
@@ -128,23 +128,6 @@ type LogConfig struct {
 	Level string `yaml:"level"`
 	// Format is text or json. Default text.
 	Format string `yaml:"format"`
-}
-
-// Duration is a time.Duration written as "500ms", "2s".
-type Duration time.Duration
-
-// UnmarshalYAML decodes a Go duration string.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	var s string
-	if err := n.Decode(&s); err != nil {
-		return err
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("line %d: invalid duration %q", n.Line, s)
-	}
-	*d = Duration(v)
-	return nil
 }
 
 // Defaults.
@@ -215,14 +198,14 @@ func parseConfig(path string, data []byte) (*Config, error) {
 		}
 	}
 	if cfg.Cluster.Heartbeat == 0 {
-		cfg.Cluster.Heartbeat = Duration(cluster.DefaultHeartbeat)
+		cfg.Cluster.Heartbeat = cluster.DefaultHeartbeat
 	}
 	if cfg.Cluster.Staleness == 0 {
-		cfg.Cluster.Staleness = Duration(cluster.DefaultStaleness)
+		cfg.Cluster.Staleness = cluster.DefaultStaleness
 	}
 	if cfg.Cluster.Staleness <= cfg.Cluster.Heartbeat {
 		bad(pos.line("cluster", "staleness"), "cluster.staleness: %s must be longer than cluster.heartbeat %s",
-			time.Duration(cfg.Cluster.Staleness), time.Duration(cfg.Cluster.Heartbeat))
+			cfg.Cluster.Staleness, cfg.Cluster.Heartbeat)
 	}
 	if cfg.Cluster.Bind != "" {
 		if _, _, err := net.SplitHostPort(cfg.Cluster.Bind); err != nil {

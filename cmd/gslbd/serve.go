@@ -202,8 +202,8 @@ func newNode(cfg *Config, set *zones.Set, logger *slog.Logger, lv *slog.LevelVar
 			Bind:       cfg.Cluster.Bind,
 			Advertise:  cfg.Cluster.Advertise,
 			Seeds:      cfg.Cluster.Seeds,
-			Heartbeat:  time.Duration(cfg.Cluster.Heartbeat),
-			Staleness:  time.Duration(cfg.Cluster.Staleness),
+			Heartbeat:  cfg.Cluster.Heartbeat,
+			Staleness:  cfg.Cluster.Staleness,
 			SecretKey:  key,
 			Drains:     n.drains,
 		}, logger.With("component", "cluster"), reg)
@@ -219,7 +219,7 @@ func newNode(cfg *Config, set *zones.Set, logger *slog.Logger, lv *slog.LevelVar
 	n.pub = newPublisher(publisherConfig{
 		Self:      cfg.Node.Name,
 		Site:      cfg.Node.Site,
-		Staleness: time.Duration(cfg.Cluster.Staleness),
+		Staleness: cfg.Cluster.Staleness,
 	}, set, n.resolver, n.checker, gossip, n.drains, logger.With("component", "publisher"), reg)
 	n.drains.pub = n.pub
 	n.metrics.reloadOK.Set(1)
