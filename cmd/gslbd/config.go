@@ -337,44 +337,16 @@ func (p positions) line(path ...any) int {
 	return max(yamlpos.LineAt(p.root, path...), 1)
 }
 
-// needsRestart names the settings of next that differ from c and that a
-// reload cannot apply, or returns "".
-func (c *Config) needsRestart(next *Config) string {
-	var changed []string
-	if c.Node != next.Node {
-		changed = append(changed, "node")
-	}
-	if fmt.Sprint(c.DNS) != fmt.Sprint(next.DNS) {
-		changed = append(changed, "dns")
-	}
-	if c.Admin != next.Admin {
-		changed = append(changed, "admin")
-	}
-	if fmt.Sprint(c.Cluster) != fmt.Sprint(next.Cluster) {
-		changed = append(changed, "cluster")
-	}
-	if c.StateDir != next.StateDir {
-		changed = append(changed, "state_dir")
-	}
-	if c.Log != next.Log {
-		changed = append(changed, "log")
-	}
-	return strings.Join(changed, ", ")
-}
-
-// readKeyFile reads a base64 gossip key of 16, 24 or 32 bytes.
+// readKeyFile reads a base64 gossip key. Its length is for
+// cluster.Config.Validate to judge.
 func readKeyFile(path string) ([]byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("cluster key: %w", err)
+		return nil, err
 	}
 	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(data)))
 	if err != nil {
-		return nil, fmt.Errorf("cluster key %s: not base64: %w", path, err)
+		return nil, fmt.Errorf("%s: not base64: %w", path, err)
 	}
-	switch len(key) {
-	case 16, 24, 32:
-		return key, nil
-	}
-	return nil, fmt.Errorf("cluster key %s: %d bytes, want 16, 24 or 32", path, len(key))
+	return key, nil
 }
