@@ -54,6 +54,18 @@ func TestCheck(t *testing.T) {
 			want:     []string{"testdata/bad/unknownkey.yaml:3: field sight not found in type main.NodeConfig"},
 		},
 		{
+			name:     "gossip bind on a host name, which the cluster refuses",
+			config:   "testdata/bad/clusterbind.yaml",
+			wantCode: 2,
+			want:     []string{`testdata/bad/clusterbind.yaml:8: cluster.bind: "localhost:0": host must be an IP address`},
+		},
+		{
+			name:     "gossip key file missing",
+			config:   "testdata/bad/keyfile.yaml",
+			wantCode: 2,
+			want:     []string{"testdata/bad/keyfile.yaml:9: cluster.key_file: open testdata/bad/missing.key: no such file or directory"},
+		},
+		{
 			name:     "missing file",
 			config:   "testdata/bad/nope.yaml",
 			wantCode: 2,
