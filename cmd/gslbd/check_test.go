@@ -66,6 +66,12 @@ func TestCheck(t *testing.T) {
 			want:     []string{"testdata/bad/keyfile.yaml:9: cluster.key_file: open testdata/bad/missing.key: no such file or directory"},
 		},
 		{
+			name:     "gossip key of the wrong length, judged by the cluster package",
+			config:   "testdata/bad/shortkey.yaml",
+			wantCode: 2,
+			want:     []string{"testdata/bad/shortkey.yaml:9: cluster.key_file: 5 bytes, want 16, 24 or 32"},
+		},
+		{
 			name:     "missing file",
 			config:   "testdata/bad/nope.yaml",
 			wantCode: 2,

@@ -74,14 +74,23 @@ func load(path string) (*loaded, error) {
 
 // loadCluster reads the gossip key and validates the gossip settings
 // through the cluster package's own rules, placing each problem at the
-// setting it comes from.
+// setting it comes from, in line order.
 func (l *loaded) loadCluster() []error {
 	cfg := l.cfg
-	var errs []error
+	type problem struct {
+		line int
+		err  error
+	}
+	var problems []problem
+	at := func(setting string, path []any, err error) {
+		line := cfg.pos.line(path...)
+		problems = append(problems, problem{line, fmt.Errorf("%s:%d: %s: %w", cfg.path, line, setting, err)})
+	}
 	if cfg.Cluster.KeyFile != "" {
 		key, err := readKeyFile(cfg.resolve(cfg.Cluster.KeyFile))
 		if err != nil {
-			return append(errs, fmt.Errorf("%s:%d: cluster.key_file: %w", cfg.path, cfg.pos.line("cluster", "key_file"), err))
+			// The other settings are still checked, without a key.
+			at("cluster.key_file", []any{"cluster", "key_file"}, err)
 		}
 		l.key = key
 	}
@@ -98,22 +107,25 @@ func (l *loaded) loadCluster() []error {
 	if l.set != nil {
 		l.cluster.ConfigHash = l.set.Hash()
 	}
-	err := l.cluster.Validate()
-	if err == nil {
-		return nil
-	}
-	all := []error{err}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		all = j.Unwrap()
-	}
-	for _, e := range all {
-		var ce *cluster.ConfigError
-		if !errors.As(e, &ce) {
-			errs = append(errs, fmt.Errorf("%s:%d: cluster: %w", cfg.path, cfg.pos.line("cluster"), e))
-			continue
+	if err := l.cluster.Validate(); err != nil {
+		all := []error{err}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			all = j.Unwrap()
 		}
-		setting, at := clusterSetting(ce)
-		errs = append(errs, fmt.Errorf("%s:%d: %s: %w", cfg.path, cfg.pos.line(at...), setting, ce.Err))
+		for _, e := range all {
+			var ce *cluster.ConfigError
+			if !errors.As(e, &ce) {
+				at("cluster", []any{"cluster"}, e)
+				continue
+			}
+			setting, path := clusterSetting(ce)
+			at(setting, path, ce.Err)
+		}
+	}
+	slices.SortStableFunc(problems, func(a, b problem) int { return a.line - b.line })
+	errs := make([]error, len(problems))
+	for i, p := range problems {
+		errs[i] = p.err
 	}
 	return errs
 }
