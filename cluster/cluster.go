@@ -101,7 +101,7 @@ var errRunTwice = errors.New("cluster: Run called twice")
 // reg, which may be nil.
 func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Cluster, error) {
 	cfg = cfg.withDefaults()
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("cluster config: %w", err)
 	}
 	meta, err := encodeMeta(nodeMeta{Site: cfg.Site, ConfigHash: cfg.ConfigHash})

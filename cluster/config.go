@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -114,38 +115,75 @@ func (cfg Config) withDefaults() Config {
 	return cfg
 }
 
-// validate checks cfg after defaults and returns every problem.
-func (cfg Config) validate() error {
+// ConfigError is one problem with a setting of a [Config], so that a
+// caller can point at where the setting came from.
+type ConfigError struct {
+	// Field is the name of the Config field at fault: "Name", "Bind",
+	// "Advertise", "Seeds", "RetryInterval", "Heartbeat", "Staleness",
+	// "SecretKey", or "Site" when the node meta (site and config hash)
+	// does not fit.
+	Field string
+	// Index is the element of Seeds at fault, when Field is "Seeds".
+	Index int
+	Err   error
+}
+
+func (e *ConfigError) Error() string {
+	switch e.Field {
+	case "Seeds":
+		return fmt.Sprintf("seeds[%d]: %v", e.Index, e.Err)
+	case "RetryInterval":
+		return "retry interval: " + e.Err.Error()
+	case "SecretKey":
+		return "secret key: " + e.Err.Error()
+	case "Site":
+		return e.Err.Error()
+	}
+	return strings.ToLower(e.Field) + ": " + e.Err.Error()
+}
+
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// Validate reports every problem of cfg, with zero values taking their
+// defaults as in [New], each a *[ConfigError], joined. [New] runs it
+// first; a caller may run it to check a configuration without binding
+// anything.
+func (cfg Config) Validate() error {
+	cfg = cfg.withDefaults()
 	var errs []error
+	bad := func(field string, err error) { errs = append(errs, &ConfigError{Field: field, Err: err}) }
 	if cfg.Name == "" {
-		errs = append(errs, errors.New("name: must be set"))
+		bad("Name", errors.New("must be set"))
 	}
 	if _, _, err := splitIPPort(cfg.Bind, true); err != nil {
-		errs = append(errs, fmt.Errorf("bind: %w", err))
+		bad("Bind", err)
 	}
 	if cfg.Advertise != "" {
 		if _, _, err := splitIPPort(cfg.Advertise, false); err != nil {
-			errs = append(errs, fmt.Errorf("advertise: %w", err))
+			bad("Advertise", err)
 		}
 	}
 	for i, s := range cfg.Seeds {
 		if _, _, err := net.SplitHostPort(s); err != nil {
-			errs = append(errs, fmt.Errorf("seeds[%d]: %w", i, err))
+			errs = append(errs, &ConfigError{Field: "Seeds", Index: i, Err: err})
 		}
 	}
 	if cfg.RetryInterval < 0 {
-		errs = append(errs, errors.New("retry interval: must be positive"))
+		bad("RetryInterval", errors.New("must be positive"))
 	}
 	if cfg.Heartbeat < 0 {
-		errs = append(errs, errors.New("heartbeat: must be positive"))
+		bad("Heartbeat", errors.New("must be positive"))
 	}
 	if cfg.Staleness <= cfg.Heartbeat {
-		errs = append(errs, fmt.Errorf("staleness: %v must exceed the heartbeat of %v", cfg.Staleness, cfg.Heartbeat))
+		bad("Staleness", fmt.Errorf("%v must exceed the heartbeat of %v", cfg.Staleness, cfg.Heartbeat))
 	}
 	switch len(cfg.SecretKey) {
 	case 0, 16, 24, 32:
 	default:
-		errs = append(errs, fmt.Errorf("secret key: %d bytes, want 16, 24 or 32", len(cfg.SecretKey)))
+		bad("SecretKey", fmt.Errorf("%d bytes, want 16, 24 or 32", len(cfg.SecretKey)))
+	}
+	if _, err := encodeMeta(nodeMeta{Site: cfg.Site, ConfigHash: cfg.ConfigHash}); err != nil {
+		bad("Site", err)
 	}
 	return errors.Join(errs...)
 }

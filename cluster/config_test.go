@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -62,5 +64,31 @@ func TestNewReportsBindFailure(t *testing.T) {
 	}
 	if mfs, _ := reg.Gather(); len(mfs) != 0 {
 		t.Errorf("failed New left %d metric families registered", len(mfs))
+	}
+}
+
+// TestValidateNamesFields shows that every problem says which field it is
+// about, so the caller can point at the setting.
+func TestValidateNamesFields(t *testing.T) {
+	cfg := Config{Name: "a", Site: strings.Repeat("s", 600), Bind: "localhost:0", Advertise: ":1",
+		Seeds: []string{"10.0.0.1:7946", "10.0.0.2"}, SecretKey: []byte("short")}
+	err := cfg.Validate()
+	if err == nil {
+		t.Fatal("Validate() = nil, want errors")
+	}
+	var got []string
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		var ce *ConfigError
+		if !errors.As(e, &ce) {
+			t.Fatalf("Validate() error %v is not a *ConfigError", e)
+		}
+		got = append(got, fmt.Sprintf("%s/%d", ce.Field, ce.Index))
+	}
+	want := "Bind/0 Advertise/0 Seeds/1 SecretKey/0 Site/0"
+	if strings.Join(got, " ") != want {
+		t.Errorf("Validate() fields = %v, want %s\n%v", got, want, err)
+	}
+	if err := (Config{Name: "a", Bind: "127.0.0.1:0"}).Validate(); err != nil {
+		t.Errorf("Validate() of a good config = %v", err)
 	}
 }

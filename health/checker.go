@@ -15,60 +15,37 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Defaults for the zero values of [Target] and [CheckerConfig] fields.
-// With them a dead endpoint is declared Down within about 0.7 s when it
-// refuses connections and about 1.2 s when it stops answering (see the
-// package documentation for the arithmetic).
-const (
-	DefaultInterval        = 500 * time.Millisecond
-	DefaultRise            = 2
-	DefaultFall            = 2
-	DefaultFirstRoundBound = 3 * time.Second
-)
+// DefaultFirstRoundBound is the [CheckerConfig.FirstRoundBound] of the
+// zero value.
+const DefaultFirstRoundBound = 3 * time.Second
 
-// Target is one endpoint the Checker probes.
+// Target is one endpoint the Checker probes. Its timing and thresholds
+// have no defaults here: they come with the target (the services file
+// owns the user-facing defaults), and a zero value is a mistake that
+// [ValidateTargets] reports.
 type Target struct {
 	// ID names the endpoint the same way on every node (for example
 	// "service/site/addr"); it is the key of [Snapshot] and [Report].
-	ID string
-	// Site is the site the endpoint is in.
-	Site string
+	ID   string
 	Addr netip.AddrPort
 	// Kind is the probe kind for metrics labels: "http", "https" or "tcp".
 	Kind  string
 	Probe Probe
-	// Interval is the time between probes; zero means DefaultInterval.
-	// Probes are spread by ±10% so nodes do not probe in lockstep.
+	// Interval is the time between probes; it must be positive. Probes
+	// are spread by ±10% so nodes do not probe in lockstep.
 	Interval time.Duration
-	// Timeout bounds each probe; zero means 60% of Interval. It must not
-	// exceed Interval.
+	// Timeout bounds each probe; it must be positive and must not exceed
+	// Interval.
 	Timeout time.Duration
 	// Rise is the number of consecutive successes that take a Down target
-	// Up; zero means DefaultRise.
+	// Up; at least 1.
 	Rise int
 	// Fall is the number of consecutive failures that take a target Down;
-	// zero means DefaultFall.
+	// at least 1.
 	Fall int
 }
 
-// defaults returns t with zero fields set to their defaults.
-func (t Target) defaults() Target {
-	if t.Interval == 0 {
-		t.Interval = DefaultInterval
-	}
-	if t.Timeout == 0 {
-		t.Timeout = t.Interval * 3 / 5
-	}
-	if t.Rise == 0 {
-		t.Rise = DefaultRise
-	}
-	if t.Fall == 0 {
-		t.Fall = DefaultFall
-	}
-	return t
-}
-
-// validate checks a target after defaults.
+// validate checks a target.
 func (t Target) validate() error {
 	var errs []error
 	if t.ID == "" {
@@ -77,25 +54,46 @@ func (t Target) validate() error {
 	if t.Probe == nil {
 		errs = append(errs, errors.New("no probe"))
 	}
-	if t.Interval < 0 {
+	switch {
+	case t.Interval < 0:
 		errs = append(errs, fmt.Errorf("negative interval %s", t.Interval))
+	case t.Interval == 0:
+		errs = append(errs, errors.New("no interval"))
 	}
-	if t.Timeout < 0 {
+	switch {
+	case t.Timeout < 0:
 		errs = append(errs, fmt.Errorf("negative timeout %s", t.Timeout))
-	} else if t.Interval > 0 && t.Timeout > t.Interval {
+	case t.Timeout == 0:
+		errs = append(errs, errors.New("no timeout"))
+	case t.Interval > 0 && t.Timeout > t.Interval:
 		errs = append(errs, fmt.Errorf("timeout %s exceeds interval %s", t.Timeout, t.Interval))
 	}
-	if t.Rise < 0 {
+	switch {
+	case t.Rise < 0:
 		errs = append(errs, fmt.Errorf("negative rise %d", t.Rise))
+	case t.Rise == 0:
+		errs = append(errs, errors.New("no rise"))
 	}
-	if t.Fall < 0 {
+	switch {
+	case t.Fall < 0:
 		errs = append(errs, fmt.Errorf("negative fall %d", t.Fall))
+	case t.Fall == 0:
+		errs = append(errs, errors.New("no fall"))
 	}
 	return errors.Join(errs...)
 }
 
-// prepare applies defaults to targets and validates them. It returns the
-// valid ones, in order, and an error for each invalid or duplicate one.
+// ValidateTargets reports every invalid or duplicate target, by the rules
+// [NewChecker] and [Checker.Update] apply, without starting anything.
+func ValidateTargets(targets []Target) error {
+	if _, err := prepare(targets); err != nil {
+		return fmt.Errorf("health: %w", err)
+	}
+	return nil
+}
+
+// prepare validates targets. It returns the valid ones, in order, and an
+// error for each invalid or duplicate one.
 func prepare(targets []Target) ([]Target, error) {
 	var (
 		out  = make([]Target, 0, len(targets))
@@ -103,7 +101,6 @@ func prepare(targets []Target) ([]Target, error) {
 		errs []error
 	)
 	for i, t := range targets {
-		t = t.defaults()
 		if err := t.validate(); err != nil {
 			errs = append(errs, fmt.Errorf("targets[%d] %q: %w", i, t.ID, err))
 			continue
@@ -165,8 +162,8 @@ type tracker struct {
 }
 
 // NewChecker returns a Checker for targets. It fails if a target is
-// invalid (no ID, no probe, a timeout longer than its interval, a
-// duplicate ID) or if the metrics cannot be registered with reg. A nil
+// invalid (see [ValidateTargets]: no ID, no probe, no timing, a timeout
+// longer than its interval, a duplicate ID) or if the metrics cannot be registered with reg. A nil
 // logger discards logs; a nil reg registers nothing.
 func NewChecker(cfg CheckerConfig, targets []Target, logger *slog.Logger, reg prometheus.Registerer) (*Checker, error) {
 	ts, err := prepare(targets)
@@ -250,7 +247,7 @@ func (c *Checker) Run(ctx context.Context) error {
 // and switch to the new settings (probe, interval, thresholds) from their
 // next probe; new IDs start Unknown; goroutines of removed IDs are
 // stopped. Invalid targets are logged and skipped: validate them with
-// [NewChecker]'s rules before. Update does not wait for anything and is
+// [ValidateTargets] before. Update does not wait for anything and is
 // safe to call before, during and after Run.
 func (c *Checker) Update(targets []Target) {
 	ts, err := prepare(targets)

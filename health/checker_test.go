@@ -146,9 +146,16 @@ func (r *running) signalled() bool {
 	}
 }
 
-// target returns a target with the default timing.
+// The timing of the services file's defaults, which the tests' arithmetic
+// assumes.
+const (
+	testInterval = 500 * time.Millisecond
+	testTimeout  = 300 * time.Millisecond
+)
+
+// target returns a target with the services file's default timing.
 func target(id string, p Probe) Target {
-	return Target{ID: id, Site: "dc1", Addr: testAddr, Kind: "tcp", Probe: p}
+	return Target{ID: id, Addr: testAddr, Kind: "tcp", Probe: p, Interval: testInterval, Timeout: testTimeout, Rise: 2, Fall: 2}
 }
 
 func within(t *testing.T, what string, got, lo, hi time.Duration) {
@@ -169,7 +176,7 @@ func TestCheckerDetectsWithinASecond(t *testing.T) {
 		defer r.stop(t)
 
 		first := s.feed(pass)
-		within(t, "first probe after start", first.Sub(r.start), 0, DefaultInterval/4)
+		within(t, "first probe after start", first.Sub(r.start), 0, testInterval/4)
 		if got := r.state("a"); got != Up {
 			t.Fatalf("state after one success = %v, want up", got)
 		}
@@ -584,21 +591,28 @@ func TestCheckerProbePanicIsAFailure(t *testing.T) {
 
 func TestNewCheckerErrors(t *testing.T) {
 	ok := func(context.Context, netip.AddrPort) error { return nil }
+	// timed gives a target valid timing, so that each case shows one rule.
+	timed := func(tg Target) Target {
+		tg.Interval, tg.Timeout, tg.Rise, tg.Fall = testInterval, testTimeout, 2, 2
+		return tg
+	}
 	tests := []struct {
 		name    string
 		cfg     CheckerConfig
 		targets []Target
 		want    string
 	}{
-		{"empty ID", CheckerConfig{}, []Target{{Probe: ok}}, `health: targets[0] "": empty ID`},
-		{"no probe", CheckerConfig{}, []Target{{ID: "a"}}, `health: targets[0] "a": no probe`},
-		{"timeout over interval", CheckerConfig{}, []Target{{ID: "a", Probe: ok, Interval: time.Second, Timeout: 2 * time.Second}},
+		{"empty ID", CheckerConfig{}, []Target{timed(Target{Probe: ok})}, `health: targets[0] "": empty ID`},
+		{"no probe", CheckerConfig{}, []Target{timed(Target{ID: "a"})}, `health: targets[0] "a": no probe`},
+		{"timeout over interval", CheckerConfig{}, []Target{{ID: "a", Probe: ok, Interval: time.Second, Timeout: 2 * time.Second, Rise: 1, Fall: 1}},
 			`health: targets[0] "a": timeout 2s exceeds interval 1s`},
-		{"negative", CheckerConfig{}, []Target{{ID: "a", Probe: ok, Interval: -1, Rise: -1, Fall: -2}},
+		{"negative", CheckerConfig{}, []Target{{ID: "a", Probe: ok, Interval: -1, Timeout: 1, Rise: -1, Fall: -2}},
 			"health: targets[0] \"a\": negative interval -1ns\nnegative rise -1\nnegative fall -2"},
-		{"duplicate", CheckerConfig{}, []Target{{ID: "a", Probe: ok}, {ID: "b", Probe: ok}, {ID: "a", Probe: ok}},
+		{"zero timing", CheckerConfig{}, []Target{{ID: "a", Probe: ok}},
+			"health: targets[0] \"a\": no interval\nno timeout\nno rise\nno fall"},
+		{"duplicate", CheckerConfig{}, []Target{timed(Target{ID: "a", Probe: ok}), timed(Target{ID: "b", Probe: ok}), timed(Target{ID: "a", Probe: ok})},
 			`health: targets[2] "a": duplicate ID`},
-		{"all of them", CheckerConfig{}, []Target{{ID: "a"}, {Probe: ok}},
+		{"all of them", CheckerConfig{}, []Target{timed(Target{ID: "a"}), timed(Target{Probe: ok})},
 			"health: targets[0] \"a\": no probe\ntargets[1] \"\": empty ID"},
 		{"negative bound", CheckerConfig{FirstRoundBound: -1}, nil, "health: negative first round bound -1ns"},
 	}
@@ -608,23 +622,36 @@ func TestNewCheckerErrors(t *testing.T) {
 			if err == nil || err.Error() != tc.want {
 				t.Errorf("NewChecker() error = %v, want %q", err, tc.want)
 			}
+			if tc.targets == nil {
+				return
+			}
+			if err := ValidateTargets(tc.targets); err == nil || err.Error() != tc.want {
+				t.Errorf("ValidateTargets() = %v, want %q", err, tc.want)
+			}
 		})
 	}
 }
 
-func TestNewCheckerDefaults(t *testing.T) {
+func TestNewCheckerKeepsTargetsAsGiven(t *testing.T) {
 	ok := func(context.Context, netip.AddrPort) error { return nil }
-	ts, err := prepare([]Target{{ID: "a", Probe: ok}, {ID: "b", Probe: ok, Interval: 2 * time.Second, Rise: 3, Fall: 4}})
+	in := []Target{
+		{ID: "a", Probe: ok, Interval: testInterval, Timeout: testTimeout, Rise: 2, Fall: 2},
+		{ID: "b", Probe: ok, Interval: 2 * time.Second, Timeout: 2 * time.Second, Rise: 3, Fall: 4},
+	}
+	if err := ValidateTargets(in); err != nil {
+		t.Fatalf("ValidateTargets() = %v, want nil", err)
+	}
+	ts, err := prepare(in)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, want := range [][4]int64{
 		{int64(500 * time.Millisecond), int64(300 * time.Millisecond), 2, 2},
-		{int64(2 * time.Second), int64(1200 * time.Millisecond), 3, 4},
+		{int64(2 * time.Second), int64(2 * time.Second), 3, 4},
 	} {
 		got := [4]int64{int64(ts[i].Interval), int64(ts[i].Timeout), int64(ts[i].Rise), int64(ts[i].Fall)}
 		if got != want {
-			t.Errorf("defaults(%s) interval, timeout, rise, fall = %v, want %v", ts[i].ID, got, want)
+			t.Errorf("prepare(%s) interval, timeout, rise, fall = %v, want %v", ts[i].ID, got, want)
 		}
 	}
 	c, err := NewChecker(CheckerConfig{}, nil, nil, nil)

@@ -16,8 +16,9 @@
 //
 // # Timing
 //
-// A target is probed every Interval (default 500ms, ±10% jitter) with a
-// Timeout (default 60% of Interval). A result that disagrees with the
+// A target is probed every Interval (±10% jitter) with a Timeout; each
+// target brings its own, and the figures below are those of the services
+// file's defaults (interval 500ms, timeout 300ms, rise 2, fall 2). A result that disagrees with the
 // state (a failure while not Down, a success while Down) is confirmed by
 // another probe Interval/5 after the first one started, so with Fall 2 a
 // target that refuses connections is Down at most about 1.1×500ms +

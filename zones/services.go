@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -18,6 +17,8 @@ import (
 
 	"github.com/miekg/dns"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/gslbd/gslbd/internal/yamlpos"
 )
 
 // The services file, as decoded strictly (KnownFields) before validation.
@@ -123,24 +124,12 @@ func decodeServices(file string, b []byte) (root *yaml.Node, spec servicesSpec, 
 	return root, spec, nil
 }
 
-var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
-
-// yamlErrors turns yaml.v3's errors, whose text starts with "line N:",
-// into "file:N: message", one per problem.
+// yamlErrors turns yaml.v3's errors into "file:N: message", one per
+// problem.
 func yamlErrors(file string, err error) []error {
-	msgs := []string{err.Error()}
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		msgs = te.Errors
-	}
 	var out []error
-	for _, m := range msgs {
-		if sm := yamlLine.FindStringSubmatch(m); sm != nil {
-			line, _ := strconv.Atoi(sm[1])
-			out = append(out, &posError{file: file, line: line, msg: sm[2], err: err})
-			continue
-		}
-		out = append(out, &posError{file: file, msg: m, err: err})
+	for _, p := range yamlpos.Problems(err) {
+		out = append(out, &posError{file: file, line: p.Line, msg: p.Msg, err: err})
 	}
 	return out
 }
@@ -172,9 +161,9 @@ func (l *servicesLoader) errorf(line int, path, format string, args ...any) {
 
 func (l *servicesLoader) load() []*Service {
 	l.sites = make(map[string]bool)
-	sitesKey, sitesNode := mapGet(l.root, "sites")
+	sitesKey, sitesNode := yamlpos.Get(l.root, "sites")
 	for i, s := range l.spec.Sites {
-		line := lineOf(item(sitesNode, i), sitesKey)
+		line := yamlpos.Line(yamlpos.Item(sitesNode, i), sitesKey)
 		switch {
 		case !siteName.MatchString(s):
 			l.errorf(line, fmt.Sprintf("sites[%d]", i), "bad site name %q: use letters, digits, '-', '_' and '.'", s)
@@ -184,16 +173,16 @@ func (l *servicesLoader) load() []*Service {
 		l.sites[s] = true
 	}
 
-	_, defaults := mapGet(l.root, "defaults")
-	_, defCheck := mapGet(defaults, "check")
+	_, defaults := yamlpos.Get(l.root, "defaults")
+	_, defCheck := yamlpos.Get(defaults, "check")
 	defLayer := checkLayer{spec: l.spec.Defaults.Check, node: defCheck, path: "defaults.check"}
 	if defLayer.spec != nil {
 		l.check([]checkLayer{defLayer}, false) // its own problems, even with no service
 	}
 
-	servicesKey, services := mapGet(l.root, "services")
+	servicesKey, services := yamlpos.Get(l.root, "services")
 	if len(l.spec.Services) > 0 && len(l.spec.Sites) == 0 {
-		l.errorf(lineOf(sitesKey, servicesKey), "sites", "no sites declared")
+		l.errorf(yamlpos.Line(sitesKey, servicesKey), "sites", "no sites declared")
 	}
 	byName := make(map[string]int) // canonical name -> line
 	var out []*Service
@@ -225,39 +214,39 @@ func (l *servicesLoader) service(k, v *yaml.Node, spec *serviceSpec, defaults ch
 	l.serviceName(k, path, svc, byName)
 
 	if spec.Policy != nil {
-		_, n := mapGet(v, "policy")
+		_, n := yamlpos.Get(v, "policy")
 		if p := Policy(*spec.Policy); p == Failover {
 			svc.Policy = p
 		} else {
-			l.errorf(lineOf(n, k), path+".policy", "unknown policy %q: want failover", *spec.Policy)
+			l.errorf(yamlpos.Line(n, k), path+".policy", "unknown policy %q: want failover", *spec.Policy)
 		}
 	}
 	if spec.TTL != nil {
-		_, n := mapGet(v, "ttl")
+		_, n := yamlpos.Get(v, "ttl")
 		if t := *spec.TTL; t >= 0 && t <= maxTTL {
 			svc.TTL = uint32(t)
 		} else {
-			l.errorf(lineOf(n, k), path+".ttl", "%d out of range 0-%d", t, maxTTL)
+			l.errorf(yamlpos.Line(n, k), path+".ttl", "%d out of range 0-%d", t, maxTTL)
 		}
 	}
 	if n := &spec.MinHealthy; n.Kind != 0 && n.ShortTag() != "!!null" {
 		t, err := parseThreshold(n)
 		if err != "" {
-			l.errorf(lineOf(n, k), path+".min_healthy", "%s", err)
+			l.errorf(yamlpos.Line(n, k), path+".min_healthy", "%s", err)
 		}
 		svc.MinHealthy = t
 	}
 	if spec.AllDown != nil {
-		_, n := mapGet(v, "all_down")
+		_, n := yamlpos.Get(v, "all_down")
 		switch a := AllDown(*spec.AllDown); a {
 		case AllDownAll, AllDownFirst, AllDownServfail:
 			svc.AllDown = a
 		default:
-			l.errorf(lineOf(n, k), path+".all_down", "unknown value %q: want all, first or servfail", *spec.AllDown)
+			l.errorf(yamlpos.Line(n, k), path+".all_down", "unknown value %q: want all, first or servfail", *spec.AllDown)
 		}
 	}
 
-	_, checkNode := mapGet(v, "check")
+	_, checkNode := yamlpos.Get(v, "check")
 	layers := []checkLayer{{spec: spec.Check, node: checkNode, path: path + ".check"}, defaults}
 	check := l.check(layers, true)
 
@@ -308,7 +297,7 @@ func (l *servicesLoader) serviceName(k *yaml.Node, path string, svc *Service, by
 
 // serviceSites builds the sites of a service in policy order.
 func (l *servicesLoader) serviceSites(k, v *yaml.Node, spec *serviceSpec, path, name string, check Check) []ServiceSite {
-	sitesKey, sitesNode := mapGet(v, "sites")
+	sitesKey, sitesNode := yamlpos.Get(v, "sites")
 	idName := strings.TrimSuffix(name, ".")
 	endpoints := make(map[string][]Endpoint)
 	seen := make(map[netip.Addr]int) // address -> line
@@ -326,7 +315,7 @@ func (l *servicesLoader) serviceSites(k, v *yaml.Node, spec *serviceSpec, path, 
 		}
 		eps := make([]Endpoint, 0, len(addrs))
 		for j, s := range addrs {
-			line := lineOf(item(sv, j), sk)
+			line := yamlpos.Line(yamlpos.Item(sv, j), sk)
 			epath := fmt.Sprintf("%s[%d]", spath, j)
 			a, err := parseEndpoint(s)
 			if err != "" {
@@ -346,16 +335,16 @@ func (l *servicesLoader) serviceSites(k, v *yaml.Node, spec *serviceSpec, path, 
 		endpoints[site] = eps
 	}
 	if len(spec.Sites) == 0 {
-		l.errorf(lineOf(sitesKey, k), path+".sites", "no sites")
+		l.errorf(yamlpos.Line(sitesKey, k), path+".sites", "no sites")
 		return nil
 	}
 
 	order := l.spec.Sites
 	if spec.Order != nil {
-		orderKey, orderNode := mapGet(v, "order")
+		orderKey, orderNode := yamlpos.Get(v, "order")
 		listed := make(map[string]bool)
 		for i, s := range spec.Order {
-			line := lineOf(item(orderNode, i), orderKey)
+			line := yamlpos.Line(yamlpos.Item(orderNode, i), orderKey)
 			opath := fmt.Sprintf("%s.order[%d]", path, i)
 			switch {
 			case !l.sites[s]:
@@ -455,8 +444,8 @@ func setting[T any](layers []checkLayer, key string, get func(*checkSpec) *T, de
 			continue
 		}
 		if p := get(ly.spec); p != nil {
-			k, v := mapGet(ly.node, key)
-			return *p, from{path: ly.path + "." + key, line: lineOf(v, k, ly.node)}
+			k, v := yamlpos.Get(ly.node, key)
+			return *p, from{path: ly.path + "." + key, line: yamlpos.Line(v, k, ly.node)}
 		}
 	}
 	return def, from{}
@@ -545,8 +534,8 @@ func (l *servicesLoader) check(layers []checkLayer, complete bool) Check {
 				continue
 			}
 			for _, key := range httpOnly(ly.spec) {
-				k, _ := mapGet(ly.node, key)
-				bad(from{path: ly.path + "." + key, line: lineOf(k, ly.node)}, "only for http and https checks")
+				k, _ := yamlpos.Get(ly.node, key)
+				bad(from{path: ly.path + "." + key, line: yamlpos.Line(k, ly.node)}, "only for http and https checks")
 			}
 		}
 		c.Method, c.Path, c.Host, c.ExpectStatus, c.BodyContains, c.InsecureSkipVerify = "", "", "", nil, "", false
@@ -590,44 +579,6 @@ func httpOnly(c *checkSpec) []string {
 		}
 	}
 	return keys
-}
-
-// mapGet returns the key and value nodes of key in the mapping n.
-func mapGet(n *yaml.Node, key string) (k, v *yaml.Node) {
-	if n != nil && n.Kind == yaml.AliasNode {
-		n = n.Alias
-	}
-	if n == nil || n.Kind != yaml.MappingNode {
-		return nil, nil
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == key {
-			return n.Content[i], n.Content[i+1]
-		}
-	}
-	return nil, nil
-}
-
-// item returns the i-th element of the sequence n.
-func item(n *yaml.Node, i int) *yaml.Node {
-	if n != nil && n.Kind == yaml.AliasNode {
-		n = n.Alias
-	}
-	if n == nil || n.Kind != yaml.SequenceNode || i >= len(n.Content) {
-		return nil
-	}
-	return n.Content[i]
-}
-
-// lineOf returns the line of the first node given, skipping nil ones: the
-// most precise position known.
-func lineOf(nodes ...*yaml.Node) int {
-	for _, n := range nodes {
-		if n != nil {
-			return n.Line
-		}
-	}
-	return 0
 }
 
 // hashServices identifies the service definitions: the same services give

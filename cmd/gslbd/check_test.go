@@ -54,6 +54,24 @@ func TestCheck(t *testing.T) {
 			want:     []string{"testdata/bad/unknownkey.yaml:3: field sight not found in type main.NodeConfig"},
 		},
 		{
+			name:     "gossip bind on a host name, which the cluster refuses",
+			config:   "testdata/bad/clusterbind.yaml",
+			wantCode: 2,
+			want:     []string{`testdata/bad/clusterbind.yaml:8: cluster.bind: "localhost:0": host must be an IP address`},
+		},
+		{
+			name:     "gossip key file missing",
+			config:   "testdata/bad/keyfile.yaml",
+			wantCode: 2,
+			want:     []string{"testdata/bad/keyfile.yaml:9: cluster.key_file: open testdata/bad/missing.key: no such file or directory"},
+		},
+		{
+			name:     "gossip key of the wrong length, judged by the cluster package",
+			config:   "testdata/bad/shortkey.yaml",
+			wantCode: 2,
+			want:     []string{"testdata/bad/shortkey.yaml:9: cluster.key_file: 5 bytes, want 16, 24 or 32"},
+		},
+		{
 			name:     "missing file",
 			config:   "testdata/bad/nope.yaml",
 			wantCode: 2,

@@ -18,6 +18,7 @@ import (
 
 	"github.com/gslbd/gslbd/cluster"
 	"github.com/gslbd/gslbd/internal/netprefix"
+	"github.com/gslbd/gslbd/internal/yamlpos"
 	"github.com/gslbd/gslbd/zones"
 )
 
@@ -104,10 +105,10 @@ type ClusterConfig struct {
 	KeyFile string `yaml:"key_file"`
 	// Heartbeat is how often this node re-sends its health report.
 	// Default 200ms.
-	Heartbeat Duration `yaml:"heartbeat"`
+	Heartbeat time.Duration `yaml:"heartbeat"`
 	// Staleness is how old a peer's report may grow before it no longer
 	// counts. Default 700ms.
-	Staleness Duration `yaml:"staleness"`
+	Staleness time.Duration `yaml:"staleness"`
 }
 
 // ZoneConfig declares one zone.
@@ -128,23 +129,6 @@ type LogConfig struct {
 	Level string `yaml:"level"`
 	// Format is text or json. Default text.
 	Format string `yaml:"format"`
-}
-
-// Duration is a time.Duration written as "500ms", "2s".
-type Duration time.Duration
-
-// UnmarshalYAML decodes a Go duration string.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	var s string
-	if err := n.Decode(&s); err != nil {
-		return err
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("line %d: invalid duration %q", n.Line, s)
-	}
-	*d = Duration(v)
-	return nil
 }
 
 // Defaults.
@@ -173,9 +157,12 @@ func parseConfig(path string, data []byte) (*Config, error) {
 	}
 	// A second decode into a node tree gives line numbers for semantic
 	// checks; the structure is already known to be valid.
-	var root yaml.Node
-	_ = yaml.Unmarshal(data, &root)
-	pos := positions{file: path, root: &root}
+	var doc yaml.Node
+	_ = yaml.Unmarshal(data, &doc)
+	pos := positions{}
+	if len(doc.Content) > 0 {
+		pos.root = doc.Content[0]
+	}
 	cfg.pos = pos
 
 	var errs []error
@@ -212,14 +199,14 @@ func parseConfig(path string, data []byte) (*Config, error) {
 		}
 	}
 	if cfg.Cluster.Heartbeat == 0 {
-		cfg.Cluster.Heartbeat = Duration(cluster.DefaultHeartbeat)
+		cfg.Cluster.Heartbeat = cluster.DefaultHeartbeat
 	}
 	if cfg.Cluster.Staleness == 0 {
-		cfg.Cluster.Staleness = Duration(cluster.DefaultStaleness)
+		cfg.Cluster.Staleness = cluster.DefaultStaleness
 	}
 	if cfg.Cluster.Staleness <= cfg.Cluster.Heartbeat {
 		bad(pos.line("cluster", "staleness"), "cluster.staleness: %s must be longer than cluster.heartbeat %s",
-			time.Duration(cfg.Cluster.Staleness), time.Duration(cfg.Cluster.Heartbeat))
+			cfg.Cluster.Staleness, cfg.Cluster.Heartbeat)
 	}
 	if cfg.Cluster.Bind != "" {
 		if _, _, err := net.SplitHostPort(cfg.Cluster.Bind); err != nil {
@@ -317,101 +304,38 @@ func isPortOnly(a string) bool {
 
 // yamlError turns a yaml.v3 error into "file:line: message" lines.
 func yamlError(path string, err error) error {
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		errs := make([]error, 0, len(te.Errors))
-		for _, e := range te.Errors {
-			errs = append(errs, fmt.Errorf("%s:%s", path, strings.TrimPrefix(e, "line ")))
+	var errs []error
+	for _, p := range yamlpos.Problems(err) {
+		if p.Line == 0 {
+			errs = append(errs, fmt.Errorf("%s: %s", path, p.Msg))
+			continue
 		}
-		return errors.Join(errs...)
+		errs = append(errs, fmt.Errorf("%s:%d: %s", path, p.Line, p.Msg))
 	}
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	if strings.HasPrefix(msg, "line ") {
-		return fmt.Errorf("%s:%s", path, strings.TrimPrefix(msg, "line "))
-	}
-	return fmt.Errorf("%s: %s", path, msg)
+	return errors.Join(errs...)
 }
 
 // positions finds line numbers in a decoded YAML document.
 type positions struct {
-	file string
-	root *yaml.Node
+	root *yaml.Node // the document's top node; nil for an empty file
 }
 
-// line returns the line of the node at path (map keys and sequence
-// indexes), or of the deepest existing ancestor, or 1.
+// line returns the line of the setting at path (map keys and sequence
+// indexes), or of its deepest existing ancestor, or 1.
 func (p positions) line(path ...any) int {
-	n := p.root
-	if n == nil || len(n.Content) == 0 {
-		return 1
-	}
-	n = n.Content[0]
-	line := n.Line
-	for _, step := range path {
-		var next *yaml.Node
-		switch s := step.(type) {
-		case string:
-			if n.Kind == yaml.MappingNode {
-				for i := 0; i+1 < len(n.Content); i += 2 {
-					if n.Content[i].Value == s {
-						next = n.Content[i+1]
-						line = n.Content[i].Line
-						break
-					}
-				}
-			}
-		case int:
-			if n.Kind == yaml.SequenceNode && s < len(n.Content) {
-				next = n.Content[s]
-				line = next.Line
-			}
-		}
-		if next == nil {
-			return line
-		}
-		n = next
-	}
-	return line
+	return max(yamlpos.LineAt(p.root, path...), 1)
 }
 
-// needsRestart names the settings of next that differ from c and that a
-// reload cannot apply, or returns "".
-func (c *Config) needsRestart(next *Config) string {
-	var changed []string
-	if c.Node != next.Node {
-		changed = append(changed, "node")
-	}
-	if fmt.Sprint(c.DNS) != fmt.Sprint(next.DNS) {
-		changed = append(changed, "dns")
-	}
-	if c.Admin != next.Admin {
-		changed = append(changed, "admin")
-	}
-	if fmt.Sprint(c.Cluster) != fmt.Sprint(next.Cluster) {
-		changed = append(changed, "cluster")
-	}
-	if c.StateDir != next.StateDir {
-		changed = append(changed, "state_dir")
-	}
-	if c.Log != next.Log {
-		changed = append(changed, "log")
-	}
-	return strings.Join(changed, ", ")
-}
-
-// readKeyFile reads a base64 gossip key of 16, 24 or 32 bytes.
+// readKeyFile reads a base64 gossip key. Its length is for
+// cluster.Config.Validate to judge.
 func readKeyFile(path string) ([]byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("cluster key: %w", err)
+		return nil, err
 	}
 	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(data)))
 	if err != nil {
-		return nil, fmt.Errorf("cluster key %s: not base64: %w", path, err)
+		return nil, fmt.Errorf("%s: not base64: %w", path, err)
 	}
-	switch len(key) {
-	case 16, 24, 32:
-		return key, nil
-	}
-	return nil, fmt.Errorf("cluster key %s: %d bytes, want 16, 24 or 32", path, len(key))
+	return key, nil
 }

@@ -54,7 +54,7 @@ func TestReadmeExamples(t *testing.T) {
 zones: [{origin: example.com., file: example.com.zone}]
 services: services.yaml
 `)
-	if _, _, err := loadAll(filepath.Join(dir, "gslbd.yaml")); err != nil {
+	if _, err := load(filepath.Join(dir, "gslbd.yaml")); err != nil {
 		t.Errorf("README services example: %v", err)
 	}
 }

@@ -94,7 +94,8 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-// checkCmd validates a configuration and exits 2 listing every problem.
+// checkCmd validates a configuration, through the same load step as serve,
+// and exits 2 listing every problem.
 func checkCmd(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("check", stderr)
 	path := fs.String("config", "", "node configuration `file` (required)")
@@ -104,11 +105,11 @@ func checkCmd(args []string, stdout, stderr io.Writer) error {
 	if *path == "" {
 		return exitError{code: 2, msg: "gslbd check: -config is required"}
 	}
-	cfg, set, err := loadAll(*path)
+	l, err := load(*path)
 	if err != nil {
 		return exitError{code: 2, msg: err.Error()}
 	}
 	fmt.Fprintf(stdout, "%s: ok: %d zone(s), %d service(s), config hash %s, node %s in site %q\n",
-		cfg.path, len(set.Zones()), len(set.Services()), set.Hash(), cfg.Node.Name, cfg.Node.Site)
+		l.cfg.path, len(l.set.Zones()), len(l.set.Services()), l.set.Hash(), l.cfg.Node.Name, l.cfg.Node.Site)
 	return nil
 }

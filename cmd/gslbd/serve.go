@@ -8,12 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
-	"slices"
-	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
@@ -26,7 +21,6 @@ import (
 	"github.com/gslbd/gslbd/drain"
 	"github.com/gslbd/gslbd/health"
 	"github.com/gslbd/gslbd/resolver"
-	"github.com/gslbd/gslbd/zones"
 )
 
 // bound lists the addresses a running node listens on.
@@ -49,85 +43,29 @@ func serveCmd(ctx context.Context, args []string, getenv func(string) string, st
 	if *path == "" {
 		return exitError{code: 2, msg: "gslbd serve: -config is required"}
 	}
-	cfg, set, err := loadAll(*path)
+	l, err := load(*path)
 	if err != nil {
 		return exitError{code: 2, msg: err.Error()}
 	}
+	lc := l.cfg.Log
 	if *level != "" {
-		cfg.Log.Level = *level
+		lc.Level = *level // for this run only: not a setting a reload compares
 	}
-	logger, levelVar, err := newLogger(cfg.Log, stderr)
+	logger, levelVar, err := newLogger(lc, stderr)
 	if err != nil {
 		return exitError{code: 2, msg: err.Error()}
 	}
 	reload := h.reload
 	if reload == nil {
-		hup := make(chan os.Signal, 1)
-		signal.Notify(hup, syscall.SIGHUP)
-		defer signal.Stop(hup)
-		ch := make(chan struct{}, 1)
-		go func() {
-			for range hup {
-				select {
-				case ch <- struct{}{}:
-				default:
-				}
-			}
-		}()
-		reload = ch
+		hup, stop := sighupReloads()
+		defer stop()
+		reload = hup
 	}
-	n, err := newNode(cfg, set, logger, levelVar)
+	n, err := newNode(l, logger, levelVar)
 	if err != nil {
 		return err
 	}
 	return n.run(ctx, reload, h.ready)
-}
-
-// loadAll reads a node configuration and everything it names.
-func loadAll(path string) (*Config, *zones.Set, error) {
-	cfg, err := loadConfig(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	// Every problem of every file at once: zones and services, the node's
-	// site against the services, the admin tokens.
-	var errs []error
-	set, err := zones.Load(cfg.zonesConfig())
-	if err != nil {
-		errs = append(errs, err)
-	} else if err := checkSite(cfg, set); err != nil {
-		errs = append(errs, err)
-	}
-	if cfg.Admin.TokensFile != "" {
-		if _, err := admin.LoadTokens(cfg.resolve(cfg.Admin.TokensFile)); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if len(errs) > 0 {
-		return nil, nil, errors.Join(errs...)
-	}
-	return cfg, set, nil
-}
-
-// checkSite verifies that the node's site is one the services know.
-func checkSite(cfg *Config, set *zones.Set) error {
-	if len(set.Services()) == 0 {
-		return nil
-	}
-	var sites []string
-	for _, svc := range set.Services() {
-		for _, s := range svc.Sites {
-			if s.Site == cfg.Node.Site {
-				return nil
-			}
-			if !slices.Contains(sites, s.Site) {
-				sites = append(sites, s.Site)
-			}
-		}
-	}
-	slices.Sort(sites)
-	return fmt.Errorf("%s:%d: node.site: %q is not a site of any service in %s (sites: %s)",
-		cfg.path, cfg.pos.line("node", "site"), cfg.Node.Site, cfg.resolve(cfg.Services), strings.Join(sites, ", "))
 }
 
 func newLogger(lc LogConfig, w io.Writer) (*slog.Logger, *slog.LevelVar, error) {
@@ -168,7 +106,9 @@ type node struct {
 	listening atomic.Bool // DNS listeners are up and not shutting down
 }
 
-func newNode(cfg *Config, set *zones.Set, logger *slog.Logger, lv *slog.LevelVar) (*node, error) {
+// newNode builds a node from what load read; it reads no file again.
+func newNode(l *loaded, logger *slog.Logger, lv *slog.LevelVar) (*node, error) {
+	cfg, set := l.cfg, l.set
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n := &node{cfg: cfg, log: logger, levelVar: lv, reg: reg, metrics: newNodeMetrics(reg)}
@@ -178,7 +118,7 @@ func newNode(cfg *Config, set *zones.Set, logger *slog.Logger, lv *slog.LevelVar
 	if err != nil {
 		return nil, err
 	}
-	n.checker, err = health.NewChecker(health.CheckerConfig{}, healthTargets(set), logger.With("component", "health"), reg)
+	n.checker, err = health.NewChecker(health.CheckerConfig{}, l.targets, logger.With("component", "health"), reg)
 	if err != nil {
 		return nil, err
 	}
@@ -186,32 +126,12 @@ func newNode(cfg *Config, set *zones.Set, logger *slog.Logger, lv *slog.LevelVar
 		return nil, err
 	}
 	acks := drain.NewAcks(cfg.Node.Name)
-	var tokens *admin.Tokens // nil: no tokens file, the write API is off
-	if cfg.Admin.TokensFile != "" {
-		if tokens, err = admin.LoadTokens(cfg.resolve(cfg.Admin.TokensFile)); err != nil {
-			return nil, err
-		}
-	}
 	deps := publisherDeps{Local: n.checker, Drains: n.drains, Acks: acks, Resolver: n.resolver}
 	api := &drainAPI{self: cfg.Node.Name, store: n.drains, acks: acks, log: logger.With("component", "drain")}
 	if cfg.Cluster.Bind != "" {
-		key, err := readKey(cfg)
-		if err != nil {
-			return nil, err
-		}
-		n.cluster, err = cluster.New(cluster.Config{
-			Name:       cfg.Node.Name,
-			Site:       cfg.Node.Site,
-			ConfigHash: set.Hash(),
-			Bind:       cfg.Cluster.Bind,
-			Advertise:  cfg.Cluster.Advertise,
-			Seeds:      cfg.Cluster.Seeds,
-			Heartbeat:  time.Duration(cfg.Cluster.Heartbeat),
-			Staleness:  time.Duration(cfg.Cluster.Staleness),
-			SecretKey:  key,
-			Drains:     n.drains,
-			DrainAcks:  acks,
-		}, logger.With("component", "cluster"), reg)
+		cc := l.cluster
+		cc.Drains, cc.DrainAcks = n.drains, acks
+		n.cluster, err = cluster.New(cc, logger.With("component", "cluster"), reg)
 		if err != nil {
 			return nil, fmt.Errorf("cluster: %w", err)
 		}
@@ -220,10 +140,10 @@ func newNode(cfg *Config, set *zones.Set, logger *slog.Logger, lv *slog.LevelVar
 	n.pub = newPublisher(publisherConfig{
 		Self:      cfg.Node.Name,
 		Site:      cfg.Node.Site,
-		Staleness: time.Duration(cfg.Cluster.Staleness),
+		Staleness: cfg.Cluster.Staleness,
 	}, set, deps, logger.With("component", "publisher"), reg)
 	api.state = n.pub
-	n.adminAPI = admin.New(admin.Config{Node: n, Drains: api, Tokens: tokens, AnonymousRead: cfg.Admin.AnonymousRead,
+	n.adminAPI = admin.New(admin.Config{Node: n, Drains: api, Tokens: l.tokens, AnonymousRead: cfg.Admin.AnonymousRead,
 		Gatherer: reg, Logger: logger.With("component", "admin")})
 	n.metrics.reloadOK.Set(1)
 	n.metrics.reloadTime.SetToCurrentTime()
@@ -414,50 +334,6 @@ func (n *node) bound() bound {
 		b.Gossip = n.cluster.Addr().String()
 	}
 	return b
-}
-
-// reload re-reads the configuration's zones and services. A configuration
-// that fails validation changes nothing: the node keeps serving the data it
-// has and says why.
-func (n *node) reload() {
-	start := time.Now()
-	cfg, set, err := loadAll(n.cfg.path)
-	if err != nil {
-		n.metrics.reloadOK.Set(0)
-		n.metrics.reloads.WithLabelValues("failure").Inc()
-		n.log.Error("reload failed; keeping the running configuration", "config", n.cfg.path, "error", err)
-		return
-	}
-	if restart := n.cfg.needsRestart(cfg); restart != "" {
-		n.log.Warn("reload: node settings changed; they take effect on restart", "settings", restart)
-	}
-	if n.cluster != nil && set.Hash() != n.pub.zones().Hash() {
-		n.log.Warn("reload: service definitions changed; peers must load the same definitions", "hash", set.Hash())
-	}
-	// Only a configuration that passed validation, tokens included, is
-	// applied; the metrics change first so that whoever sees the new
-	// answers also sees the reload counted.
-	n.metrics.reloadOK.Set(1)
-	n.metrics.reloadTime.SetToCurrentTime()
-	n.metrics.reloads.WithLabelValues("success").Inc()
-	n.reloadTokens()
-	n.checker.Update(healthTargets(set))
-	n.pub.setZones(set)
-	if n.cluster != nil {
-		if err := n.cluster.SetConfigHash(set.Hash()); err != nil {
-			n.log.Warn("reload: peers not told of the new config hash yet", "error", err)
-		}
-	}
-	n.log.Info("reloaded", "zones", len(set.Zones()), "services", len(set.Services()),
-		"hash", set.Hash(), "took", time.Since(start).Round(time.Microsecond))
-}
-
-// readKey reads the gossip encryption key, if configured.
-func readKey(cfg *Config) ([]byte, error) {
-	if cfg.Cluster.KeyFile == "" {
-		return nil, nil
-	}
-	return readKeyFile(cfg.resolve(cfg.Cluster.KeyFile))
 }
 
 // waitFirstRound waits until the state the resolver answers from was built

@@ -42,3 +42,16 @@ func TestSIGHUPReloads(t *testing.T) {
 		t.Fatalf("serve stopped with %v", err)
 	}
 }
+
+// TestSIGHUPForwardingStops shows that the SIGHUP forwarder ends when
+// told: stop returns only once its goroutine has.
+func TestSIGHUPForwardingStops(t *testing.T) {
+	_, stop := sighupReloads()
+	done := make(chan struct{})
+	go func() { stop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("stop did not return within 10s")
+	}
+}

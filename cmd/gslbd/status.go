@@ -4,25 +4,9 @@ import (
 	"sort"
 	"time"
 
-	"github.com/gslbd/gslbd/admin"
 	"github.com/gslbd/gslbd/admin/api"
 	"github.com/gslbd/gslbd/drain"
 )
-
-// reloadTokens re-reads the admin tokens file (on SIGHUP), so tokens can
-// be rotated without a restart. A file that fails to load changes nothing.
-func (n *node) reloadTokens() {
-	if n.cfg.Admin.TokensFile == "" {
-		return
-	}
-	t, err := admin.LoadTokens(n.cfg.resolve(n.cfg.Admin.TokensFile))
-	if err != nil {
-		n.log.Error("reload: admin tokens not reloaded; keeping the current ones", "error", err)
-		return
-	}
-	n.adminAPI.SetTokens(t)
-	n.log.Info("reload: admin tokens reloaded", "tokens", t.Len())
-}
 
 // Ready implements admin.Node: ready once the DNS listeners are up and the
 // first probe round is done (or its bound passed), and not while stopping.

@@ -18,7 +18,6 @@ func healthTargets(set *zones.Set) []health.Target {
 			for _, ep := range site.Endpoints {
 				out = append(out, health.Target{
 					ID:       ep.ID,
-					Site:     site.Site,
 					Addr:     netip.AddrPortFrom(ep.Addr, site.Check.Port),
 					Kind:     string(site.Check.Kind),
 					Probe:    probe,

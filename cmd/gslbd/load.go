@@ -1,0 +1,171 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/gslbd/gslbd/admin"
+	"github.com/gslbd/gslbd/cluster"
+	"github.com/gslbd/gslbd/health"
+	"github.com/gslbd/gslbd/zones"
+)
+
+// loaded is everything a node is built from, read once and validated by
+// [load]. gslbd check, gslbd serve and a reload all go through load, so
+// whatever check accepts, serve starts with.
+type loaded struct {
+	cfg *Config
+	set *zones.Set
+	// targets are the probe targets of set's services.
+	targets []health.Target
+	// tokens are the admin API tokens; nil without a tokens file.
+	tokens *admin.Tokens
+	// key is the gossip encryption key; nil without one (or without
+	// gossip, when the key file is not read).
+	key []byte
+	// cluster holds the gossip settings from the file, key and config
+	// hash included; the node adds what is not configuration (Drains).
+	// Bind is empty when this node runs alone.
+	cluster cluster.Config
+}
+
+// load reads the node configuration at path and every file it names, and
+// runs every validation a node's start-up runs on them: the node settings,
+// the zones and services, node.site against the services, the probe
+// targets, the admin tokens, the gossip key and the gossip settings. It
+// returns every problem at once, each as "file:line: message" (the
+// problems of files that cannot be read name the file only).
+//
+// When the node configuration itself is invalid nothing else is read,
+// since the paths and settings it gives cannot be trusted.
+func load(path string) (*loaded, error) {
+	cfg, err := loadConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	l := &loaded{cfg: cfg}
+	var errs []error
+	if l.set, err = zones.Load(cfg.zonesConfig()); err != nil {
+		errs = append(errs, err)
+	} else {
+		if err := checkSite(cfg, l.set); err != nil {
+			errs = append(errs, err)
+		}
+		l.targets = healthTargets(l.set)
+		if err := health.ValidateTargets(l.targets); err != nil {
+			errs = append(errs, fmt.Errorf("%s:%d: services: %w", cfg.path, cfg.pos.line("services"), err))
+		}
+	}
+	if cfg.Admin.TokensFile != "" {
+		if l.tokens, err = admin.LoadTokens(cfg.resolve(cfg.Admin.TokensFile)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if cfg.Cluster.Bind != "" {
+		errs = append(errs, l.loadCluster()...)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return l, nil
+}
+
+// loadCluster reads the gossip key and validates the gossip settings
+// through the cluster package's own rules, placing each problem at the
+// setting it comes from, in line order.
+func (l *loaded) loadCluster() []error {
+	cfg := l.cfg
+	type problem struct {
+		line int
+		err  error
+	}
+	var problems []problem
+	at := func(setting string, path []any, err error) {
+		line := cfg.pos.line(path...)
+		problems = append(problems, problem{line, fmt.Errorf("%s:%d: %s: %w", cfg.path, line, setting, err)})
+	}
+	if cfg.Cluster.KeyFile != "" {
+		key, err := readKeyFile(cfg.resolve(cfg.Cluster.KeyFile))
+		if err != nil {
+			// The other settings are still checked, without a key.
+			at("cluster.key_file", []any{"cluster", "key_file"}, err)
+		}
+		l.key = key
+	}
+	l.cluster = cluster.Config{
+		Name:      cfg.Node.Name,
+		Site:      cfg.Node.Site,
+		Bind:      cfg.Cluster.Bind,
+		Advertise: cfg.Cluster.Advertise,
+		Seeds:     cfg.Cluster.Seeds,
+		Heartbeat: cfg.Cluster.Heartbeat,
+		Staleness: cfg.Cluster.Staleness,
+		SecretKey: l.key,
+	}
+	if l.set != nil {
+		l.cluster.ConfigHash = l.set.Hash()
+	}
+	if err := l.cluster.Validate(); err != nil {
+		all := []error{err}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			all = j.Unwrap()
+		}
+		for _, e := range all {
+			var ce *cluster.ConfigError
+			if !errors.As(e, &ce) {
+				at("cluster", []any{"cluster"}, e)
+				continue
+			}
+			setting, path := clusterSetting(ce)
+			at(setting, path, ce.Err)
+		}
+	}
+	slices.SortStableFunc(problems, func(a, b problem) int { return a.line - b.line })
+	errs := make([]error, len(problems))
+	for i, p := range problems {
+		errs[i] = p.err
+	}
+	return errs
+}
+
+// clusterSetting names the node configuration setting a cluster.Config
+// field comes from, and its path for positions.
+func clusterSetting(ce *cluster.ConfigError) (string, []any) {
+	switch ce.Field {
+	case "Name":
+		return "node.name", []any{"node", "name"}
+	case "Site":
+		return "node.site", []any{"node", "site"}
+	case "Seeds":
+		return fmt.Sprintf("cluster.seeds[%d]", ce.Index), []any{"cluster", "seeds", ce.Index}
+	case "SecretKey":
+		return "cluster.key_file", []any{"cluster", "key_file"}
+	case "Bind", "Advertise", "Heartbeat", "Staleness":
+		key := strings.ToLower(ce.Field)
+		return "cluster." + key, []any{"cluster", key}
+	}
+	return "cluster", []any{"cluster"}
+}
+
+// checkSite verifies that the node's site is one the services know.
+func checkSite(cfg *Config, set *zones.Set) error {
+	if len(set.Services()) == 0 {
+		return nil
+	}
+	var sites []string
+	for _, svc := range set.Services() {
+		for _, s := range svc.Sites {
+			if s.Site == cfg.Node.Site {
+				return nil
+			}
+			if !slices.Contains(sites, s.Site) {
+				sites = append(sites, s.Site)
+			}
+		}
+	}
+	slices.Sort(sites)
+	return fmt.Errorf("%s:%d: node.site: %q is not a site of any service in %s (sites: %s)",
+		cfg.path, cfg.pos.line("node", "site"), cfg.Node.Site, cfg.resolve(cfg.Services), strings.Join(sites, ", "))
+}
