@@ -25,7 +25,7 @@ type record struct {
 // parser stops there.
 //
 // ZoneParser does not tell where an RR came from, so every file it reads
-// (the zone file, and each $INCLUDE through [SetIncludeFS]) goes through a
+// (the zone file, and each $INCLUDE through [dns.ZoneParser.SetIncludeFS]) goes through a
 // [posReader]. The parser reads byte by byte through io.ByteReader, without
 // read-ahead past the newline that ends an entry, so when Next returns, the
 // reader that read last holds the file and the first line of the RR's entry.
