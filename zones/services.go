@@ -29,7 +29,16 @@ type servicesSpec struct {
 	Defaults struct {
 		Check *checkSpec `yaml:"check"`
 	} `yaml:"defaults"`
-	Services map[string]*serviceSpec `yaml:"services"`
+	Services serviceMap `yaml:"services"`
+}
+
+// serviceMap is the services mapping, decoded in time linear in the number
+// of services (see [yamlpos.DecodeMapping]).
+type serviceMap map[string]*serviceSpec
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (m *serviceMap) UnmarshalYAML(n *yaml.Node) error {
+	return yamlpos.DecodeMapping(n, (*map[string]*serviceSpec)(m))
 }
 
 type serviceSpec struct {
