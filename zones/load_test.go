@@ -2,6 +2,7 @@ package zones_test
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -743,5 +744,41 @@ func TestSetZoneNested(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("Zone(%q) = %q, want %q", tc.qname, got, tc.want)
 		}
+	}
+}
+
+// TestDuplicateRecordsMakeOne: identical records make one (RFC 2181 §5),
+// in small RRsets and in large ones (which are indexed differently), and
+// whatever the case of the owner name.
+func TestDuplicateRecordsMakeOne(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("$ORIGIN dup.test.\n$TTL 300\n@ SOA ns.dup.test. h.dup.test. 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n")
+	b.WriteString("small A 192.0.2.2\nSMALL A 192.0.2.2\nsmall A 192.0.2.3\n")
+	for round := range 3 {
+		for i := range 100 {
+			name := "big"
+			if round == 1 {
+				name = "BIG"
+			}
+			fmt.Fprintf(&b, "%s A 10.0.%d.%d\n", name, i/256, i%256)
+		}
+	}
+	file := filepath.Join(t.TempDir(), "dup.zone")
+	if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	set, err := zones.Load(zones.Config{Zones: []zones.ZoneConfig{{Origin: "dup.test.", File: file}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	z := set.Zone("dup.test.")
+	for name, want := range map[string]int{"small.dup.test.": 2, "big.dup.test.": 100} {
+		n, _ := z.Lookup(name)
+		if got := len(n.RRset(dns.TypeA)); got != want {
+			t.Errorf("%s A: %d records, want %d", name, got, want)
+		}
+	}
+	if got, want := len(z.Records()), 3+2+100; got != want {
+		t.Errorf("zone holds %d records, want %d", got, want)
 	}
 }

@@ -601,8 +601,19 @@ func hashServices(svcs []*Service) string {
 		canon[i].Zone = "" // derived from the zones, not part of the definition
 	}
 	slices.SortFunc(canon, func(a, b Service) int { return strings.Compare(a.Name, b.Name) })
-	// Marshal cannot fail: plain data, and no NaN (min_healthy is checked).
-	b, _ := json.Marshal(canon)
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:8])
+	// The JSON of the slice, one element at a time so that it never sits
+	// whole in memory: "[" elements joined by "," "]", exactly what
+	// json.Marshal(canon) would write. Marshal cannot fail: plain data,
+	// and no NaN (min_healthy is checked).
+	h := sha256.New()
+	h.Write([]byte("["))
+	for i := range canon {
+		if i > 0 {
+			h.Write([]byte(","))
+		}
+		b, _ := json.Marshal(&canon[i])
+		h.Write(b)
+	}
+	h.Write([]byte("]"))
+	return hex.EncodeToString(h.Sum(nil)[:8])
 }

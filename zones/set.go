@@ -100,7 +100,7 @@ type Zone struct {
 // is an empty non-terminal: the name exists but owns nothing.
 type Node struct {
 	Name    string
-	rrsets  map[uint16][]dns.RR
+	rrsets  typed[dns.RR]
 	service *Service
 }
 
@@ -119,11 +119,7 @@ func NewZone(origin, file string, records []dns.RR) *Zone {
 		if soa, ok := rr.(*dns.SOA); ok && h.Name == origin && z.SOA == nil {
 			z.SOA = soa
 		}
-		n := z.node(h.Name)
-		if n.rrsets == nil {
-			n.rrsets = make(map[uint16][]dns.RR)
-		}
-		n.rrsets[h.Rrtype] = append(n.rrsets[h.Rrtype], rr)
+		z.node(h.Name).rrsets.add(h.Rrtype, rr)
 	}
 	if z.SOA != nil {
 		z.records = append(z.records, z.SOA)
@@ -185,7 +181,7 @@ func (n *Node) RRset(t uint16) []dns.RR {
 	if n == nil {
 		return nil
 	}
-	return n.rrsets[t]
+	return n.rrsets.get(t)
 }
 
 // Types returns the RR types present at the node, sorted.
@@ -193,12 +189,7 @@ func (n *Node) Types() []uint16 {
 	if n == nil {
 		return nil
 	}
-	out := make([]uint16, 0, len(n.rrsets))
-	for t := range n.rrsets {
-		out = append(out, t)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out
+	return n.rrsets.types()
 }
 
 // Empty reports whether the node owns no data and no service: an empty

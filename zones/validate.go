@@ -20,7 +20,7 @@ type zoneData struct {
 
 	// Filled in by check.
 	kept  []record // records that passed the per-record checks, duplicates removed
-	names map[string]map[uint16][]record
+	names map[string]typed[record]
 	cuts  map[string]bool // delegation points: non-apex owners of NS records
 }
 
@@ -40,13 +40,16 @@ func (zd *zoneData) check(origins []string) []error {
 	bad := func(r record, format string, args ...any) {
 		errs = append(errs, errorAt(r.file, r.line, format, args...))
 	}
-	zd.names = make(map[string]map[uint16][]record)
+	zd.names = make(map[string]typed[record])
 	zd.cuts = make(map[string]bool)
 	buf := make([]byte, dns.MaxMsgSize)
 
 	// Per record: place, class, type and encoding. A record that fails
 	// here stays out of the index so it causes no second message.
-	dups := make(map[string][]record)
+	// bigSets indexes, by data, the RRsets grown past dupScan records,
+	// where a linear search for duplicates would get slow.
+	const dupScan = 32
+	bigSets := make(map[string][]record)
 	for _, r := range zd.records {
 		h := r.rr.Header()
 		h.Name = dns.CanonicalName(h.Name)
@@ -70,18 +73,29 @@ func (zd *zoneData) check(origins []string) []error {
 			continue
 		}
 		// Identical records make one (RFC 2181 §5); the first is kept.
-		key := h.Name + " " + strings.ToLower(rdata(r.rr))
-		if slices.ContainsFunc(dups[key], func(o record) bool { return dns.IsDuplicate(o.rr, r.rr) }) {
-			continue
-		}
-		dups[key] = append(dups[key], r)
-		zd.kept = append(zd.kept, r)
 		types := zd.names[h.Name]
-		if types == nil {
-			types = make(map[uint16][]record)
-			zd.names[h.Name] = types
+		set := types.get(h.Rrtype)
+		isDup := func(o record) bool { return dns.IsDuplicate(o.rr, r.rr) }
+		if len(set) < dupScan {
+			if slices.ContainsFunc(set, isDup) {
+				continue
+			}
+		} else {
+			key := h.Name + " " + strings.ToLower(rdata(r.rr))
+			if slices.ContainsFunc(bigSets[key], isDup) {
+				continue
+			}
+			bigSets[key] = append(bigSets[key], r)
 		}
-		types[h.Rrtype] = append(types[h.Rrtype], r)
+		zd.kept = append(zd.kept, r)
+		types.add(h.Rrtype, r)
+		zd.names[h.Name] = types
+		if len(set)+1 == dupScan { // the set just grew big: index it
+			for _, o := range types.get(h.Rrtype) {
+				k := h.Name + " " + strings.ToLower(rdata(o.rr))
+				bigSets[k] = append(bigSets[k], o)
+			}
+		}
 		if h.Rrtype == dns.TypeNS && h.Name != zd.origin {
 			zd.cuts[h.Name] = true
 		}
@@ -89,71 +103,72 @@ func (zd *zoneData) check(origins []string) []error {
 
 	// The apex: one SOA, some NS, no CNAME.
 	apex := zd.names[zd.origin]
-	for i, r := range apex[dns.TypeSOA] {
+	for i, r := range apex.get(dns.TypeSOA) {
 		if i > 0 {
 			bad(r, "more than one SOA record at the zone apex %s", zd.origin)
 		}
 	}
-	soa := apex[dns.TypeSOA]
+	soa := apex.get(dns.TypeSOA)
 	switch {
 	case len(soa) == 0:
 		errs = append(errs, errorAt(zd.file, 1, "no SOA record at the zone apex %s", zd.origin))
-	case len(apex[dns.TypeNS]) == 0:
+	case len(apex.get(dns.TypeNS)) == 0:
 		bad(soa[0], "no NS records at the zone apex %s", zd.origin)
 	}
 
 	// Name servers with a target inside the zone need its addresses here:
 	// glue below a delegation, authoritative data elsewhere.
 	glue := make(map[string]bool)
-	for _, name := range sortedKeys(zd.names) {
-		for _, r := range zd.names[name][dns.TypeNS] {
+	names := sortedKeys(zd.names)
+	for _, name := range names {
+		for _, r := range zd.names[name].get(dns.TypeNS) {
 			target := dns.CanonicalName(r.rr.(*dns.NS).Ns)
 			if !dns.IsSubDomain(zd.origin, target) {
 				continue
 			}
 			glue[target] = true
-			if t := zd.names[target]; len(t[dns.TypeA]) == 0 && len(t[dns.TypeAAAA]) == 0 {
+			if t := zd.names[target]; len(t.get(dns.TypeA)) == 0 && len(t.get(dns.TypeAAAA)) == 0 {
 				bad(r, "missing glue: name server %s has no A or AAAA record in the zone", target)
 			}
 		}
 	}
 
-	for _, name := range sortedKeys(zd.names) {
+	for _, name := range names {
 		types := zd.names[name]
 		if name != zd.origin {
 			// Every SOA below the apex, whatever else is wrong there.
-			for _, r := range types[dns.TypeSOA] {
+			for _, r := range types.get(dns.TypeSOA) {
 				bad(r, "SOA record for %s is not at the zone apex %s", name, zd.origin)
 			}
 		}
 		if cut := zd.cutAbove(name); cut != "" {
 			// Below a delegation only glue; at it also NS, DS and the
 			// DNSSEC records that prove them.
-			for _, t := range sortedKeys(types) {
+			for _, t := range types.types() {
 				if t == dns.TypeSOA || (t == dns.TypeA || t == dns.TypeAAAA) && glue[name] {
 					continue
 				}
 				if name == cut && (t == dns.TypeNS || t == dns.TypeDS || t == dns.TypeNSEC || t == dns.TypeRRSIG) {
 					continue
 				}
-				for _, r := range types[t] {
+				for _, r := range types.get(t) {
 					bad(r, "%s record for %s is occluded by the delegation at %s", dns.Type(t), name, cut)
 				}
 			}
 			continue
 		}
 		if child := childZone(zd.origin, name, origins); child != "" {
-			for _, t := range sortedKeys(types) {
+			for _, t := range types.types() {
 				if t == dns.TypeSOA {
 					continue
 				}
-				for _, r := range types[t] {
+				for _, r := range types.get(t) {
 					bad(r, "%s record for %s is hidden by zone %s, which is also served", dns.Type(t), name, child)
 				}
 			}
 			continue
 		}
-		cnames := types[dns.TypeCNAME]
+		cnames := types.get(dns.TypeCNAME)
 		if len(cnames) == 0 {
 			continue
 		}
@@ -165,7 +180,7 @@ func (zd *zoneData) check(origins []string) []error {
 			bad(r, "more than one CNAME record for %s", name)
 		}
 		var others []string
-		for _, t := range sortedKeys(types) {
+		for _, t := range types.types() {
 			if t != dns.TypeCNAME && t != dns.TypeRRSIG && t != dns.TypeNSEC {
 				others = append(others, dns.Type(t).String())
 			}
@@ -226,7 +241,7 @@ func rdata(rr dns.RR) string {
 	return strings.TrimPrefix(rr.String(), rr.Header().String())
 }
 
-func sortedKeys[K interface{ ~string | ~uint16 }, V any](m map[K]V) []K {
+func sortedKeys[K interface{ ~string }, V any](m map[K]V) []K {
 	keys := make([]K, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -248,7 +263,7 @@ func lookupZone(zds []*zoneData, name string) *zoneData {
 
 // first returns the first record of type t at name, if any.
 func (zd *zoneData) first(name string, t uint16) (record, bool) {
-	rs := zd.names[name][t]
+	rs := zd.names[name].get(t)
 	if len(rs) == 0 {
 		return record{}, false
 	}
