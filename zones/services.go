@@ -97,9 +97,10 @@ func loadServices(file string, zds []*zoneData) ([]*Service, []error) {
 	return svcs, l.errs
 }
 
-// decodeServices decodes b twice: strictly into the spec, which reports
-// unknown fields and type errors with their lines, and into a node tree,
-// which gives the position of everything for the semantic checks.
+// decodeServices parses b once into a node tree, which gives the position
+// of everything for the semantic checks, and decodes the spec from it as
+// strictly as yaml.v3's KnownFields would: unknown fields and type errors
+// are reported with their lines.
 func decodeServices(file string, b []byte) (root *yaml.Node, spec servicesSpec, errs []error) {
 	// yaml.v3 turns its own failures into errors, but a bug in it must
 	// not bring the server down on a reload.
@@ -109,8 +110,8 @@ func decodeServices(file string, b []byte) (root *yaml.Node, spec servicesSpec, 
 		}
 	}()
 	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&spec); err != nil {
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
 		if err == io.EOF {
 			return nil, spec, nil // empty file
 		}
@@ -123,8 +124,7 @@ func decodeServices(file string, b []byte) (root *yaml.Node, spec servicesSpec, 
 	case err != io.EOF:
 		return nil, spec, yamlErrors(file, err)
 	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(b, &doc); err != nil {
+	if err := yamlpos.DecodeStrict(&doc, &spec); err != nil {
 		return nil, spec, yamlErrors(file, err)
 	}
 	if len(doc.Content) > 0 {

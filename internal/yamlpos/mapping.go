@@ -94,6 +94,26 @@ func duplicateKeys(n *yaml.Node) []string {
 	return out
 }
 
+// DecodeStrict decodes the document node n into out as a strict yaml.v3
+// decoder (KnownFields) decodes the text it was parsed from: a key that
+// names no field is a problem, reported with the type errors in line
+// order, as one *yaml.TypeError. It lets a caller parse a document once
+// and use the node tree both for values and for positions.
+func DecodeStrict(n *yaml.Node, out any) error {
+	var problems []string
+	if err := n.Decode(out); err != nil {
+		if _, ok := err.(*yaml.TypeError); !ok {
+			return err
+		}
+		problems = Messages(err)
+	}
+	problems = append(problems, UnknownFields(n, reflect.TypeOf(out))...)
+	if len(problems) == 0 {
+		return nil
+	}
+	return &yaml.TypeError{Errors: sortByLine(problems)}
+}
+
 // Messages returns the messages of a yaml.v3 error: one per field of a
 // *yaml.TypeError, else the error's text.
 func Messages(err error) []string {
@@ -107,21 +127,28 @@ func Messages(err error) []string {
 // strict yaml.v3 decoder (KnownFields) would refuse when decoding n into
 // a value of type t, in yaml.v3's wording ("line N: field K not found in
 // type T"), in document order. Aliases are not followed; yaml.Node
-// values, maps with non-struct values and scalars have no fields to check.
+// values, maps with non-struct values and scalars have no fields to check,
+// and a type with its own UnmarshalYAML checks its own.
 func UnknownFields(n *yaml.Node, t reflect.Type) []string {
 	var out []string
 	unknownFields(n, t, &out)
 	return out
 }
 
-var nodeType = reflect.TypeFor[yaml.Node]()
+var (
+	nodeType        = reflect.TypeFor[yaml.Node]()
+	unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+)
 
 func unknownFields(n *yaml.Node, t reflect.Type, out *[]string) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if n == nil || t == nodeType {
+	if n == nil || t == nodeType || reflect.PointerTo(t).Implements(unmarshalerType) {
 		return
+	}
+	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		n = n.Content[0]
 	}
 	switch {
 	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
