@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"context"
 	"math/rand/v2"
 	"net"
 	"testing"
@@ -11,12 +12,66 @@ import (
 	"github.com/miekg/dns"
 )
 
-// startResolver serves st's zones on 127.0.0.1 over UDP and TCP.
+// startResolver serves st's zones on 127.0.0.1 over UDP and TCP, as
+// gslbd does: a UDPServer on two sockets sharing the port, miekg's server
+// with Accept for TCP.
 func startResolver(t *testing.T, s State) string {
 	t.Helper()
 	r, _ := newResolver(t, Config{})
 	r.Publish(s)
-	return dnstest.Start(t, r)
+	return startServers(t, r)
+}
+
+func startServers(t testing.TB, r *Resolver) string {
+	t.Helper()
+	var conns []*net.UDPConn
+	var ln net.Listener
+	for range 20 {
+		var err error
+		if conns, err = ListenUDP("127.0.0.1:0", 2); err != nil {
+			t.Fatal(err)
+		}
+		if ln, err = net.Listen("tcp", conns[0].LocalAddr().String()); err == nil {
+			break
+		}
+		for _, c := range conns {
+			c.Close()
+		}
+		conns = nil
+	}
+	if conns == nil {
+		t.Fatal("no port free for both UDP and TCP")
+	}
+	udp := r.NewUDPServer(conns, 0)
+	tcp := &dns.Server{Listener: ln, Handler: r, MsgAcceptFunc: Accept}
+	done := make(chan error, 2)
+	udpStarted, tcpStarted := make(chan struct{}), make(chan struct{})
+	tcp.NotifyStartedFunc = func() { close(tcpStarted) }
+	go func() { done <- udp.Serve(func() { close(udpStarted) }) }()
+	go func() { done <- tcp.ActivateAndServe() }()
+	for _, c := range []chan struct{}{udpStarted, tcpStarted} {
+		select {
+		case <-c:
+		case err := <-done:
+			t.Fatalf("serve: %v", err)
+		}
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := udp.Shutdown(ctx); err != nil {
+			t.Errorf("UDP shutdown: %v", err)
+		}
+		if err := tcp.ShutdownContext(ctx); err != nil {
+			t.Errorf("TCP shutdown: %v", err)
+		}
+		for range 2 {
+			if err := <-done; err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		}
+	})
+	return udp.Addr().String()
 }
 
 func TestWireUDPAndTCP(t *testing.T) {
@@ -98,9 +153,9 @@ func TestWireAXFR(t *testing.T) {
 	dnstest.Case{Rcode: dns.RcodeRefused}.Check(t, dnstest.Exchange(t, "udp", addr, req))
 }
 
-// TestWireMalformed sends what a hostile or broken client sends. miekg's
-// DefaultMsgAcceptFunc answers some itself (FORMERR, NOTIMP) and drops
-// others; the server must keep answering either way.
+// TestWireMalformed sends what a hostile or broken client sends. Some get
+// FORMERR or NOTIMP, others are dropped; the server must keep answering
+// either way.
 func TestWireMalformed(t *testing.T) {
 	addr := startResolver(t, State{Zones: testSet(t)})
 	conn, err := net.Dial("udp", addr)
