@@ -30,6 +30,12 @@ type UDPServer struct {
 	shutdown atomic.Bool
 	wg       sync.WaitGroup
 	done     chan struct{}
+
+	// mu guards serving and stopped: Shutdown before Serve only closes
+	// the sockets.
+	mu      sync.Mutex
+	serving bool
+	stopped bool
 }
 
 // NewUDPServer returns a server for conns. readSize is the read buffer,
@@ -46,9 +52,17 @@ func (r *Resolver) NewUDPServer(conns []*net.UDPConn, readSize int) *UDPServer {
 func (s *UDPServer) Addr() net.Addr { return s.conns[0].LocalAddr() }
 
 // Serve reads and answers queries until Shutdown. started, when not nil,
-// is called once every reader runs. It returns nil after Shutdown, or the
+// is called once every reader runs. After Shutdown, or a first Serve, it
+// returns nil at once. It returns nil after Shutdown, or the
 // first read error otherwise (the other readers are stopped first).
 func (s *UDPServer) Serve(started func()) error {
+	s.mu.Lock()
+	if s.stopped || s.serving {
+		s.mu.Unlock()
+		return nil
+	}
+	s.serving = true
+	s.mu.Unlock()
 	defer close(s.done)
 	errs := make(chan error, len(s.conns))
 	for i, c := range s.conns {
@@ -102,7 +116,17 @@ func (s *UDPServer) stop() {
 // closes the sockets and returns once Serve has returned, or with ctx's
 // error when ctx ends first.
 func (s *UDPServer) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	serving := s.serving
+	s.stopped = true
+	s.mu.Unlock()
 	s.stop()
+	if !serving {
+		for _, c := range s.conns {
+			c.Close()
+		}
+		return nil
+	}
 	select {
 	case <-s.done:
 		return nil

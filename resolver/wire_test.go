@@ -1,15 +1,18 @@
 package resolver
 
 import (
+	"bytes"
 	"context"
 	"math/rand/v2"
 	"net"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/gslbd/gslbd/internal/dnstest"
 	"github.com/gslbd/gslbd/zones"
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // startResolver serves st's zones on 127.0.0.1 over UDP and TCP, as
@@ -252,5 +255,97 @@ func TestWireMalformed(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestWireUDPMatchesGeneral sends random queries over a real socket and
+// requires, byte for byte, the reply the general path builds.
+func TestWireUDPMatchesGeneral(t *testing.T) {
+	r, _ := newResolver(t, Config{})
+	r.Publish(State{Zones: testSet(t), Health: amsDown})
+	addr := startServers(t, r)
+	conn, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	local := conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr()
+	rng := rand.New(rand.NewPCG(3, 4))
+	names := queryNames(testSet(t))
+	buf := make([]byte, 65535)
+	for range 300 {
+		pkt := randomQuery(rng, names)
+		req := new(dns.Msg)
+		if req.Unpack(pkt) != nil {
+			continue
+		}
+		want := general(t, r.cur.Load(), pkt, local)
+		if _, err := conn.Write(pkt); err != nil {
+			t.Fatal(err)
+		}
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("no reply to %v: %v", req, err)
+		}
+		if !bytes.Equal(buf[:n], want) {
+			got := new(dns.Msg)
+			_ = got.Unpack(buf[:n])
+			t.Errorf("reply over UDP differs from the general path\nquery:\n%v\ngot:\n%v", req, got)
+		}
+	}
+}
+
+// TestWireWildcardSource binds the wildcard address and queries it on
+// 127.0.0.2: the reply must come from 127.0.0.2, or a client (which only
+// accepts replies from where it sent) never sees it.
+func TestWireWildcardSource(t *testing.T) {
+	conns, err := ListenUDP("0.0.0.0:0", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := newResolver(t, Config{})
+	r.Publish(State{Zones: testSet(t)})
+	srv := r.NewUDPServer(conns, 0)
+	done := make(chan error, 1)
+	started := make(chan struct{})
+	go func() { done <- srv.Serve(func() { close(started) }) }()
+	<-started
+	t.Cleanup(func() {
+		if err := srv.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	port := conns[0].LocalAddr().(*net.UDPAddr).Port
+	for _, ip := range []string{"127.0.0.1", "127.0.0.2"} {
+		for _, qname := range []string{"mail.example.org.", "nothere.example.org."} { // fast path, and not
+			m := dnstest.Case{Qname: qname, Qtype: dns.TypeA}.Msg()
+			if qname == "nothere.example.org." {
+				m.SetEdns0(1232, false)
+				m.IsEdns0().Option = []dns.EDNS0{&dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: 8, Address: net.IPv4(10, 0, 0, 0)}}
+			}
+			got := dnstest.Exchange(t, "udp", net.JoinHostPort(ip, strconv.Itoa(port)), m)
+			if !got.Authoritative {
+				t.Errorf("%s via %s: not authoritative: %v", qname, ip, got)
+			}
+		}
+	}
+}
+
+// TestWireUDPPanic: a query that panics is answered SERVFAIL and counted;
+// the server keeps answering.
+func TestWireUDPPanic(t *testing.T) {
+	r, _ := newResolver(t, Config{})
+	r.Publish(State{Zones: testSet(t), Health: panicHealth{}})
+	addr := startServers(t, r)
+	got := dnstest.Exchange(t, "udp", addr, dnstest.Case{Qname: "www.example.org.", Qtype: dns.TypeA}.Msg())
+	dnstest.Case{Rcode: dns.RcodeServerFailure}.Check(t, got)
+	got = dnstest.Exchange(t, "udp", addr, dnstest.Case{Qname: "mail.example.org.", Qtype: dns.TypeA}.Msg())
+	dnstest.Case{Authoritative: true, Answer: []string{mailA}}.Check(t, got)
+	if n := testutil.ToFloat64(r.m.panics); n != 1 {
+		t.Errorf("panics = %v, want 1", n)
 	}
 }
