@@ -60,6 +60,22 @@ func (v *View) Drained(service, site string, client netip.Addr) bool {
 	return false
 }
 
+// ClientScoped reports whether a drain in force for site and service (a
+// canonical name) is limited to some clients, so that Drained may answer
+// differently for different clients. The resolver prepacks the answers
+// of sites for which it is false.
+func (v *View) ClientScoped(service, site string) bool {
+	if v == nil {
+		return false
+	}
+	for _, r := range v.bySite[site] {
+		if (r.Service == "" || r.Service == service) && len(r.Clients) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // Affecting returns the drains in force for site and service (a
 // canonical name), including those limited to some clients. The caller
 // owns the slice.

@@ -56,7 +56,24 @@ func TestViewDrained(t *testing.T) {
 	if got := len(v.Affecting("talk.example.com.", "dc7")); got != 0 {
 		t.Errorf("Affecting(talk, dc7) has %d drains, want 0", got)
 	}
+	for _, tc := range []struct {
+		service, site string
+		want          bool
+	}{
+		{"talk.example.com.", "dc1", false},
+		{"talk.example.com.", "dc3", true},
+		{"pay.example.com.", "dc7", true},
+		{"talk.example.com.", "dc7", false}, // the drill is for another service
+		{"talk.example.com.", "dc9", false},
+	} {
+		if got := v.ClientScoped(tc.service, tc.site); got != tc.want {
+			t.Errorf("ClientScoped(%s, %s) = %v, want %v", tc.service, tc.site, got, tc.want)
+		}
+	}
 	var nilView *View
+	if nilView.ClientScoped("talk.example.com.", "dc3") {
+		t.Error("nil View is client-scoped, want not")
+	}
 	if nilView.Drained("talk.example.com.", "dc1", client) {
 		t.Error("nil View drains, want nothing drained")
 	}

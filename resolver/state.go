@@ -19,6 +19,9 @@ type state struct {
 	// services holds the answer counters by service name; nil when the
 	// state was built without metrics (in tests of answer).
 	services map[string]*serviceStats
+	// fast holds the prepacked replies of the fast path; nil answers
+	// everything through the general path.
+	fast *fastTable
 }
 
 // zoneInfo is what is computed once per zone and publish.
@@ -27,7 +30,8 @@ type zoneInfo struct {
 	// zone's SOA with TTL min(SOA TTL, MINIMUM). nil when the zone has no
 	// SOA.
 	neg   *dns.SOA
-	stats *zoneStats // nil without metrics
+	stats *zoneStats  // nil without metrics
+	nx    *fastAnswer // the prepacked NXDOMAIN reply; nil: none
 }
 
 // newState builds the snapshot for s. It copies what it changes and

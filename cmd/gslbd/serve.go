@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -98,7 +99,9 @@ type node struct {
 	pub      *publisher
 	adminAPI *admin.Server
 
-	dnsServers []*dns.Server
+	dnsServers []*dns.Server // TCP
+	udpServers []*resolver.UDPServer
+	udpConns   []*net.UDPConn // every socket of udpServers
 	demo       []*demoEndpoint
 	admin      *http.Server
 	adminLn    net.Listener
@@ -165,16 +168,19 @@ func newNode(l *loaded, logger *slog.Logger, lv *slog.LevelVar) (*node, error) {
 	return n, nil
 }
 
-// listenDNS binds a UDP and a TCP socket on every listen address. With
-// port 0 the TCP socket takes the port the UDP socket got.
+// listenDNS binds UDP sockets and a TCP socket on every listen address:
+// one UDP socket per usable CPU (GOMAXPROCS), sharing the port through
+// SO_REUSEPORT, each with its own reader goroutine. With port 0 the TCP
+// socket takes the port the UDP sockets got.
 func (n *node) listenDNS() error {
 	for _, addr := range n.cfg.DNS.Listen {
-		pc, ln, err := listenUDPTCP(addr)
+		conns, ln, err := listenUDPTCP(addr, runtime.GOMAXPROCS(0))
 		if err != nil {
 			return fmt.Errorf("dns listener: %w", err)
 		}
+		n.udpConns = append(n.udpConns, conns...)
+		n.udpServers = append(n.udpServers, n.resolver.NewUDPServer(conns, int(n.cfg.DNS.UDPSize)))
 		n.dnsServers = append(n.dnsServers,
-			&dns.Server{PacketConn: pc, Handler: n.resolver, UDPSize: int(n.cfg.DNS.UDPSize), MsgAcceptFunc: resolver.Accept},
 			&dns.Server{Listener: ln, Handler: n.resolver, MsgAcceptFunc: resolver.Accept,
 				ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, MaxTCPQueries: 1000})
 	}
@@ -182,10 +188,10 @@ func (n *node) listenDNS() error {
 }
 
 func (n *node) closeListeners() {
+	for _, c := range n.udpConns {
+		c.Close()
+	}
 	for _, s := range n.dnsServers {
-		if s.PacketConn != nil {
-			s.PacketConn.Close()
-		}
 		if s.Listener != nil {
 			s.Listener.Close()
 		}
@@ -236,7 +242,15 @@ func (n *node) run(ctx context.Context, reload <-chan struct{}, ready func(bound
 	}
 
 	// DNS servers.
-	started := make(chan struct{}, len(n.dnsServers))
+	started := make(chan struct{}, len(n.dnsServers)+len(n.udpServers))
+	for _, s := range n.udpServers {
+		g.Go(func() error {
+			if err := s.Serve(func() { started <- struct{}{} }); err != nil && gctx.Err() == nil {
+				return fmt.Errorf("dns server: %w", err)
+			}
+			return nil
+		})
+	}
 	for _, s := range n.dnsServers {
 		s.NotifyStartedFunc = func() { started <- struct{}{} }
 		g.Go(func() error {
@@ -246,7 +260,7 @@ func (n *node) run(ctx context.Context, reload <-chan struct{}, ready func(bound
 			return nil
 		})
 	}
-	for range n.dnsServers {
+	for range len(n.dnsServers) + len(n.udpServers) {
 		select {
 		case <-started:
 		case <-gctx.Done():
@@ -254,6 +268,9 @@ func (n *node) run(ctx context.Context, reload <-chan struct{}, ready func(bound
 			// ones that started and close every socket, so that each
 			// ActivateAndServe returns and the group can be waited for.
 			deadline, cancel := context.WithTimeout(context.Background(), time.Second)
+			for _, s := range n.udpServers {
+				_ = s.Shutdown(deadline)
+			}
 			for _, s := range n.dnsServers {
 				_ = s.ShutdownContext(deadline)
 			}
@@ -308,6 +325,9 @@ func (n *node) run(ctx context.Context, reload <-chan struct{}, ready func(bound
 	case <-clusterDone:
 	case <-deadline.Done():
 	}
+	for _, s := range n.udpServers {
+		_ = s.Shutdown(deadline)
+	}
 	for _, s := range n.dnsServers {
 		_ = s.ShutdownContext(deadline)
 	}
@@ -322,10 +342,8 @@ func (n *node) run(ctx context.Context, reload <-chan struct{}, ready func(bound
 
 func (n *node) bound() bound {
 	var b bound
-	for _, s := range n.dnsServers {
-		if s.PacketConn != nil {
-			b.DNS = append(b.DNS, s.PacketConn.LocalAddr().String())
-		}
+	for _, s := range n.udpServers {
+		b.DNS = append(b.DNS, s.Addr().String())
 	}
 	if n.adminLn != nil {
 		b.Admin = n.adminLn.Addr().String()
@@ -352,24 +370,28 @@ func (n *node) waitFirstRound(ctx, gctx context.Context) bool {
 	}
 }
 
-// listenUDPTCP binds UDP and TCP on the same address. With port 0 the
-// kernel picks the UDP port, and TCP may find it taken: then both are
-// released and another port is tried.
-func listenUDPTCP(addr string) (net.PacketConn, net.Listener, error) {
+// listenUDPTCP binds n UDP sockets and one TCP socket on the same
+// address. With port 0 the kernel picks the UDP port, and TCP may find it
+// taken: then all are released and another port is tried. The TCP socket,
+// bound without SO_REUSEPORT, also makes sure no other process of ours
+// shares the UDP port.
+func listenUDPTCP(addr string, n int) ([]*net.UDPConn, net.Listener, error) {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, nil, err
 	}
 	for attempt := 0; ; attempt++ {
-		pc, err := net.ListenPacket("udp", addr)
+		conns, err := resolver.ListenUDP(addr, n)
 		if err != nil {
 			return nil, nil, err
 		}
-		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		ln, err := net.Listen("tcp", conns[0].LocalAddr().String())
 		if err == nil {
-			return pc, ln, nil
+			return conns, ln, nil
 		}
-		pc.Close()
+		for _, c := range conns {
+			c.Close()
+		}
 		if port != "0" || attempt == 20 {
 			return nil, nil, err
 		}
