@@ -140,6 +140,7 @@
 // memberlist v0.7.0 exposes neither its suspicion state nor the difference
 // between a failure and a leave (Node.State is not set in events). So
 // "suspect" means memberlist still lists the node but its report is older
-// than Staleness, and "left" means the node's own leave message arrived;
-// a departure without one shows as "dead".
+// than Staleness, and "left" means a leave message for the node arrived
+// (provisionally, until memberlist confirms it: see Trust); a departure
+// without one shows as "dead".
 package cluster
