@@ -21,8 +21,19 @@ func WriteStatus(w io.Writer, s Status) {
 	if !s.Ready {
 		ready = "no"
 	}
-	fmt.Fprintf(w, "node %s, site %s, config %s, generation %d, ready %s\n\n",
+	fmt.Fprintf(w, "node %s, site %s, config %s, generation %d, ready %s\n",
 		s.Node, s.Site, s.ConfigHash, s.Generation, ready)
+	if g := s.Gossip; g != nil {
+		switch {
+		case g.Warning != "":
+			fmt.Fprintf(w, "WARNING: %s\n", g.Warning)
+		case g.Encrypted:
+			fmt.Fprintf(w, "gossip encrypted, keys %s (the first encrypts)\n", strings.Join(g.Keys, " "))
+		default:
+			fmt.Fprintln(w, "gossip not encrypted (loopback only)")
+		}
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	if len(s.Services) > 0 {
 		fmt.Fprintln(tw, "SERVICE\tSITE\tENDPOINT\tVERDICT\tWHY\tLOCAL PROBE\tDRAINED BY")

@@ -26,6 +26,23 @@ type Status struct {
 	Peers []PeerStatus `json:"peers,omitempty"`
 	// Drains are the operator drains in force in the published state.
 	Drains []drain.Record `json:"drains"`
+	// Gossip describes how this node's gossip is protected; nil when the
+	// node runs without gossip.
+	Gossip *GossipStatus `json:"gossip,omitempty"`
+}
+
+// GossipStatus is the protection of a node's gossip in a [Status].
+type GossipStatus struct {
+	// Encrypted is whether gossip is encrypted and authenticated with a
+	// keyring.
+	Encrypted bool `json:"encrypted"`
+	// Keys are the IDs of the keyring's keys (the first 8 hex digits of
+	// each key's SHA-256, never the key), the primary first: during a
+	// rotation, every node should list the same.
+	Keys []string `json:"keys,omitempty"`
+	// Warning, when set, says what is unsafe: gossip in clear text on an
+	// address other than loopback (cluster.insecure).
+	Warning string `json:"warning,omitempty"`
 }
 
 // ServiceStatus is one service in a [Status].

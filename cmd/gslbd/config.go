@@ -45,6 +45,12 @@ type Config struct {
 	Log LogConfig `yaml:"log"`
 	// Demo starts stand-in service endpoints (the bundled demo only).
 	Demo DemoConfig `yaml:"demo"`
+	// AllowInsecureFileModes lets the secret files (admin.tokens_file and
+	// cluster.key_file) be readable or writable by group or others. By
+	// default such a file is refused, as ssh refuses a private key that
+	// others can read. The demo sets it: a git checkout cannot keep mode
+	// 0600. Default false.
+	AllowInsecureFileModes bool `yaml:"allow_insecure_file_modes"`
 
 	// path is the file this config was read from; dir is its directory,
 	// against which relative paths are resolved.
@@ -101,8 +107,22 @@ type ClusterConfig struct {
 	Advertise string `yaml:"advertise"`
 	// Seeds are other nodes' gossip addresses to join through.
 	Seeds []string `yaml:"seeds"`
-	// KeyFile names a file holding a base64 gossip encryption key.
+	// KeyFile names the gossip keyring: one base64 key (16, 24 or 32
+	// bytes) per line, blank lines and # comments allowed. The first key
+	// encrypts; every key decrypts. SIGHUP re-reads it, so keys rotate
+	// without a restart (README, Gossip keys). Required when Bind or
+	// Advertise is not a loopback address, unless Insecure is set. Mode
+	// 0600 (see AllowInsecureFileModes).
 	KeyFile string `yaml:"key_file"`
+	// Insecure lets gossip run without a key on an address other than
+	// loopback: anyone who reaches the port is then a member. The node
+	// warns at start and in its status. Default false.
+	Insecure bool `yaml:"insecure"`
+	// MaxSkew is how far ahead of this node's clock a peer's report,
+	// leave or drain stamp may be; further ahead is refused and counted
+	// (gslb_cluster_rejected_messages_total). Keep the nodes' clocks
+	// synchronized well within it. Default 1m.
+	MaxSkew time.Duration `yaml:"max_skew"`
 	// Heartbeat is how often this node re-sends its health report.
 	// Default 200ms.
 	Heartbeat time.Duration `yaml:"heartbeat"`
@@ -203,6 +223,11 @@ func parseConfig(path string, data []byte) (*Config, error) {
 	}
 	if cfg.Cluster.Staleness == 0 {
 		cfg.Cluster.Staleness = cluster.DefaultStaleness
+	}
+	if cfg.Cluster.MaxSkew == 0 {
+		cfg.Cluster.MaxSkew = cluster.DefaultMaxSkew
+	} else if cfg.Cluster.MaxSkew < 0 {
+		bad(pos.line("cluster", "max_skew"), "cluster.max_skew: %s must be positive", cfg.Cluster.MaxSkew)
 	}
 	if cfg.Cluster.Staleness <= cfg.Cluster.Heartbeat {
 		bad(pos.line("cluster", "staleness"), "cluster.staleness: %s must be longer than cluster.heartbeat %s",
@@ -326,16 +351,53 @@ func (p positions) line(path ...any) int {
 	return max(yamlpos.LineAt(p.root, path...), 1)
 }
 
-// readKeyFile reads a base64 gossip key. Its length is for
-// cluster.Config.Validate to judge.
-func readKeyFile(path string) ([]byte, error) {
+// readKeyring reads a gossip keyring: one base64 key per line, the
+// primary first; blank lines and lines starting with # are skipped (a
+// file holding one bare key, the older format, is a keyring of one). The
+// keys' lengths are for cluster.Config.Validate to judge. Messages never
+// quote the file's content.
+func readKeyring(path string) ([][]byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(data)))
-	if err != nil {
-		return nil, fmt.Errorf("%s: not base64: %w", path, err)
+	var keys [][]byte
+	var errs []error
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		key, err := base64.StdEncoding.DecodeString(line)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s:%d: not a base64 key", path, i+1))
+			continue
+		}
+		keys = append(keys, key)
 	}
-	return key, nil
+	if len(errs) == 0 && len(keys) == 0 {
+		errs = append(errs, fmt.Errorf("%s: no keys", path))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return keys, nil
+}
+
+// checkSecretMode refuses a secret file that group or others may read or
+// write, unless the configuration allows it. Like ssh, it looks at the
+// mode only (an ACL or a shared owner is the operator's business).
+func (c *Config) checkSecretMode(path string) error {
+	if c.AllowInsecureFileModes {
+		return nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("%s: mode %04o lets group or others read it; run chmod 600 %s, or set allow_insecure_file_modes: true",
+			path, perm, path)
+	}
+	return nil
 }

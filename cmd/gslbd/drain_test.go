@@ -35,6 +35,9 @@ type drainCluster struct {
 	port  int
 	names []string
 	nodes map[string]*testNode
+	// keys, when set, gives every node the gossip keyring <dir>/<name>.keys,
+	// which the test writes.
+	keys bool
 }
 
 var drainSites = map[string]string{"a": "dc1", "b": "dc2", "c": "dc3"}
@@ -83,6 +86,9 @@ func (c *drainCluster) start() {
 		seeds := "[]"
 		if seed != "" {
 			seeds = fmt.Sprintf("[%q]", seed)
+		}
+		if c.keys {
+			seeds += ", key_file: " + name + ".keys"
 		}
 		writeFile(c.t, path, fmt.Sprintf(`node: {name: %s, site: %s}
 dns: {listen: ["127.0.0.1:0"]}

@@ -63,7 +63,7 @@ var (
 // openDrains opens <state_dir>/drains.json.
 func openDrains(cfg *Config, logger *slog.Logger, reg prometheus.Registerer) (*drain.Store, error) {
 	path := filepath.Join(cfg.resolve(cfg.StateDir), drain.FileName)
-	store, err := drain.Open(drain.StoreConfig{Node: cfg.Node.Name, Path: path}, logger)
+	store, err := drain.Open(drain.StoreConfig{Node: cfg.Node.Name, Path: path, MaxSkew: cfg.Cluster.MaxSkew}, logger)
 	if err != nil {
 		return nil, err
 	}

@@ -20,6 +20,10 @@ func (n *node) Ready() (bool, string) {
 	return true, ""
 }
 
+// insecureGossipWarning is what the status says about gossip in clear
+// text on an address other than loopback.
+const insecureGossipWarning = "gossip is not encrypted (cluster.insecure): anyone who reaches the gossip port can join, report health and drain sites; set cluster.key_file"
+
 // Status implements admin.Node.
 func (n *node) Status() api.Status {
 	cur := n.pub.current()
@@ -53,6 +57,10 @@ func (n *node) Status() api.Status {
 		doc.Services = append(doc.Services, ss)
 	}
 	if n.cluster != nil {
+		doc.Gossip = &api.GossipStatus{Encrypted: n.cluster.Encrypted(), Keys: n.cluster.KeyIDs()}
+		if n.cluster.Insecure() {
+			doc.Gossip.Warning = insecureGossipWarning
+		}
 		last := map[string]time.Time{}
 		for _, r := range cur.Remote {
 			last[r.Origin] = r.At
