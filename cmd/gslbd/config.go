@@ -72,6 +72,10 @@ type DNSConfig struct {
 	Listen []string `yaml:"listen"`
 	// UDPSize is the EDNS(0) buffer size we advertise. Default 1232.
 	UDPSize uint16 `yaml:"udp_size"`
+	// DebugClients lists the client prefixes (or addresses) whose TXT
+	// queries for _gslb.<service> are answered with the explanation of
+	// the service's answer; everyone else is REFUSED. Default: nobody.
+	DebugClients []string `yaml:"debug_clients"`
 }
 
 // AdminConfig configures the admin HTTP listener.
@@ -190,6 +194,11 @@ func parseConfig(path string, data []byte) (*Config, error) {
 	} else if cfg.DNS.UDPSize < 512 {
 		bad(pos.line("dns", "udp_size"), "dns.udp_size: %d is below the minimum of 512", cfg.DNS.UDPSize)
 	}
+	for i, p := range cfg.DNS.DebugClients {
+		if _, err := netprefix.Parse(p); err != nil {
+			bad(pos.line("dns", "debug_clients", i), "dns.debug_clients[%d]: %q is not an address or prefix", i, p)
+		}
+	}
 	if !cfg.Admin.Disabled && cfg.Admin.Listen == "" {
 		cfg.Admin.Listen = defaultAdminListen
 	}
@@ -287,6 +296,16 @@ func (c *Config) zonesConfig() zones.Config {
 		})
 	}
 	return zc
+}
+
+// debugClients returns dns.debug_clients as prefixes.
+func (c *Config) debugClients() []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range c.DNS.DebugClients {
+		pfx, _ := netprefix.Parse(p) // validated by parseConfig
+		out = append(out, pfx)
+	}
+	return out
 }
 
 // resolve makes p relative to the config file's directory unless absolute.
