@@ -127,7 +127,8 @@ func newNode(l *loaded, logger *slog.Logger, lv *slog.LevelVar) (*node, error) {
 		return nil, err
 	}
 	acks := drain.NewAcks(cfg.Node.Name)
-	deps := publisherDeps{Local: n.checker, Drains: n.drains, Acks: acks, Resolver: n.resolver}
+	deps := publisherDeps{Local: n.checker, Drains: n.drains, Acks: acks, Resolver: n.resolver,
+		Observe: newAllDownCounter(reg).observe}
 	api := &drainAPI{self: cfg.Node.Name, store: n.drains, acks: acks, log: logger.With("component", "drain")}
 	if cfg.Cluster.Bind != "" {
 		cc := l.cluster
@@ -144,6 +145,7 @@ func newNode(l *loaded, logger *slog.Logger, lv *slog.LevelVar) (*node, error) {
 		Staleness: cfg.Cluster.Staleness,
 	}, set, deps, logger.With("component", "publisher"), reg)
 	api.state = n.pub
+	reg.MustRegister(&opsCollector{pub: n.pub, cluster: n.cluster, self: cfg.Node.Name, now: time.Now})
 	n.adminAPI = admin.New(admin.Config{Node: n, Drains: api, Tokens: l.tokens, AnonymousRead: cfg.Admin.AnonymousRead,
 		Gatherer: reg, Logger: logger.With("component", "admin")})
 	n.metrics.reloadOK.Set(1)
