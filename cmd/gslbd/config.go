@@ -45,6 +45,12 @@ type Config struct {
 	Log LogConfig `yaml:"log"`
 	// Demo starts stand-in service endpoints (the bundled demo only).
 	Demo DemoConfig `yaml:"demo"`
+	// LameDuck is how long a stopping node keeps answering DNS after it
+	// stopped being ready and told its peers it is leaving, so that a
+	// load balancer or an anycast routing daemon watching /readyz can move
+	// clients first. Default 0: resolvers reach a zone's name servers by
+	// their NS records and retry another one by themselves.
+	LameDuck time.Duration `yaml:"lame_duck"`
 
 	// path is the file this config was read from; dir is its directory,
 	// against which relative paths are resolved.
@@ -249,6 +255,9 @@ func parseConfig(path string, data []byte) (*Config, error) {
 	}
 	if cfg.Services != "" && cfg.Node.Site == "" {
 		bad(pos.line("node"), "node.site: required when services are configured")
+	}
+	if cfg.LameDuck < 0 {
+		bad(pos.line("lame_duck"), "lame_duck: %s is negative", cfg.LameDuck)
 	}
 	if cfg.StateDir == "" {
 		cfg.StateDir = "state"

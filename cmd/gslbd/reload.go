@@ -85,6 +85,9 @@ func (c *Config) needsRestart(next *Config) string {
 	if c.Log != next.Log {
 		changed = append(changed, "log")
 	}
+	if c.LameDuck != next.LameDuck {
+		changed = append(changed, "lame_duck")
+	}
 	return strings.Join(changed, ", ")
 }
 

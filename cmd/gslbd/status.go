@@ -9,8 +9,12 @@ import (
 )
 
 // Ready implements admin.Node: ready once the DNS listeners are up and the
-// first probe round is done (or its bound passed), and not while stopping.
+// first probe round is done (or its bound passed), and not from the moment
+// shutdown begins (the lame duck included).
 func (n *node) Ready() (bool, string) {
+	if n.stopping.Load() {
+		return false, "shutting down"
+	}
 	if !n.listening.Load() {
 		return false, "dns listeners not serving"
 	}
