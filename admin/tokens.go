@@ -159,6 +159,18 @@ func (t *Tokens) Lookup(secret string) (name string, role Role, ok bool) {
 	return t.list[match].name, t.list[match].role, true
 }
 
+// byName returns the role and digest of the token called name.
+func (t *Tokens) byName(name string) (Role, [sha256.Size]byte, bool) {
+	if t != nil {
+		for _, tk := range t.list {
+			if tk.name == name {
+				return tk.role, tk.hash, true
+			}
+		}
+	}
+	return 0, [sha256.Size]byte{}, false
+}
+
 // Len returns the number of tokens.
 func (t *Tokens) Len() int {
 	if t == nil {

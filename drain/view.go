@@ -44,17 +44,43 @@ func (v *View) Drained(service, site string, client netip.Addr) bool {
 	client = client.Unmap()
 	rs := v.bySite[site]
 	for i := range rs {
-		r := &rs[i]
-		if r.Service != "" && r.Service != service {
-			continue
-		}
-		if len(r.Clients) == 0 {
+		if rs[i].covers(service, client) {
 			return true
 		}
-		for _, p := range r.Clients {
-			if p.Contains(client) {
-				return true
-			}
+	}
+	return false
+}
+
+// DrainedBy returns the IDs of the drains that make [View.Drained] true
+// for the same arguments, in ID order; nil when none does. It is the
+// explanation of Drained (for debug answers and status pages), not meant
+// for the query path.
+func (v *View) DrainedBy(service, site string, client netip.Addr) []string {
+	if v == nil {
+		return nil
+	}
+	client = client.Unmap()
+	var ids []string
+	for _, r := range v.bySite[site] {
+		if r.covers(service, client) {
+			ids = append(ids, r.ID)
+		}
+	}
+	return ids
+}
+
+// covers reports whether r, a drain in force, drains its site for
+// service and client: the one statement of Drained's rule.
+func (r *Record) covers(service string, client netip.Addr) bool {
+	if r.Service != "" && r.Service != service {
+		return false
+	}
+	if len(r.Clients) == 0 {
+		return true
+	}
+	for _, p := range r.Clients {
+		if p.Contains(client) {
+			return true
 		}
 	}
 	return false

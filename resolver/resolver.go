@@ -54,6 +54,10 @@ type Config struct {
 	// Logger receives the report of a recovered panic, at most one a
 	// minute. nil: panics are only counted.
 	Logger *slog.Logger
+	// DebugClients may ask for explanations of service answers (see
+	// [DebugLabel]); nil: nobody may. The slice must not change
+	// afterwards.
+	DebugClients []netip.Prefix
 }
 
 // Resolver is the DNS handler. It answers from the last [State] published.
@@ -62,6 +66,7 @@ type Config struct {
 type Resolver struct {
 	udpSize uint16
 	log     *slog.Logger
+	debug   []netip.Prefix
 	m       *metrics
 	none    *zoneStats // requests that matched no zone
 
@@ -94,6 +99,7 @@ func New(cfg Config, reg prometheus.Registerer) (*Resolver, error) {
 	r := &Resolver{
 		udpSize:   size,
 		log:       cfg.Logger,
+		debug:     cfg.DebugClients,
 		m:         m,
 		none:      newZoneStats("none", m.shards),
 		zoneStats: make(map[string]*zoneStats),
@@ -112,6 +118,7 @@ func (r *Resolver) Publish(s State) uint64 {
 	st := newState(s, r.udpSize)
 	r.gen++
 	st.gen = r.gen
+	st.debug = r.debug
 	r.attachStats(st)
 	st.fast = buildFast(st, r.cur.Load(), r.none)
 	r.cur.Store(st)

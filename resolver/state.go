@@ -1,6 +1,8 @@
 package resolver
 
 import (
+	"net/netip"
+
 	"github.com/gslbd/gslbd/zones"
 	"github.com/miekg/dns"
 )
@@ -13,6 +15,8 @@ type state struct {
 	health  Health
 	drains  Drains
 	udpSize uint16 // our EDNS(0) buffer size
+	// debug lists the clients whose debug queries are answered (debug.go).
+	debug []netip.Prefix
 
 	// zones holds what is precomputed per zone, by origin.
 	zones map[string]*zoneInfo

@@ -51,6 +51,11 @@ type ServiceStatus struct {
 	Name string `json:"name"`
 	// Sites are in the service's failover order.
 	Sites []SiteStatus `json:"sites"`
+	// Answer is the site the service answers with, "all_down" when no
+	// site qualifies and the all-down policy answers, "servfail" when
+	// that policy is SERVFAIL: for clients no client-limited drain
+	// covers.
+	Answer string `json:"answer"`
 }
 
 // SiteStatus is one site of a [ServiceStatus].
@@ -60,6 +65,11 @@ type SiteStatus struct {
 	// DrainedBy lists the IDs of drains in force for this site and
 	// service, those limited to some clients included.
 	DrainedBy []string `json:"drained_by,omitempty"`
+	// Serving is whether the site may take the service's traffic (for
+	// clients no client-limited drain covers), and Why says why, e.g.
+	// "1/2 endpoints up, needs 1" or "drained (250a8a8a900f)".
+	Serving bool   `json:"serving"`
+	Why     string `json:"why"`
 }
 
 // EndpointStatus is one endpoint of a [SiteStatus]: the cluster's verdict

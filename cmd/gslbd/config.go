@@ -51,6 +51,12 @@ type Config struct {
 	// others can read. The demo sets it: a git checkout cannot keep mode
 	// 0600. Default false.
 	AllowInsecureFileModes bool `yaml:"allow_insecure_file_modes"`
+	// LameDuck is how long a stopping node keeps answering DNS after it
+	// stopped being ready and told its peers it is leaving, so that a
+	// load balancer or an anycast routing daemon watching /readyz can move
+	// clients first. Default 0: resolvers reach a zone's name servers by
+	// their NS records and retry another one by themselves.
+	LameDuck time.Duration `yaml:"lame_duck"`
 
 	// path is the file this config was read from; dir is its directory,
 	// against which relative paths are resolved.
@@ -78,6 +84,10 @@ type DNSConfig struct {
 	Listen []string `yaml:"listen"`
 	// UDPSize is the EDNS(0) buffer size we advertise. Default 1232.
 	UDPSize uint16 `yaml:"udp_size"`
+	// DebugClients lists the client prefixes (or addresses) whose TXT
+	// queries for _gslb.<service> are answered with the explanation of
+	// the service's answer; everyone else is REFUSED. Default: nobody.
+	DebugClients []string `yaml:"debug_clients"`
 }
 
 // AdminConfig configures the admin HTTP listener.
@@ -210,6 +220,11 @@ func parseConfig(path string, data []byte) (*Config, error) {
 	} else if cfg.DNS.UDPSize < 512 {
 		bad(pos.line("dns", "udp_size"), "dns.udp_size: %d is below the minimum of 512", cfg.DNS.UDPSize)
 	}
+	for i, p := range cfg.DNS.DebugClients {
+		if _, err := netprefix.Parse(p); err != nil {
+			bad(pos.line("dns", "debug_clients", i), "dns.debug_clients[%d]: %q is not an address or prefix", i, p)
+		}
+	}
 	if !cfg.Admin.Disabled && cfg.Admin.Listen == "" {
 		cfg.Admin.Listen = defaultAdminListen
 	}
@@ -266,6 +281,9 @@ func parseConfig(path string, data []byte) (*Config, error) {
 	if cfg.Services != "" && cfg.Node.Site == "" {
 		bad(pos.line("node"), "node.site: required when services are configured")
 	}
+	if cfg.LameDuck < 0 {
+		bad(pos.line("lame_duck"), "lame_duck: %s is negative", cfg.LameDuck)
+	}
 	if cfg.StateDir == "" {
 		cfg.StateDir = "state"
 	}
@@ -312,6 +330,16 @@ func (c *Config) zonesConfig() zones.Config {
 		})
 	}
 	return zc
+}
+
+// debugClients returns dns.debug_clients as prefixes.
+func (c *Config) debugClients() []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range c.DNS.DebugClients {
+		pfx, _ := netprefix.Parse(p) // validated by parseConfig
+		out = append(out, pfx)
+	}
+	return out
 }
 
 // resolve makes p relative to the config file's directory unless absolute.

@@ -90,6 +90,9 @@ type publisherDeps struct {
 	Drains   drainRecords
 	Acks     drainLedger
 	Resolver *resolver.Resolver
+	// Observe, when set, is called with every snapshot handed to the
+	// resolver, on the publisher goroutine: it must not block.
+	Observe func(*published)
 }
 
 // publisher is the single goroutine that turns zones, local probes,
@@ -272,7 +275,11 @@ func (p *publisher) publishView(set *zones.Set, local *health.Snapshot, remote [
 		state.Drains = dview
 	}
 	gen := p.deps.Resolver.Publish(state)
-	prev := p.last.Swap(&published{Generation: gen, At: now, Zones: set, View: view, Local: local, Remote: remote, Drains: dview})
+	cur := &published{Generation: gen, At: now, Zones: set, View: view, Local: local, Remote: remote, Drains: dview}
+	prev := p.last.Swap(cur)
+	if p.deps.Observe != nil {
+		p.deps.Observe(cur)
+	}
 	if !p.firstRoundDone && local.Ready() {
 		p.firstRoundDone = true
 		close(p.firstRound)

@@ -99,13 +99,16 @@ func (c *Config) needsRestart(next *Config) string {
 	if c.Log != next.Log {
 		changed = append(changed, "log")
 	}
+	if c.LameDuck != next.LameDuck {
+		changed = append(changed, "lame_duck")
+	}
 	return strings.Join(changed, ", ")
 }
 
 // equal reports whether d and o are the same settings. A field added to
 // DNSConfig must be added here.
 func (d DNSConfig) equal(o DNSConfig) bool {
-	return slices.Equal(d.Listen, o.Listen) && d.UDPSize == o.UDPSize
+	return slices.Equal(d.Listen, o.Listen) && d.UDPSize == o.UDPSize && slices.Equal(d.DebugClients, o.DebugClients)
 }
 
 // equal reports whether c and o are the same settings. A field added to

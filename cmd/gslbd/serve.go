@@ -66,6 +66,7 @@ func serveCmd(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	n.notifySocket = getenv("NOTIFY_SOCKET")
 	return n.run(ctx, reload, h.ready)
 }
 
@@ -107,6 +108,18 @@ type node struct {
 	adminLn    net.Listener
 
 	listening atomic.Bool // DNS listeners are up and not shutting down
+	stopping  atomic.Bool // shutdown began: not ready, though maybe still answering
+
+	// notifySocket is $NOTIFY_SOCKET: the service manager's (systemd) datagram
+	// socket for sd_notify, "" when not run by one.
+	notifySocket string
+}
+
+// notify tells the service manager about the node's state (sd_notify).
+func (n *node) notify(state string) {
+	if err := sdNotify(n.notifySocket, state); err != nil {
+		n.log.Warn("notify service manager", "state", state, "error", err)
+	}
 }
 
 // newNode builds a node from what load read; it reads no file again.
@@ -117,7 +130,8 @@ func newNode(l *loaded, logger *slog.Logger, lv *slog.LevelVar) (*node, error) {
 	n := &node{cfg: cfg, log: logger, levelVar: lv, reg: reg, metrics: newNodeMetrics(reg)}
 
 	var err error
-	n.resolver, err = resolver.New(resolver.Config{UDPSize: cfg.DNS.UDPSize, Logger: logger.With("component", "resolver")}, reg)
+	n.resolver, err = resolver.New(resolver.Config{UDPSize: cfg.DNS.UDPSize, Logger: logger.With("component", "resolver"),
+		DebugClients: cfg.debugClients()}, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +143,8 @@ func newNode(l *loaded, logger *slog.Logger, lv *slog.LevelVar) (*node, error) {
 		return nil, err
 	}
 	acks := drain.NewAcks(cfg.Node.Name)
-	deps := publisherDeps{Local: n.checker, Drains: n.drains, Acks: acks, Resolver: n.resolver}
+	deps := publisherDeps{Local: n.checker, Drains: n.drains, Acks: acks, Resolver: n.resolver,
+		Observe: newAllDownCounter(reg).observe}
 	api := &drainAPI{self: cfg.Node.Name, store: n.drains, acks: acks, log: logger.With("component", "drain")}
 	if cfg.Cluster.Bind != "" {
 		cc := l.cluster
@@ -146,6 +161,7 @@ func newNode(l *loaded, logger *slog.Logger, lv *slog.LevelVar) (*node, error) {
 		Staleness: cfg.Cluster.Staleness,
 	}, set, deps, logger.With("component", "publisher"), reg)
 	api.state = n.pub
+	reg.MustRegister(&opsCollector{pub: n.pub, cluster: n.cluster, self: cfg.Node.Name, now: time.Now})
 	n.adminAPI = admin.New(admin.Config{Node: n, Drains: api, Tokens: l.tokens, AnonymousRead: cfg.Admin.AnonymousRead,
 		Gatherer: reg, Logger: logger.With("component", "admin")})
 	n.metrics.reloadOK.Set(1)
@@ -204,9 +220,11 @@ func (n *node) closeListeners() {
 	}
 }
 
-// run serves until ctx is done, then shuts down in order: not ready, leave
-// the cluster, stop DNS (answering queries in flight), stop probing, stop
-// the admin listener.
+// run serves until ctx is done, then hands over and shuts down in order:
+// not ready (/readyz 503, STOPPING=1 to systemd), leave the cluster (peers
+// drop our report at once and show us as left), keep answering DNS for
+// the lame-duck period, stop DNS (answering queries in flight), stop the
+// admin listener, stop probing.
 func (n *node) run(ctx context.Context, reload <-chan struct{}, ready func(bound)) error {
 	n.log.Info("starting", "node", n.cfg.Node.Name, "site", n.cfg.Node.Site, "version", version)
 	runCtx, cancelAll := context.WithCancel(context.Background())
@@ -297,6 +315,7 @@ func (n *node) run(ctx context.Context, reload <-chan struct{}, ready func(bound
 	if ready != nil {
 		ready(b)
 	}
+	n.notify("READY=1")
 
 	// Reloads come from SIGHUP (or the test hook) and are handled here, one at
 	// a time, so a reload never races another.
@@ -306,25 +325,40 @@ func (n *node) run(ctx context.Context, reload <-chan struct{}, ready func(bound
 			case <-gctx.Done():
 				return nil
 			case <-reload:
+				n.notify("RELOADING=1")
 				n.reload()
+				n.notify("READY=1")
 			}
 		}
 	})
 
 	select {
 	case <-ctx.Done():
-		n.log.Info("shutting down")
+		n.log.Info("shutting down", "lame_duck", n.cfg.LameDuck)
 	case <-gctx.Done():
 		n.log.Error("a component failed; shutting down")
 	}
-	n.listening.Store(false)
-	deadline, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	n.stopping.Store(true) // /readyz answers 503 from here on
+	n.notify("STOPPING=1")
+	deadline, cancel := context.WithTimeout(context.Background(), shutdownTimeout+n.cfg.LameDuck)
 	defer cancel()
+	// Peers first: they drop our report and show us as left while we still
+	// answer, from our own probes alone from then on.
 	stopCluster()
 	select {
 	case <-clusterDone:
 	case <-deadline.Done():
 	}
+	if n.cfg.LameDuck > 0 && gctx.Err() == nil {
+		n.log.Info("lame duck: not ready, still answering DNS", "for", n.cfg.LameDuck)
+		t := time.NewTimer(n.cfg.LameDuck)
+		select {
+		case <-t.C:
+		case <-gctx.Done(): // a component failed: no point in waiting
+		}
+		t.Stop()
+	}
+	n.listening.Store(false)
 	for _, s := range n.udpServers {
 		_ = s.Shutdown(deadline)
 	}

@@ -1,16 +1,36 @@
 package main
 
 import (
+	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/gslbd/gslbd/admin/api"
 	"github.com/gslbd/gslbd/drain"
+	"github.com/gslbd/gslbd/resolver"
 )
 
+// siteWhy says in words why a site serves or not.
+func siteWhy(s resolver.SiteExplanation) string {
+	why := fmt.Sprintf("%d/%d endpoints up, needs %d", s.Up, s.Total, s.Need)
+	if s.Drained {
+		why = "drained"
+		if len(s.DrainedBy) > 0 {
+			why += " (" + strings.Join(s.DrainedBy, ", ") + ")"
+		}
+		why += fmt.Sprintf("; %d/%d endpoints up", s.Up, s.Total)
+	}
+	return why
+}
+
 // Ready implements admin.Node: ready once the DNS listeners are up and the
-// first probe round is done (or its bound passed), and not while stopping.
+// first probe round is done (or its bound passed), and not from the moment
+// shutdown begins (the lame duck included).
 func (n *node) Ready() (bool, string) {
+	if n.stopping.Load() {
+		return false, "shutting down"
+	}
 	if !n.listening.Load() {
 		return false, "dns listeners not serving"
 	}
@@ -37,9 +57,18 @@ func (n *node) Status() api.Status {
 		doc.Drains = []drain.Record{}
 	}
 	for _, svc := range cur.Zones.Services() {
-		ss := api.ServiceStatus{Name: svc.Name}
-		for _, site := range svc.Sites {
-			st := api.SiteStatus{Site: site.Site}
+		// The verdicts are those of the rule the answers use, for a client
+		// no client-limited drain covers.
+		e := resolver.Explain(svc, cur.View, cur.Drains, noClient)
+		ss := api.ServiceStatus{Name: svc.Name, Answer: e.Answering()}
+		switch {
+		case e.Servfail:
+			ss.Answer = "servfail"
+		case e.AllDown():
+			ss.Answer = "all_down"
+		}
+		for i, site := range svc.Sites {
+			st := api.SiteStatus{Site: site.Site, Serving: e.Sites[i].Servable, Why: siteWhy(e.Sites[i])}
 			for _, r := range cur.Drains.Affecting(svc.Name, site.Site) {
 				st.DrainedBy = append(st.DrainedBy, r.ID)
 			}
