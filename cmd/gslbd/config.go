@@ -412,9 +412,11 @@ func readKeyring(path string) ([][]byte, error) {
 	return keys, nil
 }
 
-// checkSecretMode refuses a secret file that group or others may read or
-// write, unless the configuration allows it. Like ssh, it looks at the
-// mode only (an ACL or a shared owner is the operator's business).
+// checkSecretMode refuses a secret file that others may read, that group
+// may write, or that group may read unless root owns it: mode 0600, or
+// 0640 owned by root with the service's group (the way PostgreSQL accepts
+// its private key), unless the configuration allows any mode. Like ssh, it
+// looks at the mode and owner only (an ACL is the operator's business).
 func (c *Config) checkSecretMode(path string) error {
 	if c.AllowInsecureFileModes {
 		return nil
@@ -423,9 +425,18 @@ func (c *Config) checkSecretMode(path string) error {
 	if err != nil {
 		return err
 	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return fmt.Errorf("%s: mode %04o lets group or others read it; run chmod 600 %s, or set allow_insecure_file_modes: true",
-			path, perm, path)
+	perm := fi.Mode().Perm()
+	var why string
+	switch {
+	case perm&0o007 != 0:
+		why = "lets others read or write it"
+	case perm&0o020 != 0:
+		why = "lets its group write it"
+	case perm&0o040 != 0 && !ownedByRoot(fi):
+		why = "lets its group read it, and root does not own it"
+	default:
+		return nil
 	}
-	return nil
+	return fmt.Errorf("%s: mode %04o %s; run chmod 600 %s (or own it root:GROUP with mode 0640), or set allow_insecure_file_modes: true",
+		path, perm, why, path)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -212,8 +213,10 @@ cluster:
 	}
 }
 
-// TestSecretFileModes: a tokens or key file that group or others can
-// read is refused, unless allow_insecure_file_modes says otherwise.
+// TestSecretFileModes: a tokens or key file that others can read, or its
+// group can write, or its group can read while root does not own it, is
+// refused, unless allow_insecure_file_modes says otherwise; 0600, and 0640
+// owned by root, are fine.
 func TestSecretFileModes(t *testing.T) {
 	for _, tc := range []struct {
 		name, file, setting, cfg string
@@ -227,29 +230,42 @@ func TestSecretFileModes(t *testing.T) {
 			secret := filepath.Join(dir, tc.file)
 			writeFile(t, filepath.Join(dir, "tokens"), "ops write "+testWriteToken+"\n")
 			writeFile(t, filepath.Join(dir, "gossip.keys"), b64(gossipKey1)+"\n")
-			if err := os.Chmod(secret, 0o640); err != nil {
-				t.Fatal(err)
-			}
 			path := filepath.Join(dir, "node.yaml")
 			base := "node: {name: t, site: dc1}\ndns: {listen: [\"127.0.0.1:0\"]}\n" + tc.cfg + "zones: [{origin: example.com., file: example.com.zone}]\n"
 			writeFile(t, path, base)
-			check := func() (int, string) {
+			check := func(mode os.FileMode) (int, string) {
+				t.Helper()
+				if err := os.Chmod(secret, mode); err != nil {
+					t.Fatal(err)
+				}
 				return exitCode(t, run(t.Context(), []string{"check", "-config", path}, func(string) string { return "" }, &strings.Builder{}, &strings.Builder{}, hooks{}))
 			}
-			code, msg := check()
-			if want := tc.setting + ": " + secret + ": mode 0640 lets group or others read it"; code != 2 || !strings.Contains(msg, want) {
-				t.Errorf("gslbd check with mode 0640 = exit %d, %q; want exit 2 with %q", code, msg, want)
+			for mode, why := range map[os.FileMode]string{0o644: "lets others read or write it", 0o660: "lets its group write it"} {
+				want := fmt.Sprintf("%s: %s: mode %04o %s", tc.setting, secret, mode, why)
+				if code, msg := check(mode); code != 2 || !strings.Contains(msg, want) {
+					t.Errorf("gslbd check with mode %04o = exit %d, %q; want exit 2 with %q", mode, code, msg, want)
+				}
+			}
+			if code, msg := check(0o600); code != 0 {
+				t.Errorf("gslbd check with mode 0600 = exit %d, %s; want 0", code, msg)
+			}
+			if os.Geteuid() == 0 {
+				if code, msg := check(0o640); code != 0 {
+					t.Errorf("gslbd check with mode 0640 owned by root = exit %d, %s; want 0", code, msg)
+				}
+				if err := os.Chown(secret, 65534, 65534); err != nil {
+					t.Fatal(err)
+				}
+				want := "mode 0640 lets its group read it, and root does not own it"
+				if code, msg := check(0o640); code != 2 || !strings.Contains(msg, want) {
+					t.Errorf("gslbd check with mode 0640 owned by nobody = exit %d, %q; want exit 2 with %q", code, msg, want)
+				}
+			} else {
+				t.Log("not root: mode 0640 owned by root and by another user not tried")
 			}
 			writeFile(t, path, base+"allow_insecure_file_modes: true\n")
-			if code, msg := check(); code != 0 {
+			if code, msg := check(0o666); code != 0 {
 				t.Errorf("gslbd check with allow_insecure_file_modes = exit %d, %s; want 0", code, msg)
-			}
-			writeFile(t, path, base)
-			if err := os.Chmod(secret, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			if code, msg := check(); code != 0 {
-				t.Errorf("gslbd check with mode 0600 = exit %d, %s; want 0", code, msg)
 			}
 		})
 	}
