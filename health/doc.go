@@ -27,6 +27,21 @@
 // by its confirmation and never flips the state. Recovery with Rise 2 is
 // as fast.
 //
+// # Local faults
+//
+// A probe that fails because of this node rather than the endpoint (out
+// of file descriptors or socket buffers, no local address or port left,
+// refused by the host's own firewall: see localFault for where the line
+// is drawn) gives no verdict: the state machine does not move, the
+// failure is counted in gslb_health_local_probe_errors_total{reason}
+// rather than as a probe failure, and a log line says so (at most one per
+// 10s). It is retried Interval/5 later. After Fall such failures in a row
+// the target's [Status].LocalFault is set and the node abstains: its
+// [Status.Vote] and its [Report] say Unknown for the target, so it casts
+// no vote, until a probe reaches the endpoint again. A node that runs out
+// of file descriptors thus neither withdraws healthy endpoints nor keeps
+// vouching for ones it can no longer see.
+//
 // # Unknown
 //
 // A target not probed to a conclusion yet is Unknown, and Unknown counts

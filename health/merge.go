@@ -181,7 +181,7 @@ func Merge(in MergeInput) *View {
 		local := in.Local
 		voters = append(voters, voter{site: in.Site, state: func(id string) State {
 			st, _ := local.Get(id)
-			return st.State
+			return st.Vote()
 		}})
 	}
 
