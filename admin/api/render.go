@@ -21,8 +21,13 @@ func WriteStatus(w io.Writer, s Status) {
 	if !s.Ready {
 		ready = "no"
 	}
-	fmt.Fprintf(w, "node %s, site %s, config %s, generation %d, ready %s\n\n",
+	fmt.Fprintf(w, "node %s, site %s, config %s, generation %d, ready %s\n",
 		s.Node, s.Site, s.ConfigHash, s.Generation, ready)
+	if s.ViewSuspect {
+		fmt.Fprintln(w, "own view SUSPECT: none of this node's probes succeeds while other nodes see those endpoints up;\n"+
+			"  its votes are set aside and its verdicts come from the other nodes (see LOCAL PROBE)")
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	if len(s.Services) > 0 {
 		fmt.Fprintln(tw, "SERVICE\tSITE\tENDPOINT\tVERDICT\tWHY\tLOCAL PROBE\tDRAINED BY")
@@ -38,6 +43,9 @@ func WriteStatus(w io.Writer, s Status) {
 					local := ep.Local
 					if ep.Error != "" {
 						local += ": " + ep.Error
+					}
+					if ep.LocalFault != "" {
+						local += " (cannot probe from here: " + ep.LocalFault + ")"
 					}
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, siteName, ep.Address, verdict, ep.Reason, local, drained)
 					name, siteName, drained = "", "", ""
@@ -78,11 +86,15 @@ func WriteStatus(w io.Writer, s Status) {
 		if !p.SameConfig {
 			cfg += " (differs)"
 		}
+		state := p.State
+		if p.ViewSuspect {
+			state += ", view suspect"
+		}
 		last := "-"
 		if !p.LastReport.IsZero() {
 			last = p.LastReport.Local().Format(time.TimeOnly)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Site, p.Address, p.State, cfg, last)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Site, p.Address, state, cfg, last)
 	}
 	tw.Flush()
 }

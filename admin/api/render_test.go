@@ -49,6 +49,28 @@ NODE  SITE  ADDRESS         STATE    CONFIG            LAST REPORT
 a     dc1   127.0.0.1:7946  alive    abc123            -
 b     dc2   127.0.0.1:7947  suspect  def456 (differs)  -
 `},
+		{"a suspect view", Status{Node: "a", Site: "dc1", ConfigHash: "h", Generation: 3, Ready: true, ViewSuspect: true,
+			Services: []ServiceStatus{{Name: "talk.example.com.", Sites: []SiteStatus{
+				{Site: "dc1", Endpoints: []EndpointStatus{{ID: "x", Address: "192.0.2.1", Up: true, Reason: "site dc1 silent; cross-check 1/1 up",
+					Local: "up", LocalFault: "socket: too many open files"}}},
+			}}},
+			Peers: []PeerStatus{
+				{Name: "a", Site: "dc1", Address: "127.0.0.1:7946", State: "alive", ConfigHash: "h", SameConfig: true, ViewSuspect: true},
+				{Name: "b", Site: "dc2", Address: "127.0.0.1:7947", State: "alive", ConfigHash: "h", SameConfig: true},
+			},
+		}, `node a, site dc1, config h, generation 3, ready yes
+own view SUSPECT: none of this node's probes succeeds while other nodes see those endpoints up;
+  its votes are set aside and its verdicts come from the other nodes (see LOCAL PROBE)
+
+SERVICE            SITE  ENDPOINT   VERDICT  WHY                                  LOCAL PROBE                                               DRAINED BY
+talk.example.com.  dc1   192.0.2.1  up       site dc1 silent; cross-check 1/1 up  up (cannot probe from here: socket: too many open files)  
+
+no drains in force
+
+NODE  SITE  ADDRESS         STATE                CONFIG  LAST REPORT
+a     dc1   127.0.0.1:7946  alive, view suspect  h       -
+b     dc2   127.0.0.1:7947  alive                h       -
+`},
 		{"a node alone", Status{Node: "solo", Site: "dc9", ConfigHash: "h", Generation: 1}, `node solo, site dc9, config h, generation 1, ready no
 
 no drains in force

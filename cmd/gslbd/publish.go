@@ -229,13 +229,32 @@ func (p *publisher) remerge() {
 	set, local, remote, now, view := p.merge()
 	prev := p.current()
 	if prev == nil || prev.Zones != set || prev.Local != local ||
-		!maps.Equal(prev.View.Verdicts(), view.Verdicts()) || !slices.Equal(prev.View.Stale(), view.Stale()) {
+		!maps.Equal(prev.View.Verdicts(), view.Verdicts()) || !slices.Equal(prev.View.Stale(), view.Stale()) ||
+		!slices.Equal(prev.View.Suspect(), view.Suspect()) {
 		p.publishView(set, local, remote, now, view)
 		return
 	}
 	next := *prev
 	next.View, next.Remote = view, remote
 	p.last.Store(&next)
+}
+
+// noteSuspect exports whether this node's own view is set aside, and logs
+// when that changes.
+func (p *publisher) noteSuspect(prev *published, view *health.View) {
+	suspect := slices.Contains(view.Suspect(), p.cfg.Self)
+	was := prev != nil && slices.Contains(prev.View.Suspect(), p.cfg.Self)
+	switch {
+	case suspect && !was:
+		p.log.Warn("own view suspect: none of this node's probes succeeds while other nodes see those endpoints up; its votes are set aside")
+	case !suspect && was:
+		p.log.Info("own view trusted again")
+	}
+	if suspect {
+		p.metrics.viewSuspect.Set(1)
+	} else {
+		p.metrics.viewSuspect.Set(0)
+	}
 }
 
 // merge computes the verdicts from the current inputs.
@@ -273,6 +292,7 @@ func (p *publisher) publishView(set *zones.Set, local *health.Snapshot, remote [
 	}
 	gen := p.deps.Resolver.Publish(state)
 	prev := p.last.Swap(&published{Generation: gen, At: now, Zones: set, View: view, Local: local, Remote: remote, Drains: dview})
+	p.noteSuspect(prev, view)
 	if !p.firstRoundDone && local.Ready() {
 		p.firstRoundDone = true
 		close(p.firstRound)
@@ -301,6 +321,7 @@ func (p *publisher) publishView(set *zones.Set, local *health.Snapshot, remote [
 type publishMetrics struct {
 	publishes   prometheus.Counter
 	lastPublish prometheus.Gauge
+	viewSuspect prometheus.Gauge
 }
 
 func newPublishMetrics(reg prometheus.Registerer) *publishMetrics {
@@ -313,8 +334,12 @@ func newPublishMetrics(reg prometheus.Registerer) *publishMetrics {
 			Namespace: "gslb", Subsystem: "publisher", Name: "last_publish_timestamp_seconds",
 			Help: "When the last snapshot was published.",
 		}),
+		viewSuspect: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "gslb", Subsystem: "health", Name: "view_suspect",
+			Help: "1 while this node's own probes are set aside: none succeeds while other nodes see those endpoints up.",
+		}),
 	}
-	reg.MustRegister(m.publishes, m.lastPublish)
+	reg.MustRegister(m.publishes, m.lastPublish, m.viewSuspect)
 	return m
 }
 
