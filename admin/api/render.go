@@ -75,6 +75,23 @@ func WriteStatus(w io.Writer, s Status) {
 		}
 		tw.Flush()
 	}
+	if len(s.SetAside) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "set aside by the cluster-wide guardrail, not applied (each would leave a service no site; it applies once the drains before it end):")
+		fmt.Fprintln(tw, "DRAIN\tSITE\tSERVICE\tCLIENTS\tBY\tNODE\tWOULD LEAVE NO SITE FOR\tREASON")
+		for _, sa := range s.SetAside {
+			r := sa.Drain
+			svc, clients := r.Service, "all"
+			if svc == "" {
+				svc = "all"
+			}
+			if len(r.Clients) > 0 {
+				clients = FormatPrefixes(r.Clients)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Site, svc, clients, r.By, r.Stamp.Node, strings.Join(sa.Services, ","), r.Reason)
+		}
+		tw.Flush()
+	}
 	fmt.Fprintln(w)
 	if len(s.Peers) == 0 {
 		fmt.Fprintln(w, "no gossip: this node runs alone")

@@ -49,6 +49,21 @@ NODE  SITE  ADDRESS         STATE    CONFIG            LAST REPORT
 a     dc1   127.0.0.1:7946  alive    abc123            -
 b     dc2   127.0.0.1:7947  suspect  def456 (differs)  -
 `},
+		{"a drain set aside", Status{Node: "a", Site: "dc1", ConfigHash: "h", Generation: 2,
+			Drains: []drain.Record{{ID: "d1", Key: drain.Key{Site: "dc1"}, Reason: "power feed", By: "ops", Stamp: drain.Stamp{Node: "a"}}},
+			SetAside: []drain.SetAside{{Drain: drain.Record{ID: "d2", Key: drain.Key{Site: "dc2"}, Reason: "maintenance", By: "ops2", Stamp: drain.Stamp{Node: "b"}},
+				Services: []string{"pay.example.com."}}},
+		}, `node a, site dc1, config h, generation 2, ready no
+
+DRAIN  SITE  SERVICE  CLIENTS  EXPIRES  BY   NODE  REASON
+d1     dc1   all      all      never    ops  a     power feed
+
+set aside by the cluster-wide guardrail, not applied (each would leave a service no site; it applies once the drains before it end):
+DRAIN  SITE  SERVICE  CLIENTS  BY    NODE  WOULD LEAVE NO SITE FOR  REASON
+d2     dc2   all      all      ops2  b     pay.example.com.         maintenance
+
+no gossip: this node runs alone
+`},
 		{"a suspect view", Status{Node: "a", Site: "dc1", ConfigHash: "h", Generation: 3, Ready: true, ViewSuspect: true,
 			Services: []ServiceStatus{{Name: "talk.example.com.", Sites: []SiteStatus{
 				{Site: "dc1", Endpoints: []EndpointStatus{{ID: "x", Address: "192.0.2.1", Up: true, Reason: "site dc1 silent; cross-check 1/1 up",

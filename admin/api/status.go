@@ -31,8 +31,15 @@ type Status struct {
 	// Peers are the cluster's members, this node included, sorted by
 	// name; empty when the node runs without gossip.
 	Peers []PeerStatus `json:"peers,omitempty"`
-	// Drains are the operator drains in force in the published state.
+	// Drains are the operator drains applied in the published state.
 	Drains []drain.Record `json:"drains"`
+	// SetAside are the drains in force that the cluster-wide guardrail
+	// does not apply, each with the services it would have left without a
+	// site: drains made at the same moment on different nodes, each
+	// allowed there, that together drain every site of a service. The
+	// later one (by stamp) is set aside, the same one on every node, and
+	// applies when the drains that block it end.
+	SetAside []drain.SetAside `json:"set_aside,omitempty"`
 }
 
 // ServiceStatus is one service in a [Status].

@@ -63,10 +63,12 @@ type peers interface {
 	AckDrains(to string, acks []drain.Ack)
 }
 
-// drainRecords is the node's drain table: *drain.Store.
+// drainRecords is the node's drain table, and its audit trail for what
+// the cluster-wide guardrail decides: *drain.Store.
 type drainRecords interface {
 	Records() []drain.Record
 	Changed() <-chan struct{}
+	NoteGuard(now time.Time, changes []drain.GuardChange)
 }
 
 // drainLedger keeps the acknowledgement bookkeeping: *drain.Acks.
@@ -107,9 +109,11 @@ type publisher struct {
 	// ready: from then on the resolver answers from checked endpoints.
 	firstRound     chan struct{}
 	firstRoundDone bool // publishing goroutine only
-	// sites maps endpoint IDs to their site for sitesOf, the Set it was
-	// built from; touched by the publishing goroutine only.
+	// sites maps endpoint IDs to their site, and services the services to
+	// their sites, for sitesOf, the Set they were built from; touched by
+	// the publishing goroutine only.
 	sites    map[string]string
+	services drain.Services
 	sitesOf  *zones.Set
 	newZones atomic.Pointer[zones.Set]
 	last     atomic.Pointer[published]
@@ -287,12 +291,21 @@ func (p *publisher) publishView(set *zones.Set, local *health.Snapshot, remote [
 	var dview *drain.View
 	if p.deps.Drains != nil {
 		drainRecs = p.deps.Drains.Records()
-		dview = drain.NewView(drainRecs, now)
+		p.endpointSites(set)
+		dview = drain.NewGuardedView(drainRecs, now, p.services)
 		state.Drains = dview
 	}
 	gen := p.deps.Resolver.Publish(state)
 	prev := p.last.Swap(&published{Generation: gen, At: now, Zones: set, View: view, Local: local, Remote: remote, Drains: dview})
 	p.noteSuspect(prev, view)
+	if p.deps.Drains != nil {
+		var prevDrains *drain.View
+		if prev != nil {
+			prevDrains = prev.Drains
+		}
+		p.deps.Drains.NoteGuard(now, drain.GuardChanges(prevDrains, dview))
+		p.metrics.setAside.Set(float64(len(dview.SetAside())))
+	}
 	if !p.firstRoundDone && local.Ready() {
 		p.firstRoundDone = true
 		close(p.firstRound)
@@ -322,6 +335,7 @@ type publishMetrics struct {
 	publishes   prometheus.Counter
 	lastPublish prometheus.Gauge
 	viewSuspect prometheus.Gauge
+	setAside    prometheus.Gauge
 }
 
 func newPublishMetrics(reg prometheus.Registerer) *publishMetrics {
@@ -339,14 +353,18 @@ func newPublishMetrics(reg prometheus.Registerer) *publishMetrics {
 			Help: "1 while this node's own probes are set aside: none succeeds while other nodes see those endpoints up.",
 		}),
 	}
-	reg.MustRegister(m.publishes, m.lastPublish, m.viewSuspect)
+	m.setAside = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "gslb", Subsystem: "drain", Name: "set_aside",
+		Help: "Drains in force that the cluster-wide guardrail does not apply: each would have left a service with no site, and was not forced.",
+	})
+	reg.MustRegister(m.publishes, m.lastPublish, m.viewSuspect, m.setAside)
 	return m
 }
 
 // endpointSites returns the endpoint-to-site map of set, built once per Set.
 func (p *publisher) endpointSites(set *zones.Set) map[string]string {
 	if p.sitesOf != set {
-		p.sites, p.sitesOf = endpointSites(set), set
+		p.sites, p.services, p.sitesOf = endpointSites(set), drainServices(set), set
 	}
 	return p.sites
 }

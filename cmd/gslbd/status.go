@@ -31,6 +31,7 @@ func (n *node) Status() api.Status {
 		Generation: cur.Generation, Published: cur.At, Ready: ready,
 		ViewSuspect: slices.Contains(suspect, n.cfg.Node.Name),
 		Drains:      cur.Drains.Records(),
+		SetAside:    cur.Drains.SetAside(),
 	}
 	if doc.Drains == nil {
 		doc.Drains = []drain.Record{}
