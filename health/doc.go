@@ -63,13 +63,13 @@
 // endpoint vote on it (a node that cannot probe an endpoint abstains).
 //
 // First, suspect views are set aside: a node that votes Up on no endpoint
-// and fails on endpoints in at least two sites, while for one of them a
-// strict majority of the other nodes' votes say Up, is probably the
-// problem itself (out of file descriptors, cut off from every endpoint,
-// behind a broken firewall), and its votes are not counted. This node's
-// own view is judged the same way ([View.Suspect]). One site's endpoints
-// failing is an outage, not a suspect view, and when every node sees
-// everything down nobody is suspect.
+// and fails on endpoints in at least two sites, while for most of those
+// (a strict majority) a strict majority of the other nodes' votes say Up,
+// is probably the problem itself (out of file descriptors, cut off from
+// every endpoint, behind a broken firewall), and its votes are not
+// counted. This node's own view is judged the same way ([View.Suspect]).
+// One site's endpoints failing is an outage, not a suspect view, and when
+// every node sees everything down nobody is suspect.
 //
 // Then, for an endpoint in site S, with S's own nodes' votes and the other
 // sites' votes (each other site that votes "says up" or "says down" by the

@@ -284,13 +284,14 @@ func Merge(in MergeInput) *View {
 // setAsideSuspects returns voters without those whose view is suspect,
 // and records their names in v.suspect. A view is suspect when none of
 // its probes succeeds (it votes Up on no endpoint) while it fails on
-// endpoints in at least two sites, and for at least one endpoint it fails
-// on a strict majority of the other voters' votes say Up. A node out of
-// file descriptors, cut off from every endpoint, or behind a broken
-// firewall then cannot withdraw what the others see healthy. One site's
-// endpoints failing is what a site outage looks like, so it never makes a
-// view suspect; and when every node sees everything down (an outage
-// everywhere), nobody is suspect.
+// endpoints in at least two sites, and for most of the endpoints it fails
+// on (a strict majority) a strict majority of the other voters' votes say
+// Up. A node out of file descriptors, cut off from every endpoint, or
+// behind a broken firewall then cannot withdraw what the others see
+// healthy. One site's endpoints failing is what a site outage looks like,
+// so it never makes a view suspect, not even together with a view of
+// another site that lags behind; and when every node sees everything down
+// (an outage everywhere), nobody is suspect.
 func (v *View) setAsideSuspects(voters []voter, ids []string, sites map[string]string) []voter {
 	if len(voters) < 2 {
 		return voters
@@ -311,7 +312,8 @@ func (v *View) setAsideSuspects(voters []voter, ids []string, sites map[string]s
 	}
 	kept := voters[:0:0]
 	for _, vt := range voters {
-		up, contradicted := false, false
+		up := false
+		failing, contradicted := 0, 0
 		var failingSites []string
 		for _, id := range ids {
 			st := vt.state(id)
@@ -325,13 +327,16 @@ func (v *View) setAsideSuspects(voters []voter, ids []string, sites map[string]s
 			if !slices.Contains(failingSites, sites[id]) {
 				failingSites = append(failingSites, sites[id])
 			}
+			failing++
 			others := all[id]
 			if st == Down {
 				others.Down--
 			}
-			contradicted = contradicted || others.Up > others.Down
+			if others.Up > others.Down {
+				contradicted++
+			}
 		}
-		if !up && len(failingSites) >= 2 && contradicted {
+		if !up && len(failingSites) >= 2 && 2*contradicted > failing {
 			v.suspect = append(v.suspect, vt.origin)
 			continue
 		}

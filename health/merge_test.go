@@ -466,6 +466,18 @@ func TestMergeSuspectView(t *testing.T) {
 			},
 		},
 		{
+			// n1 sees dc1 really fail and has not yet seen dc2 come up.
+			name:  "a view that lags on one site while another really fails is not suspect",
+			local: snap(map[string]State{"a1": D, "b1": D}),
+			remote: []Received{
+				report("n3", "dc2", 0, map[string]State{"a1": D, "b1": U}),
+			},
+			want: map[string]want{
+				"a1": {false, "own site 0/1 up"},
+				"b1": {true, "own site 1/1 up"},
+			},
+		},
+		{
 			name:  "a node that sees something up is not suspect",
 			local: snap(map[string]State{"a1": D, "b1": D, "c1": U}),
 			remote: []Received{

@@ -21,7 +21,7 @@ type Status struct {
 	Ready bool `json:"ready"`
 	// ViewSuspect is true when this node's own probes are set aside: none
 	// of them succeeds (the endpoints of several sites are down by its
-	// probes or cannot be probed from here) while other nodes see some of
+	// probes or cannot be probed from here) while other nodes see most of
 	// those endpoints up. Its verdicts then come from the other nodes
 	// alone, and its report cannot withdraw anything; the endpoints'
 	// local_fault and local_error say why.
