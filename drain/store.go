@@ -61,6 +61,9 @@ type Spec struct {
 	Reason string
 	// Expires, when set, must be after the time of the create.
 	Expires time.Time
+	// Force is recorded in the drain: the cluster-wide guardrail never
+	// sets it aside.
+	Force bool
 }
 
 // Event actions.
@@ -68,6 +71,11 @@ const (
 	ActionCreate = "create"
 	ActionDelete = "delete"
 	ActionExpire = "expire"
+	// ActionSetAside: the cluster-wide guardrail does not apply a drain
+	// in force (see [NewGuardedView]).
+	ActionSetAside = "set_aside"
+	// ActionApply: a drain the guardrail had set aside applies now.
+	ActionApply = "apply"
 )
 
 // Event sources.
@@ -78,6 +86,8 @@ const (
 	ViaGossip = "gossip"
 	// ViaClock: the drain expired on this node's clock.
 	ViaClock = "clock"
+	// ViaGuardrail: the cluster-wide guardrail decided, from the records.
+	ViaGuardrail = "guardrail"
 )
 
 // Event is one change this node applied to its drains: the audit trail
@@ -97,6 +107,9 @@ type Event struct {
 	// made the write (Drain.Stamp.Node): a peer relays every record it
 	// holds in its full-state exchanges.
 	From string `json:"from,omitempty"`
+	// Services are, for ActionSetAside, the services the drain would have
+	// left without a site.
+	Services []string `json:"services,omitempty"`
 }
 
 // Store is this node's table of drain records. It applies local writes
@@ -213,7 +226,7 @@ func (s *Store) Create(spec Spec, by string, now time.Time) (Record, error) {
 		}
 		return Record{
 			ID: id, Key: key, Reason: strings.TrimSpace(spec.Reason), By: by, At: now,
-			Expires: spec.Expires, Stamp: s.clock.Now(s.cfg.Node, now),
+			Expires: spec.Expires, Force: spec.Force, Stamp: s.clock.Now(s.cfg.Node, now),
 		}, nil
 	})
 }
@@ -478,23 +491,34 @@ func (s *Store) eventFromLocked(now time.Time, via, from string, r Record) {
 	case r.Deleted:
 		action = ActionDelete
 	}
-	ev := Event{Time: now, Action: action, Via: via, Drain: r, From: from}
+	s.appendEventLocked(Event{Time: now, Action: action, Via: via, Drain: r, From: from})
+}
+
+// appendEventLocked keeps ev among the events and logs it.
+func (s *Store) appendEventLocked(ev Event) {
 	if len(s.events) < s.cfg.Events {
 		s.events = append(s.events, ev)
 	} else {
 		s.events[s.next] = ev
 		s.next = (s.next + 1) % len(s.events)
 	}
-	attrs := []any{"action", action, "via", via, "id", r.ID, "site", r.Site,
+	r := ev.Drain
+	attrs := []any{"action", ev.Action, "via", ev.Via, "id", r.ID, "site", r.Site,
 		"service", orEvery(r.Service, "every service"), "clients", clientsAttr(r.Clients),
 		"reason", r.Reason, "by", r.By, "node", r.Stamp.Node}
-	if from != "" {
-		attrs = append(attrs, "from", from)
+	if ev.From != "" {
+		attrs = append(attrs, "from", ev.From)
 	}
 	if !r.Expires.IsZero() {
 		attrs = append(attrs, "expires", r.Expires.UTC().Format(time.RFC3339))
 	}
-	s.log.Info("audit: drain "+action, attrs...)
+	if r.Force {
+		attrs = append(attrs, "force", true)
+	}
+	if len(ev.Services) > 0 {
+		attrs = append(attrs, "services", strings.Join(ev.Services, " "))
+	}
+	s.log.Info("audit: drain "+ev.Action, attrs...)
 }
 
 func (s *Store) signal() {

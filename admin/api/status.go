@@ -19,13 +19,27 @@ type Status struct {
 	Published  time.Time `json:"published"`
 	// Ready is the node's readiness (GET /readyz).
 	Ready bool `json:"ready"`
+	// ViewSuspect is true when this node's own probes are set aside: none
+	// of them succeeds (the endpoints of several sites are down by its
+	// probes or cannot be probed from here) while other nodes see most of
+	// those endpoints up. Its verdicts then come from the other nodes
+	// alone, and its report cannot withdraw anything; the endpoints'
+	// local_fault and local_error say why.
+	ViewSuspect bool `json:"view_suspect"`
 	// Services lists every service with its sites and endpoints.
 	Services []ServiceStatus `json:"services"`
 	// Peers are the cluster's members, this node included, sorted by
 	// name; empty when the node runs without gossip.
 	Peers []PeerStatus `json:"peers,omitempty"`
-	// Drains are the operator drains in force in the published state.
+	// Drains are the operator drains applied in the published state.
 	Drains []drain.Record `json:"drains"`
+	// SetAside are the drains in force that the cluster-wide guardrail
+	// does not apply, each with the services it would have left without a
+	// site: drains made at the same moment on different nodes, each
+	// allowed there, that together drain every site of a service. The
+	// later one (by stamp) is set aside, the same one on every node, and
+	// applies when the drains that block it end.
+	SetAside []drain.SetAside `json:"set_aside,omitempty"`
 	// Gossip describes how this node's gossip is protected; nil when the
 	// node runs without gossip.
 	Gossip *GossipStatus `json:"gossip,omitempty"`
@@ -85,6 +99,10 @@ type EndpointStatus struct {
 	// the endpoint), and Error its last probe error.
 	Local string `json:"local_probe"`
 	Error string `json:"local_error,omitempty"`
+	// LocalFault, when set, is why this node cannot probe the endpoint at
+	// the moment (its probes fail because of the node itself, for example
+	// "socket: too many open files"): it casts no vote on it.
+	LocalFault string `json:"local_fault,omitempty"`
 }
 
 // PeerStatus is one member of the cluster in a [Status].
@@ -98,6 +116,9 @@ type PeerStatus struct {
 	// node's.
 	ConfigHash string `json:"config_hash"`
 	SameConfig bool   `json:"same_config"`
+	// ViewSuspect is true when the member's report is set aside, its view
+	// being suspect (see [Status].ViewSuspect).
+	ViewSuspect bool `json:"view_suspect,omitempty"`
 	// LastReport is when the member's latest health report was made;
 	// zero (and left out) when none was received.
 	LastReport time.Time `json:"last_report,omitzero"`

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -48,10 +49,13 @@ const insecureGossipWarning = "gossip is not encrypted (cluster.insecure): anyon
 func (n *node) Status() api.Status {
 	cur := n.pub.current()
 	ready, _ := n.Ready()
+	suspect := cur.View.Suspect()
 	doc := api.Status{
 		Node: n.cfg.Node.Name, Site: n.cfg.Node.Site, ConfigHash: cur.Zones.Hash(),
 		Generation: cur.Generation, Published: cur.At, Ready: ready,
-		Drains: cur.Drains.Records(),
+		ViewSuspect: slices.Contains(suspect, n.cfg.Node.Name),
+		Drains:      cur.Drains.Records(),
+		SetAside:    cur.Drains.SetAside(),
 	}
 	if doc.Drains == nil {
 		doc.Drains = []drain.Record{}
@@ -78,6 +82,7 @@ func (n *node) Status() api.Status {
 				if s, ok := cur.Local.Get(ep.ID); ok {
 					es.Local = s.State.String()
 					es.Error = s.LastError
+					es.LocalFault = s.LocalFault
 				}
 				st.Endpoints = append(st.Endpoints, es)
 			}
@@ -98,6 +103,7 @@ func (n *node) Status() api.Status {
 			doc.Peers = append(doc.Peers, api.PeerStatus{
 				Name: m.Name, Site: m.Site, Address: m.Addr.String(), State: m.State,
 				ConfigHash: m.ConfigHash, SameConfig: m.SameConfig, LastReport: last[m.Name],
+				ViewSuspect: slices.Contains(suspect, m.Name),
 			})
 		}
 		sort.Slice(doc.Peers, func(i, j int) bool { return doc.Peers[i].Name < doc.Peers[j].Name })
