@@ -5,8 +5,15 @@ GO ?= go
 
 all: build
 
+# The version and commit go into the binary with -X as well: go build
+# stamps vcs.revision itself, but not where -buildvcs=false is set (as in
+# GOFLAGS on the project's build machine), and never a tag-based version.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+
 build:
-	$(GO) build -o gslbd ./cmd/gslbd
+	$(GO) build -ldflags "$(LDFLAGS)" -o gslbd ./cmd/gslbd
 
 # Run the server on the bundled demo configuration.
 demo:

@@ -16,6 +16,18 @@
 // open (the listener binds to localhost by default) and the write API is
 // off: writes answer 403 saying so, never succeed. [Config].AnonymousRead
 // keeps reads open with a tokens file too.
+//
+// # Status page
+//
+// GET /status (and / redirecting to it) is an HTML page for people:
+// services by site with each site's verdict, why, and the drains that
+// cover it; endpoints with this node's probe; the nodes; the drains in
+// force and recent events. It is rendered from html/template (every value
+// escaped), embedded in the binary, uses no script and no external asset,
+// and refreshes itself. Reads follow the rules above; a browser posts a
+// token once to /status/login and gets a session cookie (HttpOnly,
+// SameSite=Strict) that holds the token's name, an expiry and an HMAC,
+// never the token.
 package admin
 
 import (
@@ -62,12 +74,15 @@ type Server struct {
 	log    *slog.Logger
 	mux    *http.ServeMux
 	tokens atomic.Pointer[Tokens] // nil: no tokens file
+	// sessionKey signs the status page's session cookies; made at start.
+	sessionKey [32]byte
 }
 
 // New returns the admin API.
 func New(cfg Config) *Server {
-	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), sessionKey: newSessionKey()}
 	s.tokens.Store(cfg.Tokens)
+	s.routeStatus()
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelError)}))

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -327,6 +330,60 @@ func TestAnonymousRead(t *testing.T) {
 	} {
 		if code, body := call(t, s, tc.method, tc.path, tc.token, tc.body); code != tc.want {
 			t.Errorf("%s %s with token %q = %d %s, want %d", tc.method, tc.path, tc.token, code, body, tc.want)
+		}
+	}
+}
+
+// TestInternalErrorNotShown: a write that fails inside the node (here the
+// state file cannot be written) answers 500 with a request ID only; the
+// error, which names a path on the node, goes to the log under that ID.
+func TestInternalErrorNotShown(t *testing.T) {
+	dir := t.TempDir()
+	stateDir := filepath.Join(dir, "state")
+	st, err := drain.Open(drain.StoreConfig{Node: "n1", Path: filepath.Join(stateDir, drain.FileName)}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The state directory becomes a file: the next write cannot go there.
+	if err := os.WriteFile(stateDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	tok, _ := ParseTokens("tokens", []byte("ops write "+writeSecret+"\n"))
+	s := New(Config{Node: fakeNode{}, Drains: &fakeDrains{store: st}, Tokens: tok, Gatherer: prometheus.NewRegistry(),
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	code, body := call(t, s, "POST", "/api/v1/drains", writeSecret, `{"site": "dc2", "reason": "x"}`)
+	if code != http.StatusInternalServerError {
+		t.Fatalf("POST with an unwritable state file = %d %s, want 500", code, body)
+	}
+	var e api.Error
+	if err := json.Unmarshal([]byte(body), &e); err != nil {
+		t.Fatal(err)
+	}
+	id, ok := strings.CutPrefix(e.Error, "internal error (request id ")
+	if !ok || len(id) < 16 {
+		t.Fatalf("500 body %q, want an internal error with a request id", e.Error)
+	}
+	id = id[:16]
+	if strings.Contains(body, dir) || strings.Contains(body, "not a directory") {
+		t.Errorf("500 body %q carries the internal error", body)
+	}
+	if l := logs.String(); !strings.Contains(l, "request_id="+id) || !strings.Contains(l, "not a directory") {
+		t.Errorf("log %q, want the error under request_id=%s", l, id)
+	}
+}
+
+// TestTokensFileMessagesHideTokens: fields in the wrong order put the
+// token where a name or role belongs; the messages do not quote it.
+func TestTokensFileMessagesHideTokens(t *testing.T) {
+	secret := "s3cr3t-0123456789abcdef"
+	for _, line := range []string{"ops " + secret + " write", secret + "! write ops-token-0123456789"} {
+		_, err := ParseTokens("tokens", []byte(line+"\n"))
+		if err == nil {
+			t.Fatalf("ParseTokens(%q) = nil, want an error", line)
+		}
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("ParseTokens(%q) = %v, which quotes the token", line, err)
 		}
 	}
 }

@@ -3,6 +3,8 @@ package admin
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -147,9 +149,21 @@ func (s *Server) writeFailure(w http.ResponseWriter, r *http.Request, by string,
 	case errors.Is(err, drain.ErrNotFound):
 		s.refuse(w, r, by, http.StatusNotFound, err.Error())
 	default:
-		s.log.Error("admin write failed", "method", r.Method, "path", r.URL.Path, "by", by, "error", err)
-		writeError(w, http.StatusInternalServerError, "internal error: "+err.Error())
+		// The error's text may name files, peers or internal state: it goes
+		// to the log, and the client gets an ID to find it there.
+		id := requestID()
+		s.log.Error("admin write failed", "method", r.Method, "path", r.URL.Path, "by", by, "request_id", id, "error", err)
+		w.Header().Set("X-Request-Id", id)
+		writeError(w, http.StatusInternalServerError, fmt.Sprintf("internal error (request id %s: the node's log says more)", id))
 	}
+}
+
+// requestID returns a random ID that ties a failure's answer to its log
+// line.
+func requestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b[:])
 }
 
 // decodeBody reads one JSON object of at most MaxBody bytes, refusing

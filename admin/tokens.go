@@ -43,7 +43,10 @@ const minTokenLen = 16
 // and ._@-); role is read or write; token is at least 16 characters
 // without blanks (for example the output of `openssl rand -hex 32`).
 // Blank lines and lines starting with # are ignored. Names and tokens
-// must be unique. Keep the file readable by gslbd only (mode 0600).
+// must be unique. Keep the file readable by gslbd only (mode 0600): gslbd
+// refuses a tokens file that group or others can read unless its
+// configuration allows it (allow_insecure_file_modes). Messages about
+// the file never quote a token.
 type Tokens struct {
 	list []token
 }
@@ -87,7 +90,7 @@ func ParseTokens(file string, data []byte) (*Tokens, error) {
 		name, roleText, secret := f[0], f[1], f[2]
 		ok := true
 		if !validName(name) {
-			bad(line, "token name %q: use letters, digits and ._@- (at most 64)", name)
+			bad(line, "token name %s: use letters, digits and ._@- (at most 64)", quoteShort(name))
 			ok = false
 		}
 		var role Role
@@ -97,7 +100,7 @@ func ParseTokens(file string, data []byte) (*Tokens, error) {
 		case "write":
 			role = RoleWrite
 		default:
-			bad(line, "role %q: want read or write", roleText)
+			bad(line, "role %s: want read or write", quoteShort(roleText))
 			ok = false
 		}
 		if len(secret) < minTokenLen {
@@ -156,12 +159,34 @@ func (t *Tokens) Lookup(secret string) (name string, role Role, ok bool) {
 	return t.list[match].name, t.list[match].role, true
 }
 
+// byName returns the role and digest of the token called name.
+func (t *Tokens) byName(name string) (Role, [sha256.Size]byte, bool) {
+	if t != nil {
+		for _, tk := range t.list {
+			if tk.name == name {
+				return tk.role, tk.hash, true
+			}
+		}
+	}
+	return 0, [sha256.Size]byte{}, false
+}
+
 // Len returns the number of tokens.
 func (t *Tokens) Len() int {
 	if t == nil {
 		return 0
 	}
 	return len(t.list)
+}
+
+// quoteShort quotes a field of a tokens file for a message, unless it is
+// as long as a token: fields in the wrong order must not put a secret in
+// the log.
+func quoteShort(s string) string {
+	if len(s) >= minTokenLen {
+		return "(not shown: as long as a token)"
+	}
+	return fmt.Sprintf("%q", s)
 }
 
 func validName(s string) bool {

@@ -53,6 +53,11 @@ type Cluster struct {
 	metrics *metrics
 	ml      *memberlist.Memberlist // set once in New, before anything reads it
 	queue   *memberlist.TransmitLimitedQueue
+	// keyring is memberlist's, nil without encryption. keysMu serializes
+	// SetKeys.
+	keyring   *memberlist.Keyring
+	keysMu    sync.Mutex
+	rejectLog *logLimiter
 	// hash and meta are this node's config hash and the node meta that
 	// carries it; both change only through SetConfigHash.
 	hash  atomic.Pointer[string]
@@ -90,6 +95,19 @@ type member struct {
 	meta  nodeMeta
 	state string // MemberAlive, MemberDead or MemberLeft; suspect is derived
 	since time.Time
+	// leftAt is when a leave message for the node arrived while
+	// memberlist still lists it as alive; zero otherwise. The node shows
+	// as left until memberlist confirms (state becomes MemberLeft), the
+	// node is heard from again, or leaveConfirm passes.
+	leftAt time.Time
+}
+
+// shownState is the state [Cluster.Members] shows for m.
+func (m *member) shownState() string {
+	if m.state == MemberAlive && !m.leftAt.IsZero() {
+		return MemberLeft
+	}
+	return m.state
 }
 
 // errRunTwice is returned by a second call to Run.
@@ -109,14 +127,15 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Cluster, 
 		return nil, fmt.Errorf("cluster config: %w", err)
 	}
 	c := &Cluster{
-		cfg:      cfg,
-		log:      logger,
-		changed:  make(chan struct{}, 1),
-		wake:     make(chan struct{}, 1),
-		seq:      uint64(time.Now().UnixNano()),
-		table:    newTable(dropFactor * cfg.Staleness),
-		members:  make(map[string]*member),
-		inflight: make(map[string]bool),
+		cfg:       cfg,
+		log:       logger,
+		changed:   make(chan struct{}, 1),
+		wake:      make(chan struct{}, 1),
+		seq:       uint64(time.Now().UnixNano()),
+		table:     newTable(cfg.Staleness, cfg.Heartbeat/2),
+		members:   make(map[string]*member),
+		inflight:  make(map[string]bool),
+		rejectLog: newLogLimiter(rejectLogEvery),
 	}
 	c.hash.Store(&cfg.ConfigHash)
 	c.meta.Store(&meta)
@@ -129,9 +148,20 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Cluster, 
 	}
 
 	mc := cfg.memberlistConfig()
+	if len(cfg.Keys) > 0 {
+		keys := make([][]byte, len(cfg.Keys))
+		for i, k := range cfg.Keys {
+			keys[i] = slices.Clone(k)
+		}
+		if c.keyring, err = memberlist.NewKeyring(keys[1:], keys[0]); err != nil {
+			c.metrics.unregister()
+			return nil, fmt.Errorf("cluster keyring: %w", err)
+		}
+		mc.Keyring = c.keyring
+	}
 	mc.Delegate = &delegate{c}
 	mc.Events = &events{c}
-	mc.Logger = newMemberlistLogger(logger)
+	mc.Logger = newMemberlistLogger(logger, c.unauthenticated)
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		c.metrics.unregister()
@@ -145,7 +175,11 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Cluster, 
 			c.seeds = append(c.seeds, s)
 		}
 	}
-	logger.Info("gossip listening", "name", cfg.Name, "site", cfg.Site, "addr", self)
+	logger.Info("gossip listening", "name", cfg.Name, "site", cfg.Site, "addr", self,
+		"encrypted", c.Encrypted(), "keys", c.KeyIDs())
+	if c.Insecure() {
+		logger.Warn("gossip is not encrypted and not on loopback (cluster.insecure): anyone who reaches the gossip port can join, report health and drain sites", "addr", self)
+	}
 	return c, nil
 }
 
@@ -297,7 +331,7 @@ func (c *Cluster) Members() []Member {
 	defer c.mu.Unlock()
 	out := make([]Member, 0, len(c.members))
 	for name, m := range c.members {
-		state := m.state
+		state := m.shownState()
 		if state == MemberAlive && name != c.cfg.Name {
 			if r, ok := c.table.reports[name]; ok && now.Sub(r.At) > c.cfg.Staleness {
 				state = MemberSuspect
@@ -355,7 +389,7 @@ func (c *Cluster) sendLeave() {
 func (c *Cluster) peersLocked() []memberlist.Node {
 	peers := make([]memberlist.Node, 0, len(c.members))
 	for name, m := range c.members {
-		if name != c.cfg.Name && m.state == MemberAlive {
+		if name != c.cfg.Name && m.shownState() == MemberAlive {
 			peers = append(peers, m.node)
 		}
 	}
@@ -462,10 +496,30 @@ func (c *Cluster) applyReport(m reportMsg, now time.Time) {
 	if r.Origin == c.cfg.Name {
 		return // our own, back from a peer's push/pull
 	}
+	switch {
+	case c.seqAhead(r.Seq, now):
+		c.reject(rejReport, reasonSeqAhead, "origin", r.Origin, "seq", r.Seq)
+		return
+	case r.Time.After(now.Add(c.cfg.MaxSkew)):
+		c.reject(rejReport, reasonTimeAhead, "origin", r.Origin, "time", r.Time, "ahead", r.Time.Sub(now).Round(time.Second))
+		return
+	}
 	c.mu.Lock()
 	prev, had := c.table.reports[r.Origin]
+	g, wasGone := c.table.gone[r.Origin]
 	out := c.table.apply(r, now.Add(-m.age), now)
+	// A report heard after a leave message for its origin says the leave
+	// was false (the table lets it through only then): the node is back.
+	contradicted := wasGone && g.soft && out != ignored
+	if contradicted {
+		if mb, ok := c.members[r.Origin]; ok {
+			mb.leftAt = time.Time{}
+		}
+	}
 	c.mu.Unlock()
+	if contradicted {
+		c.reject(rejLeave, reasonContradicted, "origin", r.Origin, "left_at", g.at)
+	}
 	// A report that had gone stale counts again once refreshed: the
 	// consumer merges on signals and on its own expiry timer only, so it
 	// must hear of a revival as of a change.
@@ -484,8 +538,17 @@ func (c *Cluster) applyReport(m reportMsg, now time.Time) {
 	c.signal()
 }
 
+// applyLeave takes a node's goodbye. Any member could send one in another
+// node's name (cluster messages do not say who sent them), so a leave is
+// provisional: it drops the report at once and shows the node as left,
+// but a report from the node heard after it, or memberlist still listing
+// the node as alive leaveConfirm later, undoes it (see doc.go).
 func (c *Cluster) applyLeave(m wireLeave, now time.Time) {
 	if m.Origin == c.cfg.Name {
+		return
+	}
+	if c.seqAhead(m.Seq, now) {
+		c.reject(rejLeave, reasonSeqAhead, "origin", m.Origin, "seq", m.Seq)
 		return
 	}
 	c.mu.Lock()
@@ -493,13 +556,19 @@ func (c *Cluster) applyLeave(m wireLeave, now time.Time) {
 		c.mu.Unlock()
 		return // from an earlier incarnation than the report we hold
 	}
-	c.table.drop(m.Origin, m.Seq, now)
+	c.table.leave(m.Origin, m.Seq, now)
 	known := false
 	if mb, ok := c.members[m.Origin]; ok {
-		known = mb.state != MemberLeft
-		mb.state, mb.since = MemberLeft, now
+		known = mb.shownState() != MemberLeft
+		switch mb.state {
+		case MemberAlive:
+			if mb.leftAt.IsZero() {
+				mb.leftAt = now
+			}
+		case MemberDead:
+			mb.state, mb.since = MemberLeft, now
+		}
 	}
-	c.countAliveLocked()
 	c.mu.Unlock()
 	if known {
 		c.log.Info("member leaving", "name", m.Origin)
@@ -507,16 +576,29 @@ func (c *Cluster) applyLeave(m wireLeave, now time.Time) {
 	c.signal()
 }
 
-// expire drops reports and departed members that are too old.
+// expire drops reports and departed members that are too old, and
+// undoes leaves that memberlist did not confirm.
 func (c *Cluster) expire(now time.Time) {
 	c.mu.Lock()
 	dropped := c.table.expire(now)
+	var unconfirmed []string
 	for name, m := range c.members {
 		if (m.state == MemberDead || m.state == MemberLeft) && now.Sub(m.since) > gossipToTheDeadTime {
 			delete(c.members, name)
 		}
+		if m.state == MemberAlive && !m.leftAt.IsZero() && now.Sub(m.leftAt) > leaveConfirm {
+			m.leftAt = time.Time{}
+			c.table.rejoined(name)
+			unconfirmed = append(unconfirmed, name)
+		}
 	}
 	c.mu.Unlock()
+	for _, name := range unconfirmed {
+		c.reject(rejLeave, reasonUnconfirmed, "origin", name, "after", leaveConfirm)
+	}
+	if len(unconfirmed) > 0 {
+		c.signal()
+	}
 	for _, origin := range dropped {
 		c.log.Info("report expired", "origin", origin, "after", c.table.dropAfter)
 	}
@@ -566,8 +648,14 @@ func (c *Cluster) memberEvent(n *memberlist.Node, state string) {
 	}
 	prev := *m
 	m.node, m.meta = node, meta
-	if state == MemberDead && prev.state == MemberLeft {
-		state = MemberLeft
+	if state == MemberDead && (prev.state == MemberLeft || !prev.leftAt.IsZero()) {
+		state = MemberLeft // memberlist confirms the node's leave
+	}
+	if state == MemberAlive && prev.state != MemberAlive {
+		m.leftAt = time.Time{} // back after a departure
+	}
+	if state != MemberAlive {
+		m.leftAt = time.Time{}
 	}
 	if !known || state != prev.state {
 		m.since = now
@@ -596,7 +684,7 @@ func (c *Cluster) memberEvent(n *memberlist.Node, state string) {
 			c.log.Info("member joined", "name", n.Name, "site", meta.Site, "addr", addr)
 		case state == MemberDead && prev.state != MemberDead:
 			c.log.Warn("member failed", "name", n.Name, "site", meta.Site, "addr", addr)
-		case state == MemberLeft:
+		case state == MemberLeft && prev.state != MemberLeft:
 			c.log.Info("member left", "name", n.Name, "site", meta.Site, "addr", addr)
 		}
 		if ours := c.configHash(); meta.ConfigHash != ours && (!known || prev.meta.ConfigHash != meta.ConfigHash) && state == MemberAlive {

@@ -462,12 +462,12 @@ gslb_cluster_config_mismatch 1
 func TestEncryptedGossip(t *testing.T) {
 	t.Parallel()
 	key := []byte("0123456789abcdef")
-	a := startNode(t, Config{Name: "a", SecretKey: key})
-	b := startNode(t, Config{Name: "b", SecretKey: key, Seeds: a.seed()})
+	a := startNode(t, Config{Name: "a", Keys: [][]byte{key}})
+	b := startNode(t, Config{Name: "b", Keys: [][]byte{key}, Seeds: a.seed()})
 	a.Announce(health.Report{Targets: targetsOf("a", health.Up)})
 	waitFor(t, 5*time.Second, "b receives a's report", func() error { return b.hasTargets("a", targetsOf("a", health.Up)) })
 
-	c := startNode(t, Config{Name: "c", SecretKey: []byte("fedcba9876543210"), Seeds: a.seed(), RetryInterval: 20 * time.Millisecond})
+	c := startNode(t, Config{Name: "c", Keys: [][]byte{[]byte("fedcba9876543210")}, Seeds: a.seed(), RetryInterval: 20 * time.Millisecond})
 	waitFor(t, 5*time.Second, "c with another key fails to join", func() error {
 		if n := testutil.ToFloat64(c.metrics.joins.WithLabelValues(joinFailure)); n < 1 {
 			return errors.New("no failed join yet")

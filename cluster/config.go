@@ -51,9 +51,25 @@ type Config struct {
 	// report is older than Staleness shows as suspect. It must exceed
 	// Heartbeat. Default 700ms.
 	Staleness time.Duration
-	// SecretKey, if set, encrypts gossip with AES (16, 24 or 32 bytes).
-	// Every node needs the same key.
-	SecretKey []byte
+	// Keys is the gossip keyring: AES keys of 16, 24 or 32 bytes. The
+	// first (the primary) encrypts everything this node sends; every key
+	// is tried on what it receives, so a key can be rotated without a
+	// partition (see [Cluster.SetKeys]). Encryption authenticates
+	// members too: a packet or stream that no key opens is dropped and
+	// counted (gslb_cluster_rejected_messages_total{kind="gossip"}).
+	// Empty: gossip travels in clear text and anyone who can reach the
+	// port is a member, which Validate refuses unless Bind and Advertise
+	// are loopback addresses or Insecure is set.
+	Keys [][]byte
+	// Insecure allows gossip without Keys on addresses other than
+	// loopback. [Cluster.Insecure] reports it, for warnings.
+	Insecure bool
+	// MaxSkew bounds how far ahead of this node's clock a peer's word may
+	// be: a report whose time or sequence number (which starts at the
+	// origin's boot time in nanoseconds) is further ahead, or a leave
+	// whose sequence number is, is refused and counted. Drain stamps are
+	// bounded the same way by the drain table. Default 1m.
+	MaxSkew time.Duration
 	// Drains, if set, is the node's drain table: drain records received
 	// are merged into it and push/pull carries its records. Nil: drains
 	// are not gossiped.
@@ -68,6 +84,7 @@ const (
 	DefaultRetryInterval = time.Second
 	DefaultHeartbeat     = 200 * time.Millisecond
 	DefaultStaleness     = 700 * time.Millisecond
+	DefaultMaxSkew       = time.Minute
 )
 
 // dropFactor times Staleness is the age at which a report is forgotten.
@@ -112,6 +129,9 @@ func (cfg Config) withDefaults() Config {
 	if cfg.Staleness == 0 {
 		cfg.Staleness = DefaultStaleness
 	}
+	if cfg.MaxSkew == 0 {
+		cfg.MaxSkew = DefaultMaxSkew
+	}
 	return cfg
 }
 
@@ -120,10 +140,12 @@ func (cfg Config) withDefaults() Config {
 type ConfigError struct {
 	// Field is the name of the Config field at fault: "Name", "Bind",
 	// "Advertise", "Seeds", "RetryInterval", "Heartbeat", "Staleness",
-	// "SecretKey", or "Site" when the node meta (site and config hash)
+	// "MaxSkew", "Keys" (a key of the wrong length, or none where one is
+	// required), or "Site" when the node meta (site and config hash)
 	// does not fit.
 	Field string
-	// Index is the element of Seeds at fault, when Field is "Seeds".
+	// Index is the element of Seeds or Keys at fault, when Field is
+	// "Seeds" or "Keys" (-1 for Keys missing altogether).
 	Index int
 	Err   error
 }
@@ -134,8 +156,13 @@ func (e *ConfigError) Error() string {
 		return fmt.Sprintf("seeds[%d]: %v", e.Index, e.Err)
 	case "RetryInterval":
 		return "retry interval: " + e.Err.Error()
-	case "SecretKey":
-		return "secret key: " + e.Err.Error()
+	case "Keys":
+		if e.Index < 0 {
+			return "keys: " + e.Err.Error()
+		}
+		return fmt.Sprintf("keys[%d]: %v", e.Index, e.Err)
+	case "MaxSkew":
+		return "max skew: " + e.Err.Error()
 	case "Site":
 		return e.Err.Error()
 	}
@@ -177,15 +204,46 @@ func (cfg Config) Validate() error {
 	if cfg.Staleness <= cfg.Heartbeat {
 		bad("Staleness", fmt.Errorf("%v must exceed the heartbeat of %v", cfg.Staleness, cfg.Heartbeat))
 	}
-	switch len(cfg.SecretKey) {
-	case 0, 16, 24, 32:
-	default:
-		bad("SecretKey", fmt.Errorf("%d bytes, want 16, 24 or 32", len(cfg.SecretKey)))
+	if cfg.MaxSkew < 0 {
+		bad("MaxSkew", errors.New("must be positive"))
+	}
+	for i, k := range cfg.Keys {
+		if err := memberlist.ValidateKey(k); err != nil {
+			errs = append(errs, &ConfigError{Field: "Keys", Index: i, Err: fmt.Errorf("%d bytes, want 16, 24 or 32", len(k))})
+		}
+	}
+	if len(cfg.Keys) == 0 && !cfg.Insecure {
+		if addr, public := cfg.publicAddr(); public {
+			errs = append(errs, &ConfigError{Field: "Keys", Index: -1, Err: fmt.Errorf(
+				"required: gossip on %s is not loopback, and without a key anyone who reaches it can join, report and drain; give a keyring, or set insecure to gossip in clear text", addr)})
+		}
 	}
 	if _, err := encodeMeta(nodeMeta{Site: cfg.Site, ConfigHash: cfg.ConfigHash}); err != nil {
 		bad("Site", err)
 	}
 	return errors.Join(errs...)
+}
+
+// publicAddr returns the first of Bind and Advertise that is not a
+// loopback address (an empty Bind host is every address), and whether
+// there is one. Unparsable addresses are left to their own checks.
+func (cfg Config) publicAddr() (string, bool) {
+	for _, a := range []string{cfg.Bind, cfg.Advertise} {
+		if a == "" {
+			continue
+		}
+		host, _, err := net.SplitHostPort(a)
+		if err != nil {
+			continue
+		}
+		if host == "" {
+			return a, true
+		}
+		if ip, err := netip.ParseAddr(host); err == nil && !ip.IsLoopback() {
+			return a, true
+		}
+	}
+	return "", false
 }
 
 // splitIPPort parses "ip:port". With emptyHost, the IP may be left out
@@ -226,7 +284,6 @@ func (cfg Config) memberlistConfig() *memberlist.Config {
 			mc.AdvertisePort = port
 		}
 	}
-	mc.SecretKey = cfg.SecretKey
 	mc.Label = clusterLabel
 
 	mc.ProbeInterval = probeInterval

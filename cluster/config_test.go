@@ -32,8 +32,12 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"advertise without ip", func(c *Config) { c.Advertise = ":7946" }, `advertise: ":7946": no IP address`},
 		{"seed without port", func(c *Config) { c.Seeds = []string{"10.0.0.1"} }, "seeds[0]: address 10.0.0.1: missing port in address"},
 		{"staleness below heartbeat", func(c *Config) { c.Heartbeat, c.Staleness = time.Second, 500*time.Millisecond }, "staleness: 500ms must exceed the heartbeat of 1s"},
-		{"key length", func(c *Config) { c.SecretKey = []byte("short") }, "secret key: 5 bytes, want 16, 24 or 32"},
+		{"key length", func(c *Config) { c.Keys = [][]byte{[]byte("0123456789abcdef"), []byte("short")} }, "keys[1]: 5 bytes, want 16, 24 or 32"},
 		{"meta too long", func(c *Config) { c.ConfigHash = strings.Repeat("h", 600) }, "node meta is"},
+		{"public bind without a key", func(c *Config) { c.Bind = "192.0.2.1:7946" }, "keys: required: gossip on 192.0.2.1:7946 is not loopback"},
+		{"every address without a key", func(c *Config) { c.Bind = ":0" }, "keys: required: gossip on :0 is not loopback"},
+		{"public advertise without a key", func(c *Config) { c.Advertise = "192.0.2.1:7946" }, "keys: required: gossip on 192.0.2.1:7946 is not loopback"},
+		{"negative max skew", func(c *Config) { c.MaxSkew = -time.Second }, "max skew: must be positive"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -71,7 +75,7 @@ func TestNewReportsBindFailure(t *testing.T) {
 // about, so the caller can point at the setting.
 func TestValidateNamesFields(t *testing.T) {
 	cfg := Config{Name: "a", Site: strings.Repeat("s", 600), Bind: "localhost:0", Advertise: ":1",
-		Seeds: []string{"10.0.0.1:7946", "10.0.0.2"}, SecretKey: []byte("short")}
+		Seeds: []string{"10.0.0.1:7946", "10.0.0.2"}, Keys: [][]byte{[]byte("short")}}
 	err := cfg.Validate()
 	if err == nil {
 		t.Fatal("Validate() = nil, want errors")
@@ -84,11 +88,18 @@ func TestValidateNamesFields(t *testing.T) {
 		}
 		got = append(got, fmt.Sprintf("%s/%d", ce.Field, ce.Index))
 	}
-	want := "Bind/0 Advertise/0 Seeds/1 SecretKey/0 Site/0"
+	want := "Bind/0 Advertise/0 Seeds/1 Keys/0 Site/0"
 	if strings.Join(got, " ") != want {
 		t.Errorf("Validate() fields = %v, want %s\n%v", got, want, err)
 	}
-	if err := (Config{Name: "a", Bind: "127.0.0.1:0"}).Validate(); err != nil {
-		t.Errorf("Validate() of a good config = %v", err)
+	for _, good := range []Config{
+		{Name: "a", Bind: "127.0.0.1:0"},
+		{Name: "a", Bind: "[::1]:0"},
+		{Name: "a", Bind: "192.0.2.1:7946", Keys: [][]byte{[]byte("0123456789abcdef")}},
+		{Name: "a", Bind: "192.0.2.1:7946", Insecure: true},
+	} {
+		if err := good.Validate(); err != nil {
+			t.Errorf("Validate(%+v) = %v, want nil", good, err)
+		}
 	}
 }

@@ -37,6 +37,49 @@
 //   - [Cluster.Run] owns every goroutine cluster starts and returns only
 //     after they have ended and memberlist has shut down.
 //
+// # Trust
+//
+// The gossip key is what makes a member: with [Config].Keys set, every
+// packet and stream is encrypted and authenticated with the primary key
+// and opened with any key of the ring, so a process without a key can
+// neither join nor send a report, leave, drain or acknowledgement.
+// What it sends is dropped by memberlist and counted in
+// gslb_cluster_rejected_messages_total{kind="gossip",
+// reason="unauthenticated"} (memberlist reports these only in its log,
+// which cluster reads; see isAuthFailure). Without keys, gossip on an
+// address other than loopback is refused unless Insecure is set.
+//
+// Cluster messages do not say which member sent them, so among members
+// the word of one is bounded rather than believed:
+//
+//   - A report whose Seq is further ahead of the receiver's clock (in
+//     nanoseconds) than MaxSkew, or whose Time is, is refused: Seq starts
+//     at the origin's boot time in nanoseconds and grows by one per
+//     report, so it cannot be far ahead of any synchronized clock.
+//   - A higher Seq wins only while it is fresh. A report that nobody has
+//     refreshed for Staleness is replaced by a fresh one from the same
+//     origin even with a lower Seq, and a stale report cannot replace a
+//     fresh one. One forged report therefore hides the origin's own
+//     reports for at most Staleness, whatever its Seq.
+//   - A leave (its Seq bounded the same way) drops the origin's report
+//     and shows it as left at once, provisionally: a report heard from
+//     the origin more than Heartbeat/2 after the leave (a copy that was
+//     on its way before it is not), or memberlist still listing the node
+//     as alive leaveConfirm (2s) later, undoes it, counted as
+//     reason="contradicted" or "unconfirmed". Only memberlist's own word
+//     makes a departure final, so a forged leave can never remove a live
+//     node from the member list.
+//   - Drain records and acknowledgements must come from a name memberlist
+//     lists as alive (reason="unknown_sender"); that name is what the
+//     audit trail records as the sender ("from"). The drain table refuses
+//     records stamped more than its MaxSkew ahead (reason="stamp_ahead"),
+//     so one record cannot outrank every later write.
+//
+// Refusals are counted by kind and reason and logged at most once per
+// 10s per kind and reason. A member that keeps forging (it holds the key)
+// can keep its forgeries fresh: the key must stay secret, and rotating
+// it (see [Cluster.SetKeys]) is how a member is excluded.
+//
 // # Wire format
 //
 // Every message is one kind byte followed by a body: 1 a report (JSON), 2
@@ -97,6 +140,7 @@
 // memberlist v0.7.0 exposes neither its suspicion state nor the difference
 // between a failure and a leave (Node.State is not set in events). So
 // "suspect" means memberlist still lists the node but its report is older
-// than Staleness, and "left" means the node's own leave message arrived;
-// a departure without one shows as "dead".
+// than Staleness, and "left" means a leave message for the node arrived
+// (provisionally, until memberlist confirms it: see Trust); a departure
+// without one shows as "dead".
 package cluster

@@ -20,9 +20,10 @@ type Drains interface {
 	// Records returns every record, tombstones included, for a
 	// full-state exchange.
 	Records() []drain.Record
-	// Merge applies records received from a peer. It returns an error
-	// for records it rejected.
-	Merge(recs []drain.Record, now time.Time) ([]drain.Record, error)
+	// MergeFrom applies records that the member from sent. It returns
+	// the refused records' errors joined, one per record, wrapping
+	// drain.ErrFutureStamp or drain.ErrInvalid.
+	MergeFrom(from string, recs []drain.Record, now time.Time) ([]drain.Record, error)
 }
 
 // DrainAcks takes the drain acknowledgements peers send; *drain.Acks
@@ -157,17 +158,53 @@ func (c *Cluster) goSend(f func()) {
 	}
 }
 
+// applyDrains hands records to the drain table, in the name of the
+// member that sent them. The sender must be a member memberlist lists as
+// alive: the name is the sender's own claim, but with encryption only a
+// member can make it, and it is what the audit trail records as "from".
+// The table refuses records stamped too far ahead and invalid ones; each
+// refusal is counted here.
 func (c *Cluster) applyDrains(m wireDrains, now time.Time) error {
 	if c.cfg.Drains == nil || m.Origin == c.cfg.Name || len(m.Records) == 0 {
 		return nil
 	}
-	_, err := c.cfg.Drains.Merge(m.Records, now)
-	return err
+	if !c.isAliveMember(m.Origin) {
+		c.reject(rejDrains, reasonUnknownSender, "from", m.Origin, "records", len(m.Records))
+		return nil
+	}
+	_, err := c.cfg.Drains.MergeFrom(m.Origin, m.Records, now)
+	if err == nil {
+		return nil
+	}
+	all := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		all = j.Unwrap()
+	}
+	for _, e := range all {
+		reason := reasonInvalid
+		if errors.Is(e, drain.ErrFutureStamp) {
+			reason = reasonStampAhead
+		}
+		c.reject(rejDrains, reason, "from", m.Origin, "err", e)
+	}
+	return nil
 }
 
 func (c *Cluster) applyDrainAck(m wireDrainAck) {
 	if c.cfg.DrainAcks == nil || m.Origin == c.cfg.Name {
 		return
 	}
+	if !c.isAliveMember(m.Origin) {
+		c.reject(rejDrainAck, reasonUnknownSender, "from", m.Origin)
+		return
+	}
 	c.cfg.DrainAcks.Applied(m.Origin, m.Acks)
+}
+
+// isAliveMember reports whether memberlist lists name as alive.
+func (c *Cluster) isAliveMember(name string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, ok := c.members[name]
+	return ok && m.state == MemberAlive
 }

@@ -32,7 +32,7 @@ func TestMemberlistLogLevels(t *testing.T) {
 					return a
 				},
 			})
-			newMemberlistLogger(slog.New(h)).Print(strings.TrimSuffix(tc.line, "\n"))
+			newMemberlistLogger(slog.New(h), nil).Print(strings.TrimSuffix(tc.line, "\n"))
 			want := "level=" + tc.wantLevel + " msg=\"" + tc.wantMsg + "\" lib=memberlist\n"
 			if got := buf.String(); got != want {
 				t.Errorf("log %q:\n got %q\nwant %q", tc.line, got, want)
@@ -43,7 +43,7 @@ func TestMemberlistLogLevels(t *testing.T) {
 
 func TestMemberlistDebugFiltered(t *testing.T) {
 	var buf bytes.Buffer
-	l := newMemberlistLogger(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	l := newMemberlistLogger(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})), nil)
 	l.Print("[DEBUG] memberlist: chatter")
 	if buf.Len() != 0 {
 		t.Errorf("debug line logged at info level: %q", buf.String())

@@ -106,13 +106,14 @@ func TestStateFraming(t *testing.T) {
 func newBare(t testing.TB) *Cluster {
 	cfg := Config{Name: "self", Site: "s", ConfigHash: "h", Bind: "127.0.0.1:0"}.withDefaults()
 	c := &Cluster{
-		cfg:      cfg,
-		log:      slog.New(slog.DiscardHandler),
-		changed:  make(chan struct{}, 1),
-		wake:     make(chan struct{}, 1),
-		table:    newTable(dropFactor * cfg.Staleness),
-		members:  map[string]*member{},
-		inflight: map[string]bool{},
+		cfg:       cfg,
+		log:       slog.New(slog.DiscardHandler),
+		changed:   make(chan struct{}, 1),
+		wake:      make(chan struct{}, 1),
+		table:     newTable(cfg.Staleness, cfg.Heartbeat/2),
+		members:   map[string]*member{},
+		inflight:  map[string]bool{},
+		rejectLog: newLogLimiter(rejectLogEvery),
 	}
 	c.hash.Store(&cfg.ConfigHash)
 	var err error

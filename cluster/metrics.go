@@ -16,6 +16,7 @@ type metrics struct {
 	received prometheus.Counter
 	bad      prometheus.Counter
 	joins    *prometheus.CounterVec
+	rejected *prometheus.CounterVec
 
 	registered []prometheus.Collector
 	reg        prometheus.Registerer
@@ -44,14 +45,22 @@ func newMetrics(reg prometheus.Registerer, c *Cluster) (*metrics, error) {
 			Name: "join_attempts_total",
 			Help: "Attempts to join the cluster through the seeds, by result.",
 		}, []string{"result"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: subsystem,
+			Name: "rejected_messages_total",
+			Help: "Gossip dropped as implausible or unauthenticated, by kind (gossip, report, leave, drains, drain_ack) and reason; see the package documentation of cluster.",
+		}, []string{"kind", "reason"}),
 		reg: reg,
 	}
 	m.joins.WithLabelValues(joinSuccess)
 	m.joins.WithLabelValues(joinFailure)
+	for _, kr := range rejections {
+		m.rejected.WithLabelValues(kr.kind, kr.reason)
+	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, col := range []prometheus.Collector{m.received, m.bad, m.joins, membersCollector{c}} {
+	for _, col := range []prometheus.Collector{m.received, m.bad, m.joins, m.rejected, membersCollector{c}} {
 		if err := reg.Register(col); err != nil {
 			m.unregister()
 			return nil, err

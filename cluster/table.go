@@ -29,10 +29,16 @@ const (
 // mutex and passes the time in, which keeps every rule testable without
 // sockets.
 type table struct {
+	// staleness is the freshness bound: a report last heard longer ago
+	// is stale.
+	staleness time.Duration
 	// dropAfter is the age beyond which a report is forgotten (10 times
 	// the staleness bound).
 	dropAfter time.Duration
-	reports   map[string]health.Received
+	// leaveGrace is how long after a leave message a report of its
+	// origin may still be a copy that was on its way before the leave.
+	leaveGrace time.Duration
+	reports    map[string]health.Received
 	// gone holds origins that left or died, with the highest Seq they
 	// had. Reports not newer than that are refused, so a late packet or a
 	// peer's push/pull cannot bring a departed node's report back. A
@@ -44,36 +50,57 @@ type table struct {
 type tombstone struct {
 	seq uint64
 	at  time.Time
+	// soft marks a tombstone set by a leave message, which any member
+	// could have sent: a report heard after at plus leaveGrace lifts it.
+	// memberlist's own word (a departure) sets a hard one.
+	soft bool
 }
 
-func newTable(dropAfter time.Duration) table {
+func newTable(staleness, leaveGrace time.Duration) table {
 	return table{
-		dropAfter: dropAfter,
-		reports:   make(map[string]health.Received),
-		gone:      make(map[string]tombstone),
+		staleness:  staleness,
+		dropAfter:  dropFactor * staleness,
+		leaveGrace: leaveGrace,
+		reports:    make(map[string]health.Received),
+		gone:       make(map[string]tombstone),
 	}
 }
 
 // apply stores r if it is newer than the report held for its origin. at
 // is when the origin was last heard from by our clock (receive time minus
-// the age the sender attached). Equal Seq moves At forward; lower Seq is
-// ignored.
+// the age the sender attached). Equal Seq moves At forward. Sequence
+// numbers order one origin's reports, but a member can claim any origin,
+// so the Seq held is trusted only while it is fresh:
+//   - a lower Seq replaces a stale report when it is itself fresh (the
+//     origin is talking, with a lower Seq than a report nobody has
+//     refreshed: that one was forged, or the origin restarted with its
+//     clock set back);
+//   - a higher Seq that is stale does not replace a fresh report (a
+//     report the origin made later cannot have been heard earlier than
+//     one it made before).
+//
+// So one forged report, whatever its Seq, hides the origin's own reports
+// for at most Staleness.
 func (t *table) apply(r health.Report, at, now time.Time) outcome {
 	if now.Sub(at) > t.dropAfter {
 		return ignored
 	}
 	if g, ok := t.gone[r.Origin]; ok {
-		if r.Seq <= g.seq {
+		if r.Seq <= g.seq && !(g.soft && at.After(g.at.Add(t.leaveGrace))) {
 			return ignored
 		}
 		delete(t.gone, r.Origin)
 	}
+	fresh := func(at time.Time) bool { return now.Sub(at) < t.staleness }
 	cur, ok := t.reports[r.Origin]
 	switch {
 	case !ok:
 		t.reports[r.Origin] = health.Received{Report: r, At: at}
 		return changed
 	case r.Seq > cur.Seq:
+		if fresh(cur.At) && !fresh(at) {
+			return ignored
+		}
 		// The origin was alive at both times; keep the later.
 		t.reports[r.Origin] = health.Received{Report: r, At: laterOf(at, cur.At)}
 		if sameContent(cur.Report, r) {
@@ -87,9 +114,30 @@ func (t *table) apply(r health.Report, at, now time.Time) outcome {
 			return refreshed
 		}
 		return ignored
+	case !fresh(cur.At) && fresh(at):
+		t.reports[r.Origin] = health.Received{Report: r, At: at}
+		if sameContent(cur.Report, r) {
+			return stored
+		}
+		return changed
 	default:
 		return ignored
 	}
+}
+
+// leave forgets origin's report on its leave message, as drop does, but
+// with a soft tombstone: a report heard after the leave lifts it.
+func (t *table) leave(origin string, seq uint64, now time.Time) bool {
+	hard := false
+	if g, ok := t.gone[origin]; ok && !g.soft {
+		hard = true
+	}
+	dropped := t.drop(origin, seq, now)
+	if g, ok := t.gone[origin]; ok && !hard {
+		g.soft = true
+		t.gone[origin] = g
+	}
+	return dropped
 }
 
 // drop forgets origin's report, unless the report held is newer than seq
@@ -100,8 +148,8 @@ func (t *table) drop(origin string, seq uint64, now time.Time) bool {
 	if ok && cur.Seq > seq {
 		return false
 	}
-	if g, ok := t.gone[origin]; !ok || g.seq < seq {
-		t.gone[origin] = tombstone{seq: seq, at: now}
+	if g, ok := t.gone[origin]; !ok || g.seq < seq || g.soft {
+		t.gone[origin] = tombstone{seq: max(seq, g.seq), at: now}
 	}
 	delete(t.reports, origin)
 	return ok

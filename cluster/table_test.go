@@ -49,10 +49,52 @@ func TestTableApply(t *testing.T) {
 			},
 		},
 		{
-			name: "lower seq ignored",
+			name: "lower seq ignored while the held report is fresh",
 			steps: []step{
 				{r: rep(5, up), at: t0, now: t0, want: changed, wantSeq: 5, wantAt: t0, wantHeld: true},
-				{r: rep(4, down), at: t0.Add(time.Second), now: t0.Add(time.Second), want: ignored, wantSeq: 5, wantAt: t0, wantHeld: true},
+				{r: rep(4, down), at: t0.Add(600 * time.Millisecond), now: t0.Add(600 * time.Millisecond), want: ignored, wantSeq: 5, wantAt: t0, wantHeld: true},
+			},
+		},
+		{
+			// A forged report with a high Seq is not refreshed by its
+			// origin: once stale, the origin's own (lower) Seq takes over.
+			name: "lower seq, fresh, replaces a stale report",
+			steps: []step{
+				{r: rep(1<<62, down), at: t0, now: t0, want: changed, wantSeq: 1 << 62, wantAt: t0, wantHeld: true},
+				{r: rep(4, up), at: t0.Add(600 * time.Millisecond), now: t0.Add(600 * time.Millisecond), want: ignored, wantSeq: 1 << 62, wantAt: t0, wantHeld: true},
+				{r: rep(4, up), at: t0.Add(800 * time.Millisecond), now: t0.Add(800 * time.Millisecond), want: changed, wantSeq: 4, wantAt: t0.Add(800 * time.Millisecond), wantHeld: true},
+				{r: rep(4, up), at: t0.Add(time.Second), now: t0.Add(time.Second), want: refreshed, wantSeq: 4, wantAt: t0.Add(time.Second), wantHeld: true},
+			},
+		},
+		{
+			name: "lower seq, stale, does not replace a stale report",
+			steps: []step{
+				{r: rep(5, up), at: t0, now: t0, want: changed, wantSeq: 5, wantAt: t0, wantHeld: true},
+				{r: rep(4, down), at: t0.Add(100 * time.Millisecond), now: t0.Add(time.Second), want: ignored, wantSeq: 5, wantAt: t0, wantHeld: true},
+			},
+		},
+		{
+			// A relay still holding the forged report passes it on with
+			// its age: it cannot push the origin's fresh report out.
+			name: "higher seq, stale, does not replace a fresh report",
+			steps: []step{
+				{r: rep(5, up), at: t0.Add(time.Second), now: t0.Add(time.Second), want: changed, wantSeq: 5, wantAt: t0.Add(time.Second), wantHeld: true},
+				{r: rep(1<<62, down), at: t0, now: t0.Add(time.Second), want: ignored, wantSeq: 5, wantAt: t0.Add(time.Second), wantHeld: true},
+			},
+		},
+		{
+			name:  "report heard after a leave lifts it; a copy from before does not",
+			setup: func(tb *table) { tb.apply(rep(5, up), t0, t0); tb.leave("x", 5, t0) },
+			steps: []step{
+				{r: rep(5, up), at: t0.Add(50 * time.Millisecond), now: t0.Add(50 * time.Millisecond), want: ignored},
+				{r: rep(5, up), at: t0.Add(150 * time.Millisecond), now: t0.Add(150 * time.Millisecond), want: changed, wantSeq: 5, wantAt: t0.Add(150 * time.Millisecond), wantHeld: true},
+			},
+		},
+		{
+			name:  "memberlist's departure is not lifted by a report",
+			setup: func(tb *table) { tb.apply(rep(5, up), t0, t0); tb.leave("x", 5, t0); tb.dropDeparted("x", t0) },
+			steps: []step{
+				{r: rep(5, up), at: t0.Add(500 * time.Millisecond), now: t0.Add(500 * time.Millisecond), want: ignored},
 			},
 		},
 		{
@@ -73,7 +115,7 @@ func TestTableApply(t *testing.T) {
 			name: "higher seq relayed with an older At keeps the later At",
 			steps: []step{
 				{r: rep(5, up), at: t0.Add(time.Second), now: t0.Add(time.Second), want: changed, wantSeq: 5, wantAt: t0.Add(time.Second), wantHeld: true},
-				{r: rep(6, down), at: t0, now: t0.Add(time.Second), want: changed, wantSeq: 6, wantAt: t0.Add(time.Second), wantHeld: true},
+				{r: rep(6, down), at: t0.Add(700 * time.Millisecond), now: t0.Add(time.Second), want: changed, wantSeq: 6, wantAt: t0.Add(time.Second), wantHeld: true},
 			},
 		},
 		{
@@ -97,7 +139,7 @@ func TestTableApply(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tb := newTable(dropAfter)
+			tb := newTable(dropAfter/dropFactor, 100*time.Millisecond)
 			if tc.setup != nil {
 				tc.setup(&tb)
 			}
@@ -116,7 +158,7 @@ func TestTableApply(t *testing.T) {
 
 func TestTableDrop(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	tb := newTable(time.Second)
+	tb := newTable(time.Second/dropFactor, 50*time.Millisecond)
 	tb.apply(health.Report{Origin: "x", Seq: 10}, t0, t0)
 	if got := tb.drop("x", 9, t0); got {
 		t.Errorf("drop(x, 9) with seq 10 held = true, want false (leave from an earlier incarnation)")
@@ -138,7 +180,7 @@ func TestTableDrop(t *testing.T) {
 
 func TestTableExpire(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	tb := newTable(time.Second)
+	tb := newTable(time.Second/dropFactor, 50*time.Millisecond)
 	tb.apply(health.Report{Origin: "old", Seq: 1}, t0, t0)
 	tb.apply(health.Report{Origin: "new", Seq: 1}, t0.Add(500*time.Millisecond), t0.Add(500*time.Millisecond))
 	tb.drop("gone", 1, t0)

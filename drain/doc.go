@@ -38,6 +38,26 @@
 // (a delete after the create it deletes) always stamps higher, even when
 // the deleting node's wall clock is behind the creating node's.
 //
+// # The cluster-wide guardrail
+//
+// A node refuses a drain that would leave a service with no site able to
+// take traffic, unless forced, but it judges by the drains it holds: two
+// drains made at the same moment on two nodes (dc1 on one, dc2 on the
+// other) can each pass, and together drain every site of a service.
+// [NewGuardedView] settles this from the records alone, the same way on
+// every node: it replays the drains in force in stamp order and sets
+// aside (does not apply) each drain without [Record].Force that, on top of
+// the drains kept before it, would leave some service with every one of
+// its sites drained for some client (the intersection, over the service's
+// sites, of the clients each is drained for, is not empty). The later
+// write loses, as it would have had the writer seen the earlier one.
+// Health plays no part, so that every node decides alike; the write-time
+// check, which does use health, stays on the writing node. A drain set
+// aside stays in the table, is reported ([View.SetAside], events with
+// [ActionSetAside] and [ActionApply] via [ViaGuardrail]), and applies as
+// soon as the drains that block it end; delete it to drop it. A record
+// without a force field (from an older node) is not forced.
+//
 // # Expiry and tombstones
 //
 // A record with an expiry is in force while now < Expires, by each node's

@@ -3,6 +3,7 @@ package drain
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 )
@@ -46,11 +47,18 @@ type Clock struct {
 }
 
 // Now returns the stamp of a local write by node at physical time now: it
-// is later than every stamp the clock has issued or observed.
+// is later than every stamp the clock has issued or observed. The logical
+// counter never wraps: at its maximum the wall part moves on by one
+// nanosecond instead, which keeps stamps increasing. (A wall part that
+// could reach its own maximum is kept out by [Store], which refuses
+// stamps far ahead of its clock.)
 func (c *Clock) Now(node string, now time.Time) Stamp {
-	if pt := now.UnixNano(); pt > c.wall {
+	switch pt := now.UnixNano(); {
+	case pt > c.wall:
 		c.wall, c.logical = pt, 0
-	} else {
+	case c.logical == math.MaxUint32:
+		c.wall, c.logical = c.wall+1, 0
+	default:
 		c.logical++
 	}
 	return Stamp{Wall: c.wall, Logical: c.logical, Node: node}

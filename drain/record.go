@@ -131,6 +131,9 @@ type Record struct {
 	Expires time.Time `json:"expires,omitzero"`
 	// Deleted marks a tombstone.
 	Deleted bool `json:"deleted,omitempty"`
+	// Force says the drain was made with force: the cluster-wide
+	// guardrail never sets it aside. Absent (older nodes) means false.
+	Force bool `json:"force,omitempty"`
 	// Stamp versions the write; the node that made it is Stamp.Node.
 	Stamp Stamp `json:"stamp"`
 }

@@ -157,16 +157,17 @@ func TestMergeConverges(t *testing.T) {
 	}
 }
 
-// TestDeleteAfterCreateWinsDespiteSkew: node b's wall clock is an hour
-// behind node a's, yet b's delete of a's drain, made after seeing it,
-// wins everywhere.
+// TestDeleteAfterCreateWinsDespiteSkew: node b's wall clock is 50 seconds
+// behind node a's (within the allowed skew of a minute; beyond it, a's
+// record is refused, see TestMergeRefusesFutureStamps), yet b's delete of
+// a's drain, made after seeing it, wins everywhere.
 func TestDeleteAfterCreateWinsDespiteSkew(t *testing.T) {
 	a, b := openStore(t, "a", ""), openStore(t, "b", "")
 	r, err := a.Create(Spec{Key: Key{Site: "dc1"}, Reason: "fire alarm"}, "ops", t0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	behind := t0.Add(-time.Hour)
+	behind := t0.Add(-50 * time.Second)
 	if _, err := b.Merge([]Record{r}, behind); err != nil {
 		t.Fatal(err)
 	}

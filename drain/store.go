@@ -2,6 +2,7 @@ package drain
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -23,9 +24,9 @@ const (
 	DefaultEvents = 256
 )
 
-// maxSkew is how far ahead of our clock a peer's stamp may be before we
-// warn that the clocks disagree.
-const maxSkew = time.Minute
+// DefaultMaxSkew is how far ahead of this node's clock a stamp may be
+// before it is refused.
+const DefaultMaxSkew = time.Minute
 
 // retrySave is the pause before retrying a failed write of the state file.
 const retrySave = 5 * time.Second
@@ -42,7 +43,16 @@ type StoreConfig struct {
 	Grace time.Duration
 	// Events is how many audit events are kept. Default [DefaultEvents].
 	Events int
+	// MaxSkew is how far ahead of this node's clock a record's stamp may
+	// be. A record stamped further ahead is refused (wrapping
+	// [ErrFutureStamp]) and never stored: it would win over every later
+	// write, so nobody could delete it. Default [DefaultMaxSkew].
+	MaxSkew time.Duration
 }
+
+// ErrFutureStamp wraps the refusal of a record whose stamp is more than
+// MaxSkew ahead of this node's clock.
+var ErrFutureStamp = errors.New("drain stamped in the future")
 
 // Spec is what an operator asks for when creating a drain.
 type Spec struct {
@@ -51,6 +61,9 @@ type Spec struct {
 	Reason string
 	// Expires, when set, must be after the time of the create.
 	Expires time.Time
+	// Force is recorded in the drain: the cluster-wide guardrail never
+	// sets it aside.
+	Force bool
 }
 
 // Event actions.
@@ -58,6 +71,11 @@ const (
 	ActionCreate = "create"
 	ActionDelete = "delete"
 	ActionExpire = "expire"
+	// ActionSetAside: the cluster-wide guardrail does not apply a drain
+	// in force (see [NewGuardedView]).
+	ActionSetAside = "set_aside"
+	// ActionApply: a drain the guardrail had set aside applies now.
+	ActionApply = "apply"
 )
 
 // Event sources.
@@ -68,6 +86,8 @@ const (
 	ViaGossip = "gossip"
 	// ViaClock: the drain expired on this node's clock.
 	ViaClock = "clock"
+	// ViaGuardrail: the cluster-wide guardrail decided, from the records.
+	ViaGuardrail = "guardrail"
 )
 
 // Event is one change this node applied to its drains: the audit trail
@@ -82,6 +102,14 @@ type Event struct {
 	Via string `json:"via"`
 	// Drain is the record after the change.
 	Drain Record `json:"drain"`
+	// From is, for ViaGossip, the cluster member that sent the record
+	// (the name memberlist knows it by), which need not be the node that
+	// made the write (Drain.Stamp.Node): a peer relays every record it
+	// holds in its full-state exchanges.
+	From string `json:"from,omitempty"`
+	// Services are, for ActionSetAside, the services the drain would have
+	// left without a site.
+	Services []string `json:"services,omitempty"`
 }
 
 // Store is this node's table of drain records. It applies local writes
@@ -122,6 +150,9 @@ func Open(cfg StoreConfig, logger *slog.Logger) (*Store, error) {
 	if cfg.Events <= 0 {
 		cfg.Events = DefaultEvents
 	}
+	if cfg.MaxSkew <= 0 {
+		cfg.MaxSkew = DefaultMaxSkew
+	}
 	s := &Store{
 		cfg:     cfg,
 		log:     logger,
@@ -138,8 +169,26 @@ func Open(cfg StoreConfig, logger *slog.Logger) (*Store, error) {
 		return nil, err
 	}
 	now := time.Now()
-	s.clock.Observe(sf.Clock)
+	// Stamps are judged against the time the file was saved, not now: a
+	// clock that stepped back across the restart must not lose drains.
+	saved := sf.Saved
+	if saved.IsZero() {
+		saved = now
+	}
+	if err := s.checkStamp(sf.Clock, saved); err != nil {
+		logger.Error("drain state: clock not resumed", "path", cfg.Path, "err", err)
+	} else {
+		s.clock.Observe(sf.Clock)
+	}
 	for _, r := range sf.Records {
+		// A record stamped far ahead of the save (written by a version
+		// that did not check) would win over every later write: it is
+		// dropped, and the file rewritten.
+		if err := s.checkStamp(r.Stamp, saved); err != nil {
+			logger.Error("drain state: record dropped", "path", cfg.Path, "id", r.ID, "err", err)
+			s.dirty = true
+			continue
+		}
 		r.Key = r.Key.Normalize()
 		s.clock.Observe(r.Stamp)
 		Merge(s.records, r)
@@ -177,7 +226,7 @@ func (s *Store) Create(spec Spec, by string, now time.Time) (Record, error) {
 		}
 		return Record{
 			ID: id, Key: key, Reason: strings.TrimSpace(spec.Reason), By: by, At: now,
-			Expires: spec.Expires, Stamp: s.clock.Now(s.cfg.Node, now),
+			Expires: spec.Expires, Force: spec.Force, Stamp: s.clock.Now(s.cfg.Node, now),
 		}, nil
 	})
 }
@@ -242,15 +291,29 @@ func (s *Store) write(now time.Time, build func() (Record, error)) (Record, erro
 }
 
 // Merge applies records received from a peer under the conflict rule and
-// returns those that won. Invalid records are skipped and returned as an
-// error alongside. It does no I/O: [Store.Run] writes the state file.
+// returns those that won: [Store.MergeFrom] with the sender unknown.
 func (s *Store) Merge(recs []Record, now time.Time) ([]Record, error) {
+	return s.MergeFrom("", recs, now)
+}
+
+// MergeFrom applies records that the cluster member from sent, under the
+// conflict rule, and returns those that won; the audit events name from
+// as their sender. A record that is invalid (wrapping [ErrInvalid]) or
+// stamped more than MaxSkew ahead of now (wrapping [ErrFutureStamp]) is
+// skipped, never stored and never observed by the clock; the refusals
+// are returned joined, one error per record. It does no I/O:
+// [Store.Run] writes the state file.
+func (s *Store) MergeFrom(from string, recs []Record, now time.Time) ([]Record, error) {
 	var won []Record
 	var errs []error
 	s.mu.Lock()
 	for _, r := range recs {
 		if err := r.Validate(); err != nil {
-			errs = append(errs, err)
+			errs = append(errs, fmt.Errorf("%w: %w", ErrInvalid, err))
+			continue
+		}
+		if err := s.checkStamp(r.Stamp, now); err != nil {
+			errs = append(errs, fmt.Errorf("drain record %q: %w", r.ID, err))
 			continue
 		}
 		r.Key = r.Key.Normalize()
@@ -259,13 +322,10 @@ func (s *Store) Merge(recs []Record, now time.Time) ([]Record, error) {
 		}
 		s.clock.Observe(r.Stamp)
 		if Merge(s.records, r) {
-			if ahead := time.Duration(r.Stamp.Wall - now.UnixNano()); ahead > maxSkew {
-				s.log.Warn("drain stamped in the future: node clocks disagree", "id", r.ID, "node", r.Stamp.Node, "ahead", ahead.Round(time.Second))
-			}
 			won = append(won, r)
 			s.dirty = true
 			if r.Deleted || r.Active(now) {
-				s.eventLocked(now, ViaGossip, r)
+				s.eventFromLocked(now, ViaGossip, from, r)
 			} else {
 				s.expired[r.ID] = r.Stamp // arrived already expired: nothing in force changed
 			}
@@ -275,10 +335,16 @@ func (s *Store) Merge(recs []Record, now time.Time) ([]Record, error) {
 	if len(won) > 0 {
 		s.signal()
 	}
-	if len(errs) > 0 {
-		return won, fmt.Errorf("%d invalid drain record(s): %w", len(errs), errs[0])
+	return won, errors.Join(errs...)
+}
+
+// checkStamp refuses a stamp more than MaxSkew ahead of now.
+func (s *Store) checkStamp(st Stamp, now time.Time) error {
+	if ahead := time.Duration(st.Wall - now.UnixNano()); st.Wall > now.UnixNano() && ahead > s.cfg.MaxSkew {
+		return fmt.Errorf("%w: stamp %s by node %q is %v ahead of this node's clock, more than the %v allowed (are the clocks synchronized?)",
+			ErrFutureStamp, st, st.Node, ahead.Round(time.Second), s.cfg.MaxSkew)
 	}
-	return won, nil
+	return nil
 }
 
 // Records returns every record, tombstones included, sorted by ID: what
@@ -412,6 +478,12 @@ func (s *Store) stateLocked(recs map[string]Record, now time.Time) stateFile {
 
 // eventLocked records and logs one applied change.
 func (s *Store) eventLocked(now time.Time, via string, r Record) {
+	s.eventFromLocked(now, via, "", r)
+}
+
+// eventFromLocked records and logs one applied change that came from the
+// cluster member from ("" when not through gossip, or not known).
+func (s *Store) eventFromLocked(now time.Time, via, from string, r Record) {
 	action := ActionCreate
 	switch {
 	case via == ViaClock:
@@ -419,20 +491,34 @@ func (s *Store) eventLocked(now time.Time, via string, r Record) {
 	case r.Deleted:
 		action = ActionDelete
 	}
-	ev := Event{Time: now, Action: action, Via: via, Drain: r}
+	s.appendEventLocked(Event{Time: now, Action: action, Via: via, Drain: r, From: from})
+}
+
+// appendEventLocked keeps ev among the events and logs it.
+func (s *Store) appendEventLocked(ev Event) {
 	if len(s.events) < s.cfg.Events {
 		s.events = append(s.events, ev)
 	} else {
 		s.events[s.next] = ev
 		s.next = (s.next + 1) % len(s.events)
 	}
-	attrs := []any{"action", action, "via", via, "id", r.ID, "site", r.Site,
+	r := ev.Drain
+	attrs := []any{"action", ev.Action, "via", ev.Via, "id", r.ID, "site", r.Site,
 		"service", orEvery(r.Service, "every service"), "clients", clientsAttr(r.Clients),
 		"reason", r.Reason, "by", r.By, "node", r.Stamp.Node}
+	if ev.From != "" {
+		attrs = append(attrs, "from", ev.From)
+	}
 	if !r.Expires.IsZero() {
 		attrs = append(attrs, "expires", r.Expires.UTC().Format(time.RFC3339))
 	}
-	s.log.Info("audit: drain "+action, attrs...)
+	if r.Force {
+		attrs = append(attrs, "force", true)
+	}
+	if len(ev.Services) > 0 {
+		attrs = append(attrs, "services", strings.Join(ev.Services, " "))
+	}
+	s.log.Info("audit: drain "+ev.Action, attrs...)
 }
 
 func (s *Store) signal() {

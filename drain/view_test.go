@@ -49,6 +49,14 @@ func TestViewDrained(t *testing.T) {
 		if got := v.Drained(tc.service, tc.site, netip.MustParseAddr(tc.client)); got != tc.want {
 			t.Errorf("Drained(%s, %s, %s) = %v, want %v", tc.service, tc.site, tc.client, got, tc.want)
 		}
+		// DrainedBy explains Drained: some ID exactly when drained.
+		ids := v.DrainedBy(tc.service, tc.site, netip.MustParseAddr(tc.client))
+		if got := len(ids) > 0; got != tc.want {
+			t.Errorf("DrainedBy(%s, %s, %s) = %v, want drains named exactly when Drained is %v", tc.service, tc.site, tc.client, ids, tc.want)
+		}
+	}
+	if got, want := v.DrainedBy("talk.example.com.", "dc2", client), []string{mk("dc2", "talk.example.com", time.Time{}, false).ID}; len(got) != 1 || got[0] != want[0] {
+		t.Errorf("DrainedBy(talk, dc2) = %v, want %v", got, want)
 	}
 	if got := v.Len(); got != 5 {
 		t.Errorf("Len() = %d, want 5 drains in force", got)
@@ -56,7 +64,24 @@ func TestViewDrained(t *testing.T) {
 	if got := len(v.Affecting("talk.example.com.", "dc7")); got != 0 {
 		t.Errorf("Affecting(talk, dc7) has %d drains, want 0", got)
 	}
+	for _, tc := range []struct {
+		service, site string
+		want          bool
+	}{
+		{"talk.example.com.", "dc1", false},
+		{"talk.example.com.", "dc3", true},
+		{"pay.example.com.", "dc7", true},
+		{"talk.example.com.", "dc7", false}, // the drill is for another service
+		{"talk.example.com.", "dc9", false},
+	} {
+		if got := v.ClientScoped(tc.service, tc.site); got != tc.want {
+			t.Errorf("ClientScoped(%s, %s) = %v, want %v", tc.service, tc.site, got, tc.want)
+		}
+	}
 	var nilView *View
+	if nilView.ClientScoped("talk.example.com.", "dc3") {
+		t.Error("nil View is client-scoped, want not")
+	}
 	if nilView.Drained("talk.example.com.", "dc1", client) {
 		t.Error("nil View drains, want nothing drained")
 	}

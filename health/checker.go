@@ -138,6 +138,7 @@ type Checker struct {
 	bound   time.Duration
 	logger  *slog.Logger
 	metrics *metrics
+	local   *localLog
 	snap    atomic.Pointer[Snapshot]
 	changed chan struct{}
 
@@ -187,6 +188,7 @@ func NewChecker(cfg CheckerConfig, targets []Target, logger *slog.Logger, reg pr
 		bound:    cfg.FirstRoundBound,
 		logger:   logger,
 		metrics:  m,
+		local:    &localLog{logger: logger},
 		changed:  make(chan struct{}, 1),
 		trackers: make(map[string]*tracker, len(ts)),
 	}
@@ -327,6 +329,8 @@ func (c *Checker) storeLocked(s *Snapshot) {
 // while a single lost or slow probe is outvoted by the next one.
 func (c *Checker) track(ctx context.Context, tr *tracker) {
 	var m machine
+	// localRun counts consecutive probes that failed because of this node.
+	localRun := 0
 	t := tr.target.Load()
 	// Start somewhere in the first quarter interval, so that targets and
 	// nodes do not probe in lockstep.
@@ -345,12 +349,30 @@ func (c *Checker) track(ctx context.Context, tr *tracker) {
 		if ctx.Err() != nil {
 			return // stopping: a cancelled probe says nothing about the target
 		}
+		if reason, ok := localFault(err); ok {
+			// This node could not make the probe: it says nothing about
+			// the endpoint, so the state machine does not move. After
+			// Fall of them in a row (as long as the endpoint would take
+			// to be judged down) the node abstains from voting on it.
+			c.metrics.localFault(reason)
+			c.local.fault(ctx, end, tr.id, reason, err)
+			if localRun++; localRun == max(t.Fall, 1) {
+				c.setLocalFault(ctx, tr, err.Error())
+			}
+			timer.Reset(max(time.Until(start.Add(jitter(t.Interval/5))), 0))
+			continue
+		}
 		c.metrics.observe(t.Kind, end.Sub(start), err)
+		abstained := localRun >= max(t.Fall, 1)
+		localRun = 0
 
 		prev := m
 		m = m.next(err == nil, t.Rise, t.Fall)
-		if m.state != prev.state {
+		switch {
+		case m.state != prev.state:
 			c.transition(ctx, tr, prev.state, m.state, err, end)
+		case abstained:
+			c.setLocalFault(ctx, tr, "")
 		}
 
 		delay := t.Interval
@@ -359,6 +381,26 @@ func (c *Checker) track(ctx context.Context, tr *tracker) {
 		}
 		timer.Reset(max(time.Until(start.Add(jitter(delay))), 0))
 	}
+}
+
+// setLocalFault records that tr cannot be probed from this node (fault
+// not empty) or can again (fault empty), keeping its state, and publishes
+// a new snapshot. Like transition, it does nothing for a removed target.
+func (c *Checker) setLocalFault(ctx context.Context, tr *tracker, fault string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ctx.Err() != nil || c.trackers[tr.id] != tr {
+		return
+	}
+	old := c.snap.Load()
+	st := old.statuses[tr.id]
+	if st.LocalFault == fault {
+		return
+	}
+	st.LocalFault = fault
+	statuses := maps.Clone(old.statuses)
+	statuses[tr.id] = st
+	c.storeLocked(&Snapshot{statuses: statuses, ready: old.ready})
 }
 
 // jitter returns d spread uniformly by ±10%.

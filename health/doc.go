@@ -27,6 +27,21 @@
 // by its confirmation and never flips the state. Recovery with Rise 2 is
 // as fast.
 //
+// # Local faults
+//
+// A probe that fails because of this node rather than the endpoint (out
+// of file descriptors or socket buffers, no local address or port left,
+// refused by the host's own firewall: see localFault for where the line
+// is drawn) gives no verdict: the state machine does not move, the
+// failure is counted in gslb_health_local_probe_errors_total{reason}
+// rather than as a probe failure, and a log line says so (at most one per
+// 10s). It is retried Interval/5 later. After Fall such failures in a row
+// the target's [Status].LocalFault is set and the node abstains: its
+// [Status.Vote] and its [Report] say Unknown for the target, so it casts
+// no vote, until a probe reaches the endpoint again. A node that runs out
+// of file descriptors thus neither withdraws healthy endpoints nor keeps
+// vouching for ones it can no longer see.
+//
 // # Unknown
 //
 // A target not probed to a conclusion yet is Unknown, and Unknown counts
@@ -37,17 +52,46 @@
 //
 // # Merge rules
 //
+// The principle: no single witness withdraws an endpoint that others see
+// healthy, and an endpoint that is really gone is withdrawn even when its
+// whole site falls silent with it.
+//
 // A report is fresh when it comes from this node (the local Snapshot, which
 // counts as a report of this node in its site) or when it arrived less
 // than Staleness ago; only fresh reports made under the same configuration
 // hash are used, and only those with a known (Up or Down) state for an
-// endpoint vote on it. For an endpoint in site S: if any node of S votes,
-// the endpoint is up when at least half of S's votes say Up (a tie counts
-// as up, because a split inside a site is more likely a prober problem
-// than a dead endpoint). If no node of S votes (S's nodes are dead or cut
-// off from us), the nodes of the other sites cross-check it, and it is up
-// only when a strict majority of their votes say Up. If nobody votes, it
-// is up (fail open). A node cut off from everyone therefore decides from
-// its own probes only, and a site's own view of its endpoints always
-// outranks what other sites see across the WAN.
+// endpoint vote on it (a node that cannot probe an endpoint abstains).
+//
+// First, suspect views are set aside: a node that votes Up on no endpoint
+// and fails on endpoints in at least two sites, while for most of those
+// (a strict majority) a strict majority of the other nodes' votes say Up,
+// is probably the problem itself (out of file descriptors, cut off from
+// every endpoint, behind a broken firewall), and its votes are not
+// counted. This node's own view is judged the same way ([View.Suspect]).
+// One site's endpoints failing is an outage, not a suspect view, and when
+// every node sees everything down nobody is suspect.
+//
+// Then, for an endpoint in site S, with S's own nodes' votes and the other
+// sites' votes (each other site that votes "says up" or "says down" by the
+// majority of its nodes' votes, or is split):
+//
+//  1. S's nodes say down by majority: the endpoint is withdrawn, unless
+//     every other site that votes says up. S's nodes must agree, and the
+//     rest of the cluster must not unanimously contradict them: one
+//     own-site node that sees its endpoint down while every other site
+//     sees it up does not withdraw it.
+//  2. S's nodes say up by majority: it is up.
+//  3. S's nodes are split evenly: the other sites' votes break the tie; it
+//     is withdrawn when a strict majority of them say down.
+//  4. No node of S votes (S's nodes are dead, cut off from us, or cannot
+//     probe): the other sites cross-check it, and it is withdrawn when a
+//     strict majority of their votes say down; a tie keeps it.
+//  5. Nobody votes: it is up (fail open).
+//
+// A two-site deployment therefore still fails over when one site dies
+// whole: its nodes' reports go stale after Staleness, the site is silent,
+// and the other site's cross-checks decide (rule 4). And when a site's
+// endpoints die while its nodes run, they say down and so do the other
+// sites (rule 1). A node cut off from everyone decides from its own probes
+// only.
 package health

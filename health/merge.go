@@ -2,7 +2,9 @@ package health
 
 import (
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -38,6 +40,15 @@ type Votes struct {
 // Total returns Up+Down.
 func (v Votes) Total() int { return v.Up + v.Down }
 
+// SiteVotes counts sites by what the majority of their nodes' votes on an
+// endpoint says: Up, Down, or Split (as many up as down).
+type SiteVotes struct {
+	Up, Down, Split int
+}
+
+// Total returns the number of sites that vote.
+func (s SiteVotes) Total() int { return s.Up + s.Down + s.Split }
+
 // Verdict is the merged decision for one endpoint and why it was made.
 type Verdict struct {
 	Up bool
@@ -46,9 +57,11 @@ type Verdict struct {
 	Reason string
 	// Site is the endpoint's site.
 	Site string
-	// Own counts the reports of nodes in the endpoint's site; Cross those
-	// of nodes in other sites. Cross is counted even when Own decides.
+	// Own counts the votes of nodes in the endpoint's site; Cross those
+	// of nodes in other sites, and CrossSites the other sites that vote,
+	// by their majority. Cross is counted even when Own decides.
 	Own, Cross Votes
+	CrossSites SiteVotes
 }
 
 // rule says which rule of Merge decided a verdict.
@@ -56,6 +69,8 @@ type rule uint8
 
 const (
 	ruleOwn rule = iota
+	ruleOverruled
+	ruleTie
 	ruleCross
 	ruleNobody
 	ruleUnknownEndpoint
@@ -68,6 +83,7 @@ type verdict struct {
 	rule       rule
 	site       string
 	own, cross Votes
+	crossSites SiteVotes
 }
 
 // View is the merged health of every endpoint, as [Merge] computed it. It
@@ -78,6 +94,7 @@ type View struct {
 	nextExpiry time.Time
 	stale      []string
 	mismatched []string
+	suspect    []string
 }
 
 // Up reports whether traffic may go to endpoint. An endpoint the view
@@ -117,10 +134,16 @@ func (v *View) Verdicts() map[string]Verdict {
 }
 
 func (vd verdict) export() Verdict {
-	out := Verdict{Up: vd.up, Site: vd.site, Own: vd.own, Cross: vd.cross}
+	out := Verdict{Up: vd.up, Site: vd.site, Own: vd.own, Cross: vd.cross, CrossSites: vd.crossSites}
 	switch vd.rule {
 	case ruleOwn:
 		out.Reason = fmt.Sprintf("own site %d/%d up", vd.own.Up, vd.own.Total())
+	case ruleOverruled:
+		out.Reason = fmt.Sprintf("own site %d/%d up, but every other site sees it up (%d/%d sites)",
+			vd.own.Up, vd.own.Total(), vd.crossSites.Up, vd.crossSites.Total())
+	case ruleTie:
+		out.Reason = fmt.Sprintf("own site %d/%d up, tie broken by cross-check %d/%d up",
+			vd.own.Up, vd.own.Total(), vd.cross.Up, vd.cross.Total())
 	case ruleCross:
 		out.Reason = fmt.Sprintf("site %s silent; cross-check %d/%d up", vd.site, vd.cross.Up, vd.cross.Total())
 	case ruleNobody:
@@ -163,10 +186,25 @@ func (v *View) Mismatched() []string {
 	return slices.Clone(v.mismatched)
 }
 
+// Suspect returns the sorted nodes whose views were set aside because
+// none of their probes succeeds while other nodes see some of the same
+// endpoints up (see the package documentation); this node's own name is
+// among them when its own view is suspect. The caller owns the slice.
+func (v *View) Suspect() []string {
+	if v == nil {
+		return nil
+	}
+	return slices.Clone(v.suspect)
+}
+
 // voter is one fresh report that takes part in the merge.
 type voter struct {
-	site  string
-	state func(id string) State
+	origin string
+	site   string
+	state  func(id string) State
+	// failing reports whether the voter's probes of the endpoint fail: it
+	// votes Down, or (for this node) it cannot probe the endpoint.
+	failing func(id string) bool
 }
 
 // Merge decides, for every endpoint in in.Sites, whether it is up, from
@@ -179,10 +217,17 @@ func Merge(in MergeInput) *View {
 	var voters []voter
 	if in.Local != nil {
 		local := in.Local
-		voters = append(voters, voter{site: in.Site, state: func(id string) State {
-			st, _ := local.Get(id)
-			return st.State
-		}})
+		voters = append(voters, voter{
+			origin: in.Self, site: in.Site,
+			state: func(id string) State {
+				st, _ := local.Get(id)
+				return st.Vote()
+			},
+			failing: func(id string) bool {
+				st, _ := local.Get(id)
+				return st.Vote() == Down || st.LocalFault != ""
+			},
+		})
 	}
 
 	// The latest report of each other origin.
@@ -210,42 +255,161 @@ func Merge(in MergeInput) *View {
 			v.nextExpiry = exp
 		}
 		targets := r.Targets
-		voters = append(voters, voter{site: r.Site, state: func(id string) State { return targets[id] }})
+		voters = append(voters, voter{
+			origin: origin, site: r.Site,
+			state:   func(id string) State { return targets[id] },
+			failing: func(id string) bool { return targets[id] == Down },
+		})
 	}
 	slices.Sort(v.stale)
 	slices.Sort(v.mismatched)
 
-	for id, site := range in.Sites {
-		vd := verdict{site: site}
+	// Voters in a stable order (by site, then origin), so that the
+	// votes of one site are counted together.
+	slices.SortFunc(voters, func(a, b voter) int {
+		if c := strings.Compare(a.site, b.site); c != 0 {
+			return c
+		}
+		return strings.Compare(a.origin, b.origin)
+	})
+	ids := slices.Sorted(maps.Keys(in.Sites))
+	voters = v.setAsideSuspects(voters, ids, in.Sites)
+
+	for _, id := range ids {
+		v.verdicts[id] = decide(id, in.Sites[id], voters)
+	}
+	return v
+}
+
+// setAsideSuspects returns voters without those whose view is suspect,
+// and records their names in v.suspect. A view is suspect when none of
+// its probes succeeds (it votes Up on no endpoint) while it fails on
+// endpoints in at least two sites, and for most of the endpoints it fails
+// on (a strict majority) a strict majority of the other voters' votes say
+// Up. A node out of file descriptors, cut off from every endpoint, or
+// behind a broken firewall then cannot withdraw what the others see
+// healthy. One site's endpoints failing is what a site outage looks like,
+// so it never makes a view suspect, not even together with a view of
+// another site that lags behind; and when every node sees everything down
+// (an outage everywhere), nobody is suspect.
+func (v *View) setAsideSuspects(voters []voter, ids []string, sites map[string]string) []voter {
+	if len(voters) < 2 {
+		return voters
+	}
+	// All votes per endpoint, so that "the others" is all minus one.
+	all := make(map[string]Votes, len(ids))
+	for _, id := range ids {
+		var vs Votes
 		for _, vt := range voters {
-			votes := &vd.cross
-			if vt.site == site {
-				votes = &vd.own
-			}
 			switch vt.state(id) {
 			case Up:
-				votes.Up++
+				vs.Up++
 			case Down:
-				votes.Down++
+				vs.Down++
+			}
+		}
+		all[id] = vs
+	}
+	kept := voters[:0:0]
+	for _, vt := range voters {
+		up := false
+		failing, contradicted := 0, 0
+		var failingSites []string
+		for _, id := range ids {
+			st := vt.state(id)
+			if st == Up {
+				up = true
+				break
+			}
+			if !vt.failing(id) {
+				continue
+			}
+			if !slices.Contains(failingSites, sites[id]) {
+				failingSites = append(failingSites, sites[id])
+			}
+			failing++
+			others := all[id]
+			if st == Down {
+				others.Down--
+			}
+			if others.Up > others.Down {
+				contradicted++
+			}
+		}
+		if !up && len(failingSites) >= 2 && 2*contradicted > failing {
+			v.suspect = append(v.suspect, vt.origin)
+			continue
+		}
+		kept = append(kept, vt)
+	}
+	slices.Sort(v.suspect)
+	return kept
+}
+
+// decide applies the merge rules to one endpoint in site. voters are
+// sorted by site.
+func decide(id, site string, voters []voter) verdict {
+	vd := verdict{site: site}
+	for i := 0; i < len(voters); {
+		// One site's votes.
+		var vs Votes
+		j := i
+		for ; j < len(voters) && voters[j].site == voters[i].site; j++ {
+			switch voters[j].state(id) {
+			case Up:
+				vs.Up++
+			case Down:
+				vs.Down++
 			}
 		}
 		switch {
-		case vd.own.Total() > 0:
-			// A tie inside a site counts as up: the site's own nodes
-			// disagreeing is more likely a prober problem (one node's
-			// path to the endpoint, its clock, its load) than a dead
-			// endpoint, and withdrawing a serving endpoint costs more
-			// than keeping one that half the probers still reach.
-			vd.rule, vd.up = ruleOwn, vd.own.Up >= vd.own.Down
-		case vd.cross.Total() > 0:
-			// The site is silent: its nodes are dead or cut off, which
-			// hints the endpoint may be too. Other sites must see it up by
-			// strict majority, so a tie withdraws it.
-			vd.rule, vd.up = ruleCross, vd.cross.Up > vd.cross.Down
+		case voters[i].site == site:
+			vd.own = vs
+		case vs.Total() == 0:
 		default:
-			vd.rule, vd.up = ruleNobody, true
+			vd.cross.Up += vs.Up
+			vd.cross.Down += vs.Down
+			switch {
+			case vs.Up > vs.Down:
+				vd.crossSites.Up++
+			case vs.Down > vs.Up:
+				vd.crossSites.Down++
+			default:
+				vd.crossSites.Split++
+			}
 		}
-		v.verdicts[id] = vd
+		i = j
 	}
-	return v
+	own, cross := vd.own, vd.cross
+	switch {
+	case own.Down > own.Up:
+		// The site's own nodes agree it is down: withdrawn, unless every
+		// other site that votes sees it up, in which case the problem is
+		// more likely on the path from the site's own probers (or in
+		// them) than at the endpoint, and users elsewhere still reach it.
+		if vd.crossSites.Up > 0 && vd.crossSites.Up == vd.crossSites.Total() {
+			vd.rule, vd.up = ruleOverruled, true
+		} else {
+			vd.rule, vd.up = ruleOwn, false
+		}
+	case own.Up > own.Down:
+		vd.rule, vd.up = ruleOwn, true
+	case own.Total() > 0:
+		// A tie inside the site: the other sites' votes break it; it is
+		// withdrawn only when a strict majority of them say down.
+		if cross.Down > cross.Up {
+			vd.rule, vd.up = ruleTie, false
+		} else {
+			vd.rule, vd.up = ruleOwn, true
+		}
+	case cross.Total() > 0:
+		// The site is silent: its nodes are dead, cut off from us or
+		// unable to probe. The other sites cross-check it, and it is
+		// withdrawn when a strict majority of their votes say down; a tie
+		// keeps it, as one witness cannot outweigh another.
+		vd.rule, vd.up = ruleCross, cross.Down <= cross.Up
+	default:
+		vd.rule, vd.up = ruleNobody, true
+	}
+	return vd
 }

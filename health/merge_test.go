@@ -126,10 +126,99 @@ func TestMerge(t *testing.T) {
 			wantExpiry: t0.Add(5 * time.Second),
 		},
 		{
-			name:       "silent site: cross-check tie is down",
+			// Before issue 8 a tie withdrew a silent site: one witness
+			// outweighed another.
+			name:       "silent site: a cross-check tie keeps it",
 			local:      map[string]State{"b1": U},
 			remote:     []Received{report("n5", "dc3", 0, map[string]State{"b1": D})},
-			want:       map[string]want{"b1": {false, "site dc2 silent; cross-check 1/2 up"}},
+			want:       map[string]want{"b1": {true, "site dc2 silent; cross-check 1/2 up"}},
+			wantExpiry: t0.Add(5 * time.Second),
+		},
+		{
+			name:  "silent site: a strict majority of cross-checks down withdraws it",
+			local: map[string]State{"b1": D},
+			remote: []Received{
+				report("n5", "dc3", 0, map[string]State{"b1": D}),
+				report("n6", "dc3", 0, map[string]State{"b1": U}),
+			},
+			want:       map[string]want{"b1": {false, "site dc2 silent; cross-check 1/3 up"}},
+			wantExpiry: t0.Add(5 * time.Second),
+		},
+		{
+			name:  "black-holed site: its last report goes stale, the cross-check withdraws it",
+			local: map[string]State{"a1": U, "b1": D},
+			remote: []Received{
+				report("n3", "dc2", 5*time.Second, map[string]State{"a1": U, "b1": U}),
+			},
+			want: map[string]want{
+				"a1": {true, "own site 1/1 up"},
+				"b1": {false, "site dc2 silent; cross-check 0/1 up"},
+			},
+			wantStale: []string{"n3"},
+		},
+		{
+			// Before issue 8 the one own-site node won.
+			name:  "one own-site down does not beat every other site up",
+			local: map[string]State{"b1": U},
+			remote: []Received{
+				report("n3", "dc2", 0, map[string]State{"b1": D}),
+				report("n5", "dc3", 0, map[string]State{"b1": U}),
+			},
+			want:       map[string]want{"b1": {true, "own site 0/1 up, but every other site sees it up (2/2 sites)"}},
+			wantExpiry: t0.Add(5 * time.Second),
+		},
+		{
+			name:  "own site down, one other site agrees: withdrawn",
+			local: map[string]State{"b1": U},
+			remote: []Received{
+				report("n3", "dc2", 0, map[string]State{"b1": D}),
+				report("n5", "dc3", 0, map[string]State{"b1": D}),
+			},
+			want:       map[string]want{"b1": {false, "own site 0/1 up"}},
+			wantExpiry: t0.Add(5 * time.Second),
+		},
+		{
+			name:  "own site down, another site split: not contradicted by every site, withdrawn",
+			local: map[string]State{"b1": U},
+			remote: []Received{
+				report("n3", "dc2", 0, map[string]State{"b1": D}),
+				report("n5", "dc3", 0, map[string]State{"b1": U}),
+				report("n6", "dc3", 0, map[string]State{"b1": D}),
+			},
+			want:       map[string]want{"b1": {false, "own site 0/1 up"}},
+			wantExpiry: t0.Add(5 * time.Second),
+		},
+		{
+			name:  "own site majority up outranks every other site down",
+			local: map[string]State{"a1": U},
+			remote: []Received{
+				report("n3", "dc2", 0, map[string]State{"a1": D}),
+				report("n5", "dc3", 0, map[string]State{"a1": D}),
+			},
+			want:       map[string]want{"a1": {true, "own site 1/1 up"}},
+			wantExpiry: t0.Add(5 * time.Second),
+		},
+		{
+			// Before issue 8 a tie inside a site always counted as up.
+			name:  "own site tie broken by the cross-check: down",
+			local: map[string]State{"a1": D},
+			remote: []Received{
+				report("n2", "dc1", 0, map[string]State{"a1": U}),
+				report("n3", "dc2", 0, map[string]State{"a1": D}),
+				report("n5", "dc3", 0, map[string]State{"a1": D}),
+			},
+			want:       map[string]want{"a1": {false, "own site 1/2 up, tie broken by cross-check 0/2 up"}},
+			wantExpiry: t0.Add(5 * time.Second),
+		},
+		{
+			name:  "own site tie, cross-check tie: up",
+			local: map[string]State{"a1": D},
+			remote: []Received{
+				report("n2", "dc1", 0, map[string]State{"a1": U}),
+				report("n3", "dc2", 0, map[string]State{"a1": U}),
+				report("n5", "dc3", 0, map[string]State{"a1": D}),
+			},
+			want:       map[string]want{"a1": {true, "own site 1/2 up"}},
 			wantExpiry: t0.Add(5 * time.Second),
 		},
 		{
@@ -265,7 +354,8 @@ func TestMergeVotesAndLists(t *testing.T) {
 		Sites: map[string]string{"a1": "dc1"}, Now: t0, Staleness: 5 * time.Second,
 	})
 	got := v.Verdict("a1")
-	want := Verdict{Up: true, Reason: "own site 1/2 up", Site: "dc1", Own: Votes{Up: 1, Down: 1}, Cross: Votes{Up: 1, Down: 1}}
+	want := Verdict{Up: true, Reason: "own site 1/2 up", Site: "dc1", Own: Votes{Up: 1, Down: 1}, Cross: Votes{Up: 1, Down: 1},
+		CrossSites: SiteVotes{Up: 1, Down: 1}}
 	if got != want {
 		t.Errorf("Verdict(a1) = %+v, want %+v", got, want)
 	}
@@ -277,6 +367,158 @@ func TestMergeVotesAndLists(t *testing.T) {
 	}
 	if got, want := v.Mismatched(), []string{"n9"}; !slices.Equal(got, want) {
 		t.Errorf("Mismatched() = %q, want %q", got, want)
+	}
+}
+
+// TestMergeSuspectView: a node whose probes fail in every site while
+// others see the same endpoints up is set aside, whether it is a peer or
+// this node; real outages make nobody suspect.
+func TestMergeSuspectView(t *testing.T) {
+	// a1 in dc1, b1 in dc2, c1 in dc3. This node, n1, is in dc1.
+	sites := map[string]string{"a1": "dc1", "b1": "dc2", "c1": "dc3"}
+	const U, D, X = Up, Down, Unknown
+	all := func(st State) map[string]State { return map[string]State{"a1": st, "b1": st, "c1": st} }
+	abstaining := &Snapshot{ready: true, statuses: map[string]Status{
+		"a1": {State: Up, LocalFault: "socket: too many open files"},
+		"b1": {State: Up, LocalFault: "socket: too many open files"},
+		"c1": {State: Down},
+	}}
+	tests := []struct {
+		name        string
+		local       *Snapshot
+		remote      []Received
+		want        map[string]want
+		wantSuspect []string
+	}{
+		{
+			// Before issue 8: n3 alone in dc2 withdrew b1 everywhere.
+			name:  "a peer that sees everything down while others see it up",
+			local: snap(all(U)),
+			remote: []Received{
+				report("n3", "dc2", 0, all(D)),
+				report("n5", "dc3", 0, all(U)),
+			},
+			want: map[string]want{
+				"a1": {true, "own site 1/1 up"},
+				"b1": {true, "site dc2 silent; cross-check 2/2 up"},
+				"c1": {true, "own site 1/1 up"},
+			},
+			wantSuspect: []string{"n3"},
+		},
+		{
+			name:  "two sites: the other node sees everything down",
+			local: snap(map[string]State{"a1": U, "b1": U}),
+			remote: []Received{
+				report("n3", "dc2", 0, map[string]State{"a1": D, "b1": D}),
+			},
+			want: map[string]want{
+				"a1": {true, "own site 1/1 up"},
+				"b1": {true, "site dc2 silent; cross-check 1/1 up"},
+			},
+			wantSuspect: []string{"n3"},
+		},
+		{
+			name:  "this node sees everything down: its view is set aside",
+			local: snap(all(D)),
+			remote: []Received{
+				report("n3", "dc2", 0, all(U)),
+				report("n5", "dc3", 0, all(U)),
+			},
+			want: map[string]want{
+				"a1": {true, "site dc1 silent; cross-check 2/2 up"},
+				"b1": {true, "own site 1/1 up"},
+			},
+			wantSuspect: []string{"n1"},
+		},
+		{
+			name:  "this node cannot probe, or sees down, everything",
+			local: abstaining,
+			remote: []Received{
+				report("n3", "dc2", 0, all(U)),
+			},
+			want: map[string]want{
+				"a1": {true, "site dc1 silent; cross-check 1/1 up"},
+				"c1": {true, "site dc3 silent; cross-check 1/1 up"},
+			},
+			wantSuspect: []string{"n1"},
+		},
+		{
+			name:  "everything down everywhere: nobody is suspect",
+			local: snap(all(D)),
+			remote: []Received{
+				report("n3", "dc2", 0, all(D)),
+				report("n5", "dc3", 0, all(D)),
+			},
+			want: map[string]want{
+				"a1": {false, "own site 0/1 up"},
+				"b1": {false, "own site 0/1 up"},
+			},
+		},
+		{
+			name:  "one site's endpoints failing is an outage, not a suspect view",
+			local: snap(map[string]State{"a1": D, "b1": X, "c1": X}),
+			remote: []Received{
+				report("n3", "dc2", 0, all(U)),
+				report("n5", "dc3", 0, all(U)),
+			},
+			want: map[string]want{
+				"a1": {true, "own site 0/1 up, but every other site sees it up (2/2 sites)"},
+			},
+		},
+		{
+			// n1 sees dc1 really fail and has not yet seen dc2 come up.
+			name:  "a view that lags on one site while another really fails is not suspect",
+			local: snap(map[string]State{"a1": D, "b1": D}),
+			remote: []Received{
+				report("n3", "dc2", 0, map[string]State{"a1": D, "b1": U}),
+			},
+			want: map[string]want{
+				"a1": {false, "own site 0/1 up"},
+				"b1": {true, "own site 1/1 up"},
+			},
+		},
+		{
+			name:  "a node that sees something up is not suspect",
+			local: snap(map[string]State{"a1": D, "b1": D, "c1": U}),
+			remote: []Received{
+				report("n3", "dc2", 0, all(U)),
+				report("n5", "dc3", 0, map[string]State{"a1": D, "b1": D, "c1": U}),
+			},
+			want: map[string]want{
+				"a1": {false, "own site 0/1 up"},
+			},
+		},
+		{
+			name:  "a suspect peer, even with company: the majority decides",
+			local: snap(all(U)),
+			remote: []Received{
+				report("n2", "dc1", 0, all(D)),
+				report("n3", "dc2", 0, all(D)),
+				report("n5", "dc3", 0, all(U)),
+				report("n6", "dc3", 0, all(U)),
+			},
+			want: map[string]want{
+				"a1": {true, "own site 1/1 up"},
+				"b1": {true, "site dc2 silent; cross-check 3/3 up"},
+			},
+			wantSuspect: []string{"n2", "n3"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := Merge(MergeInput{
+				Self: "n1", Site: "dc1", ConfigHash: "h", Local: tc.local,
+				Remote: tc.remote, Sites: sites, Now: t0, Staleness: 5 * time.Second,
+			})
+			for id, w := range tc.want {
+				if got := v.Verdict(id); got.Up != w.up || got.Reason != w.reason {
+					t.Errorf("Merge().Verdict(%q) = %v %q, want %v %q", id, got.Up, got.Reason, w.up, w.reason)
+				}
+			}
+			if got := v.Suspect(); !slices.Equal(got, tc.wantSuspect) {
+				t.Errorf("Merge().Suspect() = %q, want %q", got, tc.wantSuspect)
+			}
+		})
 	}
 }
 

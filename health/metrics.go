@@ -18,6 +18,9 @@ type metrics struct {
 	transitions   *prometheus.CounterVec
 	probeDuration *prometheus.HistogramVec
 	probeFailures *prometheus.CounterVec
+	// localFaults counts probes that failed because of this node, by
+	// reason (see localFault); they are not in probeFailures.
+	localFaults *prometheus.CounterVec
 }
 
 // newMetrics builds the health collectors and registers them with reg
@@ -42,14 +45,21 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: ns, Subsystem: sub, Name: "probe_failures_total",
 			Help: "Failed health probes, by probe kind.",
 		}, []string{"kind"}),
+		localFaults: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "local_probe_errors_total",
+			Help: "Health probes that failed because of this node (out of file descriptors, buffers, local addresses; denied locally), not the endpoint: they give no verdict.",
+		}, []string{"reason"}),
 	}
 	for _, s := range []State{Up, Down} {
 		m.transitions.WithLabelValues(s.String())
 	}
+	for _, r := range localReasons {
+		m.localFaults.WithLabelValues(r)
+	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.targetUp, m.transitions, m.probeDuration, m.probeFailures} {
+	for _, c := range []prometheus.Collector{m.targetUp, m.transitions, m.probeDuration, m.probeFailures, m.localFaults} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}
@@ -69,6 +79,10 @@ func (m *metrics) observe(kind string, d time.Duration, err error) {
 	if err != nil {
 		m.probeFailures.WithLabelValues(kind).Inc()
 	}
+}
+
+func (m *metrics) localFault(reason string) {
+	m.localFaults.WithLabelValues(reason).Inc()
 }
 
 func (m *metrics) transition(target string, to State) {

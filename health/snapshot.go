@@ -16,6 +16,22 @@ type Status struct {
 	// metrics but not kept here, so the Snapshot changes only on
 	// transitions.
 	LastError string
+	// LocalFault, when not empty, is why this node cannot probe the target
+	// at the moment (for example "socket: too many open files"): its last
+	// Fall probes or more failed because of the node itself, not the
+	// endpoint. State stays what the probes last concluded, but the node
+	// abstains: it casts no vote on the target ([Status.Vote]) until a
+	// probe reaches the endpoint again.
+	LocalFault string
+}
+
+// Vote is what this node says about the target to the merge and to its
+// peers: its State, or Unknown (no vote) while it cannot probe the target.
+func (s Status) Vote() State {
+	if s.LocalFault != "" {
+		return Unknown
+	}
+	return s.State
 }
 
 // Snapshot is the Checker's view of its targets at one moment. It is
@@ -37,26 +53,27 @@ func (s *Snapshot) Get(id string) (Status, bool) {
 }
 
 // Up reports whether the target may receive traffic as far as this node
-// can tell. Only a target known to be Down is not up: an Unknown target
-// (not probed to a conclusion yet) and an ID this node does not check
-// count as up. Failing open is deliberate: before the first round
+// can tell. Only a target whose [Status.Vote] is Down is not up: an
+// Unknown target (not probed to a conclusion yet), one this node cannot
+// probe at the moment, and an ID this node does not check count as up. Failing open is deliberate: before the first round
 // completes the node is not ready and serves nothing, and after it an
 // Unknown target is one just added by a reload, which was presumably
 // added because it serves.
 func (s *Snapshot) Up(id string) bool {
 	st, _ := s.Get(id)
-	return st.State != Down
+	return st.Vote() != Down
 }
 
-// States returns a fresh map from target ID to state, for building a
-// [Report]. The caller owns it.
+// States returns a fresh map from target ID to this node's vote on it
+// ([Status.Vote]: Unknown while a target cannot be probed from here), for
+// building a [Report]. The caller owns it.
 func (s *Snapshot) States() map[string]State {
 	if s == nil {
 		return map[string]State{}
 	}
 	out := make(map[string]State, len(s.statuses))
 	for id, st := range s.statuses {
-		out[id] = st.State
+		out[id] = st.Vote()
 	}
 	return out
 }

@@ -189,6 +189,11 @@ func (q *query) question(req *dns.Msg, tcp bool) outcome {
 		}
 	}
 	q.info.zone = q.st.zone(z)
+	if isDebugName(qs.Qtype, qname) {
+		if out, ok := q.debug(qname); ok {
+			return out
+		}
+	}
 	return q.resolve(z, qname)
 }
 

@@ -43,6 +43,9 @@ func runAnswerCases(t *testing.T, cases []answerCase) {
 			st := newState(State{Zones: set, Health: tc.health, Drains: tc.drains}, defaultUDPSize)
 			got := answer(st, tc.Msg(), client, false)
 			tc.Check(t, got)
+			// The fast path, where it answers, answers the same bytes.
+			st.fast = buildFast(st, nil, nil)
+			checkFast(t, st, tc.Msg(), client)
 		})
 	}
 }

@@ -1,6 +1,8 @@
 package resolver
 
 import (
+	"math"
+	"runtime"
 	"sync/atomic"
 
 	"github.com/miekg/dns"
@@ -10,33 +12,52 @@ import (
 // metrics are the resolver's collectors. Label values come from
 // configuration (zone origins, service and site names) and from fixed
 // lists (qtype, rcode), never from query names.
+//
+// The per-query counters (requests, answers, duration) are not prometheus
+// vectors: every query would pay a label lookup or at least an atomic add
+// on a cache line shared by every core. They are plain atomic counters in
+// shards, one shard per reader goroutine (shard 0 for ServeDNS callers),
+// each on its own cache lines, and [queryCollector] sums the shards when
+// the registry is scraped. A shard's counters are written by one goroutine
+// at a time in the common case, so the adds never contend.
 type metrics struct {
-	requests   *prometheus.CounterVec
-	duration   prometheus.Histogram
-	answers    *prometheus.CounterVec
+	shards     int
+	query      *queryCollector
 	panics     prometheus.Counter
 	generation prometheus.Gauge
 }
 
+// durationBuckets are the upper bounds, in seconds, of the request
+// duration histogram.
+var durationBuckets = [...]float64{
+	.000005, .00001, .000025, .00005, .0001, .00025, .0005,
+	.001, .0025, .005, .01, .05,
+}
+
+// durationBounds are durationBuckets in nanoseconds.
+var durationBounds = func() (b [len(durationBuckets)]int64) {
+	for i, s := range durationBuckets {
+		b[i] = int64(math.Round(s * 1e9))
+	}
+	return b
+}()
+
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	const ns, sub = "gslb", "resolver"
+	shards := runtime.GOMAXPROCS(0) + 1
 	m := &metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "requests_total",
-			Help: "DNS requests answered, by zone (origin, or none), query type and response code.",
-		}, []string{"zone", "qtype", "rcode"}),
-		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: ns, Subsystem: sub, Name: "request_duration_seconds",
-			Help: "Time to answer a DNS request, writing the reply included.",
-			Buckets: []float64{
-				.000005, .00001, .000025, .00005, .0001, .00025, .0005,
-				.001, .0025, .005, .01, .05,
-			},
-		}),
-		answers: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "answers_total",
-			Help: "Service answers, by service and by the site that served (all_down when no site was eligible).",
-		}, []string{"service", "site"}),
+		shards: shards,
+		query: &queryCollector{
+			requests: prometheus.NewDesc(prometheus.BuildFQName(ns, sub, "requests_total"),
+				"DNS requests answered, by zone (origin, or none), query type and response code.",
+				[]string{"zone", "qtype", "rcode"}, nil),
+			answers: prometheus.NewDesc(prometheus.BuildFQName(ns, sub, "answers_total"),
+				"Service answers, by service and by the site that served (all_down when no site was eligible).",
+				[]string{"service", "site"}, nil),
+			duration: prometheus.NewDesc(prometheus.BuildFQName(ns, sub, "request_duration_seconds"),
+				"Time to answer a DNS request, writing the reply included.", nil, nil),
+			durations: make([]durationShard, shards),
+		},
 		panics: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "panics_total",
 			Help: "Panics recovered while answering; each was answered SERVFAIL.",
@@ -47,13 +68,84 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.requests, m.duration, m.answers, m.panics, m.generation} {
+		for _, c := range []prometheus.Collector{m.query, m.panics, m.generation} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
 		}
 	}
 	return m, nil
+}
+
+// queryCollector exports the sharded per-query counters. It reads the
+// counters of the state published last (through cur), so the series of
+// zones and services that are gone disappear with them.
+type queryCollector struct {
+	requests, answers, duration *prometheus.Desc
+
+	cur       func() *state // set by New
+	none      *zoneStats    // requests that matched no zone
+	durations []durationShard
+}
+
+// durationShard is one shard of the duration histogram: counts per
+// bucket (the last is +Inf) and the sum in nanoseconds, padded so that
+// two shards never share a cache line.
+type durationShard struct {
+	_      [64]byte
+	counts [len(durationBuckets) + 1]atomic.Uint64
+	sumNs  atomic.Uint64
+}
+
+// observe records one request that took ns nanoseconds.
+func (d *durationShard) observe(ns int64) {
+	i := 0
+	for i < len(durationBounds) && ns > durationBounds[i] {
+		i++
+	}
+	d.counts[i].Add(1)
+	d.sumNs.Add(uint64(max(ns, 0)))
+}
+
+func (c *queryCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.requests
+	ch <- c.answers
+	ch <- c.duration
+}
+
+func (c *queryCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.cur()
+	c.none.collect(ch, c.requests)
+	for _, zi := range st.zones {
+		if zi.stats != nil {
+			zi.stats.collect(ch, c.requests)
+		}
+	}
+	for name, ss := range st.services {
+		counts := ss.sum()
+		for i, site := range ss.sites {
+			ch <- prometheus.MustNewConstMetric(c.answers, prometheus.CounterValue, float64(counts[i]), name, site)
+		}
+		ch <- prometheus.MustNewConstMetric(c.answers, prometheus.CounterValue, float64(counts[len(ss.sites)]), name, "all_down")
+	}
+
+	var buckets [len(durationBuckets) + 1]uint64
+	var sum uint64
+	for i := range c.durations {
+		d := &c.durations[i]
+		for j := range buckets {
+			buckets[j] += d.counts[j].Load()
+		}
+		sum += d.sumNs.Load()
+	}
+	cum := make(map[float64]uint64, len(durationBuckets))
+	var n uint64
+	for j, ub := range durationBuckets {
+		n += buckets[j]
+		cum[ub] = n
+	}
+	n += buckets[len(durationBuckets)]
+	ch <- prometheus.MustNewConstHistogram(c.duration, n, float64(sum)/1e9, cum)
 }
 
 // qtypeLabels are the query types counted under their own name; every
@@ -118,48 +210,95 @@ func rcodeIndex(rc int) int {
 	return len(rcodeLabels) - 1
 }
 
-// zoneStats caches the request counters of one zone label, so that the
-// query path increments a counter without the label lookup (and the lock)
-// of CounterVec.WithLabelValues. A slot is filled on first use.
+// zoneCells are one shard of a zone's request counters, padded to keep
+// shards off each other's cache lines.
+type zoneCells struct {
+	_ [64]byte
+	c [len(qtypeLabels) * len(rcodeLabels)]atomic.Uint64
+}
+
+// zoneStats holds the request counters of one zone label (origin, or
+// "none"), one set per shard. It lives across publishes while the zone
+// does, so its counters only grow.
 type zoneStats struct {
-	vec   *prometheus.CounterVec
-	label string
-	slots [len(qtypeLabels)][len(rcodeLabels)]atomic.Pointer[prometheus.Counter]
+	label  string
+	shards []zoneCells
 }
 
-func newZoneStats(vec *prometheus.CounterVec, label string) *zoneStats {
-	return &zoneStats{vec: vec, label: label}
+func newZoneStats(label string, shards int) *zoneStats {
+	return &zoneStats{label: label, shards: make([]zoneCells, shards)}
 }
 
-func (z *zoneStats) inc(qtype uint16, rcode int) {
-	qi, ri := qtypeIndex(qtype), rcodeIndex(rcode)
-	p := &z.slots[qi][ri]
-	c := p.Load()
-	if c == nil {
-		// Two queries racing here store the same child counter.
-		cc := z.vec.WithLabelValues(z.label, qtypeLabels[qi], rcodeLabels[ri])
-		c = &cc
-		p.Store(c)
+// cell returns the index of the counter of qtype and rcode in a shard.
+func cell(qtype uint16, rcode int) uint16 {
+	return uint16(qtypeIndex(qtype)*len(rcodeLabels) + rcodeIndex(rcode))
+}
+
+func (z *zoneStats) inc(shard int, qtype uint16, rcode int) {
+	z.add(shard, cell(qtype, rcode))
+}
+
+func (z *zoneStats) add(shard int, cell uint16) {
+	z.shards[shard].c[cell].Add(1)
+}
+
+// collect sends the counters that are not zero: a series appears with the
+// first request it counts, as a CounterVec child would.
+func (z *zoneStats) collect(ch chan<- prometheus.Metric, desc *prometheus.Desc) {
+	for i := range len(qtypeLabels) * len(rcodeLabels) {
+		var n uint64
+		for s := range z.shards {
+			n += z.shards[s].c[i].Load()
+		}
+		if n == 0 {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(n),
+			z.label, qtypeLabels[i/len(rcodeLabels)], rcodeLabels[i%len(rcodeLabels)])
 	}
-	(*c).Inc()
 }
 
-// serviceStats holds the answer counters of one service: one per site, in
-// Service.Sites order, and one for all-down answers. They are created at
-// publish time, so every site of every service is exported from zero.
+// serviceStats holds the answer counters of one service: per shard, one
+// per site in Service.Sites order and one for all-down answers. They are
+// created at publish time, so every site of every service is exported
+// from zero.
 type serviceStats struct {
-	sites   []string
-	perSite []prometheus.Counter
-	allDown prometheus.Counter
+	sites  []string
+	stride int             // counters per shard, rounded up to a cache line
+	cells  []atomic.Uint64 // shard s, slot i at s*stride+i
 }
 
-func (s *serviceStats) inc(c choice) {
+func newServiceStats(sites []string, shards int) *serviceStats {
+	stride := (len(sites) + 1 + 7) &^ 7
+	return &serviceStats{sites: sites, stride: stride, cells: make([]atomic.Uint64, stride*shards)}
+}
+
+// slot returns the counter index of c: its site, or all_down.
+func (s *serviceStats) slot(c choice) int {
+	if c.site < 0 || c.site >= len(s.sites) {
+		return len(s.sites)
+	}
+	return c.site
+}
+
+func (s *serviceStats) add(shard, slot int) {
+	s.cells[shard*s.stride+slot].Add(1)
+}
+
+func (s *serviceStats) inc(shard int, c choice) {
 	if s == nil {
 		return
 	}
-	if c.site < 0 || c.site >= len(s.perSite) {
-		s.allDown.Inc()
-		return
+	s.add(shard, s.slot(c))
+}
+
+// sum returns the counters summed over the shards, all_down last.
+func (s *serviceStats) sum() []uint64 {
+	out := make([]uint64, len(s.sites)+1)
+	for base := 0; base < len(s.cells); base += s.stride {
+		for i := range out {
+			out[i] += s.cells[base+i].Load()
+		}
 	}
-	s.perSite[c.site].Inc()
+	return out
 }

@@ -54,6 +54,10 @@ type Config struct {
 	// Logger receives the report of a recovered panic, at most one a
 	// minute. nil: panics are only counted.
 	Logger *slog.Logger
+	// DebugClients may ask for explanations of service answers (see
+	// [DebugLabel]); nil: nobody may. The slice must not change
+	// afterwards.
+	DebugClients []netip.Prefix
 }
 
 // Resolver is the DNS handler. It answers from the last [State] published.
@@ -62,6 +66,7 @@ type Config struct {
 type Resolver struct {
 	udpSize uint16
 	log     *slog.Logger
+	debug   []netip.Prefix
 	m       *metrics
 	none    *zoneStats // requests that matched no zone
 
@@ -94,12 +99,15 @@ func New(cfg Config, reg prometheus.Registerer) (*Resolver, error) {
 	r := &Resolver{
 		udpSize:   size,
 		log:       cfg.Logger,
+		debug:     cfg.DebugClients,
 		m:         m,
-		none:      newZoneStats(m.requests, "none"),
+		none:      newZoneStats("none", m.shards),
 		zoneStats: make(map[string]*zoneStats),
 		svcStats:  make(map[string]*serviceStats),
 	}
 	r.cur.Store(&state{udpSize: size})
+	m.query.none = r.none
+	m.query.cur = r.cur.Load
 	return r, nil
 }
 
@@ -110,19 +118,22 @@ func (r *Resolver) Publish(s State) uint64 {
 	st := newState(s, r.udpSize)
 	r.gen++
 	st.gen = r.gen
+	st.debug = r.debug
 	r.attachStats(st)
+	st.fast = buildFast(st, r.cur.Load(), r.none)
 	r.cur.Store(st)
 	r.m.generation.Set(float64(st.gen))
 	return st.gen
 }
 
 // attachStats gives st the cached counters of its zones and services,
-// creating those of new ones and dropping the series of those gone.
+// creating those of new ones and dropping those gone (their series go
+// with them: the collector reads the current state).
 func (r *Resolver) attachStats(st *state) {
 	for origin, zi := range st.zones {
 		zs := r.zoneStats[origin]
 		if zs == nil {
-			zs = newZoneStats(r.m.requests, origin)
+			zs = newZoneStats(origin, r.m.shards)
 			r.zoneStats[origin] = zs
 		}
 		zi.stats = zs
@@ -130,7 +141,6 @@ func (r *Resolver) attachStats(st *state) {
 	for origin := range r.zoneStats {
 		if _, ok := st.zones[origin]; !ok {
 			delete(r.zoneStats, origin)
-			r.m.requests.DeletePartialMatch(prometheus.Labels{"zone": origin})
 		}
 	}
 
@@ -143,13 +153,7 @@ func (r *Resolver) attachStats(st *state) {
 			}
 			ss := r.svcStats[svc.Name]
 			if ss == nil || !slices.Equal(ss.sites, sites) {
-				if ss != nil {
-					r.m.answers.DeletePartialMatch(prometheus.Labels{"service": svc.Name})
-				}
-				ss = &serviceStats{sites: sites, allDown: r.m.answers.WithLabelValues(svc.Name, "all_down")}
-				for _, s := range sites {
-					ss.perSite = append(ss.perSite, r.m.answers.WithLabelValues(svc.Name, s))
-				}
+				ss = newServiceStats(sites, r.m.shards)
 				r.svcStats[svc.Name] = ss
 			}
 			st.services[svc.Name] = ss
@@ -158,16 +162,21 @@ func (r *Resolver) attachStats(st *state) {
 	for name := range r.svcStats {
 		if _, ok := st.services[name]; !ok {
 			delete(r.svcStats, name)
-			r.m.answers.DeletePartialMatch(prometheus.Labels{"service": name})
 		}
 	}
 }
 
 // ServeDNS implements [dns.Handler]. It loads the published state once,
 // answers from it, writes the reply and counts it. A panic while answering
-// is recovered and answered SERVFAIL.
+// is recovered and answered SERVFAIL. It is the general path: TCP, and
+// over UDP whatever the fast path does not answer (see [UDPServer]).
 func (r *Resolver) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
-	start := time.Now()
+	r.serve(w, req, 0, time.Now())
+}
+
+// serve is ServeDNS counting in the given metrics shard, for a request
+// that arrived at start.
+func (r *Resolver) serve(w dns.ResponseWriter, req *dns.Msg, shard int, start time.Time) {
 	defer func() {
 		if v := recover(); v != nil {
 			r.recovered(w, req, v)
@@ -198,11 +207,11 @@ func (r *Resolver) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	if len(req.Question) == 1 {
 		qtype = req.Question[0].Qtype
 	}
-	zs.inc(qtype, m.Rcode)
+	zs.inc(shard, qtype, m.Rcode)
 	if in.svc != nil {
-		in.svc.inc(in.choice)
+		in.svc.inc(shard, in.choice)
 	}
-	r.m.duration.Observe(time.Since(start).Seconds())
+	r.m.query.durations[shard].observe(int64(time.Since(start)))
 }
 
 // recovered answers SERVFAIL after a panic, counts it and logs it at most

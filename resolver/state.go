@@ -1,6 +1,8 @@
 package resolver
 
 import (
+	"net/netip"
+
 	"github.com/gslbd/gslbd/zones"
 	"github.com/miekg/dns"
 )
@@ -13,12 +15,17 @@ type state struct {
 	health  Health
 	drains  Drains
 	udpSize uint16 // our EDNS(0) buffer size
+	// debug lists the clients whose debug queries are answered (debug.go).
+	debug []netip.Prefix
 
 	// zones holds what is precomputed per zone, by origin.
 	zones map[string]*zoneInfo
 	// services holds the answer counters by service name; nil when the
 	// state was built without metrics (in tests of answer).
 	services map[string]*serviceStats
+	// fast holds the prepacked replies of the fast path; nil answers
+	// everything through the general path.
+	fast *fastTable
 }
 
 // zoneInfo is what is computed once per zone and publish.
@@ -27,7 +34,8 @@ type zoneInfo struct {
 	// zone's SOA with TTL min(SOA TTL, MINIMUM). nil when the zone has no
 	// SOA.
 	neg   *dns.SOA
-	stats *zoneStats // nil without metrics
+	stats *zoneStats  // nil without metrics
+	nx    *fastAnswer // the prepacked NXDOMAIN reply; nil: none
 }
 
 // newState builds the snapshot for s. It copies what it changes and

@@ -1,22 +1,80 @@
 package resolver
 
 import (
+	"bytes"
+	"context"
 	"math/rand/v2"
 	"net"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/gslbd/gslbd/internal/dnstest"
 	"github.com/gslbd/gslbd/zones"
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-// startResolver serves st's zones on 127.0.0.1 over UDP and TCP.
+// startResolver serves st's zones on 127.0.0.1 over UDP and TCP, as
+// gslbd does: a UDPServer on two sockets sharing the port, miekg's server
+// with Accept for TCP.
 func startResolver(t *testing.T, s State) string {
 	t.Helper()
 	r, _ := newResolver(t, Config{})
 	r.Publish(s)
-	return dnstest.Start(t, r)
+	return startServers(t, r)
+}
+
+func startServers(t testing.TB, r *Resolver) string {
+	t.Helper()
+	var conns []*net.UDPConn
+	var ln net.Listener
+	for range 20 {
+		var err error
+		if conns, err = ListenUDP("127.0.0.1:0", 2); err != nil {
+			t.Fatal(err)
+		}
+		if ln, err = net.Listen("tcp", conns[0].LocalAddr().String()); err == nil {
+			break
+		}
+		for _, c := range conns {
+			c.Close()
+		}
+		conns = nil
+	}
+	if conns == nil {
+		t.Fatal("no port free for both UDP and TCP")
+	}
+	udp := r.NewUDPServer(conns, 0)
+	tcp := &dns.Server{Listener: ln, Handler: r, MsgAcceptFunc: Accept}
+	done := make(chan error, 2)
+	udpStarted, tcpStarted := make(chan struct{}), make(chan struct{})
+	tcp.NotifyStartedFunc = func() { close(tcpStarted) }
+	go func() { done <- udp.Serve(func() { close(udpStarted) }) }()
+	go func() { done <- tcp.ActivateAndServe() }()
+	for _, c := range []chan struct{}{udpStarted, tcpStarted} {
+		select {
+		case <-c:
+		case err := <-done:
+			t.Fatalf("serve: %v", err)
+		}
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := udp.Shutdown(ctx); err != nil {
+			t.Errorf("UDP shutdown: %v", err)
+		}
+		if err := tcp.ShutdownContext(ctx); err != nil {
+			t.Errorf("TCP shutdown: %v", err)
+		}
+		for range 2 {
+			if err := <-done; err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		}
+	})
+	return udp.Addr().String()
 }
 
 func TestWireUDPAndTCP(t *testing.T) {
@@ -98,9 +156,9 @@ func TestWireAXFR(t *testing.T) {
 	dnstest.Case{Rcode: dns.RcodeRefused}.Check(t, dnstest.Exchange(t, "udp", addr, req))
 }
 
-// TestWireMalformed sends what a hostile or broken client sends. miekg's
-// DefaultMsgAcceptFunc answers some itself (FORMERR, NOTIMP) and drops
-// others; the server must keep answering either way.
+// TestWireMalformed sends what a hostile or broken client sends. Some get
+// FORMERR or NOTIMP, others are dropped; the server must keep answering
+// either way.
 func TestWireMalformed(t *testing.T) {
 	addr := startResolver(t, State{Zones: testSet(t)})
 	conn, err := net.Dial("udp", addr)
@@ -197,5 +255,97 @@ func TestWireMalformed(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestWireUDPMatchesGeneral sends random queries over a real socket and
+// requires, byte for byte, the reply the general path builds.
+func TestWireUDPMatchesGeneral(t *testing.T) {
+	r, _ := newResolver(t, Config{})
+	r.Publish(State{Zones: testSet(t), Health: amsDown})
+	addr := startServers(t, r)
+	conn, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	local := conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr()
+	rng := rand.New(rand.NewPCG(3, 4))
+	names := queryNames(testSet(t))
+	buf := make([]byte, 65535)
+	for range 300 {
+		pkt := randomQuery(rng, names)
+		req := new(dns.Msg)
+		if req.Unpack(pkt) != nil {
+			continue
+		}
+		want := general(t, r.cur.Load(), pkt, local)
+		if _, err := conn.Write(pkt); err != nil {
+			t.Fatal(err)
+		}
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("no reply to %v: %v", req, err)
+		}
+		if !bytes.Equal(buf[:n], want) {
+			got := new(dns.Msg)
+			_ = got.Unpack(buf[:n])
+			t.Errorf("reply over UDP differs from the general path\nquery:\n%v\ngot:\n%v", req, got)
+		}
+	}
+}
+
+// TestWireWildcardSource binds the wildcard address and queries it on
+// 127.0.0.2: the reply must come from 127.0.0.2, or a client (which only
+// accepts replies from where it sent) never sees it.
+func TestWireWildcardSource(t *testing.T) {
+	conns, err := ListenUDP("0.0.0.0:0", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := newResolver(t, Config{})
+	r.Publish(State{Zones: testSet(t)})
+	srv := r.NewUDPServer(conns, 0)
+	done := make(chan error, 1)
+	started := make(chan struct{})
+	go func() { done <- srv.Serve(func() { close(started) }) }()
+	<-started
+	t.Cleanup(func() {
+		if err := srv.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	port := conns[0].LocalAddr().(*net.UDPAddr).Port
+	for _, ip := range []string{"127.0.0.1", "127.0.0.2"} {
+		for _, qname := range []string{"mail.example.org.", "nothere.example.org."} { // fast path, and not
+			m := dnstest.Case{Qname: qname, Qtype: dns.TypeA}.Msg()
+			if qname == "nothere.example.org." {
+				m.SetEdns0(1232, false)
+				m.IsEdns0().Option = []dns.EDNS0{&dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: 8, Address: net.IPv4(10, 0, 0, 0)}}
+			}
+			got := dnstest.Exchange(t, "udp", net.JoinHostPort(ip, strconv.Itoa(port)), m)
+			if !got.Authoritative {
+				t.Errorf("%s via %s: not authoritative: %v", qname, ip, got)
+			}
+		}
+	}
+}
+
+// TestWireUDPPanic: a query that panics is answered SERVFAIL and counted;
+// the server keeps answering.
+func TestWireUDPPanic(t *testing.T) {
+	r, _ := newResolver(t, Config{})
+	r.Publish(State{Zones: testSet(t), Health: panicHealth{}})
+	addr := startServers(t, r)
+	got := dnstest.Exchange(t, "udp", addr, dnstest.Case{Qname: "www.example.org.", Qtype: dns.TypeA}.Msg())
+	dnstest.Case{Rcode: dns.RcodeServerFailure}.Check(t, got)
+	got = dnstest.Exchange(t, "udp", addr, dnstest.Case{Qname: "mail.example.org.", Qtype: dns.TypeA}.Msg())
+	dnstest.Case{Authoritative: true, Answer: []string{mailA}}.Check(t, got)
+	if n := testutil.ToFloat64(r.m.panics); n != 1 {
+		t.Errorf("panics = %v, want 1", n)
 	}
 }

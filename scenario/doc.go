@@ -87,6 +87,19 @@
 // trials 1 and 2 and for drains and undrains on every node, and at most
 // 2 s for the returns.
 //
+// # The two-site trust scenario (TestTwoSitesTrust)
+//
+// Two gslbd nodes, dc1-a (127.0.1.1) and dc2-a (127.0.2.1), with one
+// endpoint each (127.0.1.10, 127.0.2.10), talk.example.com failing over
+// dc1 then dc2. First dc1-a's soft RLIMIT_NOFILE is lowered to 0 through
+// prlimit, so that every probe it makes fails with "too many open files"
+// (what a flood of connections does): for the next seconds every answer
+// of both nodes must still be dc1, and dc1-a's status (read over an admin
+// connection opened before) must say its own view is suspect and name
+// both endpoints as unprobeable; then the limit is restored. Then dc1 is
+// black-holed: dc1-a and dc1's endpoint are stopped with SIGSTOP, and
+// dc2-a alone must fail over to dc2; the time is logged. Linux only.
+//
 // # Running it
 //
 // The short form (3 trials each of 1 to 4, one cold start, 10 s of

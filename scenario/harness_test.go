@@ -100,25 +100,39 @@ type harness struct {
 	exits   []string // processes that ended without the test killing them
 }
 
-// The scenario's layout: sites, nodes and endpoints.
-var (
-	layoutNodes = []struct{ name, site, ip string }{
+// layout is where a scenario's nodes and endpoints run. The service
+// fails over between the endpoints' sites in the order they first appear.
+type layout struct {
+	nodes     []struct{ name, site, ip string }
+	endpoints []struct{ site, ip string }
+}
+
+// The three-site scenario's layout: sites, nodes and endpoints.
+var threeSites = layout{
+	nodes: []struct{ name, site, ip string }{
 		{"dc1-a", "dc1", "127.0.1.1"},
 		{"dc1-b", "dc1", "127.0.1.2"},
 		{"dc2-a", "dc2", "127.0.2.1"},
 		{"dc3-a", "dc3", "127.0.3.1"},
-	}
-	layoutEndpoints = []struct{ site, ip string }{
+	},
+	endpoints: []struct{ site, ip string }{
 		{"dc1", "127.0.1.10"},
 		{"dc1", "127.0.1.11"},
 		{"dc2", "127.0.2.10"},
 		{"dc3", "127.0.3.10"},
-	}
-)
+	},
+}
 
 // newHarness picks free ports, writes the zone, the services and one
-// configuration per node, and registers the cleanup. It starts nothing.
+// configuration per node of the three-site layout, and registers the
+// cleanup. It starts nothing.
 func newHarness(t *testing.T, bin, dig string) *harness {
+	t.Helper()
+	return newHarnessLayout(t, bin, dig, threeSites)
+}
+
+// newHarnessLayout is newHarness for any layout.
+func newHarnessLayout(t *testing.T, bin, dig string, lay layout) *harness {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
@@ -130,11 +144,15 @@ func newHarness(t *testing.T, bin, dig string) *harness {
 	}
 	t.Cleanup(h.cleanup)
 
-	epPort, err := sharedFreePort(layoutEndpoints[0].ip, layoutEndpoints[1].ip, layoutEndpoints[2].ip, layoutEndpoints[3].ip)
+	var epIPs []string
+	for _, l := range lay.endpoints {
+		epIPs = append(epIPs, l.ip)
+	}
+	epPort, err := sharedFreePort(epIPs...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, l := range layoutEndpoints {
+	for _, l := range lay.endpoints {
 		ip := netip.MustParseAddr(l.ip)
 		h.eps = append(h.eps, &endpoint{
 			site: l.site, addr: netip.AddrPortFrom(ip, uint16(epPort)),
@@ -142,7 +160,7 @@ func newHarness(t *testing.T, bin, dig string) *harness {
 		})
 		h.siteOf[ip] = l.site
 	}
-	for _, l := range layoutNodes {
+	for _, l := range lay.nodes {
 		ip := netip.MustParseAddr(l.ip)
 		n := &node{name: l.name, site: l.site, ip: ip}
 		var ports [3]int
@@ -178,20 +196,17 @@ $TTL 300
 ns1  IN A   127.0.1.1
 ns2  IN A   127.0.2.1
 `
-	servicesFile = `sites: [dc1, dc2, dc3]
+	servicesFile = `sites: [%[2]s]
 defaults:
-  check: {type: http, port: %d, path: /healthz}
+  check: {type: http, port: %[1]d, path: /healthz}
 services:
   talk.example.com:
     policy: failover
-    order: [dc1, dc2, dc3]
+    order: [%[2]s]
     min_healthy: 1
     all_down: all
     sites:
-      dc1: [127.0.1.10, 127.0.1.11]
-      dc2: [127.0.2.10]
-      dc3: [127.0.3.10]
-`
+%[3]s`
 	tokensFile = `# name role token
 scenario-read read %s
 scenario-write write %s
@@ -227,7 +242,21 @@ func (h *harness) writeFiles(epPort int) {
 	}
 	write := func(path, data string) { writeMode(path, data, 0o644) }
 	write(filepath.Join(h.dir, "example.com.zone"), zoneFile)
-	write(filepath.Join(h.dir, "services.yaml"), fmt.Sprintf(servicesFile, epPort))
+	// The sites in the order their endpoints first appear, each with its
+	// endpoints.
+	var sites []string
+	addrs := map[string][]string{}
+	for _, e := range h.eps {
+		if !slices.Contains(sites, e.site) {
+			sites = append(sites, e.site)
+		}
+		addrs[e.site] = append(addrs[e.site], e.addr.Addr().String())
+	}
+	var siteLines strings.Builder
+	for _, site := range sites {
+		fmt.Fprintf(&siteLines, "      %s: [%s]\n", site, strings.Join(addrs[site], ", "))
+	}
+	write(filepath.Join(h.dir, "services.yaml"), fmt.Sprintf(servicesFile, epPort, strings.Join(sites, ", "), siteLines.String()))
 	writeMode(filepath.Join(h.dir, "tokens"), fmt.Sprintf(tokensFile, h.readToken, h.writeToken), 0o600)
 	for _, n := range h.nodes {
 		var seeds []string

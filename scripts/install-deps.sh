@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs and is missing: dig (bind9-dnsutils),
-# named-checkzone (bind9-utils, an independent check of what we serve) and
-# dnsperf. Debian and Ubuntu through apt-get; elsewhere it says what to
-# install and fails.
+# named-checkzone (bind9-utils, an independent check of what we serve),
+# dnsperf, systemd-analyze (systemd: verifies the unit in deploy/systemd),
+# promtool (prometheus: checks and unit-tests the alert rules in
+# deploy/prometheus) and chromium (the headless browser that tests the
+# status page). Debian and Ubuntu through apt-get; elsewhere it says what
+# to install and fails.
 set -euo pipefail
 
 need=()
 command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
 command -v dnsperf >/dev/null 2>&1 || need+=(dnsperf)
 command -v named-checkzone >/dev/null 2>&1 || need+=(bind9-utils)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 ((${#need[@]})) || exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "install-deps: missing ${need[*]}; this is not a Debian or Ubuntu system: install dig and dnsperf with your package manager" >&2
+  echo "install-deps: missing ${need[*]}; this is not a Debian or Ubuntu system: install dig, dnsperf, named-checkzone, systemd-analyze, promtool and chromium with your package manager" >&2
   exit 1
 fi
 sudo=()

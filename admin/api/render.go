@@ -21,8 +21,23 @@ func WriteStatus(w io.Writer, s Status) {
 	if !s.Ready {
 		ready = "no"
 	}
-	fmt.Fprintf(w, "node %s, site %s, config %s, generation %d, ready %s\n\n",
+	fmt.Fprintf(w, "node %s, site %s, config %s, generation %d, ready %s\n",
 		s.Node, s.Site, s.ConfigHash, s.Generation, ready)
+	if g := s.Gossip; g != nil {
+		switch {
+		case g.Warning != "":
+			fmt.Fprintf(w, "WARNING: %s\n", g.Warning)
+		case g.Encrypted:
+			fmt.Fprintf(w, "gossip encrypted, keys %s (the first encrypts)\n", strings.Join(g.Keys, " "))
+		default:
+			fmt.Fprintln(w, "gossip not encrypted (loopback only)")
+		}
+	}
+	if s.ViewSuspect {
+		fmt.Fprintln(w, "own view SUSPECT: none of this node's probes succeeds while other nodes see those endpoints up;\n"+
+			"  its votes are set aside and its verdicts come from the other nodes (see LOCAL PROBE)")
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	if len(s.Services) > 0 {
 		fmt.Fprintln(tw, "SERVICE\tSITE\tENDPOINT\tVERDICT\tWHY\tLOCAL PROBE\tDRAINED BY")
@@ -38,6 +53,9 @@ func WriteStatus(w io.Writer, s Status) {
 					local := ep.Local
 					if ep.Error != "" {
 						local += ": " + ep.Error
+					}
+					if ep.LocalFault != "" {
+						local += " (cannot probe from here: " + ep.LocalFault + ")"
 					}
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, siteName, ep.Address, verdict, ep.Reason, local, drained)
 					name, siteName, drained = "", "", ""
@@ -67,6 +85,23 @@ func WriteStatus(w io.Writer, s Status) {
 		}
 		tw.Flush()
 	}
+	if len(s.SetAside) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "set aside by the cluster-wide guardrail, not applied (each would leave a service no site; it applies once the drains before it end):")
+		fmt.Fprintln(tw, "DRAIN\tSITE\tSERVICE\tCLIENTS\tBY\tNODE\tWOULD LEAVE NO SITE FOR\tREASON")
+		for _, sa := range s.SetAside {
+			r := sa.Drain
+			svc, clients := r.Service, "all"
+			if svc == "" {
+				svc = "all"
+			}
+			if len(r.Clients) > 0 {
+				clients = FormatPrefixes(r.Clients)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Site, svc, clients, r.By, r.Stamp.Node, strings.Join(sa.Services, ","), r.Reason)
+		}
+		tw.Flush()
+	}
 	fmt.Fprintln(w)
 	if len(s.Peers) == 0 {
 		fmt.Fprintln(w, "no gossip: this node runs alone")
@@ -78,11 +113,15 @@ func WriteStatus(w io.Writer, s Status) {
 		if !p.SameConfig {
 			cfg += " (differs)"
 		}
+		state := p.State
+		if p.ViewSuspect {
+			state += ", view suspect"
+		}
 		last := "-"
 		if !p.LastReport.IsZero() {
 			last = p.LastReport.Local().Format(time.TimeOnly)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Site, p.Address, p.State, cfg, last)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Site, p.Address, state, cfg, last)
 	}
 	tw.Flush()
 }

@@ -49,6 +49,43 @@ NODE  SITE  ADDRESS         STATE    CONFIG            LAST REPORT
 a     dc1   127.0.0.1:7946  alive    abc123            -
 b     dc2   127.0.0.1:7947  suspect  def456 (differs)  -
 `},
+		{"a drain set aside", Status{Node: "a", Site: "dc1", ConfigHash: "h", Generation: 2,
+			Drains: []drain.Record{{ID: "d1", Key: drain.Key{Site: "dc1"}, Reason: "power feed", By: "ops", Stamp: drain.Stamp{Node: "a"}}},
+			SetAside: []drain.SetAside{{Drain: drain.Record{ID: "d2", Key: drain.Key{Site: "dc2"}, Reason: "maintenance", By: "ops2", Stamp: drain.Stamp{Node: "b"}},
+				Services: []string{"pay.example.com."}}},
+		}, `node a, site dc1, config h, generation 2, ready no
+
+DRAIN  SITE  SERVICE  CLIENTS  EXPIRES  BY   NODE  REASON
+d1     dc1   all      all      never    ops  a     power feed
+
+set aside by the cluster-wide guardrail, not applied (each would leave a service no site; it applies once the drains before it end):
+DRAIN  SITE  SERVICE  CLIENTS  BY    NODE  WOULD LEAVE NO SITE FOR  REASON
+d2     dc2   all      all      ops2  b     pay.example.com.         maintenance
+
+no gossip: this node runs alone
+`},
+		{"a suspect view", Status{Node: "a", Site: "dc1", ConfigHash: "h", Generation: 3, Ready: true, ViewSuspect: true,
+			Services: []ServiceStatus{{Name: "talk.example.com.", Sites: []SiteStatus{
+				{Site: "dc1", Endpoints: []EndpointStatus{{ID: "x", Address: "192.0.2.1", Up: true, Reason: "site dc1 silent; cross-check 1/1 up",
+					Local: "up", LocalFault: "socket: too many open files"}}},
+			}}},
+			Peers: []PeerStatus{
+				{Name: "a", Site: "dc1", Address: "127.0.0.1:7946", State: "alive", ConfigHash: "h", SameConfig: true, ViewSuspect: true},
+				{Name: "b", Site: "dc2", Address: "127.0.0.1:7947", State: "alive", ConfigHash: "h", SameConfig: true},
+			},
+		}, `node a, site dc1, config h, generation 3, ready yes
+own view SUSPECT: none of this node's probes succeeds while other nodes see those endpoints up;
+  its votes are set aside and its verdicts come from the other nodes (see LOCAL PROBE)
+
+SERVICE            SITE  ENDPOINT   VERDICT  WHY                                  LOCAL PROBE                                               DRAINED BY
+talk.example.com.  dc1   192.0.2.1  up       site dc1 silent; cross-check 1/1 up  up (cannot probe from here: socket: too many open files)  
+
+no drains in force
+
+NODE  SITE  ADDRESS         STATE                CONFIG  LAST REPORT
+a     dc1   127.0.0.1:7946  alive, view suspect  h       -
+b     dc2   127.0.0.1:7947  alive                h       -
+`},
 		{"a node alone", Status{Node: "solo", Site: "dc9", ConfigHash: "h", Generation: 1}, `node solo, site dc9, config h, generation 1, ready no
 
 no drains in force

@@ -72,6 +72,13 @@ func TestCheck(t *testing.T) {
 			want:     []string{"testdata/bad/shortkey.yaml:9: cluster.key_file: 5 bytes, want 16, 24 or 32"},
 		},
 		{
+			name:     "gossip off loopback without a key",
+			config:   "testdata/bad/publicgossip.yaml",
+			wantCode: 2,
+			want: []string{"testdata/bad/publicgossip.yaml:7: cluster.key_file: required: gossip on 192.0.2.1:7946 is not loopback, " +
+				"and without a key anyone who reaches it can join, report and drain; give a keyring, or set insecure to gossip in clear text"},
+		},
+		{
 			name:     "missing file",
 			config:   "testdata/bad/nope.yaml",
 			wantCode: 2,

@@ -45,6 +45,18 @@ type Config struct {
 	Log LogConfig `yaml:"log"`
 	// Demo starts stand-in service endpoints (the bundled demo only).
 	Demo DemoConfig `yaml:"demo"`
+	// AllowInsecureFileModes lets the secret files (admin.tokens_file and
+	// cluster.key_file) be readable or writable by group or others. By
+	// default such a file is refused, as ssh refuses a private key that
+	// others can read. The demo sets it: a git checkout cannot keep mode
+	// 0600. Default false.
+	AllowInsecureFileModes bool `yaml:"allow_insecure_file_modes"`
+	// LameDuck is how long a stopping node keeps answering DNS after it
+	// stopped being ready and told its peers it is leaving, so that a
+	// load balancer or an anycast routing daemon watching /readyz can move
+	// clients first. Default 0: resolvers reach a zone's name servers by
+	// their NS records and retry another one by themselves.
+	LameDuck time.Duration `yaml:"lame_duck"`
 
 	// path is the file this config was read from; dir is its directory,
 	// against which relative paths are resolved.
@@ -72,6 +84,10 @@ type DNSConfig struct {
 	Listen []string `yaml:"listen"`
 	// UDPSize is the EDNS(0) buffer size we advertise. Default 1232.
 	UDPSize uint16 `yaml:"udp_size"`
+	// DebugClients lists the client prefixes (or addresses) whose TXT
+	// queries for _gslb.<service> are answered with the explanation of
+	// the service's answer; everyone else is REFUSED. Default: nobody.
+	DebugClients []string `yaml:"debug_clients"`
 }
 
 // AdminConfig configures the admin HTTP listener.
@@ -101,8 +117,22 @@ type ClusterConfig struct {
 	Advertise string `yaml:"advertise"`
 	// Seeds are other nodes' gossip addresses to join through.
 	Seeds []string `yaml:"seeds"`
-	// KeyFile names a file holding a base64 gossip encryption key.
+	// KeyFile names the gossip keyring: one base64 key (16, 24 or 32
+	// bytes) per line, blank lines and # comments allowed. The first key
+	// encrypts; every key decrypts. SIGHUP re-reads it, so keys rotate
+	// without a restart (README, Gossip keys). Required when Bind or
+	// Advertise is not a loopback address, unless Insecure is set. Mode
+	// 0600 (see AllowInsecureFileModes).
 	KeyFile string `yaml:"key_file"`
+	// Insecure lets gossip run without a key on an address other than
+	// loopback: anyone who reaches the port is then a member. The node
+	// warns at start and in its status. Default false.
+	Insecure bool `yaml:"insecure"`
+	// MaxSkew is how far ahead of this node's clock a peer's report,
+	// leave or drain stamp may be; further ahead is refused and counted
+	// (gslb_cluster_rejected_messages_total). Keep the nodes' clocks
+	// synchronized well within it. Default 1m.
+	MaxSkew time.Duration `yaml:"max_skew"`
 	// Heartbeat is how often this node re-sends its health report.
 	// Default 200ms.
 	Heartbeat time.Duration `yaml:"heartbeat"`
@@ -190,6 +220,11 @@ func parseConfig(path string, data []byte) (*Config, error) {
 	} else if cfg.DNS.UDPSize < 512 {
 		bad(pos.line("dns", "udp_size"), "dns.udp_size: %d is below the minimum of 512", cfg.DNS.UDPSize)
 	}
+	for i, p := range cfg.DNS.DebugClients {
+		if _, err := netprefix.Parse(p); err != nil {
+			bad(pos.line("dns", "debug_clients", i), "dns.debug_clients[%d]: %q is not an address or prefix", i, p)
+		}
+	}
 	if !cfg.Admin.Disabled && cfg.Admin.Listen == "" {
 		cfg.Admin.Listen = defaultAdminListen
 	}
@@ -203,6 +238,11 @@ func parseConfig(path string, data []byte) (*Config, error) {
 	}
 	if cfg.Cluster.Staleness == 0 {
 		cfg.Cluster.Staleness = cluster.DefaultStaleness
+	}
+	if cfg.Cluster.MaxSkew == 0 {
+		cfg.Cluster.MaxSkew = cluster.DefaultMaxSkew
+	} else if cfg.Cluster.MaxSkew < 0 {
+		bad(pos.line("cluster", "max_skew"), "cluster.max_skew: %s must be positive", cfg.Cluster.MaxSkew)
 	}
 	if cfg.Cluster.Staleness <= cfg.Cluster.Heartbeat {
 		bad(pos.line("cluster", "staleness"), "cluster.staleness: %s must be longer than cluster.heartbeat %s",
@@ -240,6 +280,9 @@ func parseConfig(path string, data []byte) (*Config, error) {
 	}
 	if cfg.Services != "" && cfg.Node.Site == "" {
 		bad(pos.line("node"), "node.site: required when services are configured")
+	}
+	if cfg.LameDuck < 0 {
+		bad(pos.line("lame_duck"), "lame_duck: %s is negative", cfg.LameDuck)
 	}
 	if cfg.StateDir == "" {
 		cfg.StateDir = "state"
@@ -289,6 +332,16 @@ func (c *Config) zonesConfig() zones.Config {
 	return zc
 }
 
+// debugClients returns dns.debug_clients as prefixes.
+func (c *Config) debugClients() []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range c.DNS.DebugClients {
+		pfx, _ := netprefix.Parse(p) // validated by parseConfig
+		out = append(out, pfx)
+	}
+	return out
+}
+
 // resolve makes p relative to the config file's directory unless absolute.
 func (c *Config) resolve(p string) string {
 	if p == "" || filepath.IsAbs(p) {
@@ -326,16 +379,64 @@ func (p positions) line(path ...any) int {
 	return max(yamlpos.LineAt(p.root, path...), 1)
 }
 
-// readKeyFile reads a base64 gossip key. Its length is for
-// cluster.Config.Validate to judge.
-func readKeyFile(path string) ([]byte, error) {
+// readKeyring reads a gossip keyring: one base64 key per line, the
+// primary first; blank lines and lines starting with # are skipped (a
+// file holding one bare key, the older format, is a keyring of one). The
+// keys' lengths are for cluster.Config.Validate to judge. Messages never
+// quote the file's content.
+func readKeyring(path string) ([][]byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(data)))
-	if err != nil {
-		return nil, fmt.Errorf("%s: not base64: %w", path, err)
+	var keys [][]byte
+	var errs []error
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		key, err := base64.StdEncoding.DecodeString(line)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s:%d: not a base64 key", path, i+1))
+			continue
+		}
+		keys = append(keys, key)
 	}
-	return key, nil
+	if len(errs) == 0 && len(keys) == 0 {
+		errs = append(errs, fmt.Errorf("%s: no keys", path))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return keys, nil
+}
+
+// checkSecretMode refuses a secret file that others may read, that group
+// may write, or that group may read unless root owns it: mode 0600, or
+// 0640 owned by root with the service's group (the way PostgreSQL accepts
+// its private key), unless the configuration allows any mode. Like ssh, it
+// looks at the mode and owner only (an ACL is the operator's business).
+func (c *Config) checkSecretMode(path string) error {
+	if c.AllowInsecureFileModes {
+		return nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	perm := fi.Mode().Perm()
+	var why string
+	switch {
+	case perm&0o007 != 0:
+		why = "lets others read or write it"
+	case perm&0o020 != 0:
+		why = "lets its group write it"
+	case perm&0o040 != 0 && !ownedByRoot(fi):
+		why = "lets its group read it, and root does not own it"
+	default:
+		return nil
+	}
+	return fmt.Errorf("%s: mode %04o %s; run chmod 600 %s (or own it root:GROUP with mode 0640), or set allow_insecure_file_modes: true",
+		path, perm, why, path)
 }

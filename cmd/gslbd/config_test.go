@@ -47,6 +47,8 @@ func TestNeedsRestart(t *testing.T) {
 		{"zones only", func(c *Config) { c.Zones[0].File = "b.zone"; c.Services = "s.yaml" }, ""},
 		{"dns listen", func(c *Config) { c.DNS.Listen = append(c.DNS.Listen, "[::1]:0") }, "dns"},
 		{"dns udp size", func(c *Config) { c.DNS.UDPSize = 4096 }, "dns"},
+		{"dns debug clients", func(c *Config) { c.DNS.DebugClients = []string{"127.0.0.1"} }, "dns"},
+		{"lame duck", func(c *Config) { c.LameDuck = time.Second }, "lame_duck"},
 		{"seeds", func(c *Config) { c.Cluster.Seeds = []string{"10.0.0.2:7946"} }, "cluster"},
 		{"heartbeat", func(c *Config) { c.Cluster.Heartbeat = 500 * time.Millisecond }, "cluster"},
 		{"several", func(c *Config) { c.Node.Site = "dc2"; c.Admin.Disabled = true; c.Log.Level = "debug"; c.StateDir = "s" },

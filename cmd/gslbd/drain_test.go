@@ -35,6 +35,9 @@ type drainCluster struct {
 	port  int
 	names []string
 	nodes map[string]*testNode
+	// keys, when set, gives every node the gossip keyring <dir>/<name>.keys,
+	// which the test writes.
+	keys bool
 }
 
 var drainSites = map[string]string{"a": "dc1", "b": "dc2", "c": "dc3"}
@@ -77,27 +80,44 @@ func serveHealthy(t *testing.T, addr string) {
 // address. Each node keeps its state directory across restarts.
 func (c *drainCluster) start() {
 	c.t.Helper()
-	seed := ""
+	var seeds []string
 	for _, name := range c.names {
-		path := filepath.Join(c.dir, name+".yaml")
-		seeds := "[]"
-		if seed != "" {
-			seeds = fmt.Sprintf("[%q]", seed)
+		n := c.startOne(name, seeds...)
+		if seeds == nil {
+			seeds = []string{n.bound.Gossip}
 		}
-		writeFile(c.t, path, fmt.Sprintf(`node: {name: %s, site: %s}
+	}
+	c.waitAlive()
+}
+
+// startOne runs node name with the given gossip seeds.
+func (c *drainCluster) startOne(name string, seeds ...string) *testNode {
+	c.t.Helper()
+	path := filepath.Join(c.dir, name+".yaml")
+	quoted := make([]string, len(seeds))
+	for i, s := range seeds {
+		quoted[i] = fmt.Sprintf("%q", s)
+	}
+	keyFile := ""
+	if c.keys {
+		keyFile = ", key_file: " + name + ".keys"
+	}
+	writeFile(c.t, path, fmt.Sprintf(`node: {name: %s, site: %s}
 dns: {listen: ["127.0.0.1:0"]}
 admin: {listen: "127.0.0.1:0", tokens_file: tokens}
-cluster: {bind: "127.0.0.1:0", seeds: %s}
+cluster: {bind: "127.0.0.1:0", seeds: [%s]%s}
 zones: [{origin: example.com., file: example.com.zone}]
 services: services.yaml
 state_dir: %s
-`, name, drainSites[name], seeds, filepath.Join(c.dir, name, "state")))
-		n := startNode(c.t, path)
-		c.nodes[name] = n
-		if seed == "" {
-			seed = n.bound.Gossip
-		}
-	}
+`, name, drainSites[name], strings.Join(quoted, ", "), keyFile, filepath.Join(c.dir, name, "state")))
+	n := startNode(c.t, path)
+	c.nodes[name] = n
+	return n
+}
+
+// waitAlive waits until every node sees every node alive.
+func (c *drainCluster) waitAlive() {
+	c.t.Helper()
 	eventually(c.t, 10*time.Second, "every node alive everywhere", func() bool {
 		for _, n := range c.nodes {
 			if metric(c.t, n.bound.Admin, `gslb_cluster_members{state="alive"}`) != fmt.Sprint(len(c.names)) {

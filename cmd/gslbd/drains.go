@@ -63,7 +63,7 @@ var (
 // openDrains opens <state_dir>/drains.json.
 func openDrains(cfg *Config, logger *slog.Logger, reg prometheus.Registerer) (*drain.Store, error) {
 	path := filepath.Join(cfg.resolve(cfg.StateDir), drain.FileName)
-	store, err := drain.Open(drain.StoreConfig{Node: cfg.Node.Name, Path: path}, logger)
+	store, err := drain.Open(drain.StoreConfig{Node: cfg.Node.Name, Path: path, MaxSkew: cfg.Cluster.MaxSkew}, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -100,11 +100,16 @@ func (d *drainAPI) Create(ctx context.Context, req admin.CreateRequest) (api.Res
 		return api.Result{}, err
 	}
 	now := time.Now()
-	blocked := unservable(cur.Zones, cur.View, d.store.View(now), req.Key)
+	// The drains as the cluster-wide guardrail applies them: one it sets
+	// aside does not count against this one, and this one, stamped after
+	// every drain this node holds, is judged as the guardrail will.
+	active := drain.NewGuardedView(d.store.Records(), now, drainServices(cur.Zones))
+	blocked := unservable(cur.Zones, cur.View, active, req.Key)
 	if len(blocked) > 0 && !req.Force {
 		d.writeMu.Unlock()
 		return api.Result{}, &drain.GuardError{Services: blocked}
 	}
+	req.Spec.Force = req.Force
 	rec, err := d.store.Create(req.Spec, req.By, now)
 	d.writeMu.Unlock()
 	if err != nil {

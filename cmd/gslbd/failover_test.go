@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -98,6 +99,30 @@ demo: {endpoints: ["%s:%d"]}
 		return st == "2"
 	})
 
+	// The operator's metrics say the same on both nodes: dc1 serves and
+	// answers, and the peer's report is fresh.
+	gauges := func(answering string) func() bool {
+		return func() bool {
+			for _, n := range nodes {
+				for _, site := range []string{"dc1", "dc2"} {
+					want := "0"
+					if site == answering {
+						want = "1"
+					}
+					if metric(t, n.bound.Admin, `gslb_service_answering_site{service="talk.example.com.",site="`+site+`"}`) != want ||
+						metric(t, n.bound.Admin, `gslb_service_site_serving{service="talk.example.com.",site="`+site+`"}`) != map[bool]string{true: "1", false: "0"}[site == "dc2" || answering == "dc1"] {
+						return false
+					}
+				}
+			}
+			return true
+		}
+	}
+	eventually(t, 10*time.Second, "both nodes' gauges say dc1 answers", gauges("dc1"))
+	if age, err := strconv.ParseFloat(metric(t, a.bound.Admin, `gslb_cluster_peer_report_age_seconds{peer="b"}`), 64); err != nil || age > 5 {
+		t.Errorf("a: gslb_cluster_peer_report_age_seconds{peer=\"b\"} = %v (%v), want a fresh report", age, err)
+	}
+
 	post := func(path string) {
 		resp, err := http.Post(fmt.Sprintf("http://127.0.1.10:%d%s", port, path), "text/plain", nil)
 		if err != nil {
@@ -109,6 +134,7 @@ demo: {endpoints: ["%s:%d"]}
 	post("/fail")
 	eventually(t, 10*time.Second, "both nodes answer dc2 after dc1 fails", answersOn("127.0.2.10"))
 	t.Logf("dc1 failure: every node answered dc2 after %s", time.Since(start).Round(time.Millisecond))
+	eventually(t, 10*time.Second, "both nodes' gauges say dc2 answers", gauges("dc2"))
 
 	// The node in dc2 decided from dc1's own report, which says down.
 	if s := adminGet(t, b.bound.Admin, "/api/v1/status"); !strings.Contains(s, `"reason": "own site 0/1 up"`) {

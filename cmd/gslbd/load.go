@@ -22,9 +22,9 @@ type loaded struct {
 	targets []health.Target
 	// tokens are the admin API tokens; nil without a tokens file.
 	tokens *admin.Tokens
-	// key is the gossip encryption key; nil without one (or without
-	// gossip, when the key file is not read).
-	key []byte
+	// keys is the gossip keyring, the primary first; nil without one (or
+	// without gossip, when the key file is not read).
+	keys [][]byte
 	// cluster holds the gossip settings from the file, key and config
 	// hash included; the node adds what is not configuration (Drains).
 	// Bind is empty when this node runs alone.
@@ -59,8 +59,12 @@ func load(path string) (*loaded, error) {
 		}
 	}
 	if cfg.Admin.TokensFile != "" {
-		if l.tokens, err = admin.LoadTokens(cfg.resolve(cfg.Admin.TokensFile)); err != nil {
+		path := cfg.resolve(cfg.Admin.TokensFile)
+		if l.tokens, err = admin.LoadTokens(path); err != nil {
 			errs = append(errs, err)
+		} else if err := cfg.checkSecretMode(path); err != nil {
+			l.tokens = nil
+			errs = append(errs, fmt.Errorf("%s:%d: admin.tokens_file: %w", cfg.path, cfg.pos.line("admin", "tokens_file"), err))
 		}
 	}
 	if cfg.Cluster.Bind != "" {
@@ -86,13 +90,20 @@ func (l *loaded) loadCluster() []error {
 		line := cfg.pos.line(path...)
 		problems = append(problems, problem{line, fmt.Errorf("%s:%d: %s: %w", cfg.path, line, setting, err)})
 	}
+	keyFileRead := true
 	if cfg.Cluster.KeyFile != "" {
-		key, err := readKeyFile(cfg.resolve(cfg.Cluster.KeyFile))
-		if err != nil {
+		path := cfg.resolve(cfg.Cluster.KeyFile)
+		keys, err := readKeyring(path)
+		if err == nil {
+			err = cfg.checkSecretMode(path)
+		}
+		if err == nil {
+			l.keys = keys
+		} else {
 			// The other settings are still checked, without a key.
 			at("cluster.key_file", []any{"cluster", "key_file"}, err)
+			keyFileRead = false
 		}
-		l.key = key
 	}
 	l.cluster = cluster.Config{
 		Name:      cfg.Node.Name,
@@ -102,7 +113,9 @@ func (l *loaded) loadCluster() []error {
 		Seeds:     cfg.Cluster.Seeds,
 		Heartbeat: cfg.Cluster.Heartbeat,
 		Staleness: cfg.Cluster.Staleness,
-		SecretKey: l.key,
+		MaxSkew:   cfg.Cluster.MaxSkew,
+		Keys:      l.keys,
+		Insecure:  cfg.Cluster.Insecure,
 	}
 	if l.set != nil {
 		l.cluster.ConfigHash = l.set.Hash()
@@ -118,8 +131,15 @@ func (l *loaded) loadCluster() []error {
 				at("cluster", []any{"cluster"}, e)
 				continue
 			}
+			if ce.Field == "Keys" && ce.Index < 0 && !keyFileRead {
+				continue // the key file's own problem is reported
+			}
 			setting, path := clusterSetting(ce)
-			at(setting, path, ce.Err)
+			err := ce.Err
+			if ce.Field == "Keys" && ce.Index >= 0 && len(l.keys) > 1 {
+				err = fmt.Errorf("key %d: %w", ce.Index+1, err)
+			}
+			at(setting, path, err)
 		}
 	}
 	slices.SortStableFunc(problems, func(a, b problem) int { return a.line - b.line })
@@ -140,8 +160,10 @@ func clusterSetting(ce *cluster.ConfigError) (string, []any) {
 		return "node.site", []any{"node", "site"}
 	case "Seeds":
 		return fmt.Sprintf("cluster.seeds[%d]", ce.Index), []any{"cluster", "seeds", ce.Index}
-	case "SecretKey":
+	case "Keys":
 		return "cluster.key_file", []any{"cluster", "key_file"}
+	case "MaxSkew":
+		return "cluster.max_skew", []any{"cluster", "max_skew"}
 	case "Bind", "Advertise", "Heartbeat", "Staleness":
 		key := strings.ToLower(ce.Field)
 		return "cluster." + key, []any{"cluster", key}

@@ -24,6 +24,16 @@ func newNodeMetrics(reg prometheus.Registerer) *nodeMetrics {
 			Help: "Configuration reloads by result.",
 		}, []string{"result"}),
 	}
-	reg.MustRegister(m.reloadOK, m.reloadTime, m.reloads)
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "gslb", Name: "build_info",
+		Help: "Always 1; the labels say which gslbd this is.",
+	}, []string{"version", "revision", "goversion"})
+	bi := readBuildInfo()
+	rev := bi.Revision
+	if bi.Modified {
+		rev += "-modified"
+	}
+	build.WithLabelValues(bi.Version, rev, bi.GoVersion).Set(1)
+	reg.MustRegister(m.reloadOK, m.reloadTime, m.reloads, build)
 	return m
 }

@@ -40,13 +40,19 @@ type testNode struct {
 // serves. The node stops in t.Cleanup (or earlier through stop).
 func startNode(t testing.TB, path string, extra ...string) *testNode {
 	t.Helper()
+	return startNodeEnv(t, path, nil, extra...)
+}
+
+// startNodeEnv is startNode with environment variables for the node.
+func startNodeEnv(t testing.TB, path string, env map[string]string, extra ...string) *testNode {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &testNode{logs: &syncBuffer{}, reload: make(chan struct{}, 1)}
 	ready := make(chan bound, 1)
 	done := make(chan error, 1)
 	args := append([]string{"serve", "-config", path, "-log-level", "debug"}, extra...)
 	go func() {
-		done <- run(ctx, args, func(string) string { return "" }, io.Discard, n.logs,
+		done <- run(ctx, args, func(k string) string { return env[k] }, io.Discard, n.logs,
 			hooks{ready: func(b bound) { ready <- b }, reload: n.reload})
 	}()
 	select {

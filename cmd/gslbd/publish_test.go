@@ -79,9 +79,10 @@ func publisherFixture(t *testing.T) *zones.Set {
 
 // TestPublisherStalenessAndRevival runs the publisher on a fake clock for a
 // node in dc2 whose own probes see both sites up. dc1's node reports its
-// endpoint down, so dc1's verdict is down; when that report goes stale the
-// publisher re-merges by itself and the cross-check (up) decides; when the
-// report is fresh again, dc1's own word counts again.
+// endpoint down and a node in dc3 agrees, so dc1's verdict is down (dc1's
+// node alone would not do: every other site would contradict it); when
+// those reports go stale the publisher re-merges by itself and the
+// cross-check (up) decides; when they are fresh again, they count again.
 func TestPublisherStalenessAndRevival(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		set := publisherFixture(t)
@@ -109,16 +110,20 @@ func TestPublisherStalenessAndRevival(t *testing.T) {
 		go checker.Run(ctx)
 		go p.run(ctx)
 
-		dc1Down := func(at time.Time) health.Received {
-			return health.Received{At: at, Report: health.Report{Origin: "dc1-a", Site: "dc1", Seq: 1, ConfigHash: "h1", Ready: true,
-				Targets: map[string]health.State{dc1Endpoint: health.Down, dc2Endpoint: health.Up}}}
+		dc1Down := func(at time.Time) []health.Received {
+			var out []health.Received
+			for _, origin := range []string{"dc1-a", "dc3-a"} {
+				out = append(out, health.Received{At: at, Report: health.Report{Origin: origin, Site: origin[:3], Seq: 1, ConfigHash: "h1", Ready: true,
+					Targets: map[string]health.State{dc1Endpoint: health.Down, dc2Endpoint: health.Up}}})
+			}
+			return out
 		}
 		time.Sleep(time.Second) // the first probe round
 		synctest.Wait()
 		if !p.current().Local.Ready() {
 			t.Fatal("first probe round not published after 1s")
 		}
-		peers.set(dc1Down(time.Now()))
+		peers.set(dc1Down(time.Now())...)
 		time.Sleep(publishMaxDelay)
 		synctest.Wait()
 		if v := p.current().View.Verdict(dc1Endpoint); v.Up {
@@ -126,23 +131,23 @@ func TestPublisherStalenessAndRevival(t *testing.T) {
 		}
 		gen := p.current().Generation
 
-		// No refresh: the report goes stale and the publisher re-merges on
+		// No refresh: the reports go stale and the publisher re-merges on
 		// its own timer.
 		time.Sleep(staleness + publishMaxDelay)
 		synctest.Wait()
 		if v := p.current().View.Verdict(dc1Endpoint); !v.Up {
-			t.Fatalf("dc1's report stale, cross-check up: verdict %+v, want up", v)
+			t.Fatalf("the reports stale, cross-check up: verdict %+v, want up", v)
 		}
 		if p.current().Generation == gen {
 			t.Error("a verdict changed by staleness was not published to the resolver")
 		}
 
-		// The report is refreshed (the cluster signals a revival).
-		peers.set(dc1Down(time.Now()))
+		// The reports are refreshed (the cluster signals a revival).
+		peers.set(dc1Down(time.Now())...)
 		time.Sleep(publishMaxDelay)
 		synctest.Wait()
 		if v := p.current().View.Verdict(dc1Endpoint); v.Up {
-			t.Fatalf("dc1's report fresh again: verdict %+v, want down", v)
+			t.Fatalf("the reports fresh again: verdict %+v, want down", v)
 		}
 
 		// Nothing changes while heartbeats keep the report fresh: no new
@@ -151,7 +156,9 @@ func TestPublisherStalenessAndRevival(t *testing.T) {
 		for range 10 {
 			time.Sleep(200 * time.Millisecond)
 			peers.mu.Lock()
-			peers.reports[0].At = time.Now()
+			for i := range peers.reports {
+				peers.reports[i].At = time.Now()
+			}
 			peers.mu.Unlock()
 		}
 		synctest.Wait()

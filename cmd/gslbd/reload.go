@@ -41,6 +41,7 @@ func (n *node) reload() {
 	n.metrics.reloadTime.SetToCurrentTime()
 	n.metrics.reloads.WithLabelValues("success").Inc()
 	n.applyTokens(l)
+	n.applyKeys(l)
 	n.checker.Update(l.targets)
 	n.pub.setZones(l.set)
 	if n.cluster != nil {
@@ -61,6 +62,19 @@ func (n *node) applyTokens(l *loaded) {
 	}
 	n.adminAPI.SetTokens(l.tokens)
 	n.log.Info("reload: admin tokens reloaded", "tokens", l.tokens.Len())
+}
+
+// applyKeys hands the gossip keyring a reload read to the cluster, which
+// installs new keys, switches the primary and removes keys no longer
+// listed: the steps of a key rotation (README, Gossip keys). A key file
+// that was added, removed or renamed waits for the restart.
+func (n *node) applyKeys(l *loaded) {
+	if n.cluster == nil || l.cfg.Cluster.KeyFile != n.cfg.Cluster.KeyFile || l.cfg.Cluster.KeyFile == "" {
+		return
+	}
+	if err := n.cluster.SetKeys(l.keys); err != nil {
+		n.log.Warn("reload: gossip keyring not changed", "error", err)
+	}
 }
 
 // needsRestart names the settings of next that differ from c and that a
@@ -85,20 +99,24 @@ func (c *Config) needsRestart(next *Config) string {
 	if c.Log != next.Log {
 		changed = append(changed, "log")
 	}
+	if c.LameDuck != next.LameDuck {
+		changed = append(changed, "lame_duck")
+	}
 	return strings.Join(changed, ", ")
 }
 
 // equal reports whether d and o are the same settings. A field added to
 // DNSConfig must be added here.
 func (d DNSConfig) equal(o DNSConfig) bool {
-	return slices.Equal(d.Listen, o.Listen) && d.UDPSize == o.UDPSize
+	return slices.Equal(d.Listen, o.Listen) && d.UDPSize == o.UDPSize && slices.Equal(d.DebugClients, o.DebugClients)
 }
 
 // equal reports whether c and o are the same settings. A field added to
 // ClusterConfig must be added here.
 func (c ClusterConfig) equal(o ClusterConfig) bool {
 	return c.Bind == o.Bind && c.Advertise == o.Advertise && slices.Equal(c.Seeds, o.Seeds) &&
-		c.KeyFile == o.KeyFile && c.Heartbeat == o.Heartbeat && c.Staleness == o.Staleness
+		c.KeyFile == o.KeyFile && c.Insecure == o.Insecure && c.MaxSkew == o.MaxSkew &&
+		c.Heartbeat == o.Heartbeat && c.Staleness == o.Staleness
 }
 
 // sighupReloads turns SIGHUP into reload requests (a burst of signals

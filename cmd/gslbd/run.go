@@ -30,9 +30,6 @@ Without arguments gslbd serves the demo configuration ` + demoConfig + `.
 Run "gslbd <command> -h" for the flags of a command.
 `
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 // hooks lets tests observe a running node. The zero value does nothing.
 type hooks struct {
 	// ready is called once the node serves, with the addresses it bound.
@@ -63,7 +60,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "status":
 		return statusCmd(ctx, rest, getenv, stdout, stderr)
 	case "version":
-		fmt.Fprintln(stdout, "gslbd", version)
+		fmt.Fprintln(stdout, readBuildInfo())
 		return nil
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)

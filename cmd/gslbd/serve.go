@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -65,6 +66,7 @@ func serveCmd(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	n.notifySocket = getenv("NOTIFY_SOCKET")
 	return n.run(ctx, reload, h.ready)
 }
 
@@ -98,12 +100,26 @@ type node struct {
 	pub      *publisher
 	adminAPI *admin.Server
 
-	dnsServers []*dns.Server
+	dnsServers []*dns.Server // TCP
+	udpServers []*resolver.UDPServer
+	udpConns   []*net.UDPConn // every socket of udpServers
 	demo       []*demoEndpoint
 	admin      *http.Server
 	adminLn    net.Listener
 
 	listening atomic.Bool // DNS listeners are up and not shutting down
+	stopping  atomic.Bool // shutdown began: not ready, though maybe still answering
+
+	// notifySocket is $NOTIFY_SOCKET: the service manager's (systemd) datagram
+	// socket for sd_notify, "" when not run by one.
+	notifySocket string
+}
+
+// notify tells the service manager about the node's state (sd_notify).
+func (n *node) notify(state string) {
+	if err := sdNotify(n.notifySocket, state); err != nil {
+		n.log.Warn("notify service manager", "state", state, "error", err)
+	}
 }
 
 // newNode builds a node from what load read; it reads no file again.
@@ -114,7 +130,8 @@ func newNode(l *loaded, logger *slog.Logger, lv *slog.LevelVar) (*node, error) {
 	n := &node{cfg: cfg, log: logger, levelVar: lv, reg: reg, metrics: newNodeMetrics(reg)}
 
 	var err error
-	n.resolver, err = resolver.New(resolver.Config{UDPSize: cfg.DNS.UDPSize, Logger: logger.With("component", "resolver")}, reg)
+	n.resolver, err = resolver.New(resolver.Config{UDPSize: cfg.DNS.UDPSize, Logger: logger.With("component", "resolver"),
+		DebugClients: cfg.debugClients()}, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +143,8 @@ func newNode(l *loaded, logger *slog.Logger, lv *slog.LevelVar) (*node, error) {
 		return nil, err
 	}
 	acks := drain.NewAcks(cfg.Node.Name)
-	deps := publisherDeps{Local: n.checker, Drains: n.drains, Acks: acks, Resolver: n.resolver}
+	deps := publisherDeps{Local: n.checker, Drains: n.drains, Acks: acks, Resolver: n.resolver,
+		Observe: newAllDownCounter(reg).observe}
 	api := &drainAPI{self: cfg.Node.Name, store: n.drains, acks: acks, log: logger.With("component", "drain")}
 	if cfg.Cluster.Bind != "" {
 		cc := l.cluster
@@ -143,6 +161,7 @@ func newNode(l *loaded, logger *slog.Logger, lv *slog.LevelVar) (*node, error) {
 		Staleness: cfg.Cluster.Staleness,
 	}, set, deps, logger.With("component", "publisher"), reg)
 	api.state = n.pub
+	reg.MustRegister(&opsCollector{pub: n.pub, cluster: n.cluster, self: cfg.Node.Name, now: time.Now})
 	n.adminAPI = admin.New(admin.Config{Node: n, Drains: api, Tokens: l.tokens, AnonymousRead: cfg.Admin.AnonymousRead,
 		Gatherer: reg, Logger: logger.With("component", "admin")})
 	n.metrics.reloadOK.Set(1)
@@ -165,16 +184,19 @@ func newNode(l *loaded, logger *slog.Logger, lv *slog.LevelVar) (*node, error) {
 	return n, nil
 }
 
-// listenDNS binds a UDP and a TCP socket on every listen address. With
-// port 0 the TCP socket takes the port the UDP socket got.
+// listenDNS binds UDP sockets and a TCP socket on every listen address:
+// one UDP socket per usable CPU (GOMAXPROCS), sharing the port through
+// SO_REUSEPORT, each with its own reader goroutine. With port 0 the TCP
+// socket takes the port the UDP sockets got.
 func (n *node) listenDNS() error {
 	for _, addr := range n.cfg.DNS.Listen {
-		pc, ln, err := listenUDPTCP(addr)
+		conns, ln, err := listenUDPTCP(addr, runtime.GOMAXPROCS(0))
 		if err != nil {
 			return fmt.Errorf("dns listener: %w", err)
 		}
+		n.udpConns = append(n.udpConns, conns...)
+		n.udpServers = append(n.udpServers, n.resolver.NewUDPServer(conns, int(n.cfg.DNS.UDPSize)))
 		n.dnsServers = append(n.dnsServers,
-			&dns.Server{PacketConn: pc, Handler: n.resolver, UDPSize: int(n.cfg.DNS.UDPSize), MsgAcceptFunc: resolver.Accept},
 			&dns.Server{Listener: ln, Handler: n.resolver, MsgAcceptFunc: resolver.Accept,
 				ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, MaxTCPQueries: 1000})
 	}
@@ -182,10 +204,10 @@ func (n *node) listenDNS() error {
 }
 
 func (n *node) closeListeners() {
+	for _, c := range n.udpConns {
+		c.Close()
+	}
 	for _, s := range n.dnsServers {
-		if s.PacketConn != nil {
-			s.PacketConn.Close()
-		}
 		if s.Listener != nil {
 			s.Listener.Close()
 		}
@@ -198,9 +220,11 @@ func (n *node) closeListeners() {
 	}
 }
 
-// run serves until ctx is done, then shuts down in order: not ready, leave
-// the cluster, stop DNS (answering queries in flight), stop probing, stop
-// the admin listener.
+// run serves until ctx is done, then hands over and shuts down in order:
+// not ready (/readyz 503, STOPPING=1 to systemd), leave the cluster (peers
+// drop our report at once and show us as left), keep answering DNS for
+// the lame-duck period, stop DNS (answering queries in flight), stop the
+// admin listener, stop probing.
 func (n *node) run(ctx context.Context, reload <-chan struct{}, ready func(bound)) error {
 	n.log.Info("starting", "node", n.cfg.Node.Name, "site", n.cfg.Node.Site, "version", version)
 	runCtx, cancelAll := context.WithCancel(context.Background())
@@ -236,7 +260,15 @@ func (n *node) run(ctx context.Context, reload <-chan struct{}, ready func(bound
 	}
 
 	// DNS servers.
-	started := make(chan struct{}, len(n.dnsServers))
+	started := make(chan struct{}, len(n.dnsServers)+len(n.udpServers))
+	for _, s := range n.udpServers {
+		g.Go(func() error {
+			if err := s.Serve(func() { started <- struct{}{} }); err != nil && gctx.Err() == nil {
+				return fmt.Errorf("dns server: %w", err)
+			}
+			return nil
+		})
+	}
 	for _, s := range n.dnsServers {
 		s.NotifyStartedFunc = func() { started <- struct{}{} }
 		g.Go(func() error {
@@ -246,7 +278,7 @@ func (n *node) run(ctx context.Context, reload <-chan struct{}, ready func(bound
 			return nil
 		})
 	}
-	for range n.dnsServers {
+	for range len(n.dnsServers) + len(n.udpServers) {
 		select {
 		case <-started:
 		case <-gctx.Done():
@@ -254,6 +286,9 @@ func (n *node) run(ctx context.Context, reload <-chan struct{}, ready func(bound
 			// ones that started and close every socket, so that each
 			// ActivateAndServe returns and the group can be waited for.
 			deadline, cancel := context.WithTimeout(context.Background(), time.Second)
+			for _, s := range n.udpServers {
+				_ = s.Shutdown(deadline)
+			}
 			for _, s := range n.dnsServers {
 				_ = s.ShutdownContext(deadline)
 			}
@@ -280,6 +315,7 @@ func (n *node) run(ctx context.Context, reload <-chan struct{}, ready func(bound
 	if ready != nil {
 		ready(b)
 	}
+	n.notify("READY=1")
 
 	// Reloads come from SIGHUP (or the test hook) and are handled here, one at
 	// a time, so a reload never races another.
@@ -289,24 +325,42 @@ func (n *node) run(ctx context.Context, reload <-chan struct{}, ready func(bound
 			case <-gctx.Done():
 				return nil
 			case <-reload:
+				n.notify("RELOADING=1")
 				n.reload()
+				n.notify("READY=1")
 			}
 		}
 	})
 
 	select {
 	case <-ctx.Done():
-		n.log.Info("shutting down")
+		n.log.Info("shutting down", "lame_duck", n.cfg.LameDuck)
 	case <-gctx.Done():
 		n.log.Error("a component failed; shutting down")
 	}
-	n.listening.Store(false)
-	deadline, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	n.stopping.Store(true) // /readyz answers 503 from here on
+	n.notify("STOPPING=1")
+	deadline, cancel := context.WithTimeout(context.Background(), shutdownTimeout+n.cfg.LameDuck)
 	defer cancel()
+	// Peers first: they drop our report and show us as left while we still
+	// answer, from our own probes alone from then on.
 	stopCluster()
 	select {
 	case <-clusterDone:
 	case <-deadline.Done():
+	}
+	if n.cfg.LameDuck > 0 && gctx.Err() == nil {
+		n.log.Info("lame duck: not ready, still answering DNS", "for", n.cfg.LameDuck)
+		t := time.NewTimer(n.cfg.LameDuck)
+		select {
+		case <-t.C:
+		case <-gctx.Done(): // a component failed: no point in waiting
+		}
+		t.Stop()
+	}
+	n.listening.Store(false)
+	for _, s := range n.udpServers {
+		_ = s.Shutdown(deadline)
 	}
 	for _, s := range n.dnsServers {
 		_ = s.ShutdownContext(deadline)
@@ -322,10 +376,8 @@ func (n *node) run(ctx context.Context, reload <-chan struct{}, ready func(bound
 
 func (n *node) bound() bound {
 	var b bound
-	for _, s := range n.dnsServers {
-		if s.PacketConn != nil {
-			b.DNS = append(b.DNS, s.PacketConn.LocalAddr().String())
-		}
+	for _, s := range n.udpServers {
+		b.DNS = append(b.DNS, s.Addr().String())
 	}
 	if n.adminLn != nil {
 		b.Admin = n.adminLn.Addr().String()
@@ -352,24 +404,28 @@ func (n *node) waitFirstRound(ctx, gctx context.Context) bool {
 	}
 }
 
-// listenUDPTCP binds UDP and TCP on the same address. With port 0 the
-// kernel picks the UDP port, and TCP may find it taken: then both are
-// released and another port is tried.
-func listenUDPTCP(addr string) (net.PacketConn, net.Listener, error) {
+// listenUDPTCP binds n UDP sockets and one TCP socket on the same
+// address. With port 0 the kernel picks the UDP port, and TCP may find it
+// taken: then all are released and another port is tried. The TCP socket,
+// bound without SO_REUSEPORT, also makes sure no other process of ours
+// shares the UDP port.
+func listenUDPTCP(addr string, n int) ([]*net.UDPConn, net.Listener, error) {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, nil, err
 	}
 	for attempt := 0; ; attempt++ {
-		pc, err := net.ListenPacket("udp", addr)
+		conns, err := resolver.ListenUDP(addr, n)
 		if err != nil {
 			return nil, nil, err
 		}
-		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		ln, err := net.Listen("tcp", conns[0].LocalAddr().String())
 		if err == nil {
-			return pc, ln, nil
+			return conns, ln, nil
 		}
-		pc.Close()
+		for _, c := range conns {
+			c.Close()
+		}
 		if port != "0" || attempt == 20 {
 			return nil, nil, err
 		}

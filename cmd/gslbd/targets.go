@@ -3,6 +3,7 @@ package main
 import (
 	"net/netip"
 
+	"github.com/gslbd/gslbd/drain"
 	"github.com/gslbd/gslbd/health"
 	"github.com/gslbd/gslbd/zones"
 )
@@ -40,6 +41,18 @@ func endpointSites(set *zones.Set) map[string]string {
 			for _, ep := range site.Endpoints {
 				m[ep.ID] = site.Site
 			}
+		}
+	}
+	return m
+}
+
+// drainServices returns, for the cluster-wide drain guardrail, the sites
+// of every service of set.
+func drainServices(set *zones.Set) drain.Services {
+	m := make(drain.Services)
+	for _, svc := range set.Services() {
+		for _, site := range svc.Sites {
+			m[svc.Name] = append(m[svc.Name], site.Site)
 		}
 	}
 	return m

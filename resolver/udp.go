@@ -1,0 +1,261 @@
+package resolver
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// UDPServer serves a [Resolver] over UDP sockets: one long-lived reader
+// goroutine per socket, each with its own buffers and metrics shard, no
+// goroutine per packet. A query the fast path recognises is answered from
+// a prepacked reply (see fast.go); anything else is unpacked and answered
+// by the general path exactly as miekg's dns.Server with [Accept] would:
+// packets shorter than a header and responses are dropped, a packet that
+// does not unpack gets FORMERR, the rest goes to ServeDNS.
+//
+// Bind the sockets with [ListenUDP] to spread queries over several of
+// them. Serve and Shutdown may be called from different goroutines.
+type UDPServer struct {
+	r        *Resolver
+	conns    []*net.UDPConn
+	readSize int
+
+	shutdown atomic.Bool
+	wg       sync.WaitGroup
+	done     chan struct{}
+
+	// mu guards serving and stopped: Shutdown before Serve only closes
+	// the sockets.
+	mu      sync.Mutex
+	serving bool
+	stopped bool
+}
+
+// NewUDPServer returns a server for conns. readSize is the read buffer,
+// the largest query accepted (longer ones are cut, as miekg's UDPSize
+// does); 0 means 512.
+func (r *Resolver) NewUDPServer(conns []*net.UDPConn, readSize int) *UDPServer {
+	if readSize <= 0 {
+		readSize = dns.MinMsgSize
+	}
+	return &UDPServer{r: r, conns: conns, readSize: readSize, done: make(chan struct{})}
+}
+
+// Addr returns the address the sockets are bound to.
+func (s *UDPServer) Addr() net.Addr { return s.conns[0].LocalAddr() }
+
+// Serve reads and answers queries until Shutdown. started, when not nil,
+// is called once every reader runs. After Shutdown, or a first Serve, it
+// returns nil at once. It returns nil after Shutdown, or the
+// first read error otherwise (the other readers are stopped first).
+func (s *UDPServer) Serve(started func()) error {
+	s.mu.Lock()
+	if s.stopped || s.serving {
+		s.mu.Unlock()
+		return nil
+	}
+	s.serving = true
+	s.mu.Unlock()
+	defer close(s.done)
+	errs := make(chan error, len(s.conns))
+	for i, c := range s.conns {
+		rd, err := s.newReader(c, 1+i%(s.r.m.shards-1))
+		if err != nil {
+			s.stop()
+			s.wg.Wait()
+			return err
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			errs <- rd.run()
+		}()
+	}
+	if started != nil {
+		started()
+	}
+	var first error
+	for range s.conns {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+			s.stop() // one socket failed: stop the others too
+		}
+	}
+	s.wg.Wait()
+	for _, c := range s.conns {
+		c.Close()
+	}
+	if s.shutdown.Load() && first != nil && s.stoppedByUs(first) {
+		return nil
+	}
+	return first
+}
+
+func (s *UDPServer) stoppedByUs(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, net.ErrClosed)
+}
+
+// stop makes every reader return after the packet it is answering.
+func (s *UDPServer) stop() {
+	s.shutdown.Store(true)
+	past := time.Unix(1, 0)
+	for _, c := range s.conns {
+		_ = c.SetReadDeadline(past)
+	}
+}
+
+// Shutdown stops reading, lets the readers finish the query in hand,
+// closes the sockets and returns once Serve has returned, or with ctx's
+// error when ctx ends first.
+func (s *UDPServer) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	serving := s.serving
+	s.stopped = true
+	s.mu.Unlock()
+	s.stop()
+	if !serving {
+		for _, c := range s.conns {
+			c.Close()
+		}
+		return nil
+	}
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// reader is one socket's loop and its reused buffers. Only its goroutine
+// touches it.
+type reader struct {
+	s     *UDPServer
+	r     *Resolver
+	conn  *net.UDPConn
+	shard int
+	buf   []byte
+	out   []byte
+	name  [256]byte
+	src   sourceAddr // reply source for wildcard-bound sockets
+}
+
+func (s *UDPServer) newReader(c *net.UDPConn, shard int) (*reader, error) {
+	rd := &reader{s: s, r: s.r, conn: c, shard: shard,
+		buf: make([]byte, s.readSize), out: make([]byte, 0, int(s.r.udpSize)+64)}
+	if err := rd.src.init(c); err != nil {
+		return nil, err
+	}
+	return rd, nil
+}
+
+func (rd *reader) run() error {
+	for {
+		n, oobn, _, from, err := rd.conn.ReadMsgUDPAddrPort(rd.buf, rd.src.oob)
+		if err != nil {
+			if rd.s.shutdown.Load() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		rd.src.parse(oobn)
+		rd.handle(rd.buf[:n], from)
+	}
+}
+
+// handle answers one packet. It never panics: a panic while answering is
+// recovered, counted and answered SERVFAIL, as in ServeDNS.
+func (rd *reader) handle(pkt []byte, from netip.AddrPort) {
+	start := time.Now()
+	if len(pkt) < 12 || pkt[2]&0x80 != 0 {
+		return // too short to answer; or a response (Accept drops those)
+	}
+	st := rd.r.cur.Load()
+	hit, ok := rd.fast(st, pkt, from)
+	if ok {
+		_, _, _ = rd.conn.WriteMsgUDPAddrPort(hit.reply, rd.src.reply, from)
+		a := hit.a
+		a.zone.inc(rd.shard, hit.q.qtype, a.rcode)
+		if a.svc != nil {
+			a.svc.add(rd.shard, a.slot)
+		}
+		rd.r.m.query.durations[rd.shard].observe(int64(time.Since(start)))
+		return
+	}
+	w := &udpWriter{rd: rd, from: from}
+	req := new(dns.Msg)
+	if err := req.Unpack(pkt); err != nil {
+		// What miekg's server does with a request that does not unpack.
+		req.SetRcodeFormatError(req)
+		req.Zero = false
+		req.Ns, req.Answer, req.Extra = nil, nil, nil
+		_ = w.WriteMsg(req)
+		return
+	}
+	rd.r.serve(w, req, rd.shard, start)
+}
+
+// fast runs the fast path with a recover of its own: it runs outside
+// ServeDNS's.
+func (rd *reader) fast(st *state, pkt []byte, from netip.AddrPort) (hit fastHit, ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			req := new(dns.Msg)
+			if req.Unpack(pkt) != nil {
+				req = nil
+			}
+			rd.r.recovered(&udpWriter{rd: rd, from: from}, req, v)
+			hit, ok = fastHit{}, false
+		}
+	}()
+	hit, ok = fast(st, pkt, rd.out, rd.name[:])
+	if ok {
+		rd.out = hit.reply[:0]
+	}
+	return hit, ok
+}
+
+// udpWriter is the dns.ResponseWriter of a query on the general path.
+type udpWriter struct {
+	rd   *reader
+	from netip.AddrPort
+}
+
+var _ dns.ResponseWriter = (*udpWriter)(nil)
+
+func (w *udpWriter) LocalAddr() net.Addr  { return w.rd.conn.LocalAddr() }
+func (w *udpWriter) RemoteAddr() net.Addr { return net.UDPAddrFromAddrPort(w.from) }
+
+func (w *udpWriter) WriteMsg(m *dns.Msg) error {
+	b, err := m.PackBuffer(w.rd.out[:cap(w.rd.out)])
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(b)
+	return err
+}
+
+func (w *udpWriter) Write(b []byte) (int, error) {
+	if !w.from.IsValid() {
+		return 0, errors.New("no client address")
+	}
+	n, _, err := w.rd.conn.WriteMsgUDPAddrPort(b, w.rd.src.reply, w.from)
+	return n, err
+}
+
+func (w *udpWriter) Close() error        { return nil }
+func (w *udpWriter) TsigStatus() error   { return nil }
+func (w *udpWriter) TsigTimersOnly(bool) {}
+func (w *udpWriter) Hijack()             {}
