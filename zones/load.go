@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/miekg/dns"
 )
@@ -59,6 +60,13 @@ type ZoneConfig struct {
 // Load has no side effects beyond reading files, and may be called from
 // any goroutine; a reload builds a new Set while the old one is in use.
 func Load(cfg Config) (*Set, error) {
+	// The services file is decoded while the zone files are read.
+	var doc servicesDoc
+	var decoding sync.WaitGroup
+	if cfg.ServicesFile != "" {
+		decoding.Go(func() { doc = readServices(cfg.ServicesFile) })
+	}
+	defer decoding.Wait() // every return path leaves no goroutine behind
 	var errs []error
 	declared := make(map[string]string) // origin -> source
 	var zds []*zoneData
@@ -110,7 +118,8 @@ func Load(cfg Config) (*Set, error) {
 	var svcs []*Service
 	if cfg.ServicesFile != "" {
 		var serrs []error
-		svcs, serrs = loadServices(cfg.ServicesFile, zds)
+		decoding.Wait()
+		svcs, serrs = loadServices(doc, zds)
 		errs = append(errs, sorted(serrs)...)
 	}
 	if len(errs) > 0 {

@@ -81,18 +81,32 @@ const (
 
 var siteName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 
-// loadServices reads, decodes and validates the services file against the
-// zones. It returns the services sorted by name, or the problems found.
-func loadServices(file string, zds []*zoneData) ([]*Service, []error) {
+// servicesDoc is a services file read and decoded, not yet validated.
+type servicesDoc struct {
+	file string
+	root *yaml.Node
+	spec servicesSpec
+	errs []error
+}
+
+// readServices reads and decodes the services file. It needs no zones,
+// so Load runs it beside the zone files.
+func readServices(file string) servicesDoc {
 	b, err := os.ReadFile(file)
 	if err != nil {
-		return nil, []error{&posError{msg: "services: " + err.Error(), err: err}}
+		return servicesDoc{file: file, errs: []error{&posError{msg: "services: " + err.Error(), err: err}}}
 	}
 	root, spec, errs := decodeServices(file, b)
-	if len(errs) > 0 {
-		return nil, errs
+	return servicesDoc{file: file, root: root, spec: spec, errs: errs}
+}
+
+// loadServices validates a decoded services file against the zones. It
+// returns the services sorted by name, or the problems found.
+func loadServices(doc servicesDoc, zds []*zoneData) ([]*Service, []error) {
+	if len(doc.errs) > 0 {
+		return nil, doc.errs
 	}
-	l := &servicesLoader{file: file, zds: zds, spec: spec, root: root, reported: make(map[string]bool)}
+	l := &servicesLoader{file: doc.file, zds: zds, spec: doc.spec, root: doc.root, reported: make(map[string]bool)}
 	svcs := l.load()
 	return svcs, l.errs
 }

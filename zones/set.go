@@ -113,7 +113,7 @@ func NewZone(origin, file string, records []dns.RR) *Zone {
 	for _, rr := range records {
 		h := rr.Header()
 		h.Name = dns.CanonicalName(h.Name)
-		if !dns.IsSubDomain(origin, h.Name) {
+		if !inZone(origin, h.Name) {
 			continue
 		}
 		if soa, ok := rr.(*dns.SOA); ok && h.Name == origin && z.SOA == nil {
@@ -125,7 +125,7 @@ func NewZone(origin, file string, records []dns.RR) *Zone {
 		z.records = append(z.records, z.SOA)
 	}
 	for _, rr := range records {
-		if rr == dns.RR(z.SOA) || !dns.IsSubDomain(origin, rr.Header().Name) {
+		if rr == dns.RR(z.SOA) || !inZone(origin, rr.Header().Name) {
 			continue
 		}
 		z.records = append(z.records, rr)
@@ -142,7 +142,7 @@ func (z *Zone) node(name string) *Node {
 	}
 	n = &Node{Name: name}
 	z.nodes[name] = n
-	for p := parent(name); p != "" && dns.IsSubDomain(z.Origin, p); p = parent(p) {
+	for p := parent(name); p != "" && inZone(z.Origin, p); p = parent(p) {
 		if _, ok := z.nodes[p]; ok {
 			break
 		}

@@ -39,3 +39,26 @@ func (s typed[T]) types() []uint16 {
 	}
 	return out
 }
+
+// inZone reports whether the canonical name is origin or below it, as
+// dns.IsSubDomain does for canonical names, without splitting either into
+// labels (which allocates, and a zone is checked once per record). A
+// match must end on a label boundary: the dot before the suffix must
+// itself not be escaped ("a\.example.com." is not below "example.com.").
+func inZone(origin, name string) bool {
+	if origin == "." || name == origin {
+		return true
+	}
+	if len(name) <= len(origin) || name[len(name)-len(origin):] != origin {
+		return false
+	}
+	i := len(name) - len(origin) - 1 // the dot before the suffix
+	if name[i] != '.' {
+		return false
+	}
+	backslashes := 0
+	for j := i - 1; j >= 0 && name[j] == '\\'; j-- {
+		backslashes++
+	}
+	return backslashes%2 == 0
+}

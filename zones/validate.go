@@ -50,12 +50,13 @@ func (zd *zoneData) check(origins []string) []error {
 	// where a linear search for duplicates would get slow.
 	const dupScan = 32
 	bigSets := make(map[string][]record)
+	empties := make(map[uint16]dns.RR) // for noRdata: one empty RR per type
 	for _, r := range zd.records {
 		h := r.rr.Header()
 		h.Name = dns.CanonicalName(h.Name)
 		typ := dns.Type(h.Rrtype).String()
 		switch {
-		case !dns.IsSubDomain(zd.origin, h.Name):
+		case !inZone(zd.origin, h.Name):
 			bad(r, "%s record for %s is outside zone %s", typ, h.Name, zd.origin)
 			continue
 		case h.Class != dns.ClassINET:
@@ -64,7 +65,7 @@ func (zd *zoneData) check(origins []string) []error {
 		case metaType(h.Rrtype):
 			bad(r, "%s record for %s: type %s cannot be zone data", typ, h.Name, typ)
 			continue
-		case noRdata(r.rr):
+		case noRdata(r.rr, empties):
 			bad(r, "%s record for %s has no data", typ, h.Name)
 			continue
 		}
@@ -123,7 +124,7 @@ func (zd *zoneData) check(origins []string) []error {
 	for _, name := range names {
 		for _, r := range zd.names[name].get(dns.TypeNS) {
 			target := dns.CanonicalName(r.rr.(*dns.NS).Ns)
-			if !dns.IsSubDomain(zd.origin, target) {
+			if !inZone(zd.origin, target) {
 				continue
 			}
 			glue[target] = true
@@ -208,7 +209,7 @@ func (zd *zoneData) cutAbove(name string) string {
 func childZone(origin, name string, origins []string) string {
 	best := ""
 	for _, o := range origins {
-		if o != origin && len(o) > len(best) && dns.IsSubDomain(origin, o) && dns.IsSubDomain(o, name) {
+		if o != origin && len(o) > len(best) && inZone(origin, o) && inZone(o, name) {
 			best = o
 		}
 	}
@@ -222,16 +223,23 @@ func metaType(t uint16) bool {
 }
 
 // noRdata reports an RR without any data, which the parser returns for a
-// last line like "www A" (a dynamic update RR).
-func noRdata(rr dns.RR) bool {
+// last line like "www A" (a dynamic update RR). empties keeps one empty RR
+// of each type to compare with, so that a million records do not make a
+// million empty ones.
+func noRdata(rr dns.RR, empties map[uint16]dns.RR) bool {
 	if _, ok := rr.(*dns.RFC3597); ok {
 		return false // "\# 0" is valid empty data
 	}
-	mk, ok := dns.TypeToRR[rr.Header().Rrtype]
+	t := rr.Header().Rrtype
+	empty, ok := empties[t]
 	if !ok {
-		return false
+		mk, known := dns.TypeToRR[t]
+		if !known {
+			return false
+		}
+		empty = mk()
+		empties[t] = empty
 	}
-	empty := mk()
 	*empty.Header() = *rr.Header()
 	return reflect.DeepEqual(empty, rr)
 }
@@ -254,7 +262,7 @@ func sortedKeys[K interface{ ~string }, V any](m map[K]V) []K {
 func lookupZone(zds []*zoneData, name string) *zoneData {
 	var best *zoneData
 	for _, zd := range zds {
-		if dns.IsSubDomain(zd.origin, name) && (best == nil || len(zd.origin) > len(best.origin)) {
+		if inZone(zd.origin, name) && (best == nil || len(zd.origin) > len(best.origin)) {
 			best = zd
 		}
 	}
