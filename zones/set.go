@@ -109,7 +109,8 @@ type Node struct {
 // out of the index (validation reports them).
 func NewZone(origin, file string, records []dns.RR) *Zone {
 	origin = dns.CanonicalName(origin)
-	z := &Zone{Origin: origin, File: file, nodes: map[string]*Node{origin: {Name: origin}}}
+	z := &Zone{Origin: origin, File: file, nodes: make(map[string]*Node, len(records)), records: make([]dns.RR, 0, len(records))}
+	z.nodes[origin] = &Node{Name: origin}
 	for _, rr := range records {
 		h := rr.Header()
 		h.Name = dns.CanonicalName(h.Name)

@@ -40,7 +40,8 @@ func (zd *zoneData) check(origins []string) []error {
 	bad := func(r record, format string, args ...any) {
 		errs = append(errs, errorAt(r.file, r.line, format, args...))
 	}
-	zd.names = make(map[string]typed[record])
+	zd.names = make(map[string]typed[record], len(zd.records)) // at most one name per record
+	zd.kept = make([]record, 0, len(zd.records))
 	zd.cuts = make(map[string]bool)
 	buf := make([]byte, dns.MaxMsgSize)
 

@@ -36,6 +36,7 @@ func DecodeMapping[V any](n *yaml.Node, out *map[string]V) error {
 	m := make(map[string]V, len(n.Content)/2)
 	var problems []string
 	vt := reflect.TypeFor[V]()
+	cache := fieldCache{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		var key string
@@ -48,7 +49,7 @@ func DecodeMapping[V any](n *yaml.Node, out *map[string]V) error {
 		if err := v.Decode(&val); err != nil {
 			entry = append(entry, Messages(err)...)
 		}
-		entry = append(entry, UnknownFields(v, vt)...)
+		unknownFields(v, vt, cache, &entry)
 		problems = append(problems, sortByLine(entry)...)
 		m[key] = val
 	}
@@ -131,7 +132,7 @@ func Messages(err error) []string {
 // and a type with its own UnmarshalYAML checks its own.
 func UnknownFields(n *yaml.Node, t reflect.Type) []string {
 	var out []string
-	unknownFields(n, t, &out)
+	unknownFields(n, t, fieldCache{}, &out)
 	return out
 }
 
@@ -140,7 +141,7 @@ var (
 	unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 )
 
-func unknownFields(n *yaml.Node, t reflect.Type, out *[]string) {
+func unknownFields(n *yaml.Node, t reflect.Type, cache fieldCache, out *[]string) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -152,7 +153,7 @@ func unknownFields(n *yaml.Node, t reflect.Type, out *[]string) {
 	}
 	switch {
 	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
-		fields := structFields(t)
+		fields := cache.fields(t)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k := n.Content[i]
 			f, ok := fields[k.Value]
@@ -160,15 +161,15 @@ func unknownFields(n *yaml.Node, t reflect.Type, out *[]string) {
 				*out = append(*out, fmt.Sprintf("line %d: field %s not found in type %s", k.Line, k.Value, t))
 				continue
 			}
-			unknownFields(n.Content[i+1], f, out)
+			unknownFields(n.Content[i+1], f, cache, out)
 		}
 	case t.Kind() == reflect.Map && n.Kind == yaml.MappingNode:
 		for i := 1; i < len(n.Content); i += 2 {
-			unknownFields(n.Content[i], t.Elem(), out)
+			unknownFields(n.Content[i], t.Elem(), cache, out)
 		}
 	case (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) && n.Kind == yaml.SequenceNode:
 		for _, item := range n.Content {
-			unknownFields(item, t.Elem(), out)
+			unknownFields(item, t.Elem(), cache, out)
 		}
 	}
 }
@@ -198,6 +199,19 @@ func structFields(t reflect.Type) map[string]reflect.Type {
 			name = strings.ToLower(f.Name)
 		}
 		m[name] = f.Type
+	}
+	return m
+}
+
+// fieldCache holds structFields by type for one walk: a services file
+// asks for the same few types 100,000 times.
+type fieldCache map[reflect.Type]map[string]reflect.Type
+
+func (c fieldCache) fields(t reflect.Type) map[string]reflect.Type {
+	m, ok := c[t]
+	if !ok {
+		m = structFields(t)
+		c[t] = m
 	}
 	return m
 }
