@@ -149,6 +149,17 @@
 //
 //	go test ./scenario -run TestNetworkFaults -v -count=1 -scenario.nettrials=10
 //
+// # Gossip at scale (TestGossipScale, on demand)
+//
+// With -scenario.gossipscale=3,10,30 it starts, for each size, that many
+// gslbd processes in 3 to 10 sites, each node in a network namespace of
+// its own, one endpoint per site; measures per node, over
+// -scenario.gossipidle of idle, bytes and packets per second on the gossip
+// port (nftables counters) and on the whole interface, and CPU from
+// /proc; then kills the first site (black hole and SIGKILL) and times
+// until every surviving node answers without it, polling with a DNS client
+// from the client namespace every 20ms. Root only.
+//
 // # Running it
 //
 // The short form (3 trials each of 1 to 4, one cold start, 10 s of

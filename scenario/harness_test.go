@@ -59,6 +59,7 @@ func (p *proc) wait() { <-p.done }
 // node is one gslbd node of the scenario.
 type node struct {
 	name, site string
+	ns         string // its network namespace in a lab
 	ip         netip.Addr
 	dns        netip.AddrPort // UDP and TCP
 	gossip     netip.AddrPort // UDP and TCP
@@ -74,6 +75,7 @@ type node struct {
 // GET /healthz.
 type endpoint struct {
 	site   string
+	ns     string // its network namespace in a lab
 	addr   netip.AddrPort
 	log    string
 	proc   *proc // nil while down
@@ -144,6 +146,17 @@ const (
 type layout struct {
 	nodes     []struct{ name, site, ip string }
 	endpoints []struct{ site, ip string }
+	// ns maps an address to the network namespace it lives in, in a
+	// lab; an address not listed lives in its site's.
+	ns map[string]string
+}
+
+// nsOf returns the namespace of address ip of site.
+func (l layout) nsOf(site, ip string) string {
+	if ns, ok := l.ns[ip]; ok {
+		return ns
+	}
+	return site
 }
 
 // The three-site scenario's layout: sites, nodes and endpoints.
@@ -208,14 +221,14 @@ func newHarnessIn(t *testing.T, bin, dig string, lay layout, lab spaces) *harnes
 	for _, l := range lay.endpoints {
 		ip := netip.MustParseAddr(l.ip)
 		h.eps = append(h.eps, &endpoint{
-			site: l.site, addr: netip.AddrPortFrom(ip, uint16(epPort)),
+			site: l.site, ns: lay.nsOf(l.site, l.ip), addr: netip.AddrPortFrom(ip, uint16(epPort)),
 			log: filepath.Join(h.dir, "endpoint-"+l.ip+".log"),
 		})
 		h.siteOf[ip] = l.site
 	}
 	for _, l := range lay.nodes {
 		ip := netip.MustParseAddr(l.ip)
-		n := &node{name: l.name, site: l.site, ip: ip}
+		n := &node{name: l.name, site: l.site, ns: lay.nsOf(l.site, l.ip), ip: ip}
 		ports := [3]int{labDNSPort, labGossipPort, labAdminPort}
 		for i, udp := range []bool{true, true, false} { // dns, gossip, admin
 			if lab != nil {
@@ -389,7 +402,7 @@ func (h *harness) startNode(n *node) error {
 		return err
 	}
 	defer f.Close() // the child holds its own descriptor
-	cmd := h.command(context.Background(), n.site, h.bin, "serve", "-config", n.config)
+	cmd := h.command(context.Background(), n.ns, h.bin, "serve", "-config", n.config)
 	cmd.Stdout, cmd.Stderr = f, f
 	p, err := h.start(n.name, cmd, nil)
 	if err != nil {
@@ -474,7 +487,7 @@ func (h *harness) startEndpoint(e *endpoint) (time.Time, error) {
 		return time.Time{}, err
 	}
 	defer outR.Close()
-	cmd := h.command(context.Background(), e.site, h.self, "-test.run=^$")
+	cmd := h.command(context.Background(), e.ns, h.self, "-test.run=^$")
 	cmd.Env = append(os.Environ(), endpointEnv+"="+e.addr.String())
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdinR, outW, f
 	p, err := h.start("endpoint "+e.addr.String(), cmd, stdinW)
