@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -162,6 +164,16 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Cluster, 
 	mc.Delegate = &delegate{c}
 	mc.Events = &events{c}
 	mc.Logger = newMemberlistLogger(logger, c.unauthenticated)
+	if cfg.wrapTransport != nil {
+		nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+			BindAddrs: []string{mc.BindAddr}, BindPort: mc.BindPort, Logger: mc.Logger,
+		})
+		if err != nil {
+			c.metrics.unregister()
+			return nil, fmt.Errorf("start memberlist on %s: %w", cfg.Bind, err)
+		}
+		mc.Transport = cfg.wrapTransport(nt)
+	}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		c.metrics.unregister()
@@ -190,8 +202,9 @@ func (c *Cluster) Addr() netip.AddrPort {
 	return nodeAddr(c.ml.LocalNode())
 }
 
-// Run joins the cluster through the seeds (retrying until it succeeds) and
-// sends the local report every Heartbeat until ctx is done. It then
+// Run joins the cluster through the seeds (retrying until it succeeds),
+// keeps trying to reach failed and departed members and seeds that are
+// not members (see reconnectLoop), and sends the local report every Heartbeat until ctx is done. It then
 // announces the departure, leaves memberlist (bounded by a second) and
 // shuts it down, and returns once every goroutine it started has ended.
 // Call it once.
@@ -200,9 +213,7 @@ func (c *Cluster) Run(ctx context.Context) error {
 		return errRunTwice
 	}
 	var wg sync.WaitGroup
-	if len(c.seeds) > 0 {
-		wg.Go(func() { c.joinLoop(ctx) })
-	}
+	wg.Go(func() { c.reconnectLoop(ctx) })
 	c.sendLoop(ctx)
 	wg.Wait()
 
@@ -224,16 +235,34 @@ func (c *Cluster) Run(ctx context.Context) error {
 	return nil
 }
 
-// joinLoop tries the seeds whenever this node is alone: at start, and
-// again if every peer has gone (a restart of the whole cluster, or a
-// partition that outlasted memberlist's memory of the dead).
-func (c *Cluster) joinLoop(ctx context.Context) {
+// reconnectLoop is serf's reconnect loop: every RetryInterval it tries
+// to join, through memberlist, every seed that is not an alive member's
+// address and every member it considers failed (for ReconnectTimeout) or
+// left (for LeftTimeout). memberlist alone never probes a member it has
+// declared dead, so without this two sides of a partition that outlasted
+// its suspicion timeout would stay apart for good. A join is a push/pull:
+// both sides exchange their full state (members, reports and drains) at
+// once, and each side refutes the other's verdict of its death, so the
+// membership is whole again within a round or two of the path healing.
+// Each address has at most one attempt in flight; an attempt at a black
+// hole ends after memberlist's TCPTimeout.
+func (c *Cluster) reconnectLoop(ctx context.Context) {
 	t := time.NewTicker(c.cfg.RetryInterval)
 	defer t.Stop()
-	failing := false
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		inflight = map[string]bool{}
+		failing  bool // the seeds were tried and none gave us a peer
+	)
+	defer wg.Wait()
 	for {
-		if c.alive.Load() <= 1 {
-			n, err := c.ml.Join(c.seeds)
+		seeds, members := c.reconnectTargets(ctx, time.Now())
+		alone := c.alive.Load() <= 1
+		if alone && len(seeds) > 0 {
+			// Alone: the first join (or a rejoin after every peer went)
+			// goes through the seeds, all of them at once, as before.
+			n, err := c.ml.Join(seeds)
 			if err == nil && c.alive.Load() <= 1 {
 				// Join reaches memberlist on the seeds and merges their
 				// members before returning; still alone means every seed
@@ -244,7 +273,7 @@ func (c *Cluster) joinLoop(ctx context.Context) {
 			case err != nil:
 				c.metrics.joins.WithLabelValues(joinFailure).Inc()
 				if !failing {
-					c.log.Warn("join cluster failed, running alone and retrying", "seeds", c.seeds, "every", c.cfg.RetryInterval, "err", err)
+					c.log.Warn("join cluster failed, running alone and retrying", "seeds", seeds, "every", c.cfg.RetryInterval, "err", err)
 				}
 				failing = true
 			default:
@@ -252,6 +281,33 @@ func (c *Cluster) joinLoop(ctx context.Context) {
 				c.log.Info("joined cluster", "seeds_reached", n, "members", c.alive.Load())
 				failing = false
 			}
+			seeds = nil
+		}
+		for _, s := range seeds {
+			members = append(members, reconnectTarget{"seed", s})
+		}
+		for _, tg := range members {
+			mu.Lock()
+			busy := inflight[tg.addr]
+			inflight[tg.addr] = true
+			mu.Unlock()
+			if busy {
+				continue
+			}
+			wg.Go(func() {
+				defer func() {
+					mu.Lock()
+					delete(inflight, tg.addr)
+					mu.Unlock()
+				}()
+				if _, err := c.ml.Join([]string{tg.addr}); err != nil {
+					c.metrics.reconnects.WithLabelValues(joinFailure).Inc()
+					c.log.Debug("reconnect failed", "to", tg.name, "addr", tg.addr, "err", err)
+					return
+				}
+				c.metrics.reconnects.WithLabelValues(joinSuccess).Inc()
+				c.log.Info("reconnected", "to", tg.name, "addr", tg.addr)
+			})
 		}
 		select {
 		case <-ctx.Done():
@@ -259,6 +315,70 @@ func (c *Cluster) joinLoop(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// reconnectTarget is an address the reconnect loop tries.
+type reconnectTarget struct {
+	name string // member name, or "seed"
+	addr string
+}
+
+// reconnectTargets returns the seeds that are not the address of an
+// alive member (a seed given as a host name is resolved for the
+// comparison) and the addresses of members failed less than
+// ReconnectTimeout or left less than LeftTimeout ago.
+func (c *Cluster) reconnectTargets(ctx context.Context, now time.Time) (seeds []string, members []reconnectTarget) {
+	alive := map[netip.AddrPort]bool{}
+	c.mu.Lock()
+	for name, m := range c.members {
+		if name == c.cfg.Name {
+			continue
+		}
+		addr := nodeAddr(&m.node)
+		switch m.shownState() {
+		case MemberAlive:
+			alive[addr] = true
+		case MemberDead:
+			if now.Sub(m.since) < c.cfg.ReconnectTimeout {
+				members = append(members, reconnectTarget{name, addr.String()})
+			}
+		case MemberLeft:
+			if now.Sub(m.since) < c.cfg.LeftTimeout {
+				members = append(members, reconnectTarget{name, addr.String()})
+			}
+		}
+	}
+	c.mu.Unlock()
+	for _, s := range c.seeds {
+		if !alive[resolveSeed(ctx, s)] {
+			seeds = append(seeds, s)
+		}
+	}
+	slices.SortFunc(members, func(a, b reconnectTarget) int { return strings.Compare(a.addr, b.addr) })
+	return seeds, members
+}
+
+// resolveSeed returns the address a "host:port" seed stands for, or the
+// zero AddrPort if it cannot be resolved within a second.
+func resolveSeed(ctx context.Context, seed string) netip.AddrPort {
+	if ap, err := netip.ParseAddrPort(seed); err == nil {
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	host, port, err := net.SplitHostPort(seed)
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil || len(ips) == 0 {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(ips[0].Unmap(), uint16(p))
 }
 
 // sendLoop sends the local report on every heartbeat and whenever woken
@@ -322,8 +442,9 @@ func (c *Cluster) Changed() <-chan struct{} {
 }
 
 // Members returns every node this node knows, itself included, sorted by
-// name. Departed nodes are kept for a while (memberlist's
-// gossip-to-the-dead time) so operators can see them.
+// name. Failed nodes are kept (as dead) for ReconnectTimeout and nodes
+// that left for LeftTimeout, the time they are retried for: operators see
+// them, and drain acknowledgements count the failed ones as not reached.
 func (c *Cluster) Members() []Member {
 	now := time.Now()
 	ours := c.configHash()
@@ -583,7 +704,8 @@ func (c *Cluster) expire(now time.Time) {
 	dropped := c.table.expire(now)
 	var unconfirmed []string
 	for name, m := range c.members {
-		if (m.state == MemberDead || m.state == MemberLeft) && now.Sub(m.since) > gossipToTheDeadTime {
+		if (m.state == MemberDead && now.Sub(m.since) > c.cfg.ReconnectTimeout) ||
+			(m.state == MemberLeft && now.Sub(m.since) > c.cfg.LeftTimeout) {
 			delete(c.members, name)
 		}
 		if m.state == MemberAlive && !m.leftAt.IsZero() && now.Sub(m.leftAt) > leaveConfirm {

@@ -40,7 +40,9 @@ type Config struct {
 	// equal to Bind or Advertise are skipped, so every node of a cluster
 	// can share one seed list.
 	Seeds []string
-	// RetryInterval is the pause between join attempts. Default 1s.
+	// RetryInterval is the pause between join attempts, to the seeds and
+	// to members this node considers failed or left (see
+	// ReconnectTimeout). Default 1s.
 	RetryInterval time.Duration
 	// Heartbeat is how often the local report is re-sent to every peer.
 	// Default 200ms.
@@ -74,9 +76,22 @@ type Config struct {
 	// are merged into it and push/pull carries its records. Nil: drains
 	// are not gossiped.
 	Drains Drains
+	// ReconnectTimeout is how long this node keeps trying to reach a
+	// member it considers failed (every RetryInterval), and keeps it in
+	// [Cluster.Members] as dead: a partition or a black hole of any
+	// shorter length heals by itself, and drain acknowledgements count
+	// the member as not reached. Default 24h (serf's).
+	ReconnectTimeout time.Duration
+	// LeftTimeout is the same for a member that left on purpose: it is
+	// retried and shown as left for this long. Default 5m.
+	LeftTimeout time.Duration
 	// DrainAcks, if set, receives the drain acknowledgements peers send
 	// for this node's writes. Nil: they are dropped.
 	DrainAcks DrainAcks
+
+	// wrapTransport, set by tests only, wraps memberlist's network
+	// transport (to cut links between nodes on loopback).
+	wrapTransport func(*memberlist.NetTransport) memberlist.Transport
 }
 
 // Defaults for the zero values of [Config].
@@ -85,6 +100,10 @@ const (
 	DefaultHeartbeat     = 200 * time.Millisecond
 	DefaultStaleness     = 700 * time.Millisecond
 	DefaultMaxSkew       = time.Minute
+	// DefaultReconnectTimeout is serf's: a failed member is retried for a
+	// day.
+	DefaultReconnectTimeout = 24 * time.Hour
+	DefaultLeftTimeout      = 5 * time.Minute
 )
 
 // dropFactor times Staleness is the age at which a report is forgotten.
@@ -132,6 +151,12 @@ func (cfg Config) withDefaults() Config {
 	if cfg.MaxSkew == 0 {
 		cfg.MaxSkew = DefaultMaxSkew
 	}
+	if cfg.ReconnectTimeout == 0 {
+		cfg.ReconnectTimeout = DefaultReconnectTimeout
+	}
+	if cfg.LeftTimeout == 0 {
+		cfg.LeftTimeout = DefaultLeftTimeout
+	}
 	return cfg
 }
 
@@ -140,7 +165,7 @@ func (cfg Config) withDefaults() Config {
 type ConfigError struct {
 	// Field is the name of the Config field at fault: "Name", "Bind",
 	// "Advertise", "Seeds", "RetryInterval", "Heartbeat", "Staleness",
-	// "MaxSkew", "Keys" (a key of the wrong length, or none where one is
+	// "MaxSkew", "ReconnectTimeout", "LeftTimeout", "Keys" (a key of the wrong length, or none where one is
 	// required), or "Site" when the node meta (site and config hash)
 	// does not fit.
 	Field string
@@ -163,6 +188,10 @@ func (e *ConfigError) Error() string {
 		return fmt.Sprintf("keys[%d]: %v", e.Index, e.Err)
 	case "MaxSkew":
 		return "max skew: " + e.Err.Error()
+	case "ReconnectTimeout":
+		return "reconnect timeout: " + e.Err.Error()
+	case "LeftTimeout":
+		return "left timeout: " + e.Err.Error()
 	case "Site":
 		return e.Err.Error()
 	}
@@ -206,6 +235,12 @@ func (cfg Config) Validate() error {
 	}
 	if cfg.MaxSkew < 0 {
 		bad("MaxSkew", errors.New("must be positive"))
+	}
+	if cfg.ReconnectTimeout < 0 {
+		bad("ReconnectTimeout", errors.New("must be positive"))
+	}
+	if cfg.LeftTimeout < 0 {
+		bad("LeftTimeout", errors.New("must be positive"))
 	}
 	for i, k := range cfg.Keys {
 		if err := memberlist.ValidateKey(k); err != nil {

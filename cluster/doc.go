@@ -69,9 +69,12 @@
 //     reason="contradicted" or "unconfirmed". Only memberlist's own word
 //     makes a departure final, so a forged leave can never remove a live
 //     node from the member list.
-//   - Drain records and acknowledgements must come from a name memberlist
-//     lists as alive (reason="unknown_sender"); that name is what the
-//     audit trail records as the sender ("from"). The drain table refuses
+//   - Drain records and acknowledgements must come from the name of a
+//     member: one memberlist lists as alive, or one it declared failed or
+//     left that is still being retried (reason="unknown_sender"; the
+//     push/pull that heals a partition carries drains before memberlist
+//     takes back its verdict). That name is what the audit trail records
+//     as the sender ("from"). The drain table refuses
 //     records stamped more than its MaxSkew ahead (reason="stamp_ahead"),
 //     so one record cannot outrank every later write.
 //
@@ -126,7 +129,7 @@
 //	SuspicionMaxTimeoutMult 3      (LAN 6)     up to 4.5s without confirmations from other nodes
 //	RetransmitMult          3      (LAN 4)     each broadcast goes out 3*ceil(log10(n+1)) times
 //	PushPullInterval        10s    (LAN 30s)   full-state anti-entropy
-//	GossipToTheDeadTime     30s    (LAN 30s)   also how long departed members stay in Members
+//	GossipToTheDeadTime     30s    (LAN 30s)   how long memberlist gossips to a dead member
 //	TCPTimeout              2s     (LAN 10s)   joins, push/pull, reliable sends
 //	Label                   "gslbd"            keeps other memberlist clusters (Consul, Serf) out
 //
@@ -134,6 +137,26 @@
 // 2.5s after it stops (the test logs the figure); its report is stale
 // after 700ms whatever memberlist does. A graceful leave takes about 100ms
 // (memberlist's Leave waits for its own broadcast, bounded at 1s).
+//
+// # Healing after a partition
+//
+// memberlist never probes a member it has declared dead, so two sides of
+// a partition (or a black hole) that lasted longer than its suspicion
+// timeout would stay apart for good. Like serf, every node therefore
+// runs a reconnect loop (Cluster.reconnectLoop): every RetryInterval
+// (1s) it joins, through memberlist, every member it considers failed
+// (for ReconnectTimeout, 24h) or left (for LeftTimeout, 5m), and every
+// seed that is not an alive member's address, each address with at most
+// one attempt in flight (an attempt at a black hole ends after
+// TCPTimeout). A join is a push/pull, so the two sides exchange their
+// full state, reports (with their ages) and drain records, in the same
+// round trip; the push/pull also tells each side that the other holds it
+// dead, which it refutes with a higher incarnation, and the next round
+// makes the membership whole. Drains in that push/pull come from a member
+// memberlist still holds as dead, which is why drain senders need only be
+// known members (see Trust). TestPartitionHeals measures about 1.6s from
+// the links healing to the membership whole, every report fresh and both
+// sides' drains everywhere.
 //
 // # Member states
 //

@@ -168,7 +168,7 @@ func (c *Cluster) applyDrains(m wireDrains, now time.Time) error {
 	if c.cfg.Drains == nil || m.Origin == c.cfg.Name || len(m.Records) == 0 {
 		return nil
 	}
-	if !c.isAliveMember(m.Origin) {
+	if !c.isMember(m.Origin) {
 		c.reject(rejDrains, reasonUnknownSender, "from", m.Origin, "records", len(m.Records))
 		return nil
 	}
@@ -194,17 +194,22 @@ func (c *Cluster) applyDrainAck(m wireDrainAck) {
 	if c.cfg.DrainAcks == nil || m.Origin == c.cfg.Name {
 		return
 	}
-	if !c.isAliveMember(m.Origin) {
+	if !c.isMember(m.Origin) {
 		c.reject(rejDrainAck, reasonUnknownSender, "from", m.Origin)
 		return
 	}
 	c.cfg.DrainAcks.Applied(m.Origin, m.Acks)
 }
 
-// isAliveMember reports whether memberlist lists name as alive.
-func (c *Cluster) isAliveMember(name string) bool {
+// isMember reports whether name is a member this node knows: alive, or
+// failed or left recently enough to be retried (see reconnectLoop). A
+// member that was on the other side of a partition is still dead to
+// memberlist when the push/pull that heals the partition brings its
+// drains, so "alive" alone would refuse exactly the records that the
+// rejoin is for; a name nobody ever listed is still refused.
+func (c *Cluster) isMember(name string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	m, ok := c.members[name]
-	return ok && m.state == MemberAlive
+	_, ok := c.members[name]
+	return ok
 }

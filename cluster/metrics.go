@@ -13,10 +13,11 @@ const (
 // happen; member counts are computed from [Cluster.Members] at collect
 // time, so they can never drift from what the admin API shows.
 type metrics struct {
-	received prometheus.Counter
-	bad      prometheus.Counter
-	joins    *prometheus.CounterVec
-	rejected *prometheus.CounterVec
+	received   prometheus.Counter
+	bad        prometheus.Counter
+	joins      *prometheus.CounterVec
+	reconnects *prometheus.CounterVec
+	rejected   *prometheus.CounterVec
 
 	registered []prometheus.Collector
 	reg        prometheus.Registerer
@@ -45,6 +46,11 @@ func newMetrics(reg prometheus.Registerer, c *Cluster) (*metrics, error) {
 			Name: "join_attempts_total",
 			Help: "Attempts to join the cluster through the seeds, by result.",
 		}, []string{"result"}),
+		reconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: subsystem,
+			Name: "reconnect_attempts_total",
+			Help: "Attempts to reach a failed or departed member, or a seed that is not a member, while in the cluster, by result.",
+		}, []string{"result"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Subsystem: subsystem,
 			Name: "rejected_messages_total",
@@ -54,13 +60,15 @@ func newMetrics(reg prometheus.Registerer, c *Cluster) (*metrics, error) {
 	}
 	m.joins.WithLabelValues(joinSuccess)
 	m.joins.WithLabelValues(joinFailure)
+	m.reconnects.WithLabelValues(joinSuccess)
+	m.reconnects.WithLabelValues(joinFailure)
 	for _, kr := range rejections {
 		m.rejected.WithLabelValues(kr.kind, kr.reason)
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, col := range []prometheus.Collector{m.received, m.bad, m.joins, m.rejected, membersCollector{c}} {
+	for _, col := range []prometheus.Collector{m.received, m.bad, m.joins, m.reconnects, m.rejected, membersCollector{c}} {
 		if err := reg.Register(col); err != nil {
 			m.unregister()
 			return nil, err

@@ -35,7 +35,7 @@ func (h *harness) api(ctx context.Context, n *node, method, path, token string, 
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := h.client.Do(req)
 	if err != nil {
 		return fmt.Errorf("%s %s on %s: %w", method, path, n.name, err)
 	}

@@ -100,6 +100,66 @@
 // black-holed: dc1-a and dc1's endpoint are stopped with SIGSTOP, and
 // dc2-a alone must fail over to dc2; the time is logged. Linux only.
 //
+// # The network-fault scenario (TestNetworkFaults)
+//
+// The three-site layout again, on real separate network stacks: each
+// site in its own network namespace (dc1-a 10.0.1.1, dc1-b 10.0.1.2,
+// endpoints 10.0.1.10 and .11; dc2-a 10.0.2.1, endpoint 10.0.2.10; dc3-a
+// 10.0.3.1, endpoint 10.0.3.10), the client (dig and the admin API calls)
+// in another (10.0.0.100), each joined by a veth pair to a bridge in a
+// switch namespace (netLab). The namespaces carry a random prefix and
+// are deleted when the test ends; nothing is added to the host's own
+// namespace. Gossip is encrypted (it is off loopback). Faults act on the
+// wire, nftables rules on the bridge that drop IP but not ARP, so a
+// sender sees silence, not an error from its own host:
+//
+//   - a: dc1 black-holed; time until dc2-a and dc3-a answer without dc1.
+//     Held 6s, long enough for memberlist on each side to declare the
+//     other dead, then healed: time until every node answers dc1 again,
+//     and until every node's status lists all four alive with reports.
+//   - b: dc1 killed (black hole, then SIGKILL of its nodes and
+//     endpoints); time until dc2-a and dc3-a answer without dc1. Then a
+//     restart: time until every node answers dc1.
+//   - c: dc1's endpoints hung (SIGSTOP: their kernel still accepts
+//     connections, nothing answers); time until every node answers
+//     without dc1, and back after SIGCONT.
+//   - d: dc1 cut off from dc2 and dc3, the client still reaching every
+//     site; time until dc2-a and dc3-a answer without dc1. Held 6s;
+//     meanwhile dc1-a drains dc2 and dc2-a drains dc3 (neither changes an
+//     answer), each waiting 1s for acknowledgements, which must be
+//     incomplete and name the other side as unreachable. After the heal:
+//     time until every node answers dc1, until the membership is whole,
+//     and until both drains are in force on every node. Every answer of
+//     the split is checked: dc1's nodes answer dc1 throughout (their own
+//     probes see their endpoints up), dc2-a and dc3-a move away from dc1
+//     once and never back before the heal (dc1's nodes are silent to
+//     them, and their own cross-checks of dc1 fail: rule 4 of
+//     health.Merge). No flapping.
+//   - e: 10% loss on every inter-site link (nftables numgen; the client's
+//     link is clean), plus 100ms delay on every link where the kernel
+//     has tc netem (the output says whether it had), for -scenario.netloss
+//     (10s): no node's answer may change.
+//
+// Each of a to d runs -scenario.nettrials times (2 in the short form,
+// about 80s). It needs root and ip, nft and nsenter
+// (scripts/install-deps.sh); elsewhere it is skipped with a message. It
+// asserts generous bounds (5s out, 10s healed) and, with -scenario.strict,
+// the targets: 3s out for a dead or black-holed site, 2s for hung
+// endpoints, 5s for the membership and the drains after a heal.
+//
+//	go test ./scenario -run TestNetworkFaults -v -count=1 -scenario.nettrials=10
+//
+// # Gossip at scale (TestGossipScale, on demand)
+//
+// With -scenario.gossipscale=3,10,30 it starts, for each size, that many
+// gslbd processes in 3 to 10 sites, each node in a network namespace of
+// its own, one endpoint per site; measures per node, over
+// -scenario.gossipidle of idle, bytes and packets per second on the gossip
+// port (nftables counters) and on the whole interface, and CPU from
+// /proc; then kills the first site (black hole and SIGKILL) and times
+// until every surviving node answers without it, polling with a DNS client
+// from the client namespace every 20ms. Root only.
+//
 // # Running it
 //
 // The short form (3 trials each of 1 to 4, one cold start, 10 s of

@@ -2,11 +2,14 @@ package scenario
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -56,6 +59,7 @@ func (p *proc) wait() { <-p.done }
 // node is one gslbd node of the scenario.
 type node struct {
 	name, site string
+	ns         string // its network namespace in a lab
 	ip         netip.Addr
 	dns        netip.AddrPort // UDP and TCP
 	gossip     netip.AddrPort // UDP and TCP
@@ -71,6 +75,7 @@ type node struct {
 // GET /healthz.
 type endpoint struct {
 	site   string
+	ns     string // its network namespace in a lab
 	addr   netip.AddrPort
 	log    string
 	proc   *proc // nil while down
@@ -94,17 +99,64 @@ type harness struct {
 	// same on every node.
 	readToken, writeToken string
 
+	// lab, when set, runs every node and endpoint in its site's network
+	// namespace and dig and the admin API calls in the client's (see
+	// netLab); nil: everything on loopback.
+	lab spaces
+	// client makes the admin API calls.
+	client *http.Client
+
 	// mu guards running and exits.
 	mu      sync.Mutex
 	running map[*proc]bool
 	exits   []string // processes that ended without the test killing them
 }
 
+// spaces puts processes and connections into named network namespaces:
+// one per site, and "client". *netLab implements it (Linux, as root).
+type spaces interface {
+	// argv is the command-line prefix that runs a program in the
+	// namespace of name.
+	argv(name string) []string
+	// dialer opens connections from the namespace of name.
+	dialer(name string) func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// command returns a command for prog, in the namespace of ns when the
+// harness has a lab.
+func (h *harness) command(ctx context.Context, ns, prog string, args ...string) *exec.Cmd {
+	if h.lab == nil {
+		return exec.CommandContext(ctx, prog, args...)
+	}
+	argv := append(h.lab.argv(ns), prog)
+	return exec.CommandContext(ctx, argv[0], append(argv[1:], args...)...)
+}
+
+// Fixed ports for a harness in a lab: every address there is the lab's
+// own, in namespaces nobody else uses, so nothing can hold them.
+const (
+	labDNSPort      = 5300
+	labGossipPort   = 7946
+	labAdminPort    = 5380
+	labEndpointPort = 8080
+)
+
 // layout is where a scenario's nodes and endpoints run. The service
 // fails over between the endpoints' sites in the order they first appear.
 type layout struct {
 	nodes     []struct{ name, site, ip string }
 	endpoints []struct{ site, ip string }
+	// ns maps an address to the network namespace it lives in, in a
+	// lab; an address not listed lives in its site's.
+	ns map[string]string
+}
+
+// nsOf returns the namespace of address ip of site.
+func (l layout) nsOf(site, ip string) string {
+	if ns, ok := l.ns[ip]; ok {
+		return ns
+	}
+	return site
 }
 
 // The three-site scenario's layout: sites, nodes and endpoints.
@@ -134,6 +186,14 @@ func newHarness(t *testing.T, bin, dig string) *harness {
 // newHarnessLayout is newHarness for any layout.
 func newHarnessLayout(t *testing.T, bin, dig string, lay layout) *harness {
 	t.Helper()
+	return newHarnessIn(t, bin, dig, lay, nil)
+}
+
+// newHarnessIn is newHarnessLayout with the processes in lab's network
+// namespaces, when lab is not nil: each node and endpoint in its site's,
+// dig and the admin API calls in the client's.
+func newHarnessIn(t *testing.T, bin, dig string, lay layout, lab spaces) *harness {
+	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -141,6 +201,10 @@ func newHarnessLayout(t *testing.T, bin, dig string, lay layout) *harness {
 	h := &harness{
 		t: t, dir: t.TempDir(), bin: bin, dig: dig, self: self,
 		siteOf: map[netip.Addr]string{}, running: map[*proc]bool{},
+		lab: lab, client: http.DefaultClient,
+	}
+	if lab != nil {
+		h.client = &http.Client{Transport: &http.Transport{DialContext: lab.dialer("client")}}
 	}
 	t.Cleanup(h.cleanup)
 
@@ -148,23 +212,28 @@ func newHarnessLayout(t *testing.T, bin, dig string, lay layout) *harness {
 	for _, l := range lay.endpoints {
 		epIPs = append(epIPs, l.ip)
 	}
-	epPort, err := sharedFreePort(epIPs...)
-	if err != nil {
-		t.Fatal(err)
+	epPort := labEndpointPort
+	if lab == nil {
+		if epPort, err = sharedFreePort(epIPs...); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, l := range lay.endpoints {
 		ip := netip.MustParseAddr(l.ip)
 		h.eps = append(h.eps, &endpoint{
-			site: l.site, addr: netip.AddrPortFrom(ip, uint16(epPort)),
+			site: l.site, ns: lay.nsOf(l.site, l.ip), addr: netip.AddrPortFrom(ip, uint16(epPort)),
 			log: filepath.Join(h.dir, "endpoint-"+l.ip+".log"),
 		})
 		h.siteOf[ip] = l.site
 	}
 	for _, l := range lay.nodes {
 		ip := netip.MustParseAddr(l.ip)
-		n := &node{name: l.name, site: l.site, ip: ip}
-		var ports [3]int
+		n := &node{name: l.name, site: l.site, ns: lay.nsOf(l.site, l.ip), ip: ip}
+		ports := [3]int{labDNSPort, labGossipPort, labAdminPort}
 		for i, udp := range []bool{true, true, false} { // dns, gossip, admin
+			if lab != nil {
+				break
+			}
 			if ports[i], err = freePort(l.ip, udp); err != nil {
 				t.Fatal(err)
 			}
@@ -220,7 +289,7 @@ admin:
 state_dir: %s
 cluster:
   bind: %s
-  seeds: [%s]
+  seeds: [%s]%s
 zones:
   - origin: example.com.
     file: ../example.com.zone
@@ -258,6 +327,14 @@ func (h *harness) writeFiles(epPort int) {
 	}
 	write(filepath.Join(h.dir, "services.yaml"), fmt.Sprintf(servicesFile, epPort, strings.Join(sites, ", "), siteLines.String()))
 	writeMode(filepath.Join(h.dir, "tokens"), fmt.Sprintf(tokensFile, h.readToken, h.writeToken), 0o600)
+	// Gossip off loopback needs a key.
+	keyLine := ""
+	if h.lab != nil {
+		key := make([]byte, 32)
+		_, _ = rand.Read(key)
+		writeMode(filepath.Join(h.dir, "gossip.keys"), base64.StdEncoding.EncodeToString(key)+"\n", 0o600)
+		keyLine = "\n  key_file: ../gossip.keys"
+	}
 	for _, n := range h.nodes {
 		var seeds []string
 		for _, o := range h.nodes {
@@ -265,7 +342,7 @@ func (h *harness) writeFiles(epPort int) {
 				seeds = append(seeds, o.gossip.String())
 			}
 		}
-		write(n.config, fmt.Sprintf(nodeFile, n.name, n.site, n.dns, n.admin, n.stateDir, n.gossip, strings.Join(seeds, ", ")))
+		write(n.config, fmt.Sprintf(nodeFile, n.name, n.site, n.dns, n.admin, n.stateDir, n.gossip, strings.Join(seeds, ", "), keyLine))
 	}
 }
 
@@ -325,7 +402,7 @@ func (h *harness) startNode(n *node) error {
 		return err
 	}
 	defer f.Close() // the child holds its own descriptor
-	cmd := exec.Command(h.bin, "serve", "-config", n.config)
+	cmd := h.command(context.Background(), n.ns, h.bin, "serve", "-config", n.config)
 	cmd.Stdout, cmd.Stderr = f, f
 	p, err := h.start(n.name, cmd, nil)
 	if err != nil {
@@ -410,7 +487,7 @@ func (h *harness) startEndpoint(e *endpoint) (time.Time, error) {
 		return time.Time{}, err
 	}
 	defer outR.Close()
-	cmd := exec.Command(h.self, "-test.run=^$")
+	cmd := h.command(context.Background(), e.ns, h.self, "-test.run=^$")
 	cmd.Env = append(os.Environ(), endpointEnv+"="+e.addr.String())
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdinR, outW, f
 	p, err := h.start("endpoint "+e.addr.String(), cmd, stdinW)

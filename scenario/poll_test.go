@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -54,7 +53,7 @@ func (a answer) same(b answer) bool {
 // dig asks n for qname A with the real dig, once.
 func (h *harness) digOnce(ctx context.Context, n *node) answer {
 	a := answer{start: time.Now()}
-	cmd := exec.CommandContext(ctx, h.dig, "@"+n.dns.Addr().String(), "-p", fmt.Sprint(n.dns.Port()),
+	cmd := h.command(ctx, "client", h.dig, "@"+n.dns.Addr().String(), "-p", fmt.Sprint(n.dns.Port()),
 		qname, "A", "+short", "+time=1", "+tries=1")
 	out, err := cmd.Output()
 	a.end = time.Now()

@@ -30,7 +30,7 @@ type CreateDrain struct {
 	// Force makes the drain even if it leaves a service with no site
 	// able to take traffic.
 	Force bool `json:"force,omitempty"`
-	// Wait is a Go duration, at most MaxWait, to wait for the live nodes
+	// Wait is a Go duration, at most MaxWait, to wait for the nodes
 	// to apply the drain; "" does not wait.
 	Wait string `json:"wait,omitempty"`
 }
@@ -103,21 +103,29 @@ func parseWait(s string) (time.Duration, error) {
 type Result struct {
 	// Drain is the record written.
 	Drain drain.Record `json:"drain"`
-	// Ack says which live nodes applied it within the wait.
+	// Ack says which nodes applied it within the wait.
 	Ack Ack `json:"ack"`
 	// Forced lists services the drain leaves without a site able to take
 	// traffic, accepted because the request said force.
 	Forced []string `json:"forced,omitempty"`
 }
 
-// Ack reports which live nodes have applied a write (their DNS answers
-// reflect it) and which have not yet.
+// Ack reports which nodes have applied a write (their DNS answers
+// reflect it) and which have not yet. The nodes are every member the
+// writing node has known recently: those alive now, and those it
+// considers failed (cut off by a partition, or down) and still tries to
+// reach, since a node on the other side of a partition may well be
+// answering queries. Members that left on purpose are not counted.
 type Ack struct {
-	// Complete is true when every live node applied the write.
+	// Complete is true when every one of those nodes applied the write.
 	Complete bool `json:"complete"`
 	// Applied and Missing are node names, sorted.
 	Applied []string `json:"applied"`
 	Missing []string `json:"missing"`
+	// Unreachable are the nodes of Missing that the writing node cannot
+	// reach now (failed, or no heartbeat within the staleness bound),
+	// sorted. They apply the write once they are back in touch.
+	Unreachable []string `json:"unreachable"`
 	// WaitedMillis is how long the call waited.
 	WaitedMillis int64 `json:"waited_ms"`
 }

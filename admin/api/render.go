@@ -158,11 +158,14 @@ func FormatPrefixes(ps []netip.Prefix) string {
 func writeAck(w io.Writer, a Ack) {
 	total := len(a.Applied) + len(a.Missing)
 	if a.Complete {
-		fmt.Fprintf(w, "applied on every live node (%d) within %dms: %s\n", total, a.WaitedMillis, strings.Join(a.Applied, ", "))
+		fmt.Fprintf(w, "applied on every node (%d) within %dms: %s\n", total, a.WaitedMillis, strings.Join(a.Applied, ", "))
 		return
 	}
-	fmt.Fprintf(w, "applied on %d of %d live nodes after %dms: %s\n", len(a.Applied), total, a.WaitedMillis, orNone(a.Applied))
+	fmt.Fprintf(w, "applied on %d of %d nodes after %dms: %s\n", len(a.Applied), total, a.WaitedMillis, orNone(a.Applied))
 	fmt.Fprintf(w, "not yet applied on: %s (gossip keeps delivering it; check with gslbd status on those nodes)\n", strings.Join(a.Missing, ", "))
+	if len(a.Unreachable) > 0 {
+		fmt.Fprintf(w, "not reachable from this node: %s (failed or cut off; they apply it once back in touch)\n", strings.Join(a.Unreachable, ", "))
+	}
 }
 
 func expiresText(t time.Time) string {

@@ -115,18 +115,19 @@ func TestWriteResult(t *testing.T) {
 		{"created", func(b *bytes.Buffer, r Result) { WriteCreated(b, r) },
 			Result{Drain: rec, Ack: Ack{Complete: true, Applied: []string{"a", "b"}, WaitedMillis: 12}},
 			"drain d1 in force: site dc1, service talk.example.com., every client; \"power feed\" by ops, no expiry\n" +
-				"applied on every live node (2) within 12ms: a, b\n"},
+				"applied on every node (2) within 12ms: a, b\n"},
 		{"forced, partly applied", func(b *bytes.Buffer, r Result) { WriteCreated(b, r) },
 			Result{Drain: rec, Forced: []string{"talk.example.com.", "pay.example.com."}, Ack: Ack{Applied: []string{"a"}, Missing: []string{"b", "c"}, WaitedMillis: 5000}},
 			"drain d1 in force: site dc1, service talk.example.com., every client; \"power feed\" by ops, no expiry\n" +
 				"forced: no site is left able to take traffic for talk.example.com., pay.example.com.\n" +
-				"applied on 1 of 3 live nodes after 5000ms: a\n" +
+				"applied on 1 of 3 nodes after 5000ms: a\n" +
 				"not yet applied on: b, c (gossip keeps delivering it; check with gslbd status on those nodes)\n"},
 		{"deleted, applied nowhere", func(b *bytes.Buffer, r Result) { WriteDeleted(b, r) },
-			Result{Drain: rec, Ack: Ack{Missing: []string{"b"}}},
+			Result{Drain: rec, Ack: Ack{Missing: []string{"b"}, Unreachable: []string{"b"}}},
 			"drain d1 ended: site dc1, service talk.example.com., every client\n" +
-				"applied on 0 of 1 live nodes after 0ms: none\n" +
-				"not yet applied on: b (gossip keeps delivering it; check with gslbd status on those nodes)\n"},
+				"applied on 0 of 1 nodes after 0ms: none\n" +
+				"not yet applied on: b (gossip keeps delivering it; check with gslbd status on those nodes)\n" +
+				"not reachable from this node: b (failed or cut off; they apply it once back in touch)\n"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

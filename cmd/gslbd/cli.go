@@ -152,7 +152,7 @@ func drainCmd(ctx context.Context, args []string, getenv func(string) string, st
 	var clients prefixList
 	fs.Var(&clients, "clients", "drain only for clients in these `prefixes` (repeatable, comma-separated)")
 	force := fs.Bool("force", false, "drain even if a service is left with no site able to take traffic")
-	wait := fs.Duration("wait", defaultCLIWait, "wait up to this `duration` for the live nodes to apply the drain (max 30s)")
+	wait := fs.Duration("wait", defaultCLIWait, "wait up to this `duration` for the nodes to apply the drain (max 30s)")
 	output := outputFlag(fs)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -217,7 +217,7 @@ func undrainCmd(ctx context.Context, args []string, getenv func(string) string, 
 	service := fs.String("service", "", "the drain's service `name`, if it was made for one")
 	var clients prefixList
 	fs.Var(&clients, "clients", "the drain's client `prefixes`, if it was made for some")
-	wait := fs.Duration("wait", defaultCLIWait, "wait up to this `duration` for the live nodes to apply the undrain (max 30s)")
+	wait := fs.Duration("wait", defaultCLIWait, "wait up to this `duration` for the nodes to apply the undrain (max 30s)")
 	output := outputFlag(fs)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {

@@ -139,6 +139,13 @@ type ClusterConfig struct {
 	// Staleness is how old a peer's report may grow before it no longer
 	// counts. Default 700ms.
 	Staleness time.Duration `yaml:"staleness"`
+	// ReconnectTimeout is how long a member this node considers failed
+	// (crashed, or cut off by a partition) is retried, every second, and
+	// counted in drain acknowledgements as not reached. Default 24h.
+	ReconnectTimeout time.Duration `yaml:"reconnect_timeout"`
+	// LeftTimeout is the same for a member that left on purpose (it is
+	// retried, but not waited for by drains). Default 5m.
+	LeftTimeout time.Duration `yaml:"left_timeout"`
 }
 
 // ZoneConfig declares one zone.
@@ -243,6 +250,16 @@ func parseConfig(path string, data []byte) (*Config, error) {
 		cfg.Cluster.MaxSkew = cluster.DefaultMaxSkew
 	} else if cfg.Cluster.MaxSkew < 0 {
 		bad(pos.line("cluster", "max_skew"), "cluster.max_skew: %s must be positive", cfg.Cluster.MaxSkew)
+	}
+	if cfg.Cluster.ReconnectTimeout == 0 {
+		cfg.Cluster.ReconnectTimeout = cluster.DefaultReconnectTimeout
+	} else if cfg.Cluster.ReconnectTimeout < 0 {
+		bad(pos.line("cluster", "reconnect_timeout"), "cluster.reconnect_timeout: %s must be positive", cfg.Cluster.ReconnectTimeout)
+	}
+	if cfg.Cluster.LeftTimeout == 0 {
+		cfg.Cluster.LeftTimeout = cluster.DefaultLeftTimeout
+	} else if cfg.Cluster.LeftTimeout < 0 {
+		bad(pos.line("cluster", "left_timeout"), "cluster.left_timeout: %s must be positive", cfg.Cluster.LeftTimeout)
 	}
 	if cfg.Cluster.Staleness <= cfg.Cluster.Heartbeat {
 		bad(pos.line("cluster", "staleness"), "cluster.staleness: %s must be longer than cluster.heartbeat %s",

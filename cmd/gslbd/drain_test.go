@@ -213,8 +213,8 @@ func TestDrainAcrossCluster(t *testing.T) {
 	if err != nil {
 		t.Fatalf("gslbd undrain: %v\n%s", err, errOut)
 	}
-	if !strings.Contains(out, "applied on every live node (3)") {
-		t.Errorf("gslbd undrain said %q, want every live node acknowledged", out)
+	if !strings.Contains(out, "applied on every node (3)") {
+		t.Errorf("gslbd undrain said %q, want every node acknowledged", out)
 	}
 	if got := c.answers(); !c.allAnswer("127.0.1.10") {
 		t.Errorf("answers after undrain = %v, want 127.0.1.10 everywhere", got)
@@ -325,7 +325,7 @@ func TestDrainCLI(t *testing.T) {
 		{"expiry in the past", testWriteToken, []string{"drain", "dc1", "--reason", "x", "--until", "2001-01-01T00:00:00Z"}, 1, "is not in the future (HTTP 400)"},
 		{"drain dc1", testWriteToken, []string{"drain", "dc1", "--reason", "power feed"}, 0, "site dc1, every service, every client"},
 		{"drain dc1 again", testWriteToken, []string{"drain", "dc1", "--reason", "again"}, 1, "is already in force"},
-		{"drain dc2 for talk", testWriteToken, []string{"drain", "--service", "talk.example.com", "dc2", "--reason", "maintenance"}, 0, "applied on every live node (1)"},
+		{"drain dc2 for talk", testWriteToken, []string{"drain", "--service", "talk.example.com", "dc2", "--reason", "maintenance"}, 0, "applied on every node (1)"},
 		{"guardrail", testWriteToken, []string{"drain", "dc3", "--reason", "x"}, 1, "would leave no site able to take traffic for talk.example.com.; add --force"},
 		{"forced", testWriteToken, []string{"drain", "dc3", "--reason", "x", "--force"}, 0, "forced: no site is left able to take traffic for talk.example.com."},
 		{"undrain unknown", testWriteToken, []string{"undrain", "dc2"}, 1, "no drain in force for site dc2, every service, every client"},

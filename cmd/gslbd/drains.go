@@ -132,15 +132,26 @@ func (d *drainAPI) Delete(ctx context.Context, req admin.DeleteRequest) (api.Res
 	return api.Result{Drain: rec, Ack: d.spread(ctx, rec, req.Wait)}, nil
 }
 
-// spread sends a local write to every peer and waits up to wait for the
-// live nodes (this one included) to apply it.
+// spread sends a local write to every peer and waits up to wait for
+// every member the cluster has known recently (this node included) to
+// apply it: the alive and suspect ones, and the failed ones that cluster
+// still tries to reach (a node on the far side of a partition may be
+// answering queries all the same). Members that left on purpose are not
+// waited for: they stopped serving, and catch up by push/pull when they
+// rejoin. The failed and suspect ones that have not applied it are named
+// as unreachable.
 func (d *drainAPI) spread(ctx context.Context, rec drain.Record, wait time.Duration) api.Ack {
 	nodes := []string{d.self}
+	cut := map[string]bool{}
 	if d.gossip != nil {
 		d.gossip.BroadcastDrains([]drain.Record{rec})
 		for _, m := range d.gossip.Members() {
-			if m.Name != d.self && (m.State == cluster.MemberAlive || m.State == cluster.MemberSuspect) {
-				nodes = append(nodes, m.Name)
+			if m.Name == d.self || m.State == cluster.MemberLeft {
+				continue
+			}
+			nodes = append(nodes, m.Name)
+			if m.State != cluster.MemberAlive {
+				cut[m.Name] = true
 			}
 		}
 	}
@@ -148,7 +159,13 @@ func (d *drainAPI) spread(ctx context.Context, rec drain.Record, wait time.Durat
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	applied, missing := d.acks.Wait(wctx, rec.ID, rec.Stamp, nodes)
-	return api.Ack{Complete: len(missing) == 0, Applied: applied, Missing: missing,
+	unreachable := []string{}
+	for _, n := range missing {
+		if cut[n] {
+			unreachable = append(unreachable, n)
+		}
+	}
+	return api.Ack{Complete: len(missing) == 0, Applied: applied, Missing: missing, Unreachable: unreachable,
 		WaitedMillis: time.Since(start).Milliseconds()}
 }
 

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gslbd/gslbd/admin/api"
+	"github.com/gslbd/gslbd/cluster"
 	"github.com/gslbd/gslbd/drain"
 	"github.com/gslbd/gslbd/health"
 	"github.com/gslbd/gslbd/zones"
@@ -121,5 +123,56 @@ func TestCheckScope(t *testing.T) {
 		case tc.want != "" && (!errors.Is(err, drain.ErrInvalid) || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("checkScope(%s) = %v, want ErrInvalid with %q", tc.key, err, tc.want)
 		}
+	}
+}
+
+// memberList is a drainGossip whose membership is fixed: the one input of
+// spread that a test cannot easily get from a real cluster (a member on
+// the far side of a partition).
+type memberList []cluster.Member
+
+func (memberList) BroadcastDrains([]drain.Record) {}
+func (m memberList) Members() []cluster.Member    { return m }
+
+// TestSpreadCountsUnreachableMembers: a drain's acknowledgement counts
+// every member the cluster knows, not only the alive ones, and names those
+// it cannot reach. Before issue 12 a member on the far side of a
+// partition (dead to this node, but maybe answering queries) was left out,
+// and a drain it never saw read as complete.
+func TestSpreadCountsUnreachableMembers(t *testing.T) {
+	rec := drain.Record{ID: "d1", Stamp: drain.Stamp{Wall: 1, Node: "a"}}
+	member := func(name, state string) cluster.Member { return cluster.Member{Name: name, State: state} }
+	tests := []struct {
+		name    string
+		members memberList
+		applied []string // besides a, which wrote it
+		want    api.Ack
+	}{
+		{"all alive and applied", memberList{member("a", cluster.MemberAlive), member("b", cluster.MemberAlive)}, []string{"b"},
+			api.Ack{Complete: true, Applied: []string{"a", "b"}, Missing: nil, Unreachable: []string{}}},
+		{"one cut off by a partition", memberList{member("a", cluster.MemberAlive), member("b", cluster.MemberAlive), member("c", cluster.MemberDead)}, []string{"b"},
+			api.Ack{Applied: []string{"a", "b"}, Missing: []string{"c"}, Unreachable: []string{"c"}}},
+		{"one suspect, one slow", memberList{member("a", cluster.MemberAlive), member("b", cluster.MemberAlive), member("c", cluster.MemberSuspect)}, nil,
+			api.Ack{Applied: []string{"a"}, Missing: []string{"b", "c"}, Unreachable: []string{"c"}}},
+		{"one left on purpose", memberList{member("a", cluster.MemberAlive), member("b", cluster.MemberAlive), member("c", cluster.MemberLeft)}, []string{"b"},
+			api.Ack{Complete: true, Applied: []string{"a", "b"}, Unreachable: []string{}}},
+		{"a cut-off member that applied it after all", memberList{member("a", cluster.MemberAlive), member("c", cluster.MemberDead)}, []string{"c"},
+			api.Ack{Complete: true, Applied: []string{"a", "c"}, Unreachable: []string{}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			acks := drain.NewAcks("a")
+			acks.Published([]drain.Record{rec})
+			for _, n := range tc.applied {
+				acks.Applied(n, []drain.Ack{{ID: rec.ID, Stamp: rec.Stamp}})
+			}
+			d := &drainAPI{self: "a", acks: acks, gossip: tc.members}
+			got := d.spread(t.Context(), rec, 20*time.Millisecond)
+			got.WaitedMillis = 0
+			if got.Complete != tc.want.Complete || !slices.Equal(got.Applied, tc.want.Applied) ||
+				!slices.Equal(got.Missing, tc.want.Missing) || !slices.Equal(got.Unreachable, tc.want.Unreachable) {
+				t.Errorf("spread() = %+v, want %+v", got, tc.want)
+			}
+		})
 	}
 }

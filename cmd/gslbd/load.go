@@ -116,6 +116,9 @@ func (l *loaded) loadCluster() []error {
 		MaxSkew:   cfg.Cluster.MaxSkew,
 		Keys:      l.keys,
 		Insecure:  cfg.Cluster.Insecure,
+
+		ReconnectTimeout: cfg.Cluster.ReconnectTimeout,
+		LeftTimeout:      cfg.Cluster.LeftTimeout,
 	}
 	if l.set != nil {
 		l.cluster.ConfigHash = l.set.Hash()
@@ -164,6 +167,10 @@ func clusterSetting(ce *cluster.ConfigError) (string, []any) {
 		return "cluster.key_file", []any{"cluster", "key_file"}
 	case "MaxSkew":
 		return "cluster.max_skew", []any{"cluster", "max_skew"}
+	case "ReconnectTimeout":
+		return "cluster.reconnect_timeout", []any{"cluster", "reconnect_timeout"}
+	case "LeftTimeout":
+		return "cluster.left_timeout", []any{"cluster", "left_timeout"}
 	case "Bind", "Advertise", "Heartbeat", "Staleness":
 		key := strings.ToLower(ce.Field)
 		return "cluster." + key, []any{"cluster", key}

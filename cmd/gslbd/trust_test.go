@@ -61,7 +61,7 @@ func (c *drainCluster) whole(node, what string) {
 		c.t.Fatalf("%s: drain on %s acknowledged by %v (missing %v), want every node", what, node, res.Ack.Applied, res.Ack.Missing)
 	}
 	out, errOut, err = c.cli(node, testWriteToken, "undrain", "dc1", "--reason", what, "--wait", "5s")
-	if err != nil || !strings.Contains(out, "applied on every live node (3)") {
+	if err != nil || !strings.Contains(out, "applied on every node (3)") {
 		c.t.Fatalf("%s: gslbd undrain on %s: %v\n%s%s", what, node, err, out, errOut)
 	}
 }
