@@ -235,7 +235,11 @@ func (q *query) resolve(z *zones.Zone, name string) outcome {
 		}
 		cname := n.RRset(dns.TypeCNAME)
 		if len(cname) == 0 || q.qtype == dns.TypeCNAME {
-			q.negative(z)
+			if svc := n.Service(); svc != nil {
+				q.negativeService(z, svc)
+			} else {
+				q.negative(z)
+			}
 			return noData
 		}
 
@@ -293,22 +297,65 @@ func (q *query) negative(z *zones.Zone) {
 	}
 }
 
-// service answers an address query at a service owner from failover
-// selection.
+// service answers an address query at a service owner from selection,
+// per address family: A and AAAA each from the site chosen for their
+// family, ANY with both.
 func (q *query) service(z *zones.Zone, svc *zones.Service, owner string) outcome {
 	var buf [16]netip.Addr
-	c, addrs := choose(svc, q.st.health, q.st.drains, q.client, buf[:0])
-	q.info.svc, q.info.choice = q.st.services[svc.Name], c
+	a := q.asker()
+	var c choice
+	var addrs []netip.Addr
+	if fam := familyOf(q.qtype); fam != familyAll {
+		c, addrs = choose(svc, fam, &a, buf[:0])
+	} else {
+		c, addrs = choose(svc, familyV4, &a, buf[:0])
+		c6, addrs6 := choose(svc, familyV6, &a, addrs[len(addrs):])
+		if c.none {
+			c = c6
+		}
+		if c.servfail || c6.servfail {
+			c.servfail = true
+		}
+		addrs = append(addrs, addrs6...)
+	}
+	if !c.none {
+		q.info.svc, q.info.choice = q.st.services[svc.Name], c
+	}
 	if c.servfail {
 		return serverFailure
 	}
 	before := len(q.m.Answer)
 	q.m.Answer = appendAddrs(q.m.Answer, owner, addrs, svc.TTL, q.qtype)
 	if len(q.m.Answer) == before {
-		q.negative(z)
+		q.negativeService(z, svc)
 		return noData
 	}
 	return success
+}
+
+// asker is who asks, for selection.
+func (q *query) asker() asker {
+	return asker{health: q.st.health, drains: q.st.drains, client: q.client}
+}
+
+// negativeService adds the SOA for a negative answer at a service name:
+// its TTL is capped by the service's, so that "no address" is not cached
+// longer than an address would be (a failback reaches caches as soon).
+func (q *query) negativeService(z *zones.Zone, svc *zones.Service) {
+	neg := q.st.zone(z).neg
+	if neg == nil {
+		return
+	}
+	if neg.Hdr.Ttl > svc.TTL {
+		if sn := q.st.svcNeg[svc.Name]; sn != nil {
+			neg = sn
+		} else {
+			c := *neg // a state built without the service (tests of answer)
+			c.Hdr.Ttl = svc.TTL
+			neg = &c
+		}
+	}
+	q.m.Ns = append(q.m.Ns, neg)
 }
 
 // additional adds the addresses of the NS, MX and SRV targets in the
@@ -349,9 +396,12 @@ func (q *query) addresses(target string, glue bool) {
 	}
 	if svc := n.Service(); svc != nil {
 		var buf [16]netip.Addr
-		c, addrs := choose(svc, q.st.health, q.st.drains, q.client, buf[:0])
-		if !c.servfail {
-			q.m.Extra = appendAddrs(q.m.Extra, name, addrs, svc.TTL, dns.TypeANY)
+		a := q.asker()
+		for _, fam := range [...]family{familyV4, familyV6} {
+			c, addrs := choose(svc, fam, &a, buf[:0])
+			if !c.servfail {
+				q.m.Extra = appendAddrs(q.m.Extra, name, addrs, svc.TTL, dns.TypeANY)
+			}
 		}
 		return
 	}

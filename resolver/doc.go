@@ -22,7 +22,7 @@
 //
 // Protocol choices, each covered by the answer tables:
 //   - ANY (RFC 8482) is answered with one RRset: a service owner's selected
-//     addresses (both families), otherwise the RRset of the lowest type
+//     addresses (both families, each from the site chosen for it), otherwise the RRset of the lowest type
 //     number at the name. It is never refused and never answered in full.
 //   - CNAME chains are followed through every zone of the Set, for at most
 //     8 hops and never twice through the same name; a loop or an over-long

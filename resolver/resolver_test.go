@@ -177,9 +177,9 @@ gslb_resolver_answers_total{service="*.svcwild.example.org.",site="all_down"} 0
 gslb_resolver_answers_total{service="*.svcwild.example.org.",site="ams"} 0
 gslb_resolver_answers_total{service="strict.example.org.",site="all_down"} 1
 gslb_resolver_answers_total{service="strict.example.org.",site="ams"} 0
-gslb_resolver_answers_total{service="www.example.org.",site="all_down"} 0
+gslb_resolver_answers_total{service="www.example.org.",site="all_down"} 1
 gslb_resolver_answers_total{service="www.example.org.",site="ams"} 0
-gslb_resolver_answers_total{service="www.example.org.",site="fra"} 3
+gslb_resolver_answers_total{service="www.example.org.",site="fra"} 2
 # HELP gslb_resolver_requests_total DNS requests answered, by zone (origin, or none), query type and response code.
 # TYPE gslb_resolver_requests_total counter
 gslb_resolver_requests_total{qtype="A",rcode="NOERROR",zone="example.org."} 2

@@ -48,8 +48,11 @@ type Threshold struct {
 	Fraction float64 // 0 < Fraction <= 1
 }
 
-// Need returns how many of total endpoints must be healthy. It is never
-// less than 1.
+// Need returns how many of total endpoints must be healthy: the count,
+// or the fraction of total rounded up. It is never less than 1 and never
+// more than total (when total is at least 1): sites are judged per
+// address family, and a count of 2 must not keep a site whose only IPv6
+// endpoint is up from ever taking IPv6 traffic.
 func (t Threshold) Need(total int) int {
 	n := t.Count
 	if t.Fraction > 0 {
@@ -59,6 +62,7 @@ func (t Threshold) Need(total int) int {
 			n++
 		}
 	}
+	n = min(n, total)
 	if n < 1 {
 		n = 1
 	}
