@@ -26,7 +26,7 @@ func svc(need zones.Threshold, allDown zones.AllDown, sites ...[]string) *zones.
 func TestChoose(t *testing.T) {
 	one := zones.Threshold{Count: 1}
 	two := zones.Threshold{Count: 2}
-	half := zones.Threshold{Fraction: 0.5}
+	half := zones.Threshold{PerMillion: 500_000}
 	a := []string{"192.0.2.2", "192.0.2.1", "2001:db8::1"}
 	b := []string{"198.51.100.1", "198.51.100.2"}
 	tests := []struct {

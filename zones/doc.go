@@ -54,7 +54,7 @@
 //	    policy: failover         # the only policy; default failover
 //	    order: [dc1, dc2]        # optional; default: the order of sites
 //	    ttl: 20                  # 0 to 2147483647; default 20
-//	    min_healthy: 1           # a count >= 1, or "50%" (0% < p <= 100%); default 1
+//	    min_healthy: 1           # a count >= 1, or "50%" (0% < p <= 100%, at most 4 decimals); default 1
 //	    all_down: all            # all | first | servfail; default all
 //	    check:                   # optional; merged over defaults.check field by field
 //	      type: http             # http | https | tcp; default http

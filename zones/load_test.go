@@ -169,7 +169,7 @@ func TestLoadServices(t *testing.T) {
 		},
 		{
 			Name: "talk.example.com.", Zone: "example.com.", Policy: zones.Failover, TTL: 30,
-			MinHealthy: zones.Threshold{Fraction: 0.5}, AllDown: zones.AllDownFirst,
+			MinHealthy: zones.Threshold{PerMillion: 500_000}, AllDown: zones.AllDownFirst,
 			Sites: []zones.ServiceSite{
 				{Site: "dc2", Check: talkCheck, Endpoints: []zones.Endpoint{
 					ep("talk.example.com/dc2/127.0.2.10", "127.0.2.10"),
@@ -273,12 +273,12 @@ services:
 	}, {
 		name:      "fractional percentage",
 		yaml:      "sites: [dc1]\nservices:\n  talk.example.com:\n    min_healthy: 12.5%\n    sites: {dc1: [127.0.1.1]}\n",
-		wantCheck: builtin, wantMin: zones.Threshold{Fraction: 0.125}, wantTTL: 20, wantAll: zones.AllDownAll,
+		wantCheck: builtin, wantMin: zones.Threshold{PerMillion: 125_000}, wantTTL: 20, wantAll: zones.AllDownAll,
 		wantSites: []string{"dc1"}, wantPolicy: zones.Failover,
 	}, {
 		name:      "hundred percent",
 		yaml:      "sites: [dc1]\nservices:\n  talk.example.com:\n    min_healthy: \"100%\"\n    sites: {dc1: [127.0.1.1]}\n",
-		wantCheck: builtin, wantMin: zones.Threshold{Fraction: 1}, wantTTL: 20, wantAll: zones.AllDownAll,
+		wantCheck: builtin, wantMin: zones.Threshold{PerMillion: 1_000_000}, wantTTL: 20, wantAll: zones.AllDownAll,
 		wantSites: []string{"dc1"}, wantPolicy: zones.Failover,
 	}, {
 		name:      "order picks a subset of sites",
@@ -557,6 +557,8 @@ func TestLoadBadServices(t *testing.T) {
 			d + `min-healthy.yaml:10: services["c.example.com"].min_healthy: want a count such as 2 or a percentage such as "50%"`,
 			d + `min-healthy.yaml:13: services["d.example.com"].min_healthy: want a count such as 2 or a percentage such as "50%"`,
 			d + `min-healthy.yaml:16: services["e.example.com"].min_healthy: "0%" must be above 0% and at most 100%`,
+			d + `min-healthy.yaml:19: services["f.example.com"].min_healthy: want a count such as 2 or a percentage such as "50%"`,
+			d + `min-healthy.yaml:22: services["g.example.com"].min_healthy: want a count such as 2 or a percentage such as "50%"`,
 		},
 	}, {
 		file: "names.yaml",

@@ -42,25 +42,25 @@ type Service struct {
 }
 
 // Threshold is the minimum of healthy endpoints for a site to take
-// traffic: a count, or a fraction of the site's endpoints when Fraction > 0.
+// traffic: a count, or a share of the site's endpoints when PerMillion >
+// 0.
 type Threshold struct {
-	Count    int
-	Fraction float64 // 0 < Fraction <= 1
+	Count int
+	// PerMillion is the share in millionths (0 < PerMillion <= 1e6):
+	// "7%" is 70000, "12.5%" 125000. Integers, so that 7% of 100 is 7,
+	// where float arithmetic made it 7.000000000000001 and so 8.
+	PerMillion int
 }
 
 // Need returns how many of total endpoints must be healthy: the count,
-// or the fraction of total rounded up. It is never less than 1 and never
+// or the share of total rounded up. It is never less than 1 and never
 // more than total (when total is at least 1): sites are judged per
 // address family, and a count of 2 must not keep a site whose only IPv6
 // endpoint is up from ever taking IPv6 traffic.
 func (t Threshold) Need(total int) int {
 	n := t.Count
-	if t.Fraction > 0 {
-		f := t.Fraction * float64(total)
-		n = int(f)
-		if float64(n) < f {
-			n++
-		}
+	if t.PerMillion > 0 {
+		n = int((int64(t.PerMillion)*int64(total) + 999_999) / 1_000_000)
 	}
 	n = min(n, total)
 	if n < 1 {

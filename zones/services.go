@@ -409,16 +409,36 @@ func parseThreshold(n *yaml.Node) (Threshold, string) {
 		if !ok {
 			return Threshold{Count: 1}, want
 		}
-		f, err := strconv.ParseFloat(num, 64)
-		if err != nil {
+		pm, ok := parsePercent(num)
+		if !ok {
 			return Threshold{Count: 1}, want
 		}
-		if !(f > 0 && f <= 100) {
+		if pm <= 0 || pm > 1_000_000 {
 			return Threshold{Count: 1}, fmt.Sprintf("%q must be above 0%% and at most 100%%", n.Value)
 		}
-		return Threshold{Fraction: f / 100}, ""
+		return Threshold{PerMillion: pm}, ""
 	}
 	return Threshold{Count: 1}, want
+}
+
+// parsePercent reads a decimal percentage ("7", "12.5", at most four
+// decimals) as millionths, exactly: no float is involved.
+func parsePercent(s string) (int, bool) {
+	whole, frac, _ := strings.Cut(s, ".")
+	if whole == "" || len(whole) > 3 || len(frac) > 4 {
+		return 0, false
+	}
+	for _, c := range whole + frac {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	w, _ := strconv.Atoi(whole)
+	f := 0
+	if frac != "" {
+		f, _ = strconv.Atoi(frac + strings.Repeat("0", 4-len(frac)))
+	}
+	return w*10_000 + f, true
 }
 
 // checkLayer is one level of check settings: a service's own check, then
