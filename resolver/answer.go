@@ -150,7 +150,14 @@ func finish(m *dns.Msg, out outcome, aa bool, reqOpt *dns.OPT, ours uint16, tcp,
 		// (RFC 9715); Truncate raises anything below 512 to 512.
 		size = int(min(reqOpt.UDPSize(), ours))
 	}
+	nAnswer, nNs, nExtra := len(m.Answer), len(m.Ns), len(m.Extra)
 	m.Truncate(size)
+	// RFC 2181 §9: TC says that required data was left out, so a resolver
+	// retries over TCP; dropping optional additional records is not a
+	// reason. A referral's glue is required (RFC 9471): one that lost
+	// some is truncated.
+	m.Truncated = len(m.Answer) < nAnswer || len(m.Ns) < nNs ||
+		out == delegation && len(m.Extra) < nExtra
 }
 
 // query is the work area of one answer.

@@ -34,5 +34,8 @@
 //     REFUSED. IXFR is answered with the whole zone, AXFR style, unless
 //     the client's serial is current, which gets the SOA alone (RFC 1995).
 //   - Over UDP a reply is truncated (TC) to the smaller of the client's
-//     EDNS buffer size and ours, never below 512; 512 without EDNS.
+//     EDNS buffer size and ours, never below 512; 512 without EDNS. TC is
+//     set only when the answer or authority section lost records (RFC
+//     2181 §9), or a referral lost glue (RFC 9471): additional records
+//     that do not fit are left out without it.
 package resolver
