@@ -33,6 +33,8 @@
 //     AllowTransfer, for a query at the zone apex; anything else is
 //     REFUSED. IXFR is answered with the whole zone, AXFR style, unless
 //     the client's serial is current, which gets the SOA alone (RFC 1995).
+//     At a service name the transfer carries every endpoint of every site
+//     with the service TTL (transfer.go says why).
 //   - Over UDP a reply is truncated (TC) to the smaller of the client's
 //     EDNS buffer size and ours, never below 512; 512 without EDNS. TC is
 //     set only when the answer or authority section lost records (RFC

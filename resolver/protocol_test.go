@@ -250,7 +250,19 @@ func TestAnswerTransfer(t *testing.T) {
 	set := testSet(t)
 	st := newState(State{Zones: set}, defaultUDPSize)
 	org := set.Zone("example.org.")
-	full := append(slices.Clone(org.Records()), org.SOA)
+	// A secondary gets every endpoint of every service (fail open) after
+	// the static data: without them it answered NXDOMAIN for services.
+	full := slices.Clone(org.Records())
+	for _, rr := range []string{
+		"*.svcwild.example.org. 30 IN A 192.0.2.41",
+		"strict.example.org. 10 IN A 192.0.2.31", "strict.example.org. 10 IN A 192.0.2.32",
+		"www.example.org. 20 IN A 192.0.2.1", "www.example.org. 20 IN A 192.0.2.2",
+		"www.example.org. 20 IN A 198.51.100.1", "www.example.org. 20 IN A 198.51.100.2",
+		"www.example.org. 20 IN AAAA 2001:db8::1",
+	} {
+		full = append(full, parseZone(t, rr)...)
+	}
+	full = append(full, org.SOA)
 	soaOnly := []dns.RR{org.SOA}
 	allowed, other := netip.MustParseAddr("192.0.2.9"), netip.MustParseAddr("198.51.100.9")
 	ixfr := func(serial uint32) *dns.Msg {
@@ -301,6 +313,12 @@ func TestAnswerTransfer(t *testing.T) {
 			}
 			if g, w := rrStrings(got.Answer), rrStrings(tc.want); !slices.Equal(g, w) {
 				t.Errorf("answer =\n%v\nwant\n%v", g, w)
+			}
+			// What a secondary gets does not depend on health: the serial
+			// would not say that it changed.
+			down := newState(State{Zones: set, Health: allDown{}}, defaultUDPSize)
+			if g, w := rrStrings(answer(down, tc.req, tc.client, tc.tcp).Answer), rrStrings(tc.want); !slices.Equal(g, w) {
+				t.Errorf("with every endpoint down, answer =\n%v\nwant\n%v", g, w)
 			}
 		})
 	}
