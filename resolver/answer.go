@@ -36,6 +36,10 @@ type info struct {
 	svc      *serviceStats // set when a service answered the question
 	choice   choice        // the selection behind svc
 	transfer bool          // the reply is a whole zone, to write in envelopes
+	// varies is set when the reply depends on the query's ID or the
+	// client's address beyond drains (weighted, nearest, shaping): the
+	// fast path must not prepack it.
+	varies bool
 }
 
 // answer returns the reply to req from a client at client, received over
@@ -59,12 +63,15 @@ func respond(st *state, req *dns.Msg, client netip.Addr, tcp bool) (*dns.Msg, in
 	// for QUERY only.
 	m.RecursionDesired = req.RecursionDesired
 	opt, nopt := requestEDNS(req)
-	q := query{st: st, m: m, client: client, aa: true}
+	q := query{st: st, m: m, client: client, aa: true, id: req.Id}
+	ecs, ecsOK := requestECS(opt)
 
 	var out outcome
 	switch {
 	case nopt > 1: // RFC 6891 §6.1.1
 		out, opt = formatError, nil
+	case !ecsOK: // RFC 7871 §7.1.2
+		out, ecs = formatError, nil
 	case req.Opcode != dns.OpcodeQuery:
 		out = notImplemented
 	case len(req.Question) != 1:
@@ -75,6 +82,7 @@ func respond(st *state, req *dns.Msg, client netip.Addr, tcp bool) (*dns.Msg, in
 	case st == nil || st.set == nil:
 		out = serverFailure
 	default:
+		q.ecs = ecs
 		out = q.question(req, tcp)
 	}
 
@@ -82,8 +90,70 @@ func respond(st *state, req *dns.Msg, client netip.Addr, tcp bool) (*dns.Msg, in
 	if st != nil {
 		ours = st.udpSize
 	}
-	finish(m, out, q.aa, opt, ours, tcp, q.info.transfer)
+	var reply *dns.EDNS0_SUBNET
+	if ecs != nil && opt != nil {
+		// RFC 7871 §7.2.1: family, source prefix and address as asked,
+		// and the scope the answer holds for (0: for every client).
+		reply = &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: ecs.Family, SourceNetmask: ecs.SourceNetmask,
+			SourceScope: uint8(q.scope), Address: ecs.Address}
+	}
+	finish(m, out, q.aa, opt, reply, ours, tcp, q.info.transfer)
 	return m, q.info
+}
+
+// requestECS returns the EDNS Client Subnet option of the request, if
+// any, and false when it is malformed (RFC 7871 §7.1.2: FORMERR): more
+// than one, a scope prefix set in a query, an unknown family, or address
+// bits set beyond the source prefix. miekg has already refused a source
+// prefix longer than the family's addresses.
+func requestECS(opt *dns.OPT) (*dns.EDNS0_SUBNET, bool) {
+	if opt == nil {
+		return nil, true
+	}
+	var ecs *dns.EDNS0_SUBNET
+	for _, o := range opt.Option {
+		e, ok := o.(*dns.EDNS0_SUBNET)
+		if !ok {
+			continue
+		}
+		if ecs != nil {
+			return nil, false
+		}
+		ecs = e
+	}
+	if ecs == nil {
+		return nil, true
+	}
+	if ecs.SourceScope != 0 {
+		return nil, false
+	}
+	switch ecs.Family {
+	case 0:
+		return ecs, ecs.SourceNetmask == 0
+	case 1, 2:
+		a, ok := ecsAddr(ecs)
+		if !ok {
+			return nil, false
+		}
+		p, _ := a.Prefix(int(ecs.SourceNetmask))
+		return ecs, p.Addr() == a
+	}
+	return nil, false
+}
+
+// ecsAddr returns the address of an ECS option, of its family.
+func ecsAddr(ecs *dns.EDNS0_SUBNET) (netip.Addr, bool) {
+	a, ok := netip.AddrFromSlice(ecs.Address)
+	if !ok {
+		return a, false
+	}
+	if ecs.Family == 1 {
+		if !a.Unmap().Is4() {
+			return a, false
+		}
+		return a.Unmap(), true
+	}
+	return a, true
 }
 
 // requestEDNS returns the request's OPT record, if any, and how many it
@@ -104,7 +174,7 @@ func requestEDNS(req *dns.Msg) (*dns.OPT, int) {
 
 // finish sets the response code and flags for out, adds our OPT record
 // when the request had one, and truncates to what the transport carries.
-func finish(m *dns.Msg, out outcome, aa bool, reqOpt *dns.OPT, ours uint16, tcp, transfer bool) {
+func finish(m *dns.Msg, out outcome, aa bool, reqOpt *dns.OPT, ecs *dns.EDNS0_SUBNET, ours uint16, tcp, transfer bool) {
 	switch out {
 	case success, noData, delegation:
 		m.Rcode = dns.RcodeSuccess
@@ -134,6 +204,9 @@ func finish(m *dns.Msg, out outcome, aa bool, reqOpt *dns.OPT, ours uint16, tcp,
 		o.SetUDPSize(ours)
 		if reqOpt.Do() {
 			o.SetDo()
+		}
+		if ecs != nil && m.Rcode != dns.RcodeFormatError {
+			o.Option = []dns.EDNS0{ecs}
 		}
 		m.Extra = append(m.Extra, o)
 	}
@@ -168,6 +241,11 @@ type query struct {
 	qtype  uint16
 	aa     bool // authoritative: cleared by a referral for the question itself
 	info   info
+	id     uint16            // the query's ID, for per-query picks
+	ecs    *dns.EDNS0_SUBNET // the query's client subnet, if any
+	scope  int               // the ECS scope of the answer so far
+	ask    *asker            // built on first use
+	askBuf asker
 }
 
 // question answers the single question of req.
@@ -226,7 +304,31 @@ func (q *query) resolve(z *zones.Zone, name string) outcome {
 		}
 
 		n := r.node
-		if svc := n.Service(); svc != nil && isAddressQuery(q.qtype) {
+		svc := n.Service()
+		if svc != nil && svc.CNAME() {
+			// A CNAME service: the chosen site's name, followed like any
+			// CNAME (or the answer, for a CNAME question).
+			rr, out, ok := q.serviceCNAME(svc, name)
+			if !ok {
+				return out
+			}
+			q.m.Answer = append(q.m.Answer, rr)
+			if q.qtype == dns.TypeCNAME || hops == maxChain {
+				return success
+			}
+			target := rr.Target
+			seen[hops] = name
+			if slices.Contains(seen[:hops+1], target) {
+				return success
+			}
+			next := q.st.set.Zone(target)
+			if next == nil {
+				return success
+			}
+			z, name = next, target
+			continue
+		}
+		if svc != nil && isAddressQuery(q.qtype) {
 			return q.service(z, svc, name)
 		}
 		var rrs []dns.RR
@@ -313,10 +415,14 @@ func (q *query) service(z *zones.Zone, svc *zones.Service, owner string) outcome
 	var c choice
 	var addrs []netip.Addr
 	if fam := familyOf(q.qtype); fam != familyAll {
-		c, addrs = choose(svc, fam, &a, buf[:0])
+		c, addrs = choose(svc, fam, a, buf[:0])
+		q.chose(c)
 	} else {
-		c, addrs = choose(svc, familyV4, &a, buf[:0])
-		c6, addrs6 := choose(svc, familyV6, &a, addrs[len(addrs):])
+		c, addrs = choose(svc, familyV4, a, buf[:0])
+		c6, addrs6 := choose(svc, familyV6, a, addrs[len(addrs):])
+		q.chose(c)
+		q.chose(c6)
+		c.degraded = c.degraded && !c.none || c6.degraded && !c6.none
 		if c.none {
 			c = c6
 		}
@@ -332,7 +438,7 @@ func (q *query) service(z *zones.Zone, svc *zones.Service, owner string) outcome
 		return serverFailure
 	}
 	before := len(q.m.Answer)
-	q.m.Answer = appendAddrs(q.m.Answer, owner, addrs, svc.TTL, q.qtype)
+	q.m.Answer = appendAddrs(q.m.Answer, owner, addrs, ttl(svc, c), q.qtype)
 	if len(q.m.Answer) == before {
 		q.negativeService(z, svc)
 		return noData
@@ -340,9 +446,71 @@ func (q *query) service(z *zones.Zone, svc *zones.Service, owner string) outcome
 	return success
 }
 
-// asker is who asks, for selection.
-func (q *query) asker() asker {
-	return asker{health: q.st.health, drains: q.st.drains, client: q.client}
+// serviceCNAME returns the CNAME a CNAME service answers with: to the
+// name of the site the policy chooses, the endpoints of both families
+// counted together. When no site qualifies, SERVFAIL under all_down
+// servfail, else the first site of the order that is not drained: a
+// CNAME has one target, so "all" and "first" are alike.
+func (q *query) serviceCNAME(svc *zones.Service, owner string) (*dns.CNAME, outcome, bool) {
+	var buf [16]netip.Addr
+	c, _ := choose(svc, familyAll, q.asker(), buf[:0])
+	q.chose(c)
+	q.info.svc, q.info.choice = q.st.services[svc.Name], c
+	if c.servfail {
+		return nil, serverFailure, false
+	}
+	site := c.site
+	if site < 0 {
+		site = 0
+		for i := range svc.Sites {
+			if !drained(q.st.drains, svc, &svc.Sites[i], q.client) {
+				site = i
+				break
+			}
+		}
+	}
+	return &dns.CNAME{Hdr: dns.RR_Header{Name: owner, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: ttl(svc, c)},
+		Target: svc.Sites[site].CNAME}, success, true
+}
+
+// asker is who asks, for selection: built once per query.
+func (q *query) asker() *asker {
+	if q.ask != nil {
+		return q.ask
+	}
+	a := &q.askBuf
+	*a = asker{health: q.st.health, drains: q.st.drains, client: q.client, geo: q.client.Unmap()}
+	a.geoBits = a.geo.BitLen()
+	if q.ecs != nil {
+		// The client subnet stands for the client (RFC 7871); a source
+		// prefix of 0 asks not to be located at all.
+		a.geo, a.geoBits = netip.Addr{}, 0
+		if q.ecs.SourceNetmask > 0 {
+			if e, ok := ecsAddr(q.ecs); ok {
+				a.geo, a.geoBits = e, int(q.ecs.SourceNetmask)
+			}
+		}
+	}
+	a.hash = mix(uint64(q.id)<<48 ^ stableHash(a))
+	q.ask = a
+	return a
+}
+
+// chose notes what a selection means for the whole reply.
+func (q *query) chose(c choice) {
+	if c.varies {
+		q.info.varies = true
+	}
+	q.scope = max(q.scope, c.scope)
+}
+
+// ttl is the TTL of an answer of svc after choice c: lowered to the
+// service's degraded_ttl while the preferred site is not whole.
+func ttl(svc *zones.Service, c choice) uint32 {
+	if c.degraded && svc.HasDegradedTTL {
+		return min(svc.TTL, svc.DegradedTTL)
+	}
+	return svc.TTL
 }
 
 // negativeService adds the SOA for a negative answer at a service name:
@@ -402,12 +570,16 @@ func (q *query) addresses(target string, glue bool) {
 		return
 	}
 	if svc := n.Service(); svc != nil {
+		if svc.CNAME() {
+			return // the resolver follows the CNAME itself
+		}
 		var buf [16]netip.Addr
 		a := q.asker()
 		for _, fam := range [...]family{familyV4, familyV6} {
-			c, addrs := choose(svc, fam, &a, buf[:0])
+			c, addrs := choose(svc, fam, a, buf[:0])
+			q.chose(c)
 			if !c.servfail {
-				q.m.Extra = appendAddrs(q.m.Extra, name, addrs, svc.TTL, dns.TypeANY)
+				q.m.Extra = appendAddrs(q.m.Extra, name, addrs, ttl(svc, c), dns.TypeANY)
 			}
 		}
 		return

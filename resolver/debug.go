@@ -39,8 +39,9 @@ type Explanation struct {
 	Site int
 	// Servfail is set when the all-down policy answers SERVFAIL.
 	Servfail bool
-	// Family is the address family explained: "ipv4", or "ipv6" for a
-	// service without IPv4 endpoints.
+	// Family is the address family explained: "ipv4", "ipv6" for a
+	// service without IPv4 endpoints, "all" for a CNAME service. For
+	// policy weighted, Site is the pick of a query with ID 0.
 	Family string
 	// Sites explains each site, in the service's order.
 	Sites []SiteExplanation
@@ -94,12 +95,20 @@ func Explain(svc *zones.Service, health Health, drains Drains, client netip.Addr
 			break
 		}
 	}
-	a := &asker{health: health, drains: drains, client: client}
+	if svc.CNAME() {
+		fam = familyAll
+	}
+	a := &asker{health: health, drains: drains, client: client, geo: client.Unmap()}
+	a.geoBits = a.geo.BitLen()
+	a.hash = mix(stableHash(a))
 	var buf [16]netip.Addr
 	c, _ := choose(svc, fam, a, buf[:0])
 	e := Explanation{Site: c.site, Servfail: c.servfail, Family: "ipv4", Sites: make([]SiteExplanation, len(svc.Sites))}
-	if fam == familyV6 {
+	switch fam {
+	case familyV6:
 		e.Family = "ipv6"
+	case familyAll:
+		e.Family = "all"
 	}
 	namer, _ := drains.(DrainNamer)
 	for i := range svc.Sites {

@@ -36,6 +36,12 @@ func serviceRecords(set *zones.Set, z *zones.Zone) []dns.RR {
 		if svc.Zone != z.Origin {
 			continue
 		}
+		if svc.CNAME() {
+			// One target: the first site's, as all_down gives.
+			out = append(out, &dns.CNAME{Hdr: dns.RR_Header{Name: svc.Name, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: svc.TTL},
+				Target: svc.Sites[0].CNAME})
+			continue
+		}
 		var addrs []netip.Addr
 		for i := range svc.Sites {
 			addrs = appendFamily(addrs, &svc.Sites[i], familyAll)

@@ -546,7 +546,7 @@ func TestLoadBadServices(t *testing.T) {
 	}, {
 		file: "policy.yaml",
 		want: []string{
-			d + "policy.yaml:4: " + svc + `.policy: unknown policy "roundrobin": want failover`,
+			d + "policy.yaml:4: " + svc + `.policy: unknown policy "roundrobin": want failover, weighted or nearest`,
 			d + "policy.yaml:5: " + svc + `.all_down: unknown value "refuse": want all, first or servfail`,
 		},
 	}, {
