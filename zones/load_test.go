@@ -517,6 +517,30 @@ func TestLoadBadServices(t *testing.T) {
 		file string
 		want []string
 	}{{
+		file: "regions.yaml",
+		want: []string{
+			d + `regions.yaml:4: regions.eu.networks[2]: bad network "198.51.100.1/24": host bits set (the network is 198.51.100.0/24)`,
+			d + `regions.yaml:4: regions.eu.networks[3]: bad network "not-a-cidr": want a CIDR prefix such as 192.0.2.0/24`,
+			d + `regions.yaml:4: regions.eu: network 192.0.2.128/25 overlaps 192.0.2.0/24 of region eu (line 4)`,
+			d + `regions.yaml:5: regions.eu.order[1]: unknown site "dc9"`,
+			d + `regions.yaml:7: regions.us: network 2001:db8:1::/48 overlaps 2001:db8::/32 of region us (line 7)`,
+			d + `regions.yaml:13: services["near.example.com"].regions.asia: unknown region "asia"`,
+			d + `regions.yaml:14: services["near.example.com"].regions.eu[1]: unknown site "dc7"`,
+		},
+	}, {
+		file: "weights.yaml",
+		want: []string{
+			d + `weights.yaml:6: services["zero.example.com"].sites: every weight is 0: no site would take traffic`,
+			d + `weights.yaml:11: services["cap.example.com"].sites.dc1.capacity: -1 out of range 1-1000000`,
+			d + `weights.yaml:12: services["cap.example.com"].sites.dc2.capacity: 2 is below the weight 3`,
+			d + `weights.yaml:16: services["fo.example.com"].sites.dc1: weight and capacity are for policy weighted`,
+			d + `weights.yaml:20: services["cn.example.com"].sites.dc2: no cname: a CNAME service needs a cname on every site`,
+			d + `weights.yaml:21: services["near.example.com"].policy: policy nearest needs regions (top-level regions:)`,
+		},
+	}, {
+		file: "site-field.yaml",
+		want: []string{d + `site-field.yaml:5: field colour not found in site (want endpoints, weight, capacity, cname)`},
+	}, {
 		file: "unknown-site.yaml",
 		want: []string{d + "unknown-site.yaml:6: " + svc + ".sites.dc9: unknown site"},
 	}, {
