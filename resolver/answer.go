@@ -244,8 +244,8 @@ type query struct {
 	id     uint16            // the query's ID, for per-query picks
 	ecs    *dns.EDNS0_SUBNET // the query's client subnet, if any
 	scope  int               // the ECS scope of the answer so far
-	ask    *asker            // built on first use
-	askBuf asker
+	asked  bool              // ask is built
+	ask    asker             // who asks, built on first use
 }
 
 // question answers the single question of req.
@@ -475,10 +475,10 @@ func (q *query) serviceCNAME(svc *zones.Service, owner string) (*dns.CNAME, outc
 
 // asker is who asks, for selection: built once per query.
 func (q *query) asker() *asker {
-	if q.ask != nil {
-		return q.ask
+	a := &q.ask
+	if q.asked {
+		return a
 	}
-	a := &q.askBuf
 	*a = asker{health: q.st.health, drains: q.st.drains, client: q.client, geo: q.client.Unmap()}
 	a.geoBits = a.geo.BitLen()
 	if q.ecs != nil {
@@ -492,7 +492,7 @@ func (q *query) asker() *asker {
 		}
 	}
 	a.hash = mix(uint64(q.id)<<48 ^ stableHash(a))
-	q.ask = a
+	q.asked = true
 	return a
 }
 

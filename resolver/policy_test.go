@@ -70,6 +70,7 @@ func TestWeightedDistribution(t *testing.T) {
 				}
 				counts[c.site]++
 			}
+			t.Logf("answers by site over %d queries: %v", n, counts)
 			for i, want := range tc.want {
 				got := float64(counts[i]) / n
 				if math.Abs(got-want) > 0.02 {
