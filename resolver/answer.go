@@ -36,6 +36,10 @@ type info struct {
 	svc      *serviceStats // set when a service answered the question
 	choice   choice        // the selection behind svc
 	transfer bool          // the reply is a whole zone, to write in envelopes
+	// varies is set when the reply depends on the query's ID or the
+	// client's address beyond drains (weighted, nearest, shaping): the
+	// fast path must not prepack it.
+	varies bool
 }
 
 // answer returns the reply to req from a client at client, received over
@@ -59,12 +63,15 @@ func respond(st *state, req *dns.Msg, client netip.Addr, tcp bool) (*dns.Msg, in
 	// for QUERY only.
 	m.RecursionDesired = req.RecursionDesired
 	opt, nopt := requestEDNS(req)
-	q := query{st: st, m: m, client: client, aa: true}
+	q := query{st: st, m: m, client: client, aa: true, id: req.Id}
+	ecs, ecsOK := requestECS(opt)
 
 	var out outcome
 	switch {
 	case nopt > 1: // RFC 6891 §6.1.1
 		out, opt = formatError, nil
+	case !ecsOK: // RFC 7871 §7.1.2
+		out, ecs = formatError, nil
 	case req.Opcode != dns.OpcodeQuery:
 		out = notImplemented
 	case len(req.Question) != 1:
@@ -75,6 +82,7 @@ func respond(st *state, req *dns.Msg, client netip.Addr, tcp bool) (*dns.Msg, in
 	case st == nil || st.set == nil:
 		out = serverFailure
 	default:
+		q.ecs = ecs
 		out = q.question(req, tcp)
 	}
 
@@ -82,8 +90,70 @@ func respond(st *state, req *dns.Msg, client netip.Addr, tcp bool) (*dns.Msg, in
 	if st != nil {
 		ours = st.udpSize
 	}
-	finish(m, out, q.aa, opt, ours, tcp, q.info.transfer)
+	var reply *dns.EDNS0_SUBNET
+	if ecs != nil && opt != nil {
+		// RFC 7871 §7.2.1: family, source prefix and address as asked,
+		// and the scope the answer holds for (0: for every client).
+		reply = &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: ecs.Family, SourceNetmask: ecs.SourceNetmask,
+			SourceScope: uint8(q.scope), Address: ecs.Address}
+	}
+	finish(m, out, q.aa, opt, reply, ours, tcp, q.info.transfer)
 	return m, q.info
+}
+
+// requestECS returns the EDNS Client Subnet option of the request, if
+// any, and false when it is malformed (RFC 7871 §7.1.2: FORMERR): more
+// than one, a scope prefix set in a query, an unknown family, or address
+// bits set beyond the source prefix. miekg has already refused a source
+// prefix longer than the family's addresses.
+func requestECS(opt *dns.OPT) (*dns.EDNS0_SUBNET, bool) {
+	if opt == nil {
+		return nil, true
+	}
+	var ecs *dns.EDNS0_SUBNET
+	for _, o := range opt.Option {
+		e, ok := o.(*dns.EDNS0_SUBNET)
+		if !ok {
+			continue
+		}
+		if ecs != nil {
+			return nil, false
+		}
+		ecs = e
+	}
+	if ecs == nil {
+		return nil, true
+	}
+	if ecs.SourceScope != 0 {
+		return nil, false
+	}
+	switch ecs.Family {
+	case 0:
+		return ecs, ecs.SourceNetmask == 0
+	case 1, 2:
+		a, ok := ecsAddr(ecs)
+		if !ok {
+			return nil, false
+		}
+		p, _ := a.Prefix(int(ecs.SourceNetmask))
+		return ecs, p.Addr() == a
+	}
+	return nil, false
+}
+
+// ecsAddr returns the address of an ECS option, of its family.
+func ecsAddr(ecs *dns.EDNS0_SUBNET) (netip.Addr, bool) {
+	a, ok := netip.AddrFromSlice(ecs.Address)
+	if !ok {
+		return a, false
+	}
+	if ecs.Family == 1 {
+		if !a.Unmap().Is4() {
+			return a, false
+		}
+		return a.Unmap(), true
+	}
+	return a, true
 }
 
 // requestEDNS returns the request's OPT record, if any, and how many it
@@ -104,7 +174,7 @@ func requestEDNS(req *dns.Msg) (*dns.OPT, int) {
 
 // finish sets the response code and flags for out, adds our OPT record
 // when the request had one, and truncates to what the transport carries.
-func finish(m *dns.Msg, out outcome, aa bool, reqOpt *dns.OPT, ours uint16, tcp, transfer bool) {
+func finish(m *dns.Msg, out outcome, aa bool, reqOpt *dns.OPT, ecs *dns.EDNS0_SUBNET, ours uint16, tcp, transfer bool) {
 	switch out {
 	case success, noData, delegation:
 		m.Rcode = dns.RcodeSuccess
@@ -135,6 +205,9 @@ func finish(m *dns.Msg, out outcome, aa bool, reqOpt *dns.OPT, ours uint16, tcp,
 		if reqOpt.Do() {
 			o.SetDo()
 		}
+		if ecs != nil && m.Rcode != dns.RcodeFormatError {
+			o.Option = []dns.EDNS0{ecs}
+		}
 		m.Extra = append(m.Extra, o)
 	}
 	if transfer {
@@ -150,7 +223,14 @@ func finish(m *dns.Msg, out outcome, aa bool, reqOpt *dns.OPT, ours uint16, tcp,
 		// (RFC 9715); Truncate raises anything below 512 to 512.
 		size = int(min(reqOpt.UDPSize(), ours))
 	}
+	nAnswer, nNs, nExtra := len(m.Answer), len(m.Ns), len(m.Extra)
 	m.Truncate(size)
+	// RFC 2181 §9: TC says that required data was left out, so a resolver
+	// retries over TCP; dropping optional additional records is not a
+	// reason. A referral's glue is required (RFC 9471): one that lost
+	// some is truncated.
+	m.Truncated = len(m.Answer) < nAnswer || len(m.Ns) < nNs ||
+		out == delegation && len(m.Extra) < nExtra
 }
 
 // query is the work area of one answer.
@@ -161,6 +241,11 @@ type query struct {
 	qtype  uint16
 	aa     bool // authoritative: cleared by a referral for the question itself
 	info   info
+	id     uint16            // the query's ID, for per-query picks
+	ecs    *dns.EDNS0_SUBNET // the query's client subnet, if any
+	scope  int               // the ECS scope of the answer so far
+	asked  bool              // ask is built
+	ask    asker             // who asks, built on first use
 }
 
 // question answers the single question of req.
@@ -219,7 +304,31 @@ func (q *query) resolve(z *zones.Zone, name string) outcome {
 		}
 
 		n := r.node
-		if svc := n.Service(); svc != nil && isAddressQuery(q.qtype) {
+		svc := n.Service()
+		if svc != nil && svc.CNAME() {
+			// A CNAME service: the chosen site's name, followed like any
+			// CNAME (or the answer, for a CNAME question).
+			rr, out, ok := q.serviceCNAME(svc, name)
+			if !ok {
+				return out
+			}
+			q.m.Answer = append(q.m.Answer, rr)
+			if q.qtype == dns.TypeCNAME || hops == maxChain {
+				return success
+			}
+			target := rr.Target
+			seen[hops] = name
+			if slices.Contains(seen[:hops+1], target) {
+				return success
+			}
+			next := q.st.set.Zone(target)
+			if next == nil {
+				return success
+			}
+			z, name = next, target
+			continue
+		}
+		if svc != nil && isAddressQuery(q.qtype) {
 			return q.service(z, svc, name)
 		}
 		var rrs []dns.RR
@@ -235,7 +344,11 @@ func (q *query) resolve(z *zones.Zone, name string) outcome {
 		}
 		cname := n.RRset(dns.TypeCNAME)
 		if len(cname) == 0 || q.qtype == dns.TypeCNAME {
-			q.negative(z)
+			if svc := n.Service(); svc != nil {
+				q.negativeService(z, svc)
+			} else {
+				q.negative(z)
+			}
 			return noData
 		}
 
@@ -293,22 +406,131 @@ func (q *query) negative(z *zones.Zone) {
 	}
 }
 
-// service answers an address query at a service owner from failover
-// selection.
+// service answers an address query at a service owner from selection,
+// per address family: A and AAAA each from the site chosen for their
+// family, ANY with both.
 func (q *query) service(z *zones.Zone, svc *zones.Service, owner string) outcome {
 	var buf [16]netip.Addr
-	c, addrs := choose(svc, q.st.health, q.st.drains, q.client, buf[:0])
-	q.info.svc, q.info.choice = q.st.services[svc.Name], c
+	a := q.asker()
+	var c choice
+	var addrs []netip.Addr
+	if fam := familyOf(q.qtype); fam != familyAll {
+		c, addrs = choose(svc, fam, a, buf[:0])
+		q.chose(c)
+	} else {
+		c, addrs = choose(svc, familyV4, a, buf[:0])
+		c6, addrs6 := choose(svc, familyV6, a, addrs[len(addrs):])
+		q.chose(c)
+		q.chose(c6)
+		c.degraded = c.degraded && !c.none || c6.degraded && !c6.none
+		if c.none {
+			c = c6
+		}
+		if c.servfail || c6.servfail {
+			c.servfail = true
+		}
+		addrs = append(addrs, addrs6...)
+	}
+	if !c.none {
+		q.info.svc, q.info.choice = q.st.services[svc.Name], c
+	}
 	if c.servfail {
 		return serverFailure
 	}
 	before := len(q.m.Answer)
-	q.m.Answer = appendAddrs(q.m.Answer, owner, addrs, svc.TTL, q.qtype)
+	q.m.Answer = appendAddrs(q.m.Answer, owner, addrs, ttl(svc, c), q.qtype)
 	if len(q.m.Answer) == before {
-		q.negative(z)
+		q.negativeService(z, svc)
 		return noData
 	}
 	return success
+}
+
+// serviceCNAME returns the CNAME a CNAME service answers with: to the
+// name of the site the policy chooses, the endpoints of both families
+// counted together. When no site qualifies, SERVFAIL under all_down
+// servfail, else the first site of the order that is not drained: a
+// CNAME has one target, so "all" and "first" are alike.
+func (q *query) serviceCNAME(svc *zones.Service, owner string) (*dns.CNAME, outcome, bool) {
+	var buf [16]netip.Addr
+	c, _ := choose(svc, familyAll, q.asker(), buf[:0])
+	q.chose(c)
+	q.info.svc, q.info.choice = q.st.services[svc.Name], c
+	if c.servfail {
+		return nil, serverFailure, false
+	}
+	site := c.site
+	if site < 0 {
+		site = 0
+		for i := range svc.Sites {
+			if !drained(q.st.drains, svc, &svc.Sites[i], q.client) {
+				site = i
+				break
+			}
+		}
+	}
+	return &dns.CNAME{Hdr: dns.RR_Header{Name: owner, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: ttl(svc, c)},
+		Target: svc.Sites[site].CNAME}, success, true
+}
+
+// asker is who asks, for selection: built once per query.
+func (q *query) asker() *asker {
+	a := &q.ask
+	if q.asked {
+		return a
+	}
+	*a = asker{health: q.st.health, drains: q.st.drains, client: q.client, geo: q.client.Unmap()}
+	a.geoBits = a.geo.BitLen()
+	if q.ecs != nil {
+		// The client subnet stands for the client (RFC 7871); a source
+		// prefix of 0 asks not to be located at all.
+		a.geo, a.geoBits = netip.Addr{}, 0
+		if q.ecs.SourceNetmask > 0 {
+			if e, ok := ecsAddr(q.ecs); ok {
+				a.geo, a.geoBits = e, int(q.ecs.SourceNetmask)
+			}
+		}
+	}
+	a.hash = mix(uint64(q.id)<<48 ^ stableHash(a))
+	q.asked = true
+	return a
+}
+
+// chose notes what a selection means for the whole reply.
+func (q *query) chose(c choice) {
+	if c.varies {
+		q.info.varies = true
+	}
+	q.scope = max(q.scope, c.scope)
+}
+
+// ttl is the TTL of an answer of svc after choice c: lowered to the
+// service's degraded_ttl while the preferred site is not whole.
+func ttl(svc *zones.Service, c choice) uint32 {
+	if c.degraded && svc.HasDegradedTTL {
+		return min(svc.TTL, svc.DegradedTTL)
+	}
+	return svc.TTL
+}
+
+// negativeService adds the SOA for a negative answer at a service name:
+// its TTL is capped by the service's, so that "no address" is not cached
+// longer than an address would be (a failback reaches caches as soon).
+func (q *query) negativeService(z *zones.Zone, svc *zones.Service) {
+	neg := q.st.zone(z).neg
+	if neg == nil {
+		return
+	}
+	if neg.Hdr.Ttl > svc.TTL {
+		if sn := q.st.svcNeg[svc.Name]; sn != nil {
+			neg = sn
+		} else {
+			c := *neg // a state built without the service (tests of answer)
+			c.Hdr.Ttl = svc.TTL
+			neg = &c
+		}
+	}
+	q.m.Ns = append(q.m.Ns, neg)
 }
 
 // additional adds the addresses of the NS, MX and SRV targets in the
@@ -348,10 +570,17 @@ func (q *query) addresses(target string, glue bool) {
 		return
 	}
 	if svc := n.Service(); svc != nil {
+		if svc.CNAME() {
+			return // the resolver follows the CNAME itself
+		}
 		var buf [16]netip.Addr
-		c, addrs := choose(svc, q.st.health, q.st.drains, q.client, buf[:0])
-		if !c.servfail {
-			q.m.Extra = appendAddrs(q.m.Extra, name, addrs, svc.TTL, dns.TypeANY)
+		a := q.asker()
+		for _, fam := range [...]family{familyV4, familyV6} {
+			c, addrs := choose(svc, fam, a, buf[:0])
+			q.chose(c)
+			if !c.servfail {
+				q.m.Extra = appendAddrs(q.m.Extra, name, addrs, ttl(svc, c), dns.TypeANY)
+			}
 		}
 		return
 	}

@@ -2,9 +2,11 @@ package resolver
 
 import (
 	"net/netip"
+	"strconv"
 	"testing"
 
 	"github.com/gslbd/gslbd/internal/dnstest"
+	"github.com/gslbd/gslbd/zones"
 	"github.com/miekg/dns"
 )
 
@@ -27,6 +29,12 @@ var (
 	amsDown = down("www.example.org/ams/192.0.2.1", "www.example.org/ams/192.0.2.2", "www.example.org/ams/2001:db8::1")
 )
 
+// svcSOA is the SOA of a negative answer at a service name with TTL ttl:
+// min(SOA TTL, MINIMUM, service TTL).
+func svcSOA(ttl int) string {
+	return "example.org. " + strconv.Itoa(ttl) + " IN SOA ns1.example.org. hostmaster.example.org. 2024010101 7200 3600 1209600 300"
+}
+
 // answerCase is one row of the answer tables.
 type answerCase struct {
 	name   string
@@ -37,7 +45,11 @@ type answerCase struct {
 
 func runAnswerCases(t *testing.T, cases []answerCase) {
 	t.Helper()
-	set := testSet(t)
+	runAnswerCasesOn(t, testSet(t), cases)
+}
+
+func runAnswerCasesOn(t *testing.T, set *zones.Set, cases []answerCase) {
+	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			st := newState(State{Zones: set, Health: tc.health, Drains: tc.drains}, defaultUDPSize)
@@ -80,8 +92,10 @@ func TestAnswerStatic(t *testing.T) {
 		{name: "MX service additional follows failover", health: amsDown, Case: dnstest.Case{
 			Qname: "example.org.", Qtype: dns.TypeMX, Authoritative: true,
 			Answer: []string{"example.org. 3600 IN MX 10 mail.example.org.", "example.org. 3600 IN MX 20 www.example.org."},
+			// Per family: IPv4 from fra; IPv6 only ams has, down, so all_down.
 			Extra: []string{
 				mailA, "www.example.org. 20 IN A 198.51.100.1", "www.example.org. 20 IN A 198.51.100.2",
+				"www.example.org. 20 IN AAAA 2001:db8::1",
 			},
 		}},
 		{name: "MX target below a zone cut gets no additional", Case: dnstest.Case{
@@ -353,17 +367,31 @@ func TestAnswerService(t *testing.T) {
 			Qname: "www.example.org.", Qtype: dns.TypeA, Authoritative: true,
 			Answer: []string{"www.example.org. 20 IN A 192.0.2.2"},
 		}},
-		{name: "v4 down but v6 up keeps the site", health: down("www.example.org/ams/192.0.2.1", "www.example.org/ams/192.0.2.2"), Case: dnstest.Case{
+		// Sites are chosen per family: the IPv6 endpoint that is up does
+		// not keep the site for IPv4 (the old rule counted both together
+		// and answered NODATA here).
+		{name: "v4 down fails A over though v6 is up", health: down("www.example.org/ams/192.0.2.1", "www.example.org/ams/192.0.2.2"), Case: dnstest.Case{
 			Qname: "www.example.org.", Qtype: dns.TypeA, Authoritative: true,
-			Ns: []string{orgSOA},
+			Answer: fra,
+		}},
+		{name: "v4 down leaves AAAA at the site", health: down("www.example.org/ams/192.0.2.1", "www.example.org/ams/192.0.2.2"), Case: dnstest.Case{
+			Qname: "www.example.org.", Qtype: dns.TypeAAAA, Authoritative: true,
+			Answer: []string{"www.example.org. 20 IN AAAA 2001:db8::1"},
 		}},
 		{name: "fails over to the second site", health: amsDown, Case: dnstest.Case{
 			Qname: "www.example.org.", Qtype: dns.TypeA, Authoritative: true,
 			Answer: fra,
 		}},
-		{name: "family missing at the chosen site is NODATA", health: amsDown, Case: dnstest.Case{
+		// The only site with IPv6 is down: AAAA follows all_down (all),
+		// where the old rule chose fra for both families and answered
+		// NODATA.
+		{name: "AAAA when the only IPv6 site is down follows all_down", health: amsDown, Case: dnstest.Case{
 			Qname: "www.example.org.", Qtype: dns.TypeAAAA, Authoritative: true,
-			Ns: []string{orgSOA},
+			Answer: []string{"www.example.org. 20 IN AAAA 2001:db8::1"},
+		}},
+		{name: "no IPv6 anywhere is NODATA with the service TTL", Case: dnstest.Case{
+			Qname: "strict.example.org.", Qtype: dns.TypeAAAA, Authoritative: true,
+			Ns: []string{svcSOA(10)},
 		}},
 		{name: "drained site is skipped", drains: drains{"www.example.org.|ams": true}, Case: dnstest.Case{
 			Qname: "www.example.org.", Qtype: dns.TypeA, Authoritative: true,
@@ -384,13 +412,13 @@ func TestAnswerService(t *testing.T) {
 			Qname: "www.example.org.", Qtype: dns.TypeTXT, Authoritative: true,
 			Answer: []string{`www.example.org. 300 IN TXT "static data at a service owner"`},
 		}},
-		{name: "other types without static data are NODATA", Case: dnstest.Case{
+		{name: "other types without static data are NODATA with the service TTL", Case: dnstest.Case{
 			Qname: "www.example.org.", Qtype: dns.TypeMX, Authoritative: true,
-			Ns: []string{orgSOA},
+			Ns: []string{svcSOA(20)},
 		}},
 		{name: "other types at a service owner without static data", Case: dnstest.Case{
 			Qname: "strict.example.org.", Qtype: dns.TypeTXT, Authoritative: true,
-			Ns: []string{orgSOA},
+			Ns: []string{svcSOA(10)},
 		}},
 		{name: "below a service owner is NXDOMAIN", Case: dnstest.Case{
 			Qname: "x.www.example.org.", Qtype: dns.TypeA, Authoritative: true, Rcode: dns.RcodeNameError,
@@ -435,5 +463,59 @@ func TestAnswerANY(t *testing.T) {
 			Qname: "nothere.example.org.", Qtype: dns.TypeANY, Authoritative: true, Rcode: dns.RcodeNameError,
 			Ns: []string{orgSOA},
 		}},
+	})
+}
+
+// dualSet serves mixed.example.org: dc1 has one IPv4 and one IPv6
+// endpoint, dc2 IPv6 only, dc3 IPv4 only; and v4only.example.org with a
+// TTL above the zone's negative TTL.
+func dualSet(t *testing.T) *zones.Set {
+	org := zones.NewZone("example.org.", "example.org.zone", parseZone(t, exampleOrg))
+	one := zones.Threshold{Count: 1}
+	return zones.NewSet([]*zones.Zone{org}, []*zones.Service{
+		{Name: "mixed.example.org.", Policy: zones.Failover, TTL: 20, MinHealthy: one, AllDown: zones.AllDownServfail,
+			Sites: []zones.ServiceSite{
+				{Site: "dc1", Endpoints: endpoints("mixed.example.org", "dc1", "192.0.2.1", "2001:db8::1")},
+				{Site: "dc2", Endpoints: endpoints("mixed.example.org", "dc2", "2001:db8::2")},
+				{Site: "dc3", Endpoints: endpoints("mixed.example.org", "dc3", "192.0.2.3")},
+			}},
+		{Name: "v4only.example.org.", Policy: zones.Failover, TTL: 600, MinHealthy: one,
+			Sites: []zones.ServiceSite{{Site: "dc1", Endpoints: endpoints("v4only.example.org", "dc1", "192.0.2.9")}}},
+	}, "test")
+}
+
+// TestAnswerDualStack: a site is chosen per asked family, among the sites
+// that have endpoints of that family.
+func TestAnswerDualStack(t *testing.T) {
+	const (
+		a1   = "mixed.example.org. 20 IN A 192.0.2.1"
+		a3   = "mixed.example.org. 20 IN A 192.0.2.3"
+		aaa1 = "mixed.example.org. 20 IN AAAA 2001:db8::1"
+		aaa2 = "mixed.example.org. 20 IN AAAA 2001:db8::2"
+	)
+	v6down := down("mixed.example.org/dc1/2001:db8::1")
+	runAnswerCasesOn(t, dualSet(t), []answerCase{
+		{name: "A from dc1", Case: dnstest.Case{Qname: "mixed.example.org.", Qtype: dns.TypeA, Authoritative: true, Answer: []string{a1}}},
+		{name: "AAAA from dc1", Case: dnstest.Case{Qname: "mixed.example.org.", Qtype: dns.TypeAAAA, Authoritative: true, Answer: []string{aaa1}}},
+		// The issue's case: dc1's IPv4 is up and its only IPv6 endpoint
+		// down; AAAA goes to dc2 (the old rule answered NODATA).
+		{name: "dc1 v6 down: AAAA from dc2", health: v6down, Case: dnstest.Case{
+			Qname: "mixed.example.org.", Qtype: dns.TypeAAAA, Authoritative: true, Answer: []string{aaa2}}},
+		{name: "dc1 v6 down: A stays at dc1", health: v6down, Case: dnstest.Case{
+			Qname: "mixed.example.org.", Qtype: dns.TypeA, Authoritative: true, Answer: []string{a1}}},
+		{name: "dc1 v4 down: A passes over dc2, which has no IPv4, to dc3", health: down("mixed.example.org/dc1/192.0.2.1"), Case: dnstest.Case{
+			Qname: "mixed.example.org.", Qtype: dns.TypeA, Authoritative: true, Answer: []string{a3}}},
+		{name: "ANY: each family from its own site", health: v6down, Case: dnstest.Case{
+			Qname: "mixed.example.org.", Qtype: dns.TypeANY, Authoritative: true, Answer: []string{a1, aaa2}}},
+		{name: "every IPv6 endpoint down: the all-down policy of IPv6 only", health: down("mixed.example.org/dc1/2001:db8::1", "mixed.example.org/dc2/2001:db8::2"), Case: dnstest.Case{
+			Qname: "mixed.example.org.", Qtype: dns.TypeAAAA, Rcode: dns.RcodeServerFailure}},
+		{name: "every IPv6 endpoint down: A unaffected", health: down("mixed.example.org/dc1/2001:db8::1", "mixed.example.org/dc2/2001:db8::2"), Case: dnstest.Case{
+			Qname: "mixed.example.org.", Qtype: dns.TypeA, Authoritative: true, Answer: []string{a1}}},
+		{name: "no IPv6 anywhere: NODATA whatever the health, not SERVFAIL", health: allDown{}, Case: dnstest.Case{
+			Qname: "v4only.example.org.", Qtype: dns.TypeAAAA, Authoritative: true, Ns: []string{orgSOA}}},
+		{name: "a service TTL above the negative TTL leaves it", Case: dnstest.Case{
+			Qname: "v4only.example.org.", Qtype: dns.TypeTXT, Authoritative: true, Ns: []string{orgSOA}}},
+		{name: "NODATA for another type at a service has the service TTL", Case: dnstest.Case{
+			Qname: "mixed.example.org.", Qtype: dns.TypeMX, Authoritative: true, Ns: []string{svcSOA(20)}}},
 	})
 }

@@ -39,6 +39,10 @@ type Explanation struct {
 	Site int
 	// Servfail is set when the all-down policy answers SERVFAIL.
 	Servfail bool
+	// Family is the address family explained: "ipv4", "ipv6" for a
+	// service without IPv4 endpoints, "all" for a CNAME service. For
+	// policy weighted, Site is the pick of a query with ID 0.
+	Family string
 	// Sites explains each site, in the service's order.
 	Sites []SiteExplanation
 }
@@ -47,9 +51,12 @@ type Explanation struct {
 type SiteExplanation struct {
 	// Site names it.
 	Site string
-	// Servable is [Servable] for the site: it may take traffic.
+	// Servable is the rule of [Servable] for the site and Family: it
+	// may take that family's traffic.
 	Servable bool
-	// Up of Total endpoints are up; the site needs Need of them.
+	// Up of Total endpoints of Family are up; the site needs Need of
+	// them. A site without endpoints of Family has Total 0 and never
+	// serves it.
 	Up, Total, Need int
 	// Drained is set when an operator drain covers the site for the
 	// client, and DrainedBy names those drains (when the Drains is a
@@ -71,28 +78,51 @@ func (e Explanation) Answering() string {
 	return e.Sites[e.Site].Site
 }
 
-// Explain applies the failover rule of svc for a query from client and
-// says why it chose as it did. The choice is the one the resolver makes
-// (it calls the same functions); the counts and drains are the facts
-// [Servable] weighed. health nil counts every endpoint up; drains nil
-// drains nothing. A client that is not a valid address is one no
-// client-limited drain covers.
+// Explain applies the policy of svc for a query from client and says
+// why it chose as it did. Sites are chosen per address family; Explain
+// explains the IPv4 answer of a service that has IPv4 endpoints, and the
+// IPv6 answer of one that has only IPv6 endpoints (Family says which).
+// The choice is the one the resolver makes (it calls the same
+// functions); the counts are of that family's endpoints and the drains
+// are the facts [Servable] weighed. health nil counts every endpoint up;
+// drains nil drains nothing. A client that is not a valid address is one
+// no client-limited drain covers.
 func Explain(svc *zones.Service, health Health, drains Drains, client netip.Addr) Explanation {
+	fam := familyV6
+	for i := range svc.Sites {
+		if hasFamily(&svc.Sites[i], familyV4) {
+			fam = familyV4
+			break
+		}
+	}
+	if svc.CNAME() {
+		fam = familyAll
+	}
+	a := &asker{health: health, drains: drains, client: client, geo: client.Unmap()}
+	a.geoBits = a.geo.BitLen()
+	a.hash = mix(stableHash(a))
 	var buf [16]netip.Addr
-	c, _ := choose(svc, health, drains, client, buf[:0])
-	e := Explanation{Site: c.site, Servfail: c.servfail, Sites: make([]SiteExplanation, len(svc.Sites))}
+	c, _ := choose(svc, fam, a, buf[:0])
+	e := Explanation{Site: c.site, Servfail: c.servfail, Family: "ipv4", Sites: make([]SiteExplanation, len(svc.Sites))}
+	switch fam {
+	case familyV6:
+		e.Family = "ipv6"
+	case familyAll:
+		e.Family = "all"
+	}
 	namer, _ := drains.(DrainNamer)
 	for i := range svc.Sites {
 		site := &svc.Sites[i]
+		ok, n, _ := servable(svc, site, fam, a)
 		se := SiteExplanation{
 			Site:     site.Site,
-			Servable: Servable(svc, site, health, drains, client),
-			Total:    len(site.Endpoints),
-			Need:     svc.MinHealthy.Need(len(site.Endpoints)),
+			Servable: ok,
+			Total:    n,
+			Need:     svc.MinHealthy.Need(n),
 			Drained:  drained(drains, svc, site, client),
 		}
 		for _, ep := range site.Endpoints {
-			if isUp(health, ep.ID) {
+			if fam.holds(ep.Addr) && isUp(health, ep.ID) {
 				se.Up++
 			}
 		}
@@ -156,6 +186,7 @@ func debugTXT(owner string, svc *zones.Service, e Explanation, gen uint64, clien
 		"all_down="+allDown,
 		"generation="+strconv.FormatUint(gen, 10),
 		"client="+clientText,
+		"family="+e.Family,
 	)}
 	for i, s := range e.Sites {
 		serving, drained := "no", "no"

@@ -46,7 +46,7 @@ func TestExplainIsTheRule(t *testing.T) {
 				if dmask&2 != 0 {
 					d["s.|b"] = "drain-b"
 				}
-				c, _ := choose(s, h, d, client, nil)
+				c, _ := choose(s, familyV4, &asker{health: h, drains: d, client: client}, nil)
 				e := Explain(s, h, d, client)
 				if e.Site != c.site || e.Servfail != c.servfail {
 					t.Fatalf("%s, health %v, drains %v: Explain = site %d servfail %t, choose = site %d servfail %t",
@@ -82,13 +82,13 @@ func TestDebugAnswer(t *testing.T) {
 	}{
 		{name: "explains the answer to a debug client", client: "127.0.0.2", Case: dnstest.Case{
 			Qname: "_gslb.WWW.example.org.", Qtype: dns.TypeTXT, Authoritative: true, Answer: []string{
-				`_gslb.www.example.org. 0 IN TXT "service=www.example.org." "answer=all_down" "all_down=all" "generation=2" "client=127.0.0.2"`,
-				`_gslb.www.example.org. 0 IN TXT "site=ams" "order=1" "serving=no" "up=0/3" "need=1" "drained=no"`,
+				`_gslb.www.example.org. 0 IN TXT "service=www.example.org." "answer=all_down" "all_down=all" "generation=2" "client=127.0.0.2" "family=ipv4"`,
+				`_gslb.www.example.org. 0 IN TXT "site=ams" "order=1" "serving=no" "up=0/2" "need=1" "drained=no"`,
 				`_gslb.www.example.org. 0 IN TXT "site=fra" "order=2" "serving=no" "up=2/2" "need=1" "drained=yes" "drained_by=0123456789ab"`,
 			}}},
 		{name: "IPv6 debug client", client: "2001:db8:ff::53", Case: dnstest.Case{
 			Qname: "_gslb.strict.example.org.", Qtype: dns.TypeTXT, Authoritative: true, Answer: []string{
-				`_gslb.strict.example.org. 0 IN TXT "service=strict.example.org." "answer=ams" "all_down=servfail" "generation=2" "client=2001:db8:ff::53"`,
+				`_gslb.strict.example.org. 0 IN TXT "service=strict.example.org." "answer=ams" "all_down=servfail" "generation=2" "client=2001:db8:ff::53" "family=ipv4"`,
 				`_gslb.strict.example.org. 0 IN TXT "site=ams" "order=1" "serving=yes" "up=2/2" "need=1" "drained=no"`,
 			}}},
 		{name: "refused to anyone else", client: "192.0.2.9", Case: dnstest.Case{

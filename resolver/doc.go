@@ -22,7 +22,7 @@
 //
 // Protocol choices, each covered by the answer tables:
 //   - ANY (RFC 8482) is answered with one RRset: a service owner's selected
-//     addresses (both families), otherwise the RRset of the lowest type
+//     addresses (both families, each from the site chosen for it), otherwise the RRset of the lowest type
 //     number at the name. It is never refused and never answered in full.
 //   - CNAME chains are followed through every zone of the Set, for at most
 //     8 hops and never twice through the same name; a loop or an over-long
@@ -33,6 +33,11 @@
 //     AllowTransfer, for a query at the zone apex; anything else is
 //     REFUSED. IXFR is answered with the whole zone, AXFR style, unless
 //     the client's serial is current, which gets the SOA alone (RFC 1995).
+//     At a service name the transfer carries every endpoint of every site
+//     with the service TTL (transfer.go says why).
 //   - Over UDP a reply is truncated (TC) to the smaller of the client's
-//     EDNS buffer size and ours, never below 512; 512 without EDNS.
+//     EDNS buffer size and ours, never below 512; 512 without EDNS. TC is
+//     set only when the answer or authority section lost records (RFC
+//     2181 §9), or a referral lost glue (RFC 9471): additional records
+//     that do not fit are left out without it.
 package resolver

@@ -26,7 +26,7 @@ func svc(need zones.Threshold, allDown zones.AllDown, sites ...[]string) *zones.
 func TestChoose(t *testing.T) {
 	one := zones.Threshold{Count: 1}
 	two := zones.Threshold{Count: 2}
-	half := zones.Threshold{Fraction: 0.5}
+	half := zones.Threshold{PerMillion: 500_000}
 	a := []string{"192.0.2.2", "192.0.2.1", "2001:db8::1"}
 	b := []string{"198.51.100.1", "198.51.100.2"}
 	tests := []struct {
@@ -47,27 +47,33 @@ func TestChoose(t *testing.T) {
 		{name: "first site serves only its up endpoints",
 			svc: svc(one, zones.AllDownAll, a, b), health: down("a/192.0.2.1"), site: 0,
 			want: []string{"192.0.2.2", "2001:db8::1"}},
-		{name: "both families count towards the threshold",
-			svc: svc(one, zones.AllDownAll, a, b), health: down("a/192.0.2.1", "a/192.0.2.2"), site: 0,
-			want: []string{"2001:db8::1"}},
+		{name: "each family counts on its own: v4 fails over while v6 stays",
+			svc: svc(one, zones.AllDownAll, a, b), health: down("a/192.0.2.1", "a/192.0.2.2"), site: 1,
+			want: []string{"198.51.100.1", "198.51.100.2", "2001:db8::1"}},
 		{name: "below the count threshold fails over",
 			svc: svc(two, zones.AllDownAll, a, b), health: down("a/192.0.2.1", "a/192.0.2.2"), site: 1,
-			want: []string{"198.51.100.1", "198.51.100.2"}},
+			want: []string{"198.51.100.1", "198.51.100.2", "2001:db8::1"}},
 		{name: "at the count threshold stays",
-			svc: svc(two, zones.AllDownAll, a, b), health: down("a/192.0.2.1"), site: 0,
-			want: []string{"192.0.2.2", "2001:db8::1"}},
+			svc: svc(two, zones.AllDownAll, []string{"192.0.2.1", "192.0.2.2", "192.0.2.3"}, b), health: down("a/192.0.2.1"), site: 0,
+			want: []string{"192.0.2.2", "192.0.2.3"}},
+		{name: "the other family's endpoints do not make up the count",
+			svc: svc(two, zones.AllDownAll, a, b), health: down("a/192.0.2.1"), site: 1,
+			want: []string{"198.51.100.1", "198.51.100.2", "2001:db8::1"}},
+		{name: "a count above a family's endpoints needs all of them",
+			svc: svc(two, zones.AllDownAll, a, b), health: down("a/2001:db8::1"), site: 0,
+			want: []string{"192.0.2.1", "192.0.2.2", "2001:db8::1"}},
 		{name: "fraction rounds up: half of 3 needs 2",
-			svc: svc(half, zones.AllDownAll, a, b), health: down("a/192.0.2.1", "a/2001:db8::1"), site: 1,
+			svc: svc(half, zones.AllDownAll, []string{"192.0.2.1", "192.0.2.2", "192.0.2.3"}, b), health: down("a/192.0.2.1", "a/192.0.2.3"), site: 1,
 			want: []string{"198.51.100.1", "198.51.100.2"}},
 		{name: "zero threshold still needs one up",
 			svc: svc(zones.Threshold{}, zones.AllDownAll, a, b), health: down("a/192.0.2.1", "a/192.0.2.2", "a/2001:db8::1"), site: 1,
-			want: []string{"198.51.100.1", "198.51.100.2"}},
+			want: []string{"198.51.100.1", "198.51.100.2", "2001:db8::1"}},
 		{name: "site without endpoints is never eligible",
 			svc: svc(one, zones.AllDownAll, nil, b), site: 1,
 			want: []string{"198.51.100.1", "198.51.100.2"}},
 		{name: "drained site is skipped",
 			svc: svc(one, zones.AllDownAll, a, b), drains: drains{"s.|a": true}, site: 1,
-			want: []string{"198.51.100.1", "198.51.100.2"}},
+			want: []string{"198.51.100.1", "198.51.100.2", "2001:db8::1"}},
 		{name: "drain of another service does not matter",
 			svc: svc(one, zones.AllDownAll, a, b), drains: drains{"t.|a": true}, site: 0,
 			want: []string{"192.0.2.1", "192.0.2.2", "2001:db8::1"}},
@@ -75,14 +81,14 @@ func TestChoose(t *testing.T) {
 			svc: svc(one, zones.AllDownAll, a, b), health: down("a/192.0.2.1", "a/192.0.2.2", "a/2001:db8::1", "b/198.51.100.1", "b/198.51.100.2"), site: -1,
 			want: []string{"192.0.2.1", "192.0.2.2", "198.51.100.1", "198.51.100.2", "2001:db8::1"}},
 		{name: "all down, empty policy is all",
-			svc: svc(two, "", a, []string{"198.51.100.1"}), health: down("a/192.0.2.1", "a/192.0.2.2"), site: -1,
+			svc: svc(two, "", a, []string{"198.51.100.1"}), health: down("a/192.0.2.1", "a/192.0.2.2", "a/2001:db8::1", "b/198.51.100.1"), site: -1,
 			want: []string{"192.0.2.1", "192.0.2.2", "198.51.100.1", "2001:db8::1"}},
 		{name: "all down, unknown policy fails open like all",
-			svc: svc(two, "bogus", a, []string{"198.51.100.1"}), health: down("a/192.0.2.1", "a/192.0.2.2"), site: -1,
+			svc: svc(two, "bogus", a, []string{"198.51.100.1"}), health: down("a/192.0.2.1", "a/192.0.2.2", "a/2001:db8::1", "b/198.51.100.1"), site: -1,
 			want: []string{"192.0.2.1", "192.0.2.2", "198.51.100.1", "2001:db8::1"}},
 		{name: "all down, all: drained sites left out",
 			svc: svc(one, zones.AllDownAll, a, b), health: down("b/198.51.100.1", "b/198.51.100.2"), drains: drains{"s.|a": true}, site: -1,
-			want: []string{"198.51.100.1", "198.51.100.2"}},
+			want: []string{"198.51.100.1", "198.51.100.2", "2001:db8::1"}},
 		{name: "all down, all: every site when all are drained",
 			svc: svc(one, zones.AllDownAll, a, b), drains: drains{"s.|a": true, "s.|b": true}, site: -1,
 			want: []string{"192.0.2.1", "192.0.2.2", "198.51.100.1", "198.51.100.2", "2001:db8::1"}},
@@ -94,7 +100,7 @@ func TestChoose(t *testing.T) {
 			want: []string{"192.0.2.1", "192.0.2.2", "2001:db8::1"}},
 		{name: "all down, first: the first site not drained",
 			svc: svc(one, zones.AllDownFirst, a, b), health: down("b/198.51.100.1", "b/198.51.100.2"), drains: drains{"s.|a": true}, site: -1,
-			want: []string{"198.51.100.1", "198.51.100.2"}},
+			want: []string{"198.51.100.1", "198.51.100.2", "2001:db8::1"}},
 		{name: "all down, first: the first site when all are drained",
 			svc: svc(one, zones.AllDownFirst, a, b), drains: drains{"s.|a": true, "s.|b": true}, site: -1,
 			want: []string{"192.0.2.1", "192.0.2.2", "2001:db8::1"}},
@@ -108,7 +114,7 @@ func TestChoose(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			before := cloneService(tc.svc)
-			c, got := choose(tc.svc, tc.health, tc.drains, client, nil)
+			c, got := chooseBoth(tc.svc, tc.health, tc.drains)
 			if c.site != tc.site || c.servfail != tc.servfail {
 				t.Errorf("choose() = site %d servfail %t, want site %d servfail %t", c.site, c.servfail, tc.site, tc.servfail)
 			}
@@ -139,14 +145,29 @@ func TestChoiceLabel(t *testing.T) {
 func TestChooseAppendsToBuffer(t *testing.T) {
 	s := svc(zones.Threshold{Count: 1}, zones.AllDownAll, []string{"192.0.2.2", "192.0.2.1"})
 	var buf [4]netip.Addr
-	_, got := choose(s, nil, nil, client, buf[:0])
+	a := &asker{client: client}
+	_, got := choose(s, familyV4, a, buf[:0])
 	if &got[0] != &buf[0] {
 		t.Errorf("choose() did not append to the buffer given")
 	}
-	allocs := testing.AllocsPerRun(100, func() { choose(s, nil, nil, client, buf[:0]) })
+	allocs := testing.AllocsPerRun(100, func() { choose(s, familyV4, a, buf[:0]) })
 	if allocs != 0 {
 		t.Errorf("choose() allocates %v times, want 0", allocs)
 	}
+}
+
+// chooseBoth runs choose for IPv4 then IPv6, as an ANY question does, and
+// returns the IPv4 choice (the IPv6 one for a service without IPv4) and
+// the addresses of both.
+func chooseBoth(s *zones.Service, h Health, d Drains) (choice, []netip.Addr) {
+	a := &asker{health: h, drains: d, client: client}
+	c, got := choose(s, familyV4, a, nil)
+	c6, got6 := choose(s, familyV6, a, nil)
+	if c.none {
+		c = c6
+	}
+	c.servfail = c.servfail || c6.servfail
+	return c, append(got, got6...)
 }
 
 func addrStrings(addrs []netip.Addr) []string {

@@ -210,8 +210,9 @@ type builder struct {
 }
 
 // build returns the template of name and qtype, or nil when the reply
-// cannot be prepacked: it depends on the client, needs truncation or
-// compression, or the general path panicked.
+// cannot be prepacked: it depends on the client or the query (a drain
+// limited to clients, a weighted or nearest service, answer shaping),
+// needs truncation or compression, or the general path panicked.
 func (b *builder) build(name string, qtype uint16) (a *fastAnswer) {
 	defer func() {
 		if recover() != nil {
@@ -227,7 +228,7 @@ func (b *builder) build(name string, qtype uint16) (a *fastAnswer) {
 	req.RecursionDesired = false
 	req.SetEdns0(b.st.udpSize, false)
 	m, in := respond(&b.tmp, req, netip.Addr{}, false)
-	if m == nil || m.Truncated || m.Compress || in.transfer || b.rec.dependent || m.Rcode > 0xF {
+	if m == nil || m.Truncated || m.Compress || in.transfer || in.varies || b.rec.dependent || m.Rcode > 0xF {
 		return nil
 	}
 	if len(m.Extra) == 0 || m.Extra[len(m.Extra)-1].Header().Rrtype != dns.TypeOPT {

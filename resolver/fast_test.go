@@ -227,6 +227,8 @@ func TestFastPathMatchesGeneral(t *testing.T) {
 		{"org ams drilled for some clients", State{Zones: orgSet, Drains: scopedDrains{"www.example.org.|ams": false}}},
 		{"org ams down and fra drained", State{Zones: orgSet, Health: amsDown, Drains: scopedDrains{"www.example.org.|fra": true}}},
 		{"org all up again", State{Zones: orgSet}},
+		{"policies", State{Zones: regionSet(t, zones.ShuffleRotate)}},
+		{"policies, preferred sites down", State{Zones: regionSet(t, zones.ShuffleClient), Health: down("near/fra/203.0.113.2", "talk/ams/192.0.2.201", "many/ams/192.0.2.1")}},
 	}
 	digQs := digQueries(t)
 	r, _ := newResolver(t, Config{})
@@ -329,6 +331,13 @@ func randomQuery(rng *rand.Rand, names []string) []byte {
 				Address: netip.MustParseAddr("10.1.2.0").AsSlice()})
 		case 3:
 			o.SetVersion(1)
+		case 4:
+			o.Option = append(o.Option, &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 2, SourceNetmask: 48,
+				Address: netip.MustParseAddr("2001:db8:e::").AsSlice()})
+		case 5:
+			// Malformed: a scope in a query (FORMERR), or no address (/0).
+			o.Option = append(o.Option, &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: uint8(rng.IntN(2) * 24),
+				SourceScope: uint8(rng.IntN(2) * 16), Address: netip.MustParseAddr("192.0.2.0").AsSlice()})
 		}
 		m.Extra = append(m.Extra, o)
 	}

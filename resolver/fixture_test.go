@@ -121,7 +121,7 @@ func testSet(t testing.TB) *zones.Set {
 		},
 		{
 			Name: "strict.example.org.", Policy: zones.Failover, TTL: 10,
-			MinHealthy: zones.Threshold{Fraction: 0.5}, AllDown: zones.AllDownServfail,
+			MinHealthy: zones.Threshold{PerMillion: 500_000}, AllDown: zones.AllDownServfail,
 			Sites: []zones.ServiceSite{
 				{Site: "ams", Endpoints: endpoints("strict.example.org", "ams", "192.0.2.31", "192.0.2.32")},
 			},

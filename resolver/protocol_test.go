@@ -163,6 +163,43 @@ func TestAnswerTruncation(t *testing.T) {
 	}
 }
 
+// TestTruncationOnlyForRequiredData: an MX answer whose 10 records fit,
+// but not the addresses of their targets, is sent without those
+// addresses and without TC (RFC 2181 §9): TC would send the resolver to
+// TCP for nothing. A referral that lost glue is truncated (RFC 9471),
+// and an answer section that was cut is.
+func TestTruncationOnlyForRequiredData(t *testing.T) {
+	text := "example.org. 3600 IN SOA ns1.example.org. h.example.org. 1 2 3 4 5\n" +
+		"example.org. 3600 IN NS ns1.example.org.\nns1.example.org. 3600 IN A 192.0.2.53\n"
+	for i := range 10 {
+		text += fmt.Sprintf("mx.example.org. 300 IN MX %d mail%d.example.org.\n", i, i)
+		for j := range 4 {
+			text += fmt.Sprintf("mail%d.example.org. 300 IN AAAA 2001:db8::%d:%d\n", i, i, j)
+		}
+	}
+	for i := range 20 {
+		text += fmt.Sprintf("sub.example.org. 3600 IN NS ns%d.sub.example.org.\nns%d.sub.example.org. 3600 IN AAAA 2001:db8:1::%d\n", i, i, i)
+	}
+	set := zones.NewSet([]*zones.Zone{zones.NewZone("example.org.", "tc", parseZone(t, text))}, nil, "")
+	st := newState(State{Zones: set}, defaultUDPSize)
+
+	mx := answer(st, dnstest.Case{Qname: "mx.example.org.", Qtype: dns.TypeMX}.Msg(), client, false)
+	if len(mx.Answer) != 10 || mx.Truncated {
+		t.Errorf("MX over UDP without EDNS: %d answers, TC %t; want all 10 and no TC", len(mx.Answer), mx.Truncated)
+	}
+	if len(mx.Extra) == 0 || len(mx.Extra) >= 40 {
+		t.Errorf("MX: %d additional records, want some but not all 40", len(mx.Extra))
+	}
+	if full := answer(st, dnstest.Case{Qname: "mx.example.org.", Qtype: dns.TypeMX}.Msg(), client, true); len(full.Extra) != 40 {
+		t.Errorf("MX over TCP: %d additional records, want 40", len(full.Extra))
+	}
+
+	ref := answer(st, dnstest.Case{Qname: "www.sub.example.org.", Qtype: dns.TypeA}.Msg(), client, false)
+	if !ref.Truncated {
+		t.Errorf("referral with %d of 20 NS and %d glue: TC clear, want set", len(ref.Ns), len(ref.Extra))
+	}
+}
+
 func TestAnswerMalformed(t *testing.T) {
 	st := testState(t)
 	q := func(f func(m *dns.Msg)) *dns.Msg {
@@ -213,7 +250,19 @@ func TestAnswerTransfer(t *testing.T) {
 	set := testSet(t)
 	st := newState(State{Zones: set}, defaultUDPSize)
 	org := set.Zone("example.org.")
-	full := append(slices.Clone(org.Records()), org.SOA)
+	// A secondary gets every endpoint of every service (fail open) after
+	// the static data: without them it answered NXDOMAIN for services.
+	full := slices.Clone(org.Records())
+	for _, rr := range []string{
+		"*.svcwild.example.org. 30 IN A 192.0.2.41",
+		"strict.example.org. 10 IN A 192.0.2.31", "strict.example.org. 10 IN A 192.0.2.32",
+		"www.example.org. 20 IN A 192.0.2.1", "www.example.org. 20 IN A 192.0.2.2",
+		"www.example.org. 20 IN A 198.51.100.1", "www.example.org. 20 IN A 198.51.100.2",
+		"www.example.org. 20 IN AAAA 2001:db8::1",
+	} {
+		full = append(full, parseZone(t, rr)...)
+	}
+	full = append(full, org.SOA)
 	soaOnly := []dns.RR{org.SOA}
 	allowed, other := netip.MustParseAddr("192.0.2.9"), netip.MustParseAddr("198.51.100.9")
 	ixfr := func(serial uint32) *dns.Msg {
@@ -264,6 +313,12 @@ func TestAnswerTransfer(t *testing.T) {
 			}
 			if g, w := rrStrings(got.Answer), rrStrings(tc.want); !slices.Equal(g, w) {
 				t.Errorf("answer =\n%v\nwant\n%v", g, w)
+			}
+			// What a secondary gets does not depend on health: the serial
+			// would not say that it changed.
+			down := newState(State{Zones: set, Health: allDown{}}, defaultUDPSize)
+			if g, w := rrStrings(answer(down, tc.req, tc.client, tc.tcp).Answer), rrStrings(tc.want); !slices.Equal(g, w) {
+				t.Errorf("with every endpoint down, answer =\n%v\nwant\n%v", g, w)
 			}
 		})
 	}

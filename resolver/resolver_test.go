@@ -104,7 +104,8 @@ func TestServeTransferWritesEnvelopes(t *testing.T) {
 	for _, m := range msgs {
 		got = append(got, m.Answer...)
 	}
-	want := len(set.Zone("example.org.").Records()) + 1
+	// The static records, every endpoint of the zone's services, the SOA.
+	want := len(set.Zone("example.org.").Records()) + len(serviceRecords(set, set.Zone("example.org."))) + 1
 	if len(got) != want || got[0].Header().Rrtype != dns.TypeSOA || got[len(got)-1].Header().Rrtype != dns.TypeSOA {
 		t.Errorf("transfer of %d RRs in %d messages, want %d RRs framed by the SOA", len(got), len(msgs), want)
 	}
@@ -177,9 +178,9 @@ gslb_resolver_answers_total{service="*.svcwild.example.org.",site="all_down"} 0
 gslb_resolver_answers_total{service="*.svcwild.example.org.",site="ams"} 0
 gslb_resolver_answers_total{service="strict.example.org.",site="all_down"} 1
 gslb_resolver_answers_total{service="strict.example.org.",site="ams"} 0
-gslb_resolver_answers_total{service="www.example.org.",site="all_down"} 0
+gslb_resolver_answers_total{service="www.example.org.",site="all_down"} 1
 gslb_resolver_answers_total{service="www.example.org.",site="ams"} 0
-gslb_resolver_answers_total{service="www.example.org.",site="fra"} 3
+gslb_resolver_answers_total{service="www.example.org.",site="fra"} 2
 # HELP gslb_resolver_requests_total DNS requests answered, by zone (origin, or none), query type and response code.
 # TYPE gslb_resolver_requests_total counter
 gslb_resolver_requests_total{qtype="A",rcode="NOERROR",zone="example.org."} 2

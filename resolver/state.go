@@ -20,6 +20,10 @@ type state struct {
 
 	// zones holds what is precomputed per zone, by origin.
 	zones map[string]*zoneInfo
+	// svcNeg holds, by service name, the SOA of negative answers at a
+	// service whose TTL is below its zone's negative TTL: a copy with the
+	// service's TTL.
+	svcNeg map[string]*dns.SOA
 	// services holds the answer counters by service name; nil when the
 	// state was built without metrics (in tests of answer).
 	services map[string]*serviceStats
@@ -51,6 +55,18 @@ func newState(s State, udpSize uint16) *state {
 	if s.Zones != nil {
 		for _, z := range s.Zones.Zones() {
 			st.zones[z.Origin] = &zoneInfo{neg: negativeSOA(z.SOA)}
+		}
+		for _, svc := range s.Zones.Services() {
+			zi := st.zones[svc.Zone]
+			if zi == nil || zi.neg == nil || zi.neg.Hdr.Ttl <= svc.TTL {
+				continue
+			}
+			if st.svcNeg == nil {
+				st.svcNeg = make(map[string]*dns.SOA)
+			}
+			c := *zi.neg
+			c.Hdr.Ttl = svc.TTL
+			st.svcNeg[svc.Name] = &c
 		}
 	}
 	return st

@@ -9,8 +9,49 @@ import (
 
 // transfer answers AXFR and IXFR (RFC 5936, RFC 1995). The whole zone,
 // SOA first and last, goes into one answer section; the handler writes it
-// in envelopes (see envelopes). Service owners have no records of their
-// own: a secondary gets the static data only.
+// in envelopes (see envelopes).
+//
+// A secondary cannot health-check, so it cannot run a service's policy.
+// Leaving service names out made it answer NXDOMAIN for them; a snapshot
+// of the current answers would be stale after the next failover and
+// would change the zone without a change of serial. It gets instead
+// what depends on the configuration only: at each service name, every
+// endpoint of every site with the service TTL (the answer of all_down
+// "all": fail open). See serviceRecords.
+func (q *query) transferRecords(z *zones.Zone) []dns.RR {
+	recs := z.Records() // SOA first
+	svcs := serviceRecords(q.st.set, z)
+	ans := make([]dns.RR, 0, len(recs)+len(svcs)+1)
+	ans = append(ans, recs...)
+	ans = append(ans, svcs...)
+	return append(ans, z.SOA)
+}
+
+// serviceRecords returns the records a secondary gets for the services
+// of z, in name order: every endpoint address of every site, sorted, with
+// the service's TTL.
+func serviceRecords(set *zones.Set, z *zones.Zone) []dns.RR {
+	var out []dns.RR
+	for _, svc := range set.Services() {
+		if svc.Zone != z.Origin {
+			continue
+		}
+		if svc.CNAME() {
+			// One target: the first site's, as all_down gives.
+			out = append(out, &dns.CNAME{Hdr: dns.RR_Header{Name: svc.Name, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: svc.TTL},
+				Target: svc.Sites[0].CNAME})
+			continue
+		}
+		var addrs []netip.Addr
+		for i := range svc.Sites {
+			addrs = appendFamily(addrs, &svc.Sites[i], familyAll)
+		}
+		out = appendAddrs(out, svc.Name, sortAddrs(addrs), svc.TTL, dns.TypeANY)
+	}
+	return out
+}
+
+// transfer checks that a transfer of z may be served, and serves it.
 func (q *query) transfer(z *zones.Zone, qname string, req *dns.Msg, tcp bool) outcome {
 	// AXFR needs TCP (RFC 5936 §4.2). An IXFR over UDP could be answered
 	// with the SOA alone (RFC 1995 §2); we refuse it to keep one rule:
@@ -27,10 +68,7 @@ func (q *query) transfer(z *zones.Zone, qname string, req *dns.Msg, tcp bool) ou
 		q.m.Answer = []dns.RR{z.SOA}
 		return success
 	}
-	recs := z.Records() // SOA first
-	ans := make([]dns.RR, 0, len(recs)+1)
-	ans = append(ans, recs...)
-	q.m.Answer = append(ans, z.SOA)
+	q.m.Answer = q.transferRecords(z)
 	return success
 }
 

@@ -145,7 +145,8 @@ func TestWireAXFR(t *testing.T) {
 		}
 		got = append(got, env.RR...)
 	}
-	want := append(append([]dns.RR{}, set.Zone("example.org.").Records()...), set.Zone("example.org.").SOA)
+	want := append(append([]dns.RR{}, set.Zone("example.org.").Records()...), serviceRecords(set, set.Zone("example.org."))...)
+	want = append(want, set.Zone("example.org.").SOA)
 	if g, w := rrStrings(got), rrStrings(want); len(g) != len(w) || g[0] != w[0] || g[len(g)-1] != w[0] {
 		t.Errorf("AXFR got %d RRs (first %q, last %q), want %d framed by %q", len(g), g[0], g[len(g)-1], len(w), w[0])
 	}

@@ -47,14 +47,22 @@
 // # Services file
 //
 //	sites: [dc1, dc2, dc3]       # every site of the cluster: letters, digits, - _ .
+//	regions:                     # for policy nearest; optional
+//	  eu:                        # letters, digits, - _ .
+//	    networks: [192.0.2.0/24] # CIDRs without host bits; no overlaps across all regions
+//	    order: [dc2, dc1]        # known sites, no duplicates
 //	defaults:                    # optional
 //	  check: {type: http, port: 8080, path: /healthz}
 //	services:
 //	  talk.example.com:          # owner name, in a loaded zone, not a wildcard
-//	    policy: failover         # the only policy; default failover
+//	    policy: failover         # failover | weighted | nearest; default failover
 //	    order: [dc1, dc2]        # optional; default: the order of sites
+//	    regions: {eu: [dc1]}     # nearest only: a region's own order; known regions and sites
 //	    ttl: 20                  # 0 to 2147483647; default 20
-//	    min_healthy: 1           # a count >= 1, or "50%" (0% < p <= 100%); default 1
+//	    degraded_ttl: 5          # optional: TTL while the preferred site is not whole
+//	    max_answers: 2           # optional, 1-64: addresses per family and answer
+//	    shuffle: rotate          # with max_answers: rotate (default) | client
+//	    min_healthy: 1           # a count >= 1, or "50%" (0% < p <= 100%, at most 4 decimals); default 1
 //	    all_down: all            # all | first | servfail; default all
 //	    check:                   # optional; merged over defaults.check field by field
 //	      type: http             # http | https | tcp; default http
@@ -71,7 +79,11 @@
 //	      fall: 2                # failures to go down, >= 1; default 2
 //	    sites:                   # at least one; each site listed in sites
 //	      dc1: [127.0.1.10, "::1"] # at least one address; no duplicates in a service
-//	      dc2: [127.0.2.10]
+//	      dc2:                     # or a mapping:
+//	        endpoints: [127.0.2.10]
+//	        weight: 1            # weighted only: 0-1000000, default 1, not 0 on every site
+//	        capacity: 2          # weighted only: >= weight, <= 1000000; on every site or none
+//	        cname: x.example.com # a CNAME service: on every site or none; no other data at the name
 //
 // Unknown fields are errors. A service's name must not be at or below a
 // delegation, nor share its owner with static A, AAAA or CNAME records

@@ -170,7 +170,7 @@ func TestLoadServices(t *testing.T) {
 		},
 		{
 			Name: "talk.example.com.", Zone: "example.com.", Policy: zones.Failover, TTL: 30,
-			MinHealthy: zones.Threshold{Fraction: 0.5}, AllDown: zones.AllDownFirst,
+			MinHealthy: zones.Threshold{PerMillion: 500_000}, AllDown: zones.AllDownFirst,
 			Sites: []zones.ServiceSite{
 				{Site: "dc2", Check: talkCheck, Endpoints: []zones.Endpoint{
 					ep("talk.example.com/dc2/127.0.2.10", "127.0.2.10"),
@@ -274,12 +274,12 @@ services:
 	}, {
 		name:      "fractional percentage",
 		yaml:      "sites: [dc1]\nservices:\n  talk.example.com:\n    min_healthy: 12.5%\n    sites: {dc1: [127.0.1.1]}\n",
-		wantCheck: builtin, wantMin: zones.Threshold{Fraction: 0.125}, wantTTL: 20, wantAll: zones.AllDownAll,
+		wantCheck: builtin, wantMin: zones.Threshold{PerMillion: 125_000}, wantTTL: 20, wantAll: zones.AllDownAll,
 		wantSites: []string{"dc1"}, wantPolicy: zones.Failover,
 	}, {
 		name:      "hundred percent",
 		yaml:      "sites: [dc1]\nservices:\n  talk.example.com:\n    min_healthy: \"100%\"\n    sites: {dc1: [127.0.1.1]}\n",
-		wantCheck: builtin, wantMin: zones.Threshold{Fraction: 1}, wantTTL: 20, wantAll: zones.AllDownAll,
+		wantCheck: builtin, wantMin: zones.Threshold{PerMillion: 1_000_000}, wantTTL: 20, wantAll: zones.AllDownAll,
 		wantSites: []string{"dc1"}, wantPolicy: zones.Failover,
 	}, {
 		name:      "order picks a subset of sites",
@@ -518,6 +518,30 @@ func TestLoadBadServices(t *testing.T) {
 		file string
 		want []string
 	}{{
+		file: "regions.yaml",
+		want: []string{
+			d + `regions.yaml:4: regions.eu.networks[2]: bad network "198.51.100.1/24": host bits set (the network is 198.51.100.0/24)`,
+			d + `regions.yaml:4: regions.eu.networks[3]: bad network "not-a-cidr": want a CIDR prefix such as 192.0.2.0/24`,
+			d + `regions.yaml:4: regions.eu: network 192.0.2.128/25 overlaps 192.0.2.0/24 of region eu (line 4)`,
+			d + `regions.yaml:5: regions.eu.order[1]: unknown site "dc9"`,
+			d + `regions.yaml:7: regions.us: network 2001:db8:1::/48 overlaps 2001:db8::/32 of region us (line 7)`,
+			d + `regions.yaml:13: services["near.example.com"].regions.asia: unknown region "asia"`,
+			d + `regions.yaml:14: services["near.example.com"].regions.eu[1]: unknown site "dc7"`,
+		},
+	}, {
+		file: "weights.yaml",
+		want: []string{
+			d + `weights.yaml:6: services["zero.example.com"].sites: every weight is 0: no site would take traffic`,
+			d + `weights.yaml:11: services["cap.example.com"].sites.dc1.capacity: -1 out of range 1-1000000`,
+			d + `weights.yaml:12: services["cap.example.com"].sites.dc2.capacity: 2 is below the weight 3`,
+			d + `weights.yaml:16: services["fo.example.com"].sites.dc1: weight and capacity are for policy weighted`,
+			d + `weights.yaml:20: services["cn.example.com"].sites.dc2: no cname: a CNAME service needs a cname on every site`,
+			d + `weights.yaml:21: services["near.example.com"].policy: policy nearest needs regions (top-level regions:)`,
+		},
+	}, {
+		file: "site-field.yaml",
+		want: []string{d + `site-field.yaml:5: field colour not found in site (want endpoints, weight, capacity, cname)`},
+	}, {
 		file: "unknown-site.yaml",
 		want: []string{d + "unknown-site.yaml:6: " + svc + ".sites.dc9: unknown site"},
 	}, {
@@ -547,7 +571,7 @@ func TestLoadBadServices(t *testing.T) {
 	}, {
 		file: "policy.yaml",
 		want: []string{
-			d + "policy.yaml:4: " + svc + `.policy: unknown policy "roundrobin": want failover`,
+			d + "policy.yaml:4: " + svc + `.policy: unknown policy "roundrobin": want failover, weighted or nearest`,
 			d + "policy.yaml:5: " + svc + `.all_down: unknown value "refuse": want all, first or servfail`,
 		},
 	}, {
@@ -558,6 +582,8 @@ func TestLoadBadServices(t *testing.T) {
 			d + `min-healthy.yaml:10: services["c.example.com"].min_healthy: want a count such as 2 or a percentage such as "50%"`,
 			d + `min-healthy.yaml:13: services["d.example.com"].min_healthy: want a count such as 2 or a percentage such as "50%"`,
 			d + `min-healthy.yaml:16: services["e.example.com"].min_healthy: "0%" must be above 0% and at most 100%`,
+			d + `min-healthy.yaml:19: services["f.example.com"].min_healthy: want a count such as 2 or a percentage such as "50%"`,
+			d + `min-healthy.yaml:22: services["g.example.com"].min_healthy: want a count such as 2 or a percentage such as "50%"`,
 		},
 	}, {
 		file: "names.yaml",

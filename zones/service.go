@@ -1,6 +1,7 @@
 package zones
 
 import (
+	"encoding/json"
 	"net/netip"
 	"time"
 )
@@ -13,6 +14,25 @@ const (
 	// Failover serves the first site, in the configured order, that has
 	// enough healthy endpoints.
 	Failover Policy = "failover"
+	// Weighted spreads answers over every site that has enough healthy
+	// endpoints, in proportion to their weights; the share of a site that
+	// drops out goes to the others by weight, or by spare capacity.
+	Weighted Policy = "weighted"
+	// Nearest serves like Failover, with the order of sites that the
+	// client's region gives (see [Regions]).
+	Nearest Policy = "nearest"
+)
+
+// Shuffle says which addresses an answer limited to MaxAnswers carries.
+type Shuffle string
+
+// Shuffles.
+const (
+	// ShuffleRotate rotates the addresses from query to query.
+	ShuffleRotate Shuffle = "rotate"
+	// ShuffleClient picks by a hash of the client's subnet: the same
+	// client gets the same subset until the health view changes.
+	ShuffleClient Shuffle = "client"
 )
 
 // AllDown says what a service answers when no site has enough healthy
@@ -37,28 +57,61 @@ type Service struct {
 	TTL        uint32
 	MinHealthy Threshold
 	AllDown    AllDown
-	// Sites are in policy order (for Failover, the order of preference).
+	// Sites are in policy order (for Failover, the order of preference;
+	// for Nearest, the order of clients outside every region).
 	Sites []ServiceSite
+	// MaxAnswers caps the addresses of one answer; 0: no cap. Shuffle
+	// says which ones are given.
+	MaxAnswers int     `json:",omitempty"`
+	Shuffle    Shuffle `json:",omitempty"`
+	// DegradedTTL, when HasDegradedTTL, is the TTL of answers given while
+	// the preferred site of the query (see the resolver) is not whole:
+	// drained, or with an endpoint of the asked family down.
+	DegradedTTL    uint32 `json:",omitempty"`
+	HasDegradedTTL bool   `json:",omitempty"`
+	// Regions is the region table of the services file, for Nearest; nil
+	// otherwise. RegionSites[r] is the order of sites, as indexes into
+	// Sites, for clients of region r.
+	Regions     *Regions `json:",omitempty"`
+	RegionSites [][]int  `json:",omitempty"`
 }
+
+// CNAME reports whether the service answers with a CNAME to a per-site
+// name ([ServiceSite.CNAME]) rather than with addresses.
+func (s *Service) CNAME() bool { return len(s.Sites) > 0 && s.Sites[0].CNAME != "" }
 
 // Threshold is the minimum of healthy endpoints for a site to take
-// traffic: a count, or a fraction of the site's endpoints when Fraction > 0.
+// traffic: a count, or a share of the site's endpoints when PerMillion >
+// 0.
 type Threshold struct {
-	Count    int
-	Fraction float64 // 0 < Fraction <= 1
+	Count int
+	// PerMillion is the share in millionths (0 < PerMillion <= 1e6):
+	// "7%" is 70000, "12.5%" 125000. Integers, so that 7% of 100 is 7,
+	// where float arithmetic made it 7.000000000000001 and so 8.
+	PerMillion int
 }
 
-// Need returns how many of total endpoints must be healthy. It is never
-// less than 1.
+// MarshalJSON keeps the form of the services hash that the float
+// Fraction had, so that nodes before and after agree on it during an
+// upgrade.
+func (t Threshold) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Count    int
+		Fraction float64
+	}{t.Count, float64(t.PerMillion) / 1e6})
+}
+
+// Need returns how many of total endpoints must be healthy: the count,
+// or the share of total rounded up. It is never less than 1 and never
+// more than total (when total is at least 1): sites are judged per
+// address family, and a count of 2 must not keep a site whose only IPv6
+// endpoint is up from ever taking IPv6 traffic.
 func (t Threshold) Need(total int) int {
 	n := t.Count
-	if t.Fraction > 0 {
-		f := t.Fraction * float64(total)
-		n = int(f)
-		if float64(n) < f {
-			n++
-		}
+	if t.PerMillion > 0 {
+		n = int((int64(t.PerMillion)*int64(total) + 999_999) / 1_000_000)
 	}
+	n = min(n, total)
 	if n < 1 {
 		n = 1
 	}
@@ -70,6 +123,14 @@ type ServiceSite struct {
 	Site      string
 	Endpoints []Endpoint
 	Check     Check
+	// Weight is the site's share under Weighted (default 1 there; 0:
+	// only when the others are gone); 0 under the other policies. Capacity, when above 0, is the most it
+	// takes, in the same units, while another site has room.
+	Weight   int `json:",omitempty"`
+	Capacity int `json:",omitempty"`
+	// CNAME is the per-site name a CNAME service answers with
+	// (canonical); "" for an address service.
+	CNAME string `json:",omitempty"`
 }
 
 // Endpoint is one address of a service at a site.
@@ -108,4 +169,78 @@ type Check struct {
 	BodyContains string // empty: not checked
 	// InsecureSkipVerify turns TLS certificate verification off (HTTPS).
 	InsecureSkipVerify bool
+}
+
+// Regions maps client addresses to regions, for the Nearest policy. It is
+// immutable once built and safe for concurrent use.
+type Regions struct {
+	// Names are the regions, by index.
+	Names []string
+	// Nets are the networks of every region, sorted by address, without
+	// overlaps.
+	Nets []RegionNet
+}
+
+// RegionNet is one network of a region.
+type RegionNet struct {
+	Prefix netip.Prefix
+	Region int
+}
+
+// Lookup returns the region of a (-1 for none) and the scope: how many
+// leading bits of a decide it, so that every address sharing them gets
+// the same region (RFC 7871's scope prefix length). a must not be an
+// IPv4-mapped IPv6 address. It allocates nothing.
+func (r *Regions) Lookup(a netip.Addr) (region, scope int) {
+	if r == nil || !a.IsValid() {
+		return -1, 0
+	}
+	nets := r.Nets
+	// The first network that does not start before a.
+	i, j := 0, len(nets)
+	for i < j {
+		h := int(uint(i+j) >> 1)
+		if nets[h].Prefix.Addr().Compare(a) <= 0 {
+			i = h + 1
+		} else {
+			j = h
+		}
+	}
+	region = -1
+	// With no overlaps, only the network that starts last at or before
+	// a may hold it; the networks on either side bound the scope of an
+	// address that none holds.
+	for _, k := range [2]int{i - 1, i} {
+		if k < 0 || k >= len(nets) || nets[k].Prefix.Addr().Is4() != a.Is4() {
+			continue
+		}
+		p := nets[k].Prefix
+		if p.Contains(a) {
+			return nets[k].Region, p.Bits()
+		}
+		scope = max(scope, min(commonBits(p.Addr(), a)+1, p.Bits()))
+	}
+	return region, scope
+}
+
+// commonBits returns how many leading bits a and b, of one family, share.
+func commonBits(a, b netip.Addr) int {
+	x, y := a.As16(), b.As16()
+	n := 0
+	for i := range x {
+		d := x[i] ^ y[i]
+		if d == 0 {
+			n += 8
+			continue
+		}
+		for d&0x80 == 0 {
+			n++
+			d <<= 1
+		}
+		break
+	}
+	if a.Is4() {
+		n -= 96
+	}
+	return n
 }

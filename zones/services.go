@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -29,7 +30,8 @@ type servicesSpec struct {
 	Defaults struct {
 		Check *checkSpec `yaml:"check"`
 	} `yaml:"defaults"`
-	Services serviceMap `yaml:"services"`
+	Regions  map[string]*regionSpec `yaml:"regions"`
+	Services serviceMap             `yaml:"services"`
 }
 
 // serviceMap is the services mapping, decoded in time linear in the number
@@ -41,14 +43,69 @@ func (m *serviceMap) UnmarshalYAML(n *yaml.Node) error {
 	return yamlpos.DecodeMapping(n, (*map[string]*serviceSpec)(m))
 }
 
+// regionSpec is one region of the nearest policy: the client networks in
+// it, and its order of sites.
+type regionSpec struct {
+	Networks []string `yaml:"networks"`
+	Order    []string `yaml:"order"`
+}
+
 type serviceSpec struct {
-	Policy     *string             `yaml:"policy"`
-	Order      []string            `yaml:"order"`
-	TTL        *int64              `yaml:"ttl"`
-	MinHealthy yaml.Node           `yaml:"min_healthy"` // a count or "50%"; Kind 0 when absent
-	AllDown    *string             `yaml:"all_down"`
-	Check      *checkSpec          `yaml:"check"`
-	Sites      map[string][]string `yaml:"sites"`
+	Policy      *string              `yaml:"policy"`
+	Order       []string             `yaml:"order"`
+	TTL         *int64               `yaml:"ttl"`
+	DegradedTTL *int64               `yaml:"degraded_ttl"`
+	MinHealthy  yaml.Node            `yaml:"min_healthy"` // a count or "50%"; Kind 0 when absent
+	AllDown     *string              `yaml:"all_down"`
+	MaxAnswers  *int64               `yaml:"max_answers"`
+	Shuffle     *string              `yaml:"shuffle"`
+	Regions     map[string][]string  `yaml:"regions"`
+	Check       *checkSpec           `yaml:"check"`
+	Sites       map[string]*siteSpec `yaml:"sites"`
+}
+
+// siteSpec is a site of a service: a list of addresses, or a mapping
+// with the addresses under endpoints and the site's other settings.
+type siteSpec struct {
+	Endpoints []string
+	Weight    *int64
+	Capacity  *int64
+	CNAME     *string
+}
+
+// UnmarshalYAML decodes either form. The mapping is decoded strictly by
+// hand: a custom unmarshaler does not inherit KnownFields.
+func (s *siteSpec) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		return n.Decode(&s.Endpoints)
+	}
+	var errs []string
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		var err error
+		switch k.Value {
+		case "endpoints":
+			err = v.Decode(&s.Endpoints)
+		case "weight":
+			err = v.Decode(&s.Weight)
+		case "capacity":
+			err = v.Decode(&s.Capacity)
+		case "cname":
+			err = v.Decode(&s.CNAME)
+		default:
+			errs = append(errs, fmt.Sprintf("line %d: field %s not found in site (want endpoints, weight, capacity, cname)", k.Line, k.Value))
+		}
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			errs = append(errs, te.Errors...)
+		} else if err != nil {
+			errs = append(errs, fmt.Sprintf("line %d: %v", v.Line, err))
+		}
+	}
+	if len(errs) > 0 {
+		return &yaml.TypeError{Errors: errs}
+	}
+	return nil
 }
 
 type checkSpec struct {
@@ -166,6 +223,7 @@ type servicesLoader struct {
 	root *yaml.Node // the top mapping; nil for an empty file
 
 	sites    map[string]bool
+	regions  *Regions // nil without regions
 	errs     []error
 	reported map[string]bool // a problem in defaults shows up once, not per service
 }
@@ -195,6 +253,8 @@ func (l *servicesLoader) load() []*Service {
 		}
 		l.sites[s] = true
 	}
+
+	l.loadRegions()
 
 	_, defaults := yamlpos.Get(l.root, "defaults")
 	_, defCheck := yamlpos.Get(defaults, "check")
@@ -238,11 +298,41 @@ func (l *servicesLoader) service(k, v *yaml.Node, spec *serviceSpec, defaults ch
 
 	if spec.Policy != nil {
 		_, n := yamlpos.Get(v, "policy")
-		if p := Policy(*spec.Policy); p == Failover {
+		switch p := Policy(*spec.Policy); p {
+		case Failover, Weighted, Nearest:
 			svc.Policy = p
-		} else {
-			l.errorf(yamlpos.Line(n, k), path+".policy", "unknown policy %q: want failover", *spec.Policy)
+		default:
+			l.errorf(yamlpos.Line(n, k), path+".policy", "unknown policy %q: want failover, weighted or nearest", *spec.Policy)
 		}
+	}
+	if spec.DegradedTTL != nil {
+		_, n := yamlpos.Get(v, "degraded_ttl")
+		if t := *spec.DegradedTTL; t >= 0 && t <= maxTTL {
+			svc.DegradedTTL, svc.HasDegradedTTL = uint32(t), true
+		} else {
+			l.errorf(yamlpos.Line(n, k), path+".degraded_ttl", "%d out of range 0-%d", t, maxTTL)
+		}
+	}
+	if spec.MaxAnswers != nil {
+		_, n := yamlpos.Get(v, "max_answers")
+		if m := *spec.MaxAnswers; m >= 1 && m <= 64 {
+			svc.MaxAnswers = int(m)
+		} else {
+			l.errorf(yamlpos.Line(n, k), path+".max_answers", "%d out of range 1-64", m)
+		}
+	}
+	if spec.Shuffle != nil {
+		_, n := yamlpos.Get(v, "shuffle")
+		switch sh := Shuffle(*spec.Shuffle); {
+		case sh != ShuffleRotate && sh != ShuffleClient:
+			l.errorf(yamlpos.Line(n, k), path+".shuffle", "unknown value %q: want rotate or client", *spec.Shuffle)
+		case spec.MaxAnswers == nil:
+			l.errorf(yamlpos.Line(n, k), path+".shuffle", "only with max_answers")
+		default:
+			svc.Shuffle = sh
+		}
+	} else if svc.MaxAnswers > 0 {
+		svc.Shuffle = ShuffleRotate
 	}
 	if spec.TTL != nil {
 		_, n := yamlpos.Get(v, "ttl")
@@ -274,10 +364,201 @@ func (l *servicesLoader) service(k, v *yaml.Node, spec *serviceSpec, defaults ch
 	check := l.check(layers, true)
 
 	svc.Sites = l.serviceSites(k, v, spec, path, svc.Name, check)
+	l.policy(k, v, spec, path, svc)
+	if svc.CNAME() {
+		// A CNAME owner has no other data (RFC 1034 §3.6.2).
+		if zd := lookupZone(l.zds, svc.Name); zd != nil && !zd.failed {
+			for _, t := range zd.names[svc.Name].types() {
+				if r, ok := zd.first(svc.Name, t); ok {
+					l.errorf(k.Line, path, "%s answers with a CNAME and collides with the %s record at %s", svc.Name, dns.Type(t), r.pos())
+				}
+			}
+		}
+	}
 	if len(l.errs) > nerrs {
 		return nil
 	}
 	return svc
+}
+
+// policy checks what the service's policy needs of its sites, and builds
+// the orders of the nearest policy.
+func (l *servicesLoader) policy(k, v *yaml.Node, spec *serviceSpec, path string, svc *Service) {
+	_, sitesNode := yamlpos.Get(v, "sites")
+	siteLine := func(site, key string) int {
+		sk, sv := yamlpos.Get(sitesNode, site)
+		kk, kv := yamlpos.Get(sv, key)
+		return yamlpos.Line(kv, kk, sk, k)
+	}
+	if svc.Policy == Weighted && len(svc.Sites) > 64 {
+		l.errorf(k.Line, path+".sites", "%d sites: policy weighted takes at most 64", len(svc.Sites))
+	}
+	if svc.Policy == Weighted {
+		total, capped := 0, 0
+		for _, s := range svc.Sites {
+			total += s.Weight
+			if s.Capacity > 0 {
+				capped++
+			}
+		}
+		if len(svc.Sites) > 0 && total == 0 {
+			l.errorf(siteLine(svc.Sites[0].Site, "weight"), path+".sites", "every weight is 0: no site would take traffic")
+		}
+		if capped > 0 && capped < len(svc.Sites) {
+			for _, s := range svc.Sites {
+				if s.Capacity == 0 {
+					l.errorf(siteLine(s.Site, "capacity"), path+".sites."+s.Site, "no capacity: set capacity on every site of the service, or on none")
+				}
+			}
+		}
+	} else {
+		for _, s := range svc.Sites {
+			if sp := spec.Sites[s.Site]; sp != nil && (sp.Weight != nil || sp.Capacity != nil) {
+				l.errorf(siteLine(s.Site, "weight"), path+".sites."+s.Site, "weight and capacity are for policy weighted")
+			}
+		}
+	}
+	_, regionsNode := yamlpos.Get(v, "regions")
+	if svc.Policy != Nearest {
+		if spec.Regions != nil {
+			l.errorf(yamlpos.Line(regionsNode, k), path+".regions", "only for policy nearest")
+		}
+		return
+	}
+	if l.regions == nil {
+		l.errorf(k.Line, path+".policy", "policy nearest needs regions (top-level regions:)")
+		return
+	}
+	svc.Regions = l.regions
+	index := make(map[string]int, len(svc.Sites))
+	for i, s := range svc.Sites {
+		index[s.Site] = i
+	}
+	svc.RegionSites = make([][]int, len(l.regions.Names))
+	for r, name := range l.regions.Names {
+		order := l.spec.Regions[name].Order
+		var orderNode *yaml.Node
+		if o, ok := spec.Regions[name]; ok {
+			order = o
+			_, orderNode = yamlpos.Get(regionsNode, name)
+		}
+		var sites []int
+		used := make(map[int]bool)
+		for i, site := range order {
+			j, ok := index[site]
+			if !ok {
+				if orderNode != nil {
+					if !l.sites[site] {
+						l.errorf(yamlpos.Line(yamlpos.Item(orderNode, i), orderNode), fmt.Sprintf("%s.regions.%s[%d]", path, name, i), "unknown site %q", site)
+					} else {
+						l.errorf(yamlpos.Line(yamlpos.Item(orderNode, i), orderNode), fmt.Sprintf("%s.regions.%s[%d]", path, name, i), "site %q has no endpoints of this service", site)
+					}
+				}
+				continue // a site of the region the service does not use
+			}
+			if !used[j] {
+				sites = append(sites, j)
+				used[j] = true
+			}
+		}
+		// The service's other sites follow, in its order: nearest first,
+		// then the rest.
+		for j := range svc.Sites {
+			if !used[j] {
+				sites = append(sites, j)
+			}
+		}
+		svc.RegionSites[r] = sites
+	}
+	for i := 0; regionsNode != nil && i+1 < len(regionsNode.Content); i += 2 {
+		rk := regionsNode.Content[i]
+		if !slices.Contains(l.regions.Names, rk.Value) {
+			l.errorf(rk.Line, path+".regions."+rk.Value, "unknown region %q", rk.Value)
+		}
+	}
+}
+
+// loadRegions builds the region table of the services file. Networks
+// are CIDR prefixes, without host bits, and no two may overlap (in one
+// region or two): an address belongs to one region.
+func (l *servicesLoader) loadRegions() {
+	_, regionsNode := yamlpos.Get(l.root, "regions")
+	if regionsNode == nil {
+		return
+	}
+	r := &Regions{}
+	lines := make(map[netip.Prefix]int)
+	for i := 0; i+1 < len(regionsNode.Content); i += 2 {
+		rk, rv := regionsNode.Content[i], regionsNode.Content[i+1]
+		name, rpath := rk.Value, "regions."+rk.Value
+		spec := l.spec.Regions[name]
+		if !siteName.MatchString(name) {
+			l.errorf(rk.Line, rpath, "bad region name %q: use letters, digits, '-', '_' and '.'", name)
+		}
+		idx := len(r.Names)
+		r.Names = append(r.Names, name)
+		if spec == nil {
+			spec = &regionSpec{}
+		}
+		netsKey, netsNode := yamlpos.Get(rv, "networks")
+		if len(spec.Networks) == 0 {
+			l.errorf(yamlpos.Line(netsKey, rk), rpath+".networks", "no networks")
+		}
+		for j, text := range spec.Networks {
+			line := yamlpos.Line(yamlpos.Item(netsNode, j), netsKey)
+			npath := fmt.Sprintf("%s.networks[%d]", rpath, j)
+			p, err := netip.ParsePrefix(text)
+			switch {
+			case err != nil:
+				l.errorf(line, npath, "bad network %q: want a CIDR prefix such as 192.0.2.0/24", text)
+				continue
+			case p.Addr().Zone() != "" || p.Addr().Is4In6():
+				l.errorf(line, npath, "bad network %q: write IPv4 networks as IPv4, without zones", text)
+				continue
+			case p.Masked() != p:
+				l.errorf(line, npath, "bad network %q: host bits set (the network is %s)", text, p.Masked())
+				continue
+			}
+			lines[p] = line
+			r.Nets = append(r.Nets, RegionNet{Prefix: p, Region: idx})
+		}
+		orderKey, orderNode := yamlpos.Get(rv, "order")
+		if len(spec.Order) == 0 {
+			l.errorf(yamlpos.Line(orderKey, rk), rpath+".order", "no sites")
+		}
+		seen := make(map[string]bool)
+		for j, site := range spec.Order {
+			line := yamlpos.Line(yamlpos.Item(orderNode, j), orderKey)
+			switch {
+			case !l.sites[site]:
+				l.errorf(line, fmt.Sprintf("%s.order[%d]", rpath, j), "unknown site %q", site)
+			case seen[site]:
+				l.errorf(line, fmt.Sprintf("%s.order[%d]", rpath, j), "duplicate site %q", site)
+			}
+			seen[site] = true
+		}
+	}
+	slices.SortFunc(r.Nets, func(a, b RegionNet) int {
+		if c := a.Prefix.Addr().Compare(b.Prefix.Addr()); c != 0 {
+			return c
+		}
+		return a.Prefix.Bits() - b.Prefix.Bits()
+	})
+	// Sorted by first address, and the networks kept so far disjoint, a
+	// network can only overlap the last one kept.
+	last := -1
+	for i := range r.Nets {
+		b := r.Nets[i].Prefix
+		if last >= 0 {
+			a := r.Nets[last].Prefix
+			if a.Addr().Is4() == b.Addr().Is4() && a.Overlaps(b) {
+				l.errorf(lines[b], "regions."+r.Names[r.Nets[i].Region], "network %s overlaps %s of region %s (line %d)", b, a, r.Names[r.Nets[last].Region], lines[a])
+				continue
+			}
+		}
+		last = i
+	}
+	l.regions = r
 }
 
 // serviceName checks the service's owner name against the zones.
@@ -322,7 +603,7 @@ func (l *servicesLoader) serviceName(k *yaml.Node, path string, svc *Service, by
 func (l *servicesLoader) serviceSites(k, v *yaml.Node, spec *serviceSpec, path, name string, check Check) []ServiceSite {
 	sitesKey, sitesNode := yamlpos.Get(v, "sites")
 	idName := strings.TrimSuffix(name, ".")
-	endpoints := make(map[string][]Endpoint)
+	built := make(map[string]ServiceSite)
 	seen := make(map[netip.Addr]int) // address -> line
 	for i := 0; sitesNode != nil && i+1 < len(sitesNode.Content); i += 2 {
 		sk, sv := sitesNode.Content[i], sitesNode.Content[i+1]
@@ -331,14 +612,53 @@ func (l *servicesLoader) serviceSites(k, v *yaml.Node, spec *serviceSpec, path, 
 			l.errorf(sk.Line, spath, "unknown site")
 			continue
 		}
-		addrs := spec.Sites[site]
+		ss := spec.Sites[site]
+		if ss == nil {
+			ss = &siteSpec{}
+		}
+		addrs := ss.Endpoints
+		addrsNode := sv
+		if sv.Kind == yaml.MappingNode {
+			_, addrsNode = yamlpos.Get(sv, "endpoints")
+		}
 		if len(addrs) == 0 {
 			l.errorf(sk.Line, spath, "no endpoints")
 			continue
 		}
+		st := ServiceSite{Site: site}
+		if spec.Policy != nil && Policy(*spec.Policy) == Weighted {
+			st.Weight = 1
+		}
+		if ss.Weight != nil {
+			wk, wv := yamlpos.Get(sv, "weight")
+			if w := *ss.Weight; w >= 0 && w <= 1_000_000 {
+				st.Weight = int(w)
+			} else {
+				l.errorf(yamlpos.Line(wv, wk, sk), spath+".weight", "%d out of range 0-1000000", w)
+			}
+		}
+		if ss.Capacity != nil {
+			ck, cv := yamlpos.Get(sv, "capacity")
+			switch c := *ss.Capacity; {
+			case c < 1 || c > 1_000_000:
+				l.errorf(yamlpos.Line(cv, ck, sk), spath+".capacity", "%d out of range 1-1000000", c)
+			case int(c) < max(st.Weight, 1):
+				l.errorf(yamlpos.Line(cv, ck, sk), spath+".capacity", "%d is below the weight %d", c, st.Weight)
+			default:
+				st.Capacity = int(c)
+			}
+		}
+		if ss.CNAME != nil {
+			ck, cv := yamlpos.Get(sv, "cname")
+			if _, ok := dns.IsDomainName(*ss.CNAME); !ok || *ss.CNAME == "" {
+				l.errorf(yamlpos.Line(cv, ck, sk), spath+".cname", "bad name %q", *ss.CNAME)
+			} else {
+				st.CNAME = dns.CanonicalName(*ss.CNAME)
+			}
+		}
 		eps := make([]Endpoint, 0, len(addrs))
 		for j, s := range addrs {
-			line := yamlpos.Line(yamlpos.Item(sv, j), sk)
+			line := yamlpos.Line(yamlpos.Item(addrsNode, j), sk)
 			epath := fmt.Sprintf("%s[%d]", spath, j)
 			a, err := parseEndpoint(s)
 			if err != "" {
@@ -355,7 +675,8 @@ func (l *servicesLoader) serviceSites(k, v *yaml.Node, spec *serviceSpec, path, 
 		// Sorted by address: the order in the file means nothing, and the
 		// hash must not depend on it.
 		slices.SortFunc(eps, func(a, b Endpoint) int { return a.Addr.Compare(b.Addr) })
-		endpoints[site] = eps
+		st.Endpoints = eps
+		built[site] = st
 	}
 	if len(spec.Sites) == 0 {
 		l.errorf(yamlpos.Line(sitesKey, k), path+".sites", "no sites")
@@ -387,9 +708,24 @@ func (l *servicesLoader) serviceSites(k, v *yaml.Node, spec *serviceSpec, path, 
 	}
 	var out []ServiceSite
 	for _, site := range order {
-		if eps, ok := endpoints[site]; ok && len(eps) > 0 {
-			out = append(out, ServiceSite{Site: site, Endpoints: eps, Check: check})
-			delete(endpoints, site) // a duplicate in order is reported above
+		if st, ok := built[site]; ok && len(st.Endpoints) > 0 {
+			st.Check = check
+			out = append(out, st)
+			delete(built, site) // a duplicate in order is reported above
+		}
+	}
+	cnames := 0
+	for _, st := range out {
+		if st.CNAME != "" {
+			cnames++
+		}
+	}
+	if cnames > 0 && cnames < len(out) {
+		for _, st := range out {
+			if st.CNAME == "" {
+				sk, _ := yamlpos.Get(sitesNode, st.Site)
+				l.errorf(yamlpos.Line(sk, k), path+".sites."+st.Site, "no cname: a CNAME service needs a cname on every site")
+			}
 		}
 	}
 	return out
@@ -432,16 +768,36 @@ func parseThreshold(n *yaml.Node) (Threshold, string) {
 		if !ok {
 			return Threshold{Count: 1}, want
 		}
-		f, err := strconv.ParseFloat(num, 64)
-		if err != nil {
+		pm, ok := parsePercent(num)
+		if !ok {
 			return Threshold{Count: 1}, want
 		}
-		if !(f > 0 && f <= 100) {
+		if pm <= 0 || pm > 1_000_000 {
 			return Threshold{Count: 1}, fmt.Sprintf("%q must be above 0%% and at most 100%%", n.Value)
 		}
-		return Threshold{Fraction: f / 100}, ""
+		return Threshold{PerMillion: pm}, ""
 	}
 	return Threshold{Count: 1}, want
+}
+
+// parsePercent reads a decimal percentage ("7", "12.5", at most four
+// decimals) as millionths, exactly: no float is involved.
+func parsePercent(s string) (int, bool) {
+	whole, frac, _ := strings.Cut(s, ".")
+	if whole == "" || len(whole) > 3 || len(frac) > 4 {
+		return 0, false
+	}
+	for _, c := range whole + frac {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	w, _ := strconv.Atoi(whole)
+	f := 0
+	if frac != "" {
+		f, _ = strconv.Atoi(frac + strings.Repeat("0", 4-len(frac)))
+	}
+	return w*10_000 + f, true
 }
 
 // checkLayer is one level of check settings: a service's own check, then

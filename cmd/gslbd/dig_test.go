@@ -30,6 +30,7 @@ type digCase struct {
 	flags    []string
 	sections map[string][]string // answer, authority, additional
 	edns     string              // "" = not checked
+	subnet   string              // "" = not checked; else dig's CLIENT-SUBNET, or "none"
 	transfer int                 // > 0: an AXFR of that many records; -1: refused
 }
 
@@ -82,6 +83,8 @@ func parseDigCases(path string) ([]*digCase, error) {
 			}
 		case "edns":
 			cur.edns = val
+		case "subnet":
+			cur.subnet = val
 		case "transfer":
 			if val == "refused" {
 				cur.transfer = -1
@@ -136,12 +139,13 @@ type digResult struct {
 	flags    []string
 	sections map[string][]string
 	edns     string
-	records  int // for transfers: records printed
+	subnet   string // the reply's ECS option as dig prints it (address/source/scope), or "none"
+	records  int    // for transfers: records printed
 }
 
 // parseDig reads dig's default output format.
 func parseDig(out string) (*digResult, error) {
-	r := &digResult{sections: map[string][]string{}, edns: "none"}
+	r := &digResult{sections: map[string][]string{}, edns: "none", subnet: "none"}
 	section := ""
 	for _, line := range strings.Split(out, "\n") {
 		line = strings.TrimSpace(line)
@@ -154,7 +158,7 @@ func parseDig(out string) (*digResult, error) {
 				r.status, _, _ = strings.Cut(after, ",")
 			}
 			r.sections = map[string][]string{}
-			r.edns = "none"
+			r.edns, r.subnet = "none", "none"
 		case strings.HasPrefix(line, ";; flags:"):
 			// ;; flags: qr aa rd; QUERY: 1, ANSWER: 1, ...
 			f, _, _ := strings.Cut(strings.TrimPrefix(line, ";; flags:"), ";")
@@ -168,6 +172,9 @@ func parseDig(out string) (*digResult, error) {
 			_, after, _ = strings.Cut(line, "udp: ")
 			fmt.Sscanf(after, "%d", &udp)
 			r.edns = fmt.Sprintf("version %d, udp %d", v, udp)
+		case strings.HasPrefix(line, "; CLIENT-SUBNET:"):
+			// ; CLIENT-SUBNET: 192.0.2.0/24/24
+			r.subnet = strings.TrimSpace(strings.TrimPrefix(line, "; CLIENT-SUBNET:"))
 		case strings.HasPrefix(line, ";; QUESTION SECTION:"):
 			section = "question"
 		case section == "question" && strings.HasPrefix(line, ";"):
@@ -263,6 +270,9 @@ func (c *digCase) check(t *testing.T, got *digResult, out string) {
 	}
 	if c.edns != "" && got.edns != c.edns {
 		fail("edns %q, want %q", got.edns, c.edns)
+	}
+	if c.subnet != "" && got.subnet != c.subnet {
+		fail("client subnet %q, want %q", got.subnet, c.subnet)
 	}
 	if t.Failed() {
 		t.Logf("dig output:\n%s", out)

@@ -26,7 +26,7 @@ func guardSet() *zones.Set {
 		{Site: "dc2", Endpoints: []zones.Endpoint{ep("talk.example.com", "dc2", "198.51.100.1")}},
 		{Site: "dc3", Endpoints: []zones.Endpoint{ep("talk.example.com", "dc3", "203.0.113.1")}},
 	}}
-	pay := &zones.Service{Name: "pay.example.com.", MinHealthy: zones.Threshold{Fraction: 1}, Sites: []zones.ServiceSite{
+	pay := &zones.Service{Name: "pay.example.com.", MinHealthy: zones.Threshold{PerMillion: 1_000_000}, Sites: []zones.ServiceSite{
 		{Site: "dc2", Endpoints: []zones.Endpoint{ep("pay.example.com", "dc2", "198.51.100.2")}},
 		{Site: "dc1", Endpoints: []zones.Endpoint{ep("pay.example.com", "dc1", "192.0.2.3"), ep("pay.example.com", "dc1", "192.0.2.4")}},
 	}}

@@ -57,4 +57,28 @@ services: services.yaml
 	if _, err := load(filepath.Join(dir, "gslbd.yaml")); err != nil {
 		t.Errorf("README services example: %v", err)
 	}
+
+	// The traffic policy examples: a services file with regions, or one
+	// service, which is put into a file of sites dc1 and dc2.
+	n := 0
+	for _, b := range blocks {
+		first, _, _ := strings.Cut(b, "\n")
+		var file string
+		switch {
+		case strings.HasPrefix(b, "regions:"):
+			file = "sites: [dc1, dc2]\n" + b
+		case strings.HasSuffix(first, ".example.com:"):
+			file = "sites: [dc1, dc2]\nservices:\n  " + strings.ReplaceAll(strings.TrimSuffix(b, "\n"), "\n", "\n  ") + "\n"
+		default:
+			continue
+		}
+		n++
+		writeFile(t, filepath.Join(dir, "services.yaml"), file)
+		if _, err := load(filepath.Join(dir, "gslbd.yaml")); err != nil {
+			t.Errorf("README policy example:\n%s\n%v", b, err)
+		}
+	}
+	if n < 4 {
+		t.Errorf("README has %d traffic policy examples, want one per policy (4)", n)
+	}
 }

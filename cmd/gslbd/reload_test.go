@@ -154,3 +154,44 @@ func TestGracefulStopClosesListeners(t *testing.T) {
 		t.Errorf("query after stop answered; want the listener closed")
 	}
 }
+
+// TestReloadWithBadRegionsKeepsServing: a services file whose regions
+// overlap is refused on reload, with its file:line, and the nearest
+// answers stay what they were.
+func TestReloadWithBadRegionsKeepsServing(t *testing.T) {
+	zone, cfg := reloadFixture(t, `{disabled: true}`)
+	dir := filepath.Dir(zone)
+	services := filepath.Join(dir, "services.yaml")
+	// Every endpoint is down (nothing listens on port 9), and all_down
+	// first serves the first site of the client's order: 127.0.0.1 is in
+	// region lo, whose order starts with dc2.
+	good := `sites: [dc1, dc2]
+defaults: {check: {type: tcp, port: 9}}
+regions:
+  lo: {networks: [127.0.0.0/8], order: [dc2, dc1]}
+services:
+  near.example.com:
+    policy: nearest
+    all_down: first
+    sites: {dc1: [127.0.9.1], dc2: [127.0.9.2]}
+`
+	writeFile(t, services, good)
+	b, _ := os.ReadFile(cfg)
+	writeFile(t, cfg, string(b)+"services: services.yaml\n")
+	n := startNode(t, cfg)
+	dnsAddr := n.bound.DNS[0]
+	if got := answerA(t, dnsAddr, "near.example.com."); got != "127.0.9.2" {
+		t.Fatalf("near A = %q, want dc2's 127.0.9.2 for a client in region lo", got)
+	}
+	writeFile(t, services, strings.Replace(good, "[127.0.0.0/8]", "[127.0.0.0/8, 127.0.0.0/16]", 1))
+	n.reload <- struct{}{}
+	eventually(t, 10*time.Second, "reload failure logged", func() bool {
+		return strings.Contains(n.logs.String(), "reload failed")
+	})
+	if !strings.Contains(n.logs.String(), "services.yaml:4: regions.lo: network 127.0.0.0/16 overlaps 127.0.0.0/8") {
+		t.Errorf("reload failure log does not name the overlap with file:line:\n%s", n.logs)
+	}
+	if got := answerA(t, dnsAddr, "near.example.com."); got != "127.0.9.2" {
+		t.Errorf("after a failed reload near A = %q, want the old 127.0.9.2", got)
+	}
+}
