@@ -48,7 +48,8 @@ func pathTiming(kind string, timeout, interval time.Duration, r rtt) (time.Durat
 	if rto, ok := r.rto(); ok {
 		allowance = min(time.Duration(roundTrips(kind))*rto, MaxPathAllowance)
 	}
-	timeout += allowance
+	// Whole milliseconds read better in "timeout after 712ms".
+	timeout = (timeout + allowance).Round(time.Millisecond)
 	return timeout, max(interval, timeout)
 }
 
