@@ -102,14 +102,17 @@ func withTrace(ctx context.Context, t *probeTrace) context.Context {
 // (newDialer): a probe's connection lives for one exchange.
 func dial(ctx context.Context, d *net.Dialer, addr netip.AddrPort) (*net.TCPConn, error) {
 	start := time.Now()
-	conn, err := d.DialTCP(ctx, "tcp", netip.AddrPort{}, addr)
+	// Not d.DialTCP: given no local address it binds one explicitly,
+	// and bind's search for a free port is slow when many are in use
+	// (connect picks one that is free for this destination only).
+	conn, err := d.DialContext(ctx, "tcp", addr.String())
 	if t, ok := ctx.Value(traceKey{}).(*probeTrace); ok && (err == nil || errors.Is(err, syscall.ECONNREFUSED)) {
 		t.connect, t.connected = time.Since(start), true
 	}
 	if err != nil {
 		return nil, err
 	}
-	return conn, nil
+	return conn.(*net.TCPConn), nil
 }
 
 // newDialer returns the dialer of probes: no TCP keep-alive, which saves a
