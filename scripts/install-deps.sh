@@ -3,8 +3,9 @@
 # named-checkzone (bind9-utils, an independent check of what we serve),
 # dnsperf, systemd-analyze (systemd: verifies the unit in deploy/systemd),
 # promtool (prometheus: checks and unit-tests the alert rules in
-# deploy/prometheus) and chromium (the headless browser that tests the
-# status page). Debian and Ubuntu through apt-get; elsewhere it says what
+# deploy/prometheus), chromium (the headless browser that tests the
+# status page) and ip (iproute2: the network namespace of the cross-site
+# probe test in health). Debian and Ubuntu through apt-get; elsewhere it says what
 # to install and fails.
 set -euo pipefail
 
@@ -15,10 +16,11 @@ command -v named-checkzone >/dev/null 2>&1 || need+=(bind9-utils)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 ((${#need[@]})) || exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "install-deps: missing ${need[*]}; this is not a Debian or Ubuntu system: install dig, dnsperf, named-checkzone, systemd-analyze, promtool and chromium with your package manager" >&2
+  echo "install-deps: missing ${need[*]}; this is not a Debian or Ubuntu system: install dig, dnsperf, named-checkzone, systemd-analyze, promtool, chromium and ip (iproute2) with your package manager" >&2
   exit 1
 fi
 sudo=()
