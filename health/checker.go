@@ -43,6 +43,19 @@ type Target struct {
 	// Fall is the number of consecutive failures that take a target Down;
 	// at least 1.
 	Fall int
+	// Key says which targets share one probe: targets with the same Addr,
+	// Kind, Interval, Timeout, Remote and a non-empty Key are probed once
+	// per interval, and the result goes to each of them, which keeps its
+	// own state, thresholds, metrics and ID. Key must therefore name
+	// everything that makes Probe behave differently (for HTTP: scheme,
+	// method, path, host, expected status and body); the Probe of the
+	// first such target is used. An empty Key shares nothing.
+	Key string
+	// Remote marks an endpoint outside this node's own site, reached over
+	// a wide-area path: its probes get a path allowance on top of
+	// Timeout, derived from the round trip measured to it (see the
+	// package documentation, "Probes across sites").
+	Remote bool
 }
 
 // validate checks a target.
@@ -124,14 +137,24 @@ type CheckerConfig struct {
 	FirstRoundBound time.Duration
 }
 
-// Checker probes targets, one goroutine per target, and publishes what it
-// finds as an immutable [Snapshot].
+// Checker probes targets and publishes what it finds as an immutable
+// [Snapshot].
 //
-// Each target's goroutine owns that target's state machine; the Checker
-// builds a new Snapshot (copy-on-write) only when a target changes state,
-// when the first round completes, and when [Checker.Update] changes the
-// set of targets. Readers load the current Snapshot with one atomic load
-// and are told about new ones through [Checker.Changed].
+// Targets that share a probe (see [Target].Key) form one group, and a
+// group is what the Checker schedules: one probe per interval, whose
+// result goes to each member target's own state machine. An endpoint
+// shared by several services thus costs one probe. One scheduler
+// goroutine keeps the groups in a heap ordered by when each is due and
+// starts a goroutine per probe as it falls due, so idle targets cost no
+// goroutine, and a group has at most one probe in flight. Probe results
+// that change a target are queued for one flusher goroutine, which builds
+// a new Snapshot (copy-on-write) from everything queued since its last
+// one: bursts (the first round, a site going dark) collapse into a few
+// snapshots instead of one copy of the whole map per target. A Snapshot
+// is also built when the first round completes and when
+// [Checker.Update] changes the set of targets. Readers load the current
+// Snapshot with one atomic load and are told about new ones through
+// [Checker.Changed].
 //
 // All methods are safe for concurrent use.
 type Checker struct {
@@ -141,25 +164,78 @@ type Checker struct {
 	local   *localLog
 	snap    atomic.Pointer[Snapshot]
 	changed chan struct{}
+	sched   scheduler
+	// queued is signalled (without blocking) when pending gains changes.
+	queued chan struct{}
 
 	wg sync.WaitGroup
 
 	// mu serialises snapshot writers and guards the fields below.
 	mu       sync.Mutex
 	trackers map[string]*tracker
+	groups   map[groupKey]*group
+	pending  []change        // probe results not yet in a snapshot
 	runCtx   context.Context // set by Run; nil before
-	stopped  bool            // Run is returning: start no more goroutines
+	stopped  bool            // Run is returning: start no more probes
 }
 
-// tracker is the Checker's handle on one target's goroutine.
+// tracker is one target's state: its thresholds and its state machine.
+// The probe of the group the target belongs to moves it; mu is held for
+// that, since an Update may move the target to another group while a
+// probe of the old one is still in flight.
 type tracker struct {
 	id string
-	// target is the current configuration; Update swaps it and the
-	// goroutine picks it up at its next probe.
-	target atomic.Pointer[Target]
-	// cancel stops the goroutine; nil until started. Guarded by
-	// Checker.mu.
+
+	// mu guards the fields below.
+	mu       sync.Mutex
+	rise     int
+	fall     int
+	m        machine
+	localRun int // consecutive probes that failed because of this node
+}
+
+// groupKey identifies one probe: targets with equal keys share it.
+type groupKey struct {
+	addr     netip.AddrPort
+	kind     string
+	key      string // Target.Key, or a per-target key when that is empty
+	interval time.Duration
+	timeout  time.Duration
+	remote   bool
+}
+
+func keyOf(t Target) groupKey {
+	k := groupKey{addr: t.Addr, kind: t.Kind, key: t.Key, interval: t.Interval, timeout: t.Timeout, remote: t.Remote}
+	if t.Key == "" {
+		// A NUL starts no Key the services file builds, so this never
+		// meets a shared one.
+		k.key = "\x00" + t.ID
+	}
+	return k
+}
+
+// group is one probe and the targets that share it.
+type group struct {
+	key groupKey
+	// cfg is the current probe and membership; Update swaps it and the
+	// next probe uses it.
+	cfg atomic.Pointer[groupConfig]
+	// ctx is cancelled when the group is removed or the Checker stops;
+	// it bounds the group's probes. Set when the group is scheduled.
+	ctx    context.Context
 	cancel context.CancelFunc
+	// path is the round trip measured to the endpoint. Only the group's
+	// probe uses it, and a group has one probe at a time.
+	path rtt
+
+	// Guarded by scheduler.mu.
+	due   time.Time
+	index int // in the scheduler's heap; -1 while not in it
+}
+
+type groupConfig struct {
+	probe   Probe
+	members []*tracker
 }
 
 // NewChecker returns a Checker for targets. It fails if a target is
@@ -190,23 +266,48 @@ func NewChecker(cfg CheckerConfig, targets []Target, logger *slog.Logger, reg pr
 		metrics:  m,
 		local:    &localLog{logger: logger},
 		changed:  make(chan struct{}, 1),
+		queued:   make(chan struct{}, 1),
+		sched:    newScheduler(),
 		trackers: make(map[string]*tracker, len(ts)),
 	}
 	now := time.Now()
 	statuses := make(map[string]Status, len(ts))
 	for _, t := range ts {
-		c.trackers[t.ID] = newTracker(t)
+		c.trackers[t.ID] = &tracker{id: t.ID, rise: t.Rise, fall: t.Fall}
 		statuses[t.ID] = Status{State: Unknown, Since: now}
 		m.addKind(t.Kind)
 	}
+	c.groups = groupTargets(ts, c.trackers, nil)
 	c.snap.Store(&Snapshot{statuses: statuses, ready: len(ts) == 0})
 	return c, nil
 }
 
-func newTracker(t Target) *tracker {
-	tr := &tracker{id: t.ID}
-	tr.target.Store(&t)
-	return tr
+// groupTargets builds the groups of ts, whose trackers are in trackers.
+// Groups whose key is in old are kept (with their schedule and measured
+// round trip) and get their new membership.
+func groupTargets(ts []Target, trackers map[string]*tracker, old map[groupKey]*group) map[groupKey]*group {
+	cfgs := make(map[groupKey]*groupConfig)
+	var order []groupKey
+	for _, t := range ts {
+		k := keyOf(t)
+		gc, ok := cfgs[k]
+		if !ok {
+			gc = &groupConfig{probe: t.Probe}
+			cfgs[k] = gc
+			order = append(order, k)
+		}
+		gc.members = append(gc.members, trackers[t.ID])
+	}
+	out := make(map[groupKey]*group, len(order))
+	for _, k := range order {
+		g, ok := old[k]
+		if !ok {
+			g = &group{key: k, index: -1}
+		}
+		g.cfg.Store(cfgs[k])
+		out[k] = g
+	}
+	return out
 }
 
 // Snapshot returns the current snapshot. It never returns nil.
@@ -218,9 +319,9 @@ func (c *Checker) Snapshot() *Snapshot { return c.snap.Load() }
 // [Checker.Snapshot].
 func (c *Checker) Changed() <-chan struct{} { return c.changed }
 
-// Run probes the targets until ctx is done, then waits for every probing
-// goroutine to stop (a probe in flight is cancelled through its context)
-// and returns nil. Run may be called only once.
+// Run probes the targets until ctx is done, then waits for every probe in
+// flight to stop (it is cancelled through its context) and returns nil.
+// Run may be called only once.
 func (c *Checker) Run(ctx context.Context) error {
 	c.mu.Lock()
 	if c.runCtx != nil {
@@ -228,15 +329,18 @@ func (c *Checker) Run(ctx context.Context) error {
 		return errors.New("health: checker already ran")
 	}
 	c.runCtx = ctx
-	for _, tr := range c.trackers {
-		c.startLocked(tr)
+	for _, g := range c.groups {
+		c.scheduleLocked(g)
 	}
 	if !c.snap.Load().ready {
 		c.wg.Go(func() { c.boundFirstRound(ctx) })
 	}
+	c.wg.Go(func() { c.flushLoop(ctx) })
 	c.mu.Unlock()
 
-	<-ctx.Done()
+	c.sched.run(ctx, func(g *group) {
+		c.wg.Go(func() { c.probe(g) })
+	})
 	c.mu.Lock()
 	c.stopped = true
 	c.mu.Unlock()
@@ -245,12 +349,12 @@ func (c *Checker) Run(ctx context.Context) error {
 }
 
 // Update replaces the targets, typically after a configuration reload.
-// Targets whose ID is already tracked keep their state and their goroutine
-// and switch to the new settings (probe, interval, thresholds) from their
-// next probe; new IDs start Unknown; goroutines of removed IDs are
-// stopped. Invalid targets are logged and skipped: validate them with
-// [ValidateTargets] before. Update does not wait for anything and is
-// safe to call before, during and after Run.
+// Targets whose ID is already tracked keep their state and switch to the
+// new settings (probe, interval, thresholds) from their next probe; new
+// IDs start Unknown; removed IDs are no longer probed. Invalid targets are
+// logged and skipped: validate them with [ValidateTargets] before. Update
+// does not wait for anything and is safe to call before, during and after
+// Run.
 func (c *Checker) Update(targets []Target) {
 	ts, err := prepare(targets)
 	if err != nil {
@@ -261,53 +365,61 @@ func (c *Checker) Update(targets []Target) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	old := c.snap.Load()
-	next := make(map[string]*tracker, len(ts))
+	trackers := make(map[string]*tracker, len(ts))
 	statuses := make(map[string]Status, len(ts))
 	changed := false
 	for _, t := range ts {
 		c.metrics.addKind(t.Kind)
 		if tr, ok := c.trackers[t.ID]; ok {
-			tr.target.Store(&t)
-			next[t.ID] = tr
+			tr.mu.Lock()
+			tr.rise, tr.fall = t.Rise, t.Fall
+			tr.mu.Unlock()
+			trackers[t.ID] = tr
 			statuses[t.ID] = old.statuses[t.ID]
 			continue
 		}
-		tr := newTracker(t)
-		next[t.ID] = tr
+		trackers[t.ID] = &tracker{id: t.ID, rise: t.Rise, fall: t.Fall}
 		statuses[t.ID] = Status{State: Unknown, Since: now}
 		changed = true
-		if c.runCtx != nil {
-			c.startLocked(tr)
+	}
+	for id := range c.trackers {
+		if _, ok := trackers[id]; !ok {
+			c.metrics.removeTarget(id)
+			changed = true
 		}
 	}
-	for id, tr := range c.trackers {
-		if _, ok := next[id]; ok {
-			continue
+	groups := groupTargets(ts, trackers, c.groups)
+	for k, g := range c.groups {
+		if _, ok := groups[k]; !ok {
+			c.sched.remove(g)
+			if g.cancel != nil {
+				g.cancel()
+			}
 		}
-		if tr.cancel != nil {
-			tr.cancel()
-		}
-		c.metrics.removeTarget(id)
-		changed = true
 	}
-	c.trackers = next
+	if c.runCtx != nil {
+		for _, g := range groups {
+			if g.ctx == nil {
+				c.scheduleLocked(g)
+			}
+		}
+	}
+	c.trackers, c.groups = trackers, groups
 	if changed {
 		c.storeLocked(&Snapshot{statuses: statuses, ready: old.ready || allKnown(statuses)})
 	}
 }
 
-// startLocked starts tr's goroutine unless Run is stopping. c.mu must be
-// held and Run must have been called.
-func (c *Checker) startLocked(tr *tracker) {
+// scheduleLocked gives g its context and its first probe, somewhere in
+// its first quarter interval so that targets and nodes do not probe in
+// lockstep, unless Run is stopping. c.mu must be held and Run must have
+// been called.
+func (c *Checker) scheduleLocked(g *group) {
 	if c.stopped {
 		return
 	}
-	ctx, cancel := context.WithCancel(c.runCtx)
-	tr.cancel = cancel
-	c.wg.Go(func() {
-		defer cancel()
-		c.track(ctx, tr)
-	})
+	g.ctx, g.cancel = context.WithCancel(c.runCtx)
+	c.sched.add(g, time.Now().Add(rand.N(max(g.key.interval/4, 1))))
 }
 
 // storeLocked publishes s and signals Changed without blocking. c.mu must
@@ -320,127 +432,191 @@ func (c *Checker) storeLocked(s *Snapshot) {
 	}
 }
 
-// track probes one target until ctx is done.
+// probe makes one probe of g, hands the result to every member target
+// and schedules g's next probe.
 //
 // Probes are scheduled from the start of the previous one: every Interval
-// (±10%), or every Interval/5 while a result that disagrees with the state
-// waits for confirmation (a failure while not Down, a success while Down).
-// Fall 2 thus confirms a failure within about a fifth of an interval,
-// while a single lost or slow probe is outvoted by the next one.
-func (c *Checker) track(ctx context.Context, tr *tracker) {
-	var m machine
-	// localRun counts consecutive probes that failed because of this node.
-	localRun := 0
-	t := tr.target.Load()
-	// Start somewhere in the first quarter interval, so that targets and
-	// nodes do not probe in lockstep.
-	timer := time.NewTimer(rand.N(max(t.Interval/4, 1)))
-	defer timer.Stop()
+// (±10%), or every Interval/5 while a result that disagrees with a member
+// target's state waits for confirmation (a failure while not Down, a
+// success while Down). Fall 2 thus confirms a failure within about a fifth
+// of an interval, while a single lost or slow probe is outvoted by the
+// next one. A remote group's timeout and interval grow by the path
+// allowance (see pathTiming).
+func (c *Checker) probe(g *group) {
+	ctx, k := g.ctx, g.key
+	gc := g.cfg.Load()
+	timeout, interval := k.timeout, k.interval
+	if k.remote {
+		timeout, interval = pathTiming(k.kind, k.timeout, k.interval, g.path)
+	}
+	var trace probeTrace
+	start := time.Now()
+	err := runProbe(withTrace(ctx, &trace), gc.probe, k.addr, timeout)
+	end := time.Now()
+	if ctx.Err() != nil {
+		return // stopping or removed: a cancelled probe says nothing about the target
+	}
+	if trace.connected {
+		g.path.observe(trace.connect)
+	}
+
+	var (
+		pending bool
+		changes []change
+	)
+	if reason, ok := localFault(err); ok {
+		// This node could not make the probe: it says nothing about the
+		// endpoint, so no state machine moves. After Fall of them in a
+		// row (as long as the endpoint would take to be judged down) the
+		// node abstains from voting on it.
+		c.metrics.localFault(reason)
+		c.local.fault(ctx, end, gc.members[0].id, reason, err)
+		for _, tr := range gc.members {
+			tr.mu.Lock()
+			if tr.localRun++; tr.localRun == max(tr.fall, 1) {
+				changes = append(changes, change{tr: tr, setFault: true, fault: err.Error(), at: end})
+			}
+			tr.mu.Unlock()
+		}
+		pending = true // retried Interval/5 later
+	} else {
+		c.metrics.observe(k.kind, end.Sub(start), err)
+		for _, tr := range gc.members {
+			tr.mu.Lock()
+			abstained := tr.localRun >= max(tr.fall, 1)
+			tr.localRun = 0
+			prev := tr.m
+			tr.m = tr.m.next(err == nil, tr.rise, tr.fall)
+			pending = pending || tr.m.pending()
+			switch {
+			case tr.m.state != prev.state:
+				ch := change{tr: tr, moved: true, from: prev.state, to: tr.m.state, at: end}
+				if ch.to == Down && err != nil {
+					ch.lastError = err.Error()
+				}
+				changes = append(changes, ch)
+			case abstained:
+				changes = append(changes, change{tr: tr, setFault: true, at: end})
+			}
+			tr.mu.Unlock()
+		}
+	}
+	if len(changes) > 0 {
+		c.queue(changes)
+	}
+
+	delay := interval
+	if pending {
+		delay = interval / 5
+	}
+	c.sched.add(g, start.Add(jitter(delay)))
+}
+
+// change is what one probe result did to one target at a time: it entered
+// state to (moved), or its LocalFault became fault (setFault; "" clears
+// it).
+type change struct {
+	tr        *tracker
+	at        time.Time
+	moved     bool
+	from, to  State
+	lastError string
+	setFault  bool
+	fault     string
+}
+
+// queue hands changes to the flusher.
+func (c *Checker) queue(changes []change) {
+	c.mu.Lock()
+	c.pending = append(c.pending, changes...)
+	c.mu.Unlock()
+	select {
+	case c.queued <- struct{}{}:
+	default:
+	}
+}
+
+// flushLoop publishes queued changes until ctx is done.
+func (c *Checker) flushLoop(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-timer.C:
+		case <-c.queued:
 		}
-		t = tr.target.Load()
-		start := time.Now()
-		err := runProbe(ctx, t.Probe, t.Addr, t.Timeout)
-		end := time.Now()
-		if ctx.Err() != nil {
-			return // stopping: a cancelled probe says nothing about the target
-		}
-		if reason, ok := localFault(err); ok {
-			// This node could not make the probe: it says nothing about
-			// the endpoint, so the state machine does not move. After
-			// Fall of them in a row (as long as the endpoint would take
-			// to be judged down) the node abstains from voting on it.
-			c.metrics.localFault(reason)
-			c.local.fault(ctx, end, tr.id, reason, err)
-			if localRun++; localRun == max(t.Fall, 1) {
-				c.setLocalFault(ctx, tr, err.Error())
-			}
-			timer.Reset(max(time.Until(start.Add(jitter(t.Interval/5))), 0))
-			continue
-		}
-		c.metrics.observe(t.Kind, end.Sub(start), err)
-		abstained := localRun >= max(t.Fall, 1)
-		localRun = 0
-
-		prev := m
-		m = m.next(err == nil, t.Rise, t.Fall)
-		switch {
-		case m.state != prev.state:
-			c.transition(ctx, tr, prev.state, m.state, err, end)
-		case abstained:
-			c.setLocalFault(ctx, tr, "")
-		}
-
-		delay := t.Interval
-		if m.pending() {
-			delay = t.Interval / 5
-		}
-		timer.Reset(max(time.Until(start.Add(jitter(delay))), 0))
+		c.flush(ctx)
 	}
 }
 
-// setLocalFault records that tr cannot be probed from this node (fault
-// not empty) or can again (fault empty), keeping its state, and publishes
-// a new snapshot. Like transition, it does nothing for a removed target.
-func (c *Checker) setLocalFault(ctx context.Context, tr *tracker, fault string) {
+// flush publishes every queued change in one new snapshot and logs the
+// transitions. Changes to targets removed meanwhile are dropped, so a late
+// result cannot resurrect them. A transition makes a fresh Status, which
+// clears LocalFault too: a probe reached the endpoint.
+func (c *Checker) flush(ctx context.Context) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if ctx.Err() != nil || c.trackers[tr.id] != tr {
-		return
-	}
+	changes := c.pending
+	c.pending = nil
 	old := c.snap.Load()
-	st := old.statuses[tr.id]
-	if st.LocalFault == fault {
+	var statuses map[string]Status
+	applied := changes[:0]
+	for _, ch := range changes {
+		id := ch.tr.id
+		if c.trackers[id] != ch.tr {
+			continue
+		}
+		var st Status
+		if statuses != nil {
+			st = statuses[id]
+		} else {
+			st = old.statuses[id]
+		}
+		switch {
+		case ch.moved:
+			st = Status{State: ch.to, Since: ch.at, LastError: ch.lastError}
+		case st.LocalFault == ch.fault:
+			continue
+		default:
+			st.LocalFault = ch.fault
+		}
+		if statuses == nil {
+			statuses = maps.Clone(old.statuses)
+		}
+		statuses[id] = st
+		if ch.moved {
+			c.metrics.transition(id, ch.to)
+		}
+		applied = append(applied, ch)
+	}
+	if statuses == nil {
+		c.mu.Unlock()
 		return
 	}
-	st.LocalFault = fault
-	statuses := maps.Clone(old.statuses)
-	statuses[tr.id] = st
-	c.storeLocked(&Snapshot{statuses: statuses, ready: old.ready})
+	firstRound := !old.ready && allKnown(statuses)
+	c.storeLocked(&Snapshot{statuses: statuses, ready: old.ready || firstRound})
+	c.mu.Unlock()
+
+	for _, ch := range applied {
+		if !ch.moved {
+			continue
+		}
+		level := slog.LevelInfo
+		if ch.to == Down {
+			level = slog.LevelWarn
+		}
+		attrs := []any{"target", ch.tr.id, "from", ch.from, "to", ch.to}
+		if ch.lastError != "" {
+			attrs = append(attrs, "error", ch.lastError)
+		}
+		c.logger.Log(ctx, level, "target state changed", attrs...)
+	}
+	if firstRound {
+		c.logger.Info("first health round complete", "targets", len(statuses))
+	}
 }
 
 // jitter returns d spread uniformly by ±10%.
 func jitter(d time.Duration) time.Duration {
 	return d - d/10 + rand.N(d/5+1)
-}
-
-// transition records that tr went from one state to another at time at,
-// publishes a new snapshot and logs it. It does nothing if tr has been
-// removed meanwhile, so a late result cannot resurrect a removed target.
-func (c *Checker) transition(ctx context.Context, tr *tracker, from, to State, err error, at time.Time) {
-	st := Status{State: to, Since: at}
-	if to == Down && err != nil {
-		st.LastError = err.Error()
-	}
-	c.mu.Lock()
-	if ctx.Err() != nil || c.trackers[tr.id] != tr {
-		c.mu.Unlock()
-		return
-	}
-	old := c.snap.Load()
-	statuses := maps.Clone(old.statuses)
-	statuses[tr.id] = st
-	firstRound := !old.ready && allKnown(statuses)
-	c.storeLocked(&Snapshot{statuses: statuses, ready: old.ready || firstRound})
-	c.metrics.transition(tr.id, to)
-	c.mu.Unlock()
-
-	level := slog.LevelInfo
-	if to == Down {
-		level = slog.LevelWarn
-	}
-	attrs := []any{"target", tr.id, "from", from, "to", to}
-	if st.LastError != "" {
-		attrs = append(attrs, "error", st.LastError)
-	}
-	c.logger.Log(ctx, level, "target state changed", attrs...)
-	if firstRound {
-		c.logger.Info("first health round complete", "targets", len(statuses))
-	}
 }
 
 // boundFirstRound marks the snapshot ready when the first round has not

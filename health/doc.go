@@ -25,7 +25,53 @@
 // 1.1×100ms ≈ 0.66s after it died, and one that hangs at most about
 // 0.55s + 2×300ms ≈ 1.2s after. A single lost or slow probe is outvoted
 // by its confirmation and never flips the state. Recovery with Rise 2 is
-// as fast.
+// as fast. These are the figures for this node's own site; probes across
+// sites add the path (below).
+//
+// # Probes across sites
+//
+// The configured Timeout is what an endpoint may take to answer where it
+// was chosen, next to it; a probe from another site also pays the round
+// trips of the path, which on a WAN can exceed it (at 200ms a round trip,
+// an HTTP probe needs two, 400ms, before the endpoint says anything). So
+// a [Target] marked Remote (outside this node's site) is probed with
+//
+//	T' = Timeout + min(n × RTO, MaxPathAllowance)    (MaxPathAllowance = 1s)
+//	I' = max(Interval, T')
+//
+// where n is the round trips the probe needs (tcp 1, http 2, https 4) and
+// RTO is the retransmission timeout TCP would use on the path: the
+// smoothed round trip plus four times its variation (RFC 6298), measured
+// from the TCP connect of every earlier probe that completed one
+// (answered or refused). Before the first measurement the allowance is
+// MaxPathAllowance. Targets of this node's own site keep Timeout and
+// Interval exactly: an overloaded local endpoint is not excused by a
+// growing estimate.
+//
+// A dead remote endpoint is still judged quickly: the estimate is fed by
+// completed connects only, so an endpoint that stops answering does not
+// stretch its own timeout, and it is Down at most about 1.1×I' + 2×T'
+// after it died (refusing: 1.1×I' + 1.1×I'/5 plus a round trip). With
+// the defaults and a steady 200ms path T' ≈ 0.7s and the bound is about
+// 2.2s; whatever the path, T' ≤ 1.3s and the bound is 4.0s. On a LAN
+// (RTO well under a millisecond) T' is the configured Timeout to the
+// millisecond and the figures of the previous section hold.
+//
+// # Probing at scale
+//
+// Targets with the same address, kind, timing, remoteness and a non-empty
+// [Target].Key share one probe: the services file builds the key from the
+// check's settings, so an endpoint that several services list with the
+// same check is probed once per interval, and the result goes to each
+// service's target, which keeps its own ID, thresholds, state, metrics
+// and place in the [Report]. The Checker schedules these probes from one
+// heap, starts a goroutine per probe in flight only, and writes one
+// Snapshot per burst of changes rather than one per changed target. A
+// probe opens a new connection each time (the question is whether a new
+// user could connect now), without TCP keep-alive, and speaks HTTP/1.1
+// itself rather than through net/http's client, whose per-connection
+// goroutines cost more than the probe's own work. What is left is mostly
+// the kernel's work for a TCP connection: see the README for the figures.
 //
 // # Local faults
 //

@@ -2,7 +2,6 @@ package health
 
 import (
 	"context"
-	"net"
 	"net/netip"
 )
 
@@ -10,9 +9,9 @@ import (
 // endpoint and closes it at once. It proves that something accepts
 // connections, nothing more.
 func NewTCPProbe() Probe {
-	var d net.Dialer
+	d := newDialer()
 	return func(ctx context.Context, addr netip.AddrPort) error {
-		conn, err := d.DialContext(ctx, "tcp", addr.String())
+		conn, err := dial(ctx, d, addr)
 		if err != nil {
 			return shortError(err)
 		}

@@ -5,8 +5,9 @@
 # promtool (prometheus: checks and unit-tests the alert rules in
 # deploy/prometheus), chromium (the headless browser that tests the
 # status page), and ip, nft and nsenter (iproute2, nftables, util-linux:
-# the network-fault scenario's namespaces and faults). Debian and Ubuntu
-# through apt-get; elsewhere it says what to install and fails.
+# the network namespaces of the network-fault scenario and of the
+# cross-site probe test). Debian and Ubuntu through apt-get; elsewhere it
+# says what to install and fails.
 set -euo pipefail
 
 need=()

@@ -53,7 +53,7 @@ func load(path string) (*loaded, error) {
 		if err := checkSite(cfg, l.set); err != nil {
 			errs = append(errs, err)
 		}
-		l.targets = healthTargets(l.set)
+		l.targets = healthTargets(l.set, cfg.Node.Site)
 		if err := health.ValidateTargets(l.targets); err != nil {
 			errs = append(errs, fmt.Errorf("%s:%d: services: %w", cfg.path, cfg.pos.line("services"), err))
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/netip"
 
 	"github.com/gslbd/gslbd/drain"
@@ -8,14 +9,24 @@ import (
 	"github.com/gslbd/gslbd/zones"
 )
 
-// healthTargets turns the service definitions into probe targets. Every
-// node probes every endpoint: its own site's, and the other sites' as
-// cross-checks for when a site falls silent.
-func healthTargets(set *zones.Set) []health.Target {
+// healthTargets turns the service definitions into probe targets for a
+// node in site self. Every node probes every endpoint: its own site's,
+// and the other sites' (Remote) as cross-checks for when a site falls
+// silent. Each service's endpoint is a target of its own (its ID is
+// service/site/address), but targets with the same address and check
+// share one probe (the Key): an endpoint behind several services is
+// probed once per interval.
+func healthTargets(set *zones.Set, self string) []health.Target {
 	var out []health.Target
+	probes := make(map[string]health.Probe)
 	for _, svc := range set.Services() {
 		for _, site := range svc.Sites {
-			probe := newProbe(site.Check)
+			key := probeKey(site.Check)
+			probe, ok := probes[key]
+			if !ok {
+				probe = newProbe(site.Check)
+				probes[key] = probe
+			}
 			for _, ep := range site.Endpoints {
 				out = append(out, health.Target{
 					ID:       ep.ID,
@@ -26,11 +37,21 @@ func healthTargets(set *zones.Set) []health.Target {
 					Timeout:  site.Check.Timeout,
 					Rise:     site.Check.Rise,
 					Fall:     site.Check.Fall,
+					Key:      key,
+					Remote:   site.Site != self,
 				})
 			}
 		}
 	}
 	return out
+}
+
+// probeKey names everything that makes a check's probe behave
+// differently, apart from the port, kind and timing that health.Target
+// carries itself: two targets at the same address with the same key get
+// the same answer from one probe.
+func probeKey(c zones.Check) string {
+	return fmt.Sprintf("%s %q %q %q %v %q %t", c.Kind, c.Method, c.Path, c.Host, c.ExpectStatus, c.BodyContains, c.InsecureSkipVerify)
 }
 
 // endpointSites maps every endpoint ID to its site, for the verdict.

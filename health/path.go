@@ -1,0 +1,122 @@
+package health
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"syscall"
+	"time"
+)
+
+// MaxPathAllowance bounds what the round trip to a remote endpoint adds to
+// its probes' timeout (see pathTiming). It also is the allowance while no
+// round trip has been measured yet.
+const MaxPathAllowance = time.Second
+
+// roundTrips is how many network round trips a probe of kind needs before
+// the endpoint's own answer: TCP's handshake, plus the request for HTTP,
+// plus two for a full TLS handshake.
+func roundTrips(kind string) int {
+	switch kind {
+	case "tcp":
+		return 1
+	case "https":
+		return 4
+	default:
+		return 2
+	}
+}
+
+// pathTiming returns the timeout and interval of a probe to a remote
+// endpoint: the configured timeout plus a path allowance of
+// roundTrips(kind) × RTO, where RTO is the retransmission timeout TCP
+// would use for the path (smoothed round trip plus four times its
+// variation, RFC 6298) measured from the connects of earlier probes, at
+// most MaxPathAllowance (the allowance before the first measurement).
+// The interval grows to the timeout if it is shorter, so that the
+// timeout never exceeds it.
+//
+// The configured timeout is what the endpoint itself may take, as it is
+// on the LAN where it was chosen; the allowance is what the path adds. A
+// slow but healthy path thus does not read as down, while a dead endpoint
+// is still judged by the same timeout plus a bounded, learnt allowance:
+// the estimate is fed by completed connects only (answered or refused),
+// so an endpoint that stops answering does not stretch its own timeout.
+func pathTiming(kind string, timeout, interval time.Duration, r rtt) (time.Duration, time.Duration) {
+	allowance := MaxPathAllowance
+	if rto, ok := r.rto(); ok {
+		allowance = min(time.Duration(roundTrips(kind))*rto, MaxPathAllowance)
+	}
+	// Whole milliseconds read better in "timeout after 712ms".
+	timeout = (timeout + allowance).Round(time.Millisecond)
+	return timeout, max(interval, timeout)
+}
+
+// rtt is a smoothed round-trip estimate, computed as TCP does (RFC 6298,
+// section 2). The zero value has no measurement.
+type rtt struct {
+	srtt, rttvar time.Duration
+	n            int
+}
+
+// observe adds one measured round trip.
+func (r *rtt) observe(d time.Duration) {
+	if r.n == 0 {
+		r.srtt, r.rttvar = d, d/2
+	} else {
+		diff := r.srtt - d
+		if diff < 0 {
+			diff = -diff
+		}
+		r.rttvar = (3*r.rttvar + diff) / 4
+		r.srtt = (7*r.srtt + d) / 8
+	}
+	r.n++
+}
+
+// rto returns the smoothed round trip plus four times its variation, and
+// false before the first measurement.
+func (r rtt) rto() (time.Duration, bool) {
+	return r.srtt + 4*r.rttvar, r.n > 0
+}
+
+// probeTrace is what a probe built by this package tells the Checker
+// about its connection besides the verdict: how long the TCP connect took,
+// when it completed (established or refused, either of which took one
+// round trip).
+type probeTrace struct {
+	connect   time.Duration
+	connected bool
+}
+
+type traceKey struct{}
+
+// withTrace returns ctx carrying t for the probe to fill in.
+func withTrace(ctx context.Context, t *probeTrace) context.Context {
+	return context.WithValue(ctx, traceKey{}, t)
+}
+
+// dial opens a TCP connection to addr and records how long the connect
+// took in ctx's probeTrace, if any. d should have keep-alives off
+// (newDialer): a probe's connection lives for one exchange.
+func dial(ctx context.Context, d *net.Dialer, addr netip.AddrPort) (*net.TCPConn, error) {
+	start := time.Now()
+	// Not d.DialTCP: given no local address it binds one explicitly,
+	// and bind's search for a free port is slow when many are in use
+	// (connect picks one that is free for this destination only).
+	conn, err := d.DialContext(ctx, "tcp", addr.String())
+	if t, ok := ctx.Value(traceKey{}).(*probeTrace); ok && (err == nil || errors.Is(err, syscall.ECONNREFUSED)) {
+		t.connect, t.connected = time.Since(start), true
+	}
+	if err != nil {
+		return nil, err
+	}
+	return conn.(*net.TCPConn), nil
+}
+
+// newDialer returns the dialer of probes: no TCP keep-alive, which saves a
+// system call per probe on a connection that lives for one exchange.
+func newDialer() *net.Dialer {
+	return &net.Dialer{KeepAlive: -1}
+}

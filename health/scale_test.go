@@ -1,0 +1,273 @@
+package health
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// TestProbeScale measures what probing many endpoints costs this process.
+// It is on demand, because it runs for about half a minute and wants a
+// core's worth of headroom:
+//
+//	GSLBD_PROBE_SCALE=10000 go test -run TestProbeScale -count=1 -v ./health/
+//
+// It starts a helper process (this test binary again) that listens on
+// that many ports of 127.0.0.1 and answers every connection with a
+// minimal HTTP 200, runs a Checker over one target per port with the
+// services file's default check (HTTP GET /, interval 500ms, timeout
+// 300ms, rise 2, fall 2), and after a warm-up reads this process's CPU
+// time (getrusage: user plus system, which includes the kernel's loopback
+// work done on our behalf) over GSLBD_PROBE_SCALE_SECONDS (default 20).
+// GSLBD_PROBE_SCALE_KIND=tcp measures TCP connect probes instead. The
+// helper's own CPU is reported too, as context: it is not the checker's.
+func TestProbeScale(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("GSLBD_PROBE_SCALE"))
+	if n <= 0 {
+		t.Skip("on demand: set GSLBD_PROBE_SCALE=10000 (endpoints) to measure probing cost")
+	}
+	secs := 20
+	if s, err := strconv.Atoi(os.Getenv("GSLBD_PROBE_SCALE_SECONDS")); err == nil && s > 0 {
+		secs = s
+	}
+	kind := os.Getenv("GSLBD_PROBE_SCALE_KIND")
+	if kind == "" {
+		kind = "http"
+	}
+	raiseNoFile(t)
+
+	ports, helperPID := startEndpoints(t, n)
+
+	var inner Probe
+	switch kind {
+	case "http":
+		inner = NewHTTPProbe(HTTPCheck{})
+	case "tcp":
+		inner = NewTCPProbe()
+	default:
+		t.Fatalf("GSLBD_PROBE_SCALE_KIND=%q, want http or tcp", kind)
+	}
+	var calls, failures atomic.Int64
+	probe := func(ctx context.Context, addr netip.AddrPort) error {
+		calls.Add(1)
+		err := inner(ctx, addr)
+		if err != nil {
+			failures.Add(1)
+		}
+		return err
+	}
+	targets := make([]Target, n)
+	for i, p := range ports {
+		targets[i] = Target{
+			ID:       fmt.Sprintf("svc%d/site1/127.0.0.1:%d", i, p),
+			Addr:     netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), p),
+			Kind:     kind,
+			Probe:    probe,
+			Interval: 500 * time.Millisecond,
+			Timeout:  300 * time.Millisecond,
+			Rise:     2,
+			Fall:     2,
+		}
+	}
+	c, err := NewChecker(CheckerConfig{}, targets, nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	// Warm up: every target probed to a conclusion, or 20s.
+	deadline := time.Now().Add(20 * time.Second)
+	for !allKnown(c.Snapshot().statuses) && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second)
+
+	probes0, fails0 := calls.Load(), failures.Load()
+	cpu0, helper0, wall0 := cpuTime(), procCPU(helperPID), time.Now()
+	time.Sleep(time.Duration(secs) * time.Second)
+	cpu1, helper1, wall1 := cpuTime(), procCPU(helperPID), time.Now()
+	probes1, fails1 := calls.Load(), failures.Load()
+
+	wall := wall1.Sub(wall0)
+	cpu := cpu1 - cpu0
+	probes := float64(probes1 - probes0)
+	down := 0
+	states := map[State]int{}
+	var sample string
+	for id, st := range c.Snapshot().statuses {
+		states[st.State]++
+		if st.State != Up {
+			down++
+			sample = id + ": " + st.State.String() + " " + st.LastError
+		}
+	}
+	t.Logf("%d %s endpoints, %s: checker CPU %.3f of a core (%.1fµs per probe), %.0f probes/s (%d failed), %d targets not up; helper CPU %.3f of a core",
+		n, kind, wall.Round(time.Millisecond), cpu.Seconds()/wall.Seconds(),
+		float64(cpu.Microseconds())/max(probes, 1), probes/wall.Seconds(), fails1-fails0, down,
+		(helper1-helper0).Seconds()/wall.Seconds())
+	if down > 0 {
+		t.Errorf("%d of %d targets not up: %v, e.g. %s", down, n, states, sample)
+	}
+}
+
+// TestProbeScaleHelper is the endpoint process of TestProbeScale: it runs
+// only when started by it.
+func TestProbeScaleHelper(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("GSLBD_PROBE_SCALE_HELPER"))
+	if n <= 0 {
+		t.Skip("helper process of TestProbeScale")
+	}
+	raiseNoFile(t)
+	lns := make([]net.Listener, n)
+	out := bufio.NewWriter(os.Stdout)
+	for i := range lns {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("listen %d: %v", i, err)
+		}
+		lns[i] = ln
+		fmt.Fprintf(out, "PORT %d\n", ln.Addr().(*net.TCPAddr).Port)
+		go serveMinimalHTTP(ln)
+	}
+	fmt.Fprintln(out, "READY")
+	out.Flush()
+	// The parent closes stdin when it is done, or dies.
+	io.Copy(io.Discard, os.Stdin)
+}
+
+var minimalResponse = []byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+
+// serveMinimalHTTP answers every connection on ln with 200 "ok" once the
+// request head is in, then closes it. A TCP probe's connection is closed
+// by the prober before it sends anything.
+func serveMinimalHTTP(ln net.Listener) {
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer conn.Close()
+			var buf [1024]byte
+			have := 0
+			for !bytes.Contains(buf[:have], []byte("\r\n\r\n")) && have < len(buf) {
+				k, err := conn.Read(buf[have:])
+				if err != nil {
+					return
+				}
+				have += k
+			}
+			conn.Write(minimalResponse)
+		}()
+	}
+}
+
+// startEndpoints starts the helper process with n endpoints and returns
+// their ports and its PID. The helper stops when the test ends.
+func startEndpoints(t *testing.T, n int) ([]uint16, int) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestProbeScaleHelper$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "GSLBD_PROBE_SCALE_HELPER="+strconv.Itoa(n), "GSLBD_PROBE_SCALE=")
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	ports := make([]uint16, 0, n)
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "READY" {
+			go io.Copy(io.Discard, stdout)
+			return ports, cmd.Process.Pid
+		}
+		if p, ok := strings.CutPrefix(line, "PORT "); ok {
+			port, err := strconv.Atoi(p)
+			if err != nil {
+				t.Fatalf("helper said %q", line)
+			}
+			ports = append(ports, uint16(port))
+		}
+	}
+	t.Fatalf("helper ended before it was ready: %v", sc.Err())
+	return nil, 0
+}
+
+// raiseNoFile lifts the soft file descriptor limit to the hard one.
+func raiseNoFile(t *testing.T) {
+	t.Helper()
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	lim.Cur = lim.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// cpuTime is this process's user plus system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procCPU is another process's user plus system CPU time, from
+// /proc/PID/stat; zero where that cannot be read.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which is in parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	const clkTck = 100 // USER_HZ on Linux
+	return time.Duration(ut+st) * time.Second / clkTck
+}
