@@ -30,10 +30,6 @@ type netLab struct {
 	netem  bool // tc netem works here
 }
 
-// labSubnet holds every lab address: the client is 10.0.0.0/24, site i
-// is 10.0.i.0/24.
-const labSubnet = "10.0.0.0/16"
-
 // requireLab skips the test unless it runs as root with ip and nft.
 func requireLab(t *testing.T) {
 	t.Helper()
