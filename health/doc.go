@@ -36,7 +36,7 @@
 // an HTTP probe needs two, 400ms, before the endpoint says anything). So
 // a [Target] marked Remote (outside this node's site) is probed with
 //
-//	T' = Timeout + min(n × RTO, MaxPathAllowance)    (MaxPathAllowance = 1s)
+//	T' = Timeout + n × min(RTO, MaxPathAllowance)    (MaxPathAllowance = 200ms)
 //	I' = max(Interval, T')
 //
 // where n is the round trips the probe needs (tcp 1, http 2, https 4) and
@@ -44,7 +44,7 @@
 // smoothed round trip plus four times its variation (RFC 6298), measured
 // from the TCP connect of every earlier probe that completed one
 // (answered or refused). Before the first measurement the allowance is
-// MaxPathAllowance. Targets of this node's own site keep Timeout and
+// n × MaxPathAllowance. Targets of this node's own site keep Timeout and
 // Interval exactly: an overloaded local endpoint is not excused by a
 // growing estimate.
 //
@@ -52,8 +52,9 @@
 // completed connects only, so an endpoint that stops answering does not
 // stretch its own timeout, and it is Down at most about 1.1×I' + 2×T'
 // after it died (refusing: 1.1×I' + 1.1×I'/5 plus a round trip). With
-// the defaults and a steady 200ms path T' ≈ 0.7s and the bound is about
-// 2.2s; whatever the path, T' ≤ 1.3s and the bound is 4.0s. On a LAN
+// the defaults and a steady 200ms path T' ≈ 0.7s for HTTP and the bound
+// is about 2.2s (HTTPS: T' ≤ 1.1s, bound 3.4s); a path slower than 200ms a
+// round trip needs a longer configured timeout. On a LAN
 // (RTO well under a millisecond) T' is the configured Timeout to the
 // millisecond and the figures of the previous section hold.
 //

@@ -9,10 +9,12 @@ import (
 	"time"
 )
 
-// MaxPathAllowance bounds what the round trip to a remote endpoint adds to
-// its probes' timeout (see pathTiming). It also is the allowance while no
-// round trip has been measured yet.
-const MaxPathAllowance = time.Second
+// MaxPathAllowance bounds what each round trip to a remote endpoint adds to
+// its probes' timeout (see pathTiming): paths of up to 200ms, a continent
+// or more apart, fit with the defaults, while the detection of a dead
+// remote endpoint stays within a few seconds however noisy the estimate.
+// It also is the allowance per round trip while none has been measured.
+const MaxPathAllowance = 200 * time.Millisecond
 
 // roundTrips is how many network round trips a probe of kind needs before
 // the endpoint's own answer: TCP's handshake, plus the request for HTTP,
@@ -33,7 +35,8 @@ func roundTrips(kind string) int {
 // roundTrips(kind) × RTO, where RTO is the retransmission timeout TCP
 // would use for the path (smoothed round trip plus four times its
 // variation, RFC 6298) measured from the connects of earlier probes, at
-// most MaxPathAllowance (the allowance before the first measurement).
+// most roundTrips(kind) × MaxPathAllowance (the allowance before the
+// first measurement).
 // The interval grows to the timeout if it is shorter, so that the
 // timeout never exceeds it.
 //
@@ -44,9 +47,10 @@ func roundTrips(kind string) int {
 // the estimate is fed by completed connects only (answered or refused),
 // so an endpoint that stops answering does not stretch its own timeout.
 func pathTiming(kind string, timeout, interval time.Duration, r rtt) (time.Duration, time.Duration) {
-	allowance := MaxPathAllowance
+	n := time.Duration(roundTrips(kind))
+	allowance := n * MaxPathAllowance
 	if rto, ok := r.rto(); ok {
-		allowance = min(time.Duration(roundTrips(kind))*rto, MaxPathAllowance)
+		allowance = min(n*rto, allowance)
 	}
 	// Whole milliseconds read better in "timeout after 712ms".
 	timeout = (timeout + allowance).Round(time.Millisecond)
