@@ -488,7 +488,7 @@ func (b *builder) build(name string, qtype uint16) (ok bool) {
 		slot = in.svc.global(in.svc.slot(in.choice))
 	}
 	var hdr [12]byte
-	copy(hdr[:], b.buf[:12])
+	copy(hdr[2:], b.buf[2:12]) // ID 0: each query's goes there
 	b.appendTemplate(qtype, hdr, zi, rest, slot)
 	return true
 }
