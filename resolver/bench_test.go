@@ -237,3 +237,47 @@ func BenchmarkFastPathServices(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPublish measures Publish with 10,000 and 100,000 services:
+// "first" prepacks every reply (a new Resolver each time), "same" is a
+// republish of the same zones and health, "flip" one where one service's
+// first site goes down or comes back in turn, so that only that service's
+// answers are rebuilt.
+//
+//	go test -run '^$' -bench Publish -benchmem ./resolver/
+func BenchmarkPublish(b *testing.B) {
+	for _, n := range []int{10000, 100000} {
+		set, _ := manyServices(b, n)
+		victim := set.Services()[n/2]
+		flipped := health{}
+		for _, ep := range victim.Sites[0].Endpoints {
+			flipped[ep.ID] = false
+		}
+		b.Run(fmt.Sprintf("services=%d/first", n), func(b *testing.B) {
+			for b.Loop() {
+				r, _ := newResolver(b, Config{})
+				r.Publish(State{Zones: set, Health: health{}})
+			}
+		})
+		b.Run(fmt.Sprintf("services=%d/same", n), func(b *testing.B) {
+			r, _ := newResolver(b, Config{})
+			h := health{}
+			r.Publish(State{Zones: set, Health: h})
+			for b.Loop() {
+				r.Publish(State{Zones: set, Health: h})
+			}
+		})
+		b.Run(fmt.Sprintf("services=%d/flip", n), func(b *testing.B) {
+			r, _ := newResolver(b, Config{})
+			r.Publish(State{Zones: set, Health: health{}})
+			i := 0
+			for b.Loop() {
+				h := health{}
+				if i++; i%2 == 1 {
+					h = flipped
+				}
+				r.Publish(State{Zones: set, Health: h})
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"hash/maphash"
 	"net/netip"
+	"slices"
 	"sync/atomic"
 	"unsafe"
 
@@ -88,9 +89,15 @@ type fastTable struct {
 	refused int
 	// names is the number of name records.
 	names int
-	// deps are the readings of each name record, by its index: read at
-	// publish only.
-	deps [][]reading
+	// chancy is set when the set has services whose answers cannot be
+	// prepacked: every reply is then checked for them.
+	chancy bool
+	// Read and written at publish only: the readings of each name record
+	// and its offset, by the record's index; and how many bytes of the
+	// arena are records no longer in the table.
+	deps    [][]reading
+	recs    []int
+	garbage int
 }
 
 // Sizes in the arena.
@@ -197,10 +204,10 @@ func holds(deps []reading, st *state) bool {
 var templateTypes = [...]uint16{dns.TypeA, dns.TypeAAAA}
 
 // hash returns the table hash of a canonical name.
-func (ft *fastTable) hash(name []byte) uint64 { return maphash.Bytes(ft.seed, name) }
+func (ft *fastTable) hash(name string) uint64 { return maphash.String(ft.seed, name) }
 
 // find returns the offset of the record of name, whose hash is h.
-func (ft *fastTable) find(name []byte, h uint64) (int, bool) {
+func (ft *fastTable) find(name string, h uint64) (int, bool) {
 	tag := uint32(h >> 32)
 	for i := h & ft.mask; ; i = (i + 1) & ft.mask {
 		s := ft.slots[i]
@@ -216,6 +223,13 @@ func (ft *fastTable) find(name []byte, h uint64) (int, bool) {
 			return off, true
 		}
 	}
+}
+
+// recordName returns the name of the record at rec, pointing into the
+// arena.
+func (ft *fastTable) recordName(rec int) string {
+	l := int(ft.arena[rec+4])
+	return unsafe.String(&ft.arena[rec+5], l)
 }
 
 // template returns the offset of the template of qtype in the name
@@ -276,8 +290,7 @@ func (ft *fastTable) resize(n int) {
 	for _, s := range old {
 		if s != 0 {
 			off := int(uint32(s)) - 1
-			l := int(ft.arena[off+4])
-			ft.put(ft.hash(ft.arena[off+5:off+5+l]), off)
+			ft.put(ft.hash(ft.recordName(off)), off)
 		}
 	}
 }
@@ -288,12 +301,12 @@ func buildFast(st, prev *state, none *zoneStats) *fastTable {
 	if st.set == nil {
 		return nil // SERVFAIL, from the general path
 	}
+	if len(st.set.Zones()) >= 0xFFFF {
+		return nil // more zones than a template can name: the general path
+	}
 	var old *fastTable
 	if prev != nil && prev.set == st.set && prev.udpSize == st.udpSize && prev.fast != nil {
 		old = prev.fast
-	}
-	if len(st.set.Zones()) >= 0xFFFF {
-		return nil // more zones than a template can name: the general path
 	}
 	// Zone indexes follow the set's order, so that a record copied from
 	// the table before counts under the same zone.
@@ -304,18 +317,28 @@ func buildFast(st, prev *state, none *zoneStats) *fastTable {
 		b.zoneIdx[zi] = uint16(len(ft.zones))
 		ft.zones = append(ft.zones, zi.stats)
 	}
-	for _, svc := range st.set.Services() {
-		if !prepackable(svc) {
-			b.chancy = true
-			break
+	if old != nil {
+		ft.chancy = old.chancy // the same services
+	} else {
+		for _, svc := range st.set.Services() {
+			if !prepackable(svc) {
+				ft.chancy = true
+				break
+			}
 		}
 	}
+	if old != nil && old.garbage <= len(old.arena)/2 {
+		b.refresh(prev)
+		return ft
+	}
+
 	count := 0
 	if old != nil {
 		ft.seed = old.seed
 		count = old.names
-		ft.arena = make([]byte, 0, len(old.arena))
+		ft.arena = make([]byte, 0, len(old.arena)-old.garbage)
 		ft.deps = make([][]reading, 0, len(old.deps))
+		ft.recs = make([]int, 0, len(old.recs))
 	} else {
 		ft.seed = maphash.MakeSeed()
 		for _, z := range st.set.Zones() {
@@ -329,35 +352,87 @@ func buildFast(st, prev *state, none *zoneStats) *fastTable {
 		zi := st.zones[z.Origin]
 		zi.nx = b.negative(z, zi)
 		z.Nodes(func(n *zones.Node) bool {
-			if n.Empty() {
+			if n.Empty() || len(n.Name) > 255 {
 				return true
 			}
-			name := []byte(n.Name)
-			if len(name) > 255 {
-				return true
-			}
-			h := ft.hash(name)
-			if _, ok := ft.find(name, h); ok {
+			h := ft.hash(n.Name)
+			if _, ok := ft.find(n.Name, h); ok {
 				return true // a name in two zones: a cut, or the apex of a child
 			}
 			if old != nil {
-				if rec, ok := old.find(name, h); ok {
+				if rec, ok := old.find(n.Name, h); ok {
 					idx := binary.LittleEndian.Uint32(old.arena[rec:])
 					if holds(old.deps[idx], st) {
 						off := len(ft.arena)
 						ft.arena = append(ft.arena, old.arena[rec:old.recordEnd(rec)]...)
 						binary.LittleEndian.PutUint32(ft.arena[off:], uint32(len(ft.deps)))
 						ft.deps = append(ft.deps, old.deps[idx])
+						ft.recs = append(ft.recs, off)
 						ft.insert(h, off)
 						return true
 					}
 				}
 			}
-			b.name(n, h)
+			off := b.record(n, uint32(len(ft.deps)))
+			ft.deps = append(ft.deps, b.deps())
+			ft.recs = append(ft.recs, off)
+			ft.insert(h, off)
 			return true
 		})
 	}
 	return ft
+}
+
+// refresh makes b.ft the table of prev with the records whose readings no
+// longer hold rebuilt: the cost of a publish that changes health or
+// drains grows with the names it touches, plus one pass over the
+// readings, not with the size of the zones. The arena is shared with
+// prev's table: the rebuilt records are appended past its end, where no
+// reader of an older table looks, and the table's slot for each points to
+// the new record. The old record stays behind as garbage until a publish
+// finds more garbage than records and builds the arena anew.
+func (b *builder) refresh(prev *state) {
+	old, ft, st := prev.fast, b.ft, b.st
+	ft.seed, ft.mask, ft.names, ft.garbage = old.seed, old.mask, old.names, old.garbage
+	ft.slots = slices.Clone(old.slots)
+	ft.arena = old.arena
+	ft.refused = old.refused
+	ft.deps = slices.Clone(old.deps)
+	ft.recs = slices.Clone(old.recs)
+	for origin, zi := range st.zones {
+		if pz := prev.zones[origin]; pz != nil {
+			zi.nx = pz.nx
+		}
+	}
+	zs := st.set.Zones()
+	for i, deps := range ft.deps {
+		if holds(deps, st) {
+			continue
+		}
+		off := ft.recs[i]
+		name := ft.recordName(off)
+		var n *zones.Node
+		for _, z := range zs {
+			if nd, ok := z.Lookup(name); ok && !nd.Empty() {
+				n = nd // the first zone with the name, as the full build takes it
+				break
+			}
+		}
+		if n == nil {
+			continue // not in the set: cannot be
+		}
+		h := ft.hash(name)
+		end := ft.recordEnd(off)
+		noff := b.record(n, uint32(i))
+		ft.deps[i], ft.recs[i] = b.deps(), noff
+		ft.garbage += end - off
+		for j := h & ft.mask; ; j = (j + 1) & ft.mask {
+			if int(uint32(ft.slots[j]))-1 == off {
+				ft.slots[j] = h&^0xFFFFFFFF | uint64(noff+1)
+				break
+			}
+		}
+	}
 }
 
 // prepackable reports whether the answers of svc are the same for every
@@ -372,21 +447,19 @@ type builder struct {
 	st      *state
 	ft      *fastTable
 	zoneIdx map[*zoneInfo]uint16
-	// chancy is set when the set has services whose answers cannot be
-	// prepacked: every reply is then checked for them.
-	chancy bool
-	rec    recorder
-	tmp    state
-	buf    []byte
-	reads  []reading
+	rec     recorder
+	tmp     state
+	buf     []byte
+	reads   []reading
 }
 
-// name appends the record of node n, of hash h, with every template that
-// can be prepacked; nothing when none can.
-func (b *builder) name(n *zones.Node, h uint64) {
+// record appends the record of node n, index idx, with every template
+// that can be prepacked, and returns its offset. A record may hold no
+// template: its readings say when to try again.
+func (b *builder) record(n *zones.Node, idx uint32) int {
 	ft := b.ft
 	off := len(ft.arena)
-	ft.arena = binary.LittleEndian.AppendUint32(ft.arena, uint32(len(ft.deps)))
+	ft.arena = binary.LittleEndian.AppendUint32(ft.arena, idx)
 	ft.arena = append(ft.arena, byte(len(n.Name)))
 	ft.arena = append(ft.arena, n.Name...)
 	count := len(ft.arena)
@@ -414,17 +487,16 @@ func (b *builder) name(n *zones.Node, h uint64) {
 	for _, t := range n.Types() {
 		add(t)
 	}
-	if k == 0 {
-		ft.arena = ft.arena[:off]
-		return
-	}
 	ft.arena[count] = byte(k)
-	var deps []reading
-	if len(b.reads) > 0 {
-		deps = append([]reading(nil), b.reads...)
+	return off
+}
+
+// deps returns a copy of the readings of the record built last.
+func (b *builder) deps() []reading {
+	if len(b.reads) == 0 {
+		return nil
 	}
-	ft.deps = append(ft.deps, deps)
-	ft.insert(h, off)
+	return append([]reading(nil), b.reads...)
 }
 
 // build appends the template of name and qtype to the arena and reports
@@ -459,7 +531,7 @@ func (b *builder) build(name string, qtype uint16) (ok bool) {
 	if m == nil || m.Truncated || m.Compress || in.transfer || m.Rcode > 0xF {
 		return false
 	}
-	if b.chancy && b.chance(m) {
+	if b.ft.chancy && b.chance(m) {
 		return false
 	}
 	if len(m.Extra) == 0 || m.Extra[len(m.Extra)-1].Header().Rrtype != dns.TypeOPT {
@@ -723,17 +795,18 @@ func fast(st *state, pkt, out, name []byte) (fastHit, bool) {
 		// A debug answer depends on the client: the general path.
 		return fastHit{}, false
 	}
+	// qname points into name, which the next query overwrites: nothing
+	// keeps it.
+	qname := unsafe.String(unsafe.SliceData(q.name), len(q.name))
 	t, nx := -1, false
-	if rec, ok := ft.find(q.name, ft.hash(q.name)); ok {
+	if rec, ok := ft.find(qname, ft.hash(qname)); ok {
 		if off, ok := ft.template(rec, q.qtype); ok {
 			t = off
 		}
 	} else if q.qtype != dns.TypeAXFR && q.qtype != dns.TypeIXFR {
 		// The name is not in the table: NXDOMAIN, REFUSED, or something
 		// the general path works out (a wildcard, below a cut, an empty
-		// non-terminal). The zones do not keep qname: it may point into
-		// name, which the next query overwrites.
-		qname := unsafe.String(unsafe.SliceData(q.name), len(q.name))
+		// non-terminal).
 		if z := st.set.Zone(qname); z == nil {
 			t, nx = ft.refused, true
 		} else if lookup(z, qname, q.qtype).kind == matchNone {

@@ -392,7 +392,7 @@ func TestFastPathReuse(t *testing.T) {
 		if !checkFast(t, st, m, client) {
 			return nil
 		}
-		rec, ok := st.fast.find([]byte("www.example.org."), st.fast.hash([]byte("www.example.org.")))
+		rec, ok := st.fast.find("www.example.org.", st.fast.hash("www.example.org."))
 		if !ok {
 			t.Fatal("www.example.org. answered without a record")
 		}
@@ -415,5 +415,34 @@ func TestFastPathReuse(t *testing.T) {
 	r.Publish(State{Zones: set})
 	if got := www(); !bytes.Equal(got, first) {
 		t.Errorf("not back on the fast path as before once the drain went: %x", got)
+	}
+}
+
+// TestFastPathArenaBounded: health flapping for ever rebuilds the same
+// records again and again; the arena must not grow for ever, and the
+// answers must stay those of the general path throughout.
+func TestFastPathArenaBounded(t *testing.T) {
+	set := testSet(t)
+	r, _ := newResolver(t, Config{})
+	r.Publish(State{Zones: set})
+	first := len(r.cur.Load().fast.arena)
+	names := queryNames(set)
+	rng := rand.New(rand.NewPCG(7, 7))
+	for i := range 200 {
+		s := State{Zones: set}
+		if i%2 == 0 {
+			s.Health = amsDown
+		}
+		r.Publish(s)
+		st := r.cur.Load()
+		for range 20 {
+			checkFastPacket(t, st, randomQuery(rng, names), client)
+		}
+		if t.Failed() {
+			t.Fatalf("publish %d: the fast path differs", i)
+		}
+		if n := len(st.fast.arena); n > 3*first {
+			t.Fatalf("publish %d: arena of %d bytes, %d at first", i, n, first)
+		}
 	}
 }

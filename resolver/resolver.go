@@ -121,8 +121,9 @@ func (r *Resolver) Publish(s State) uint64 {
 	r.gen++
 	st.gen = r.gen
 	st.debug = r.debug
-	r.attachStats(st)
-	st.fast = buildFast(st, r.cur.Load(), r.none)
+	prev := r.cur.Load()
+	r.attachStats(st, prev)
+	st.fast = buildFast(st, prev, r.none)
 	r.cur.Store(st)
 	r.m.generation.Set(float64(st.gen))
 	return st.gen
@@ -130,8 +131,9 @@ func (r *Resolver) Publish(s State) uint64 {
 
 // attachStats gives st the cached counters of its zones and services,
 // creating those of new ones and dropping those gone (their series go
-// with them: the collector reads the current state).
-func (r *Resolver) attachStats(st *state) {
+// with them: the collector reads the current state). The services of
+// the same zones.Set as prev's have prev's counters.
+func (r *Resolver) attachStats(st, prev *state) {
 	for origin, zi := range st.zones {
 		zs := r.zoneStats[origin]
 		if zs == nil {
@@ -146,6 +148,10 @@ func (r *Resolver) attachStats(st *state) {
 		}
 	}
 
+	if prev != nil && prev.set == st.set && prev.services != nil {
+		st.services, st.counters = prev.services, prev.counters
+		return
+	}
 	st.services = make(map[string]*serviceStats)
 	if st.set != nil {
 		for _, svc := range st.set.Services() {
