@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -279,5 +280,105 @@ func BenchmarkPublish(b *testing.B) {
 				r.Publish(State{Zones: set, Health: h})
 			}
 		})
+	}
+}
+
+// BenchmarkQueriesDuringPublish measures query latency over real UDP
+// sockets while a publisher republishes as fast as it can, each time
+// with one more service's first site down (and the one before back up):
+// a health change republished under load. Four clients query services
+// at random, each waiting for its reply; the p50, p99 and max latency
+// are reported with and without the publisher, and the publishes made.
+//
+//	go test -run '^$' -bench QueriesDuringPublish -benchtime=200000x ./resolver/
+func BenchmarkQueriesDuringPublish(b *testing.B) {
+	for _, n := range []int{10000, 100000} {
+		set, pkts := manyServices(b, n)
+		svcs := set.Services()
+		for _, publishing := range []bool{false, true} {
+			name := fmt.Sprintf("services=%d/idle", n)
+			if publishing {
+				name = fmt.Sprintf("services=%d/publishing", n)
+			}
+			b.Run(name, func(b *testing.B) {
+				r, _ := newResolver(b, Config{})
+				r.Publish(State{Zones: set, Health: health{}})
+				addr := startServers(b, r)
+				stop := make(chan struct{})
+				var publishes int
+				pubDone := make(chan struct{})
+				go func() {
+					defer close(pubDone)
+					for i := 0; publishing; i++ {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						h := health{}
+						for _, ep := range svcs[i%len(svcs)].Sites[0].Endpoints {
+							h[ep.ID] = false
+						}
+						r.Publish(State{Zones: set, Health: h})
+						publishes++
+					}
+				}()
+				const clients = 4
+				lat := make([][]time.Duration, clients)
+				errs := make(chan error, clients)
+				per := max(b.N/clients, 1)
+				b.ResetTimer()
+				start := time.Now()
+				for c := range clients {
+					go func() {
+						conn, err := net.Dial("udp", addr)
+						if err != nil {
+							errs <- err
+							return
+						}
+						defer conn.Close()
+						rng := rand.New(rand.NewPCG(uint64(c), 1))
+						buf := make([]byte, 4096)
+						l := make([]time.Duration, 0, per)
+						for range per {
+							pkt := pkts[rng.IntN(len(pkts))]
+							t0 := time.Now()
+							conn.SetReadDeadline(t0.Add(5 * time.Second))
+							if _, err := conn.Write(pkt); err != nil {
+								errs <- err
+								return
+							}
+							if _, err := conn.Read(buf); err != nil {
+								errs <- err
+								return
+							}
+							l = append(l, time.Since(t0))
+						}
+						lat[c] = l
+						errs <- nil
+					}()
+				}
+				for range clients {
+					if err := <-errs; err != nil {
+						b.Fatal(err)
+					}
+				}
+				elapsed := time.Since(start)
+				b.StopTimer()
+				close(stop)
+				<-pubDone
+				var all []time.Duration
+				for _, l := range lat {
+					all = append(all, l...)
+				}
+				slices.Sort(all)
+				q := func(p float64) float64 { return float64(all[int(p*float64(len(all)-1))].Microseconds()) }
+				b.ReportMetric(q(0.5), "p50-µs")
+				b.ReportMetric(q(0.99), "p99-µs")
+				b.ReportMetric(float64(all[len(all)-1].Microseconds()), "max-µs")
+				b.ReportMetric(float64(len(all))/elapsed.Seconds(), "queries/s")
+				b.ReportMetric(float64(publishes)/elapsed.Seconds(), "publishes/s")
+			})
+		}
 	}
 }
