@@ -159,9 +159,16 @@ func (b *batch) recv() (int, error) {
 	return b.n, nil
 }
 
+// recvmmsg and sendmmsg make raw system calls: the socket is
+// non-blocking, so they never wait, and telling the runtime about them
+// (Syscall6) only lets its monitor hand the reader's P to another thread
+// whenever a batch takes more than 20 µs in the kernel, which a send of
+// 32 replies over loopback does: a profile under dnsperf showed 10% of
+// the server's CPU in that monitor and the hand-overs, 1.5% without.
+
 func (b *batch) recvmmsg(fd uintptr) bool {
 	for {
-		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.in[0])), batchSize, 0, 0, 0)
+		n, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.in[0])), batchSize, 0, 0, 0)
 		switch e {
 		case 0:
 			b.n = int(n)
@@ -250,7 +257,7 @@ func (b *batch) flush() {
 
 func (b *batch) sendmmsg(fd uintptr) bool {
 	for {
-		n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.out[b.sent])), uintptr(b.nout-b.sent), 0, 0, 0)
+		n, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.out[b.sent])), uintptr(b.nout-b.sent), 0, 0, 0)
 		switch e {
 		case 0:
 			b.sent += int(n)
