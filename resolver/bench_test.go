@@ -382,3 +382,51 @@ func BenchmarkQueriesDuringPublish(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkUDPBatch measures the server path under load: a client writes
+// 32 queries, for services picked at random among 10, 1,000 or 100,000,
+// before reading the 32 replies, so that the server reads and answers
+// them in batches. ns/op is per query, the client's system calls
+// included; the figure must not grow with the number of services.
+//
+//	go test -run '^$' -bench UDPBatch -benchmem ./resolver/
+func BenchmarkUDPBatch(b *testing.B) {
+	for _, n := range []int{10, 1000, 100000} {
+		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
+			set, pkts := manyServices(b, n)
+			r, _ := newResolver(b, Config{})
+			r.Publish(State{Zones: set, Health: health{}})
+			addr := startServers(b, r)
+			conn, err := net.Dial("udp", addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer conn.Close()
+			rng := rand.New(rand.NewPCG(2, 2))
+			buf := make([]byte, 4096)
+			runtime.GC()
+			const burst = 32
+			i := 0
+			for b.Loop() {
+				if i%burst == 0 {
+					for range burst {
+						if _, err := conn.Write(pkts[rng.IntN(len(pkts))]); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+				if _, err := conn.Read(buf); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			// Replies still owed to the last burst.
+			for ; i%burst != 0; i++ {
+				if _, err := conn.Read(buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
