@@ -17,6 +17,11 @@
 # then one run at half the median rate with dnsperf -v, whose per-query
 # latencies give the mean and the p99. Last, gslbd's ratios to each peer.
 #
+# Before every run each server must answer every name of the query file
+# right (dig), and every run's replies must be NOERROR or NXDOMAIN with
+# at most 1% lost (plus those in flight at the end); otherwise the script
+# stops with the server's log.
+#
 # Usage: bench/compare.sh            (SECS=10 REPS=3 by default)
 # Needs Linux, 2 or more cores, python3, and apt-get (as root or with sudo)
 # for packages that are missing. Runs on demand; not part of make test.
@@ -199,6 +204,11 @@ server:
   logfile: "$tmp/nsd.log"
   verbosity: 0
   hide-version: yes
+  # Debian's NSD is built with response rate limiting, on by default at 200
+  # answers a second per client prefix: every query here comes from
+  # 127.0.0.1, so it would drop or truncate nearly all of them.
+  rrl-ratelimit: 0
+  rrl-whitelist-ratelimit: 0
 remote-control:
   control-enable: no
 zone:
@@ -237,12 +247,22 @@ EOF
   echo $!
 }
 
-# CPU ticks (user + system) of a server and its children: NSD answers
-# from a forked child.
+# descendants pid -> the PID and those of all its descendants.
+descendants() {
+  local p
+  echo "$1"
+  for p in $(pgrep -P "$1" 2>/dev/null || true); do descendants "$p"; done
+}
+
+# CPU ticks (user + system) of a server and all its descendants: NSD
+# answers from a grandchild (xfrd, then main, then the server process).
 cpu_ticks() {
   local p t=0 x
-  for p in $1 $(pgrep -P "$1" 2>/dev/null || true); do
-    x=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)
+  for p in $(descendants "$1"); do
+    # utime and stime, counted after the command name, which may hold
+    # spaces ("nsd: server 1").
+    x=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}')
+    x=${x:-0}
     t=$((t + x))
   done
   echo "$t"
@@ -259,13 +279,57 @@ wait_ready() { # port name
   return 1
 }
 
-# run_full port pid -> prints "qps cpu_per_query_us" or "disturbed"
+# verify port name: every name of the query file must get its right
+# answer, authoritative, before a run counts; a server that refuses, fails
+# or answers something else (a zone not loaded, a wrong config) stops the
+# comparison here, loudly, rather than yielding a fast-looking line.
+verify() {
+  local port=$1 name=$2 q want out status ans
+  while read -r q want; do
+    out=$(dig +norec +time=2 +tries=2 -p "$port" @127.0.0.1 "$q" A 2>&1) || true
+    status=$(sed -n 's/.*status: \([A-Z]*\).*/\1/p' <<<"$out" | head -1)
+    ans=$(awk '/^;; ANSWER SECTION:/ { a = 1; next } /^$/ { a = 0 } a && $4 == "A" { print $5 }' <<<"$out" | sort | tr '\n' ' ' | sed 's/ $//')
+    if [[ $want == NXDOMAIN ]]; then
+      [[ $status == NXDOMAIN ]] && grep -q 'flags:[^;]* aa' <<<"$out" && continue
+    else
+      [[ $status == NOERROR && $ans == "$want" ]] && grep -q 'flags:[^;]* aa' <<<"$out" && continue
+    fi
+    echo "compare: $name answers $q with ${status:-no reply} [${ans}], want $want (authoritative); its log:" >&2
+    cat "$tmp/$name.log" >&2 2>/dev/null || true
+    exit 1
+  done <<EOF
+www.bench.test 127.0.10.1 127.0.10.2
+mail.bench.test 192.0.2.25
+api.bench.test 192.0.2.26
+cdn.bench.test 192.0.2.27
+nothere.bench.test NXDOMAIN
+EOF
+}
+
+# check_perf name output: dnsperf's replies must all be NOERROR or
+# NXDOMAIN, and (nearly) none lost: at most the 500 in flight when the
+# time is up, plus 1%.
+check_perf() {
+  local name=$1 out=$2 codes lost sent
+  codes=$(awk -F: '/Response codes:/{print $2}' <<<"$out")
+  sent=$(awk '/Queries sent:/{print $3}' <<<"$out")
+  lost=$(awk '/Queries lost:/{print $3}' <<<"$out")
+  if grep -Eq 'SERVFAIL|REFUSED|FORMERR|NOTIMP' <<<"$codes" || [[ -z $sent || -z $lost ]] || ((lost > 500 + sent / 100)); then
+    echo "compare: $name: dnsperf got${codes}, ${lost:-?} of ${sent:-?} lost; not a fair run. dnsperf said:" >&2
+    echo "$out" >&2
+    exit 1
+  fi
+}
+
+# run_full port pid name -> prints "qps cpu_per_query_us" or "disturbed"
 run_full() {
-  local port=$1 pid=$2 s0 s1 t0 t1 out qps n busy_other tck
+  local port=$1 pid=$2 name=$3 s0 s1 t0 t1 out qps n busy_other tck
   tck=$(getconf CLK_TCK)
+  verify "$port" "$name"
   s0=$(cpu_ticks "$pid"); t0=$(total_ticks)
   out=$(taskset -c "$PERF_CPU" dnsperf -s 127.0.0.1 -p "$port" -d "$tmp/queries" -l "$SECS" -c 4 -q 500 2>&1)
   s1=$(cpu_ticks "$pid"); t1=$(total_ticks)
+  check_perf "$name" "$out"
   qps=$(awk '/Queries per second:/{print $4}' <<<"$out")
   n=$(awk '/Queries completed:/{print $3}' <<<"$out")
   # dnsperf keeps its core busy for the whole run: SECS*tck ticks. Whatever
@@ -287,16 +351,24 @@ run_half() {
 declare -A QPS CPU MEAN P99
 servers=(gslbd gdnsd nsd knot)
 for name in "${servers[@]}"; do
-  port=$(freeport)
-  pid=$("start_$name" "$port")
-  pids+=("$pid")
-  wait_ready "$port" "$name"
+  # The port is free when picked, but the machine's other processes may
+  # take it before the server binds it: try another then.
+  for attempt in 1 2 3; do
+    port=$(freeport)
+    pid=$("start_$name" "$port")
+    pids+=("$pid")
+    wait_ready "$port" "$name" && break
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    ((attempt < 3)) || exit 1
+    echo "compare: $name: starting again on another port" >&2
+  done
   sleep 1 # let health checks settle and caches warm
   qs=() cs=()
   tries=0
   while ((${#qs[@]} < REPS)); do
     ((tries++ < MAX_TRIES)) || { echo "compare: $name: too many disturbed runs; the machine is busy" >&2; break; }
-    r=$(run_full "$port" "$pid")
+    r=$(run_full "$port" "$pid" "$name") || exit 1
     if [[ $r == disturbed ]]; then echo "compare: $name: run disturbed by other load, repeating" >&2; continue; fi
     qs+=("${r% *}"); cs+=("${r#* }")
   done
@@ -305,6 +377,7 @@ for name in "${servers[@]}"; do
   QPS[$name]=$(med "${qs[@]}")
   CPU[$name]=$(med "${cs[@]}")
   half=$(awk -v q="${QPS[$name]}" 'BEGIN { printf "%d", q / 2 }')
+  verify "$port" "$name"
   read -r MEAN[$name] P99[$name] < <(run_half "$port" "$half")
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true

@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -102,20 +104,18 @@ func BenchmarkFastPath(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			pkt := packed(b, bc.c)
-			rd := &reader{r: r, shard: 1, out: make([]byte, 0, 2048)}
-			if _, ok := rd.fast(r.cur.Load(), pkt, netip.AddrPort{}); !ok {
+			rd := &reader{r: r, shard: 1}
+			out := make([]byte, 0, 2048)
+			if _, ok := rd.fast(r.cur.Load(), pkt, out, 0, netip.AddrPort{}); !ok {
 				b.Fatal("not answered by the fast path")
 			}
 			for b.Loop() {
 				st := r.cur.Load()
-				hit, ok := rd.fast(st, pkt, netip.AddrPort{})
+				hit, ok := rd.fast(st, pkt, out, 0, netip.AddrPort{})
 				if !ok {
 					b.Fatal("fell back")
 				}
-				hit.a.zone.inc(rd.shard, hit.q.qtype, hit.a.rcode)
-				if hit.a.svc != nil {
-					hit.a.svc.add(rd.shard, hit.a.slot)
-				}
+				hit.count(rd.shard)
 			}
 		})
 	}
@@ -220,20 +220,213 @@ func BenchmarkFastPathServices(b *testing.B) {
 			// Shuffled, so that consecutive queries touch unrelated memory.
 			rng := rand.New(rand.NewPCG(1, 1))
 			rng.Shuffle(len(pkts), func(i, j int) { pkts[i], pkts[j] = pkts[j], pkts[i] })
-			rd := &reader{r: r, shard: 1, out: make([]byte, 0, 2048)}
+			rd := &reader{r: r, shard: 1}
+			out := make([]byte, 0, 2048)
+			runtime.GC() // the garbage of building the set and publishing it
 			i := 0
 			for b.Loop() {
-				hit, ok := rd.fast(r.cur.Load(), pkts[i], netip.AddrPort{})
+				hit, ok := rd.fast(r.cur.Load(), pkts[i], out, 0, netip.AddrPort{})
 				if !ok {
 					b.Fatal("fell back")
 				}
-				hit.a.zone.inc(rd.shard, hit.q.qtype, hit.a.rcode)
-				hit.a.svc.add(rd.shard, hit.a.slot)
+				hit.count(rd.shard)
 				if i++; i == len(pkts) {
 					i = 0
 				}
 			}
 			b.ReportMetric(float64(publish.Milliseconds()), "publish-ms")
+		})
+	}
+}
+
+// BenchmarkPublish measures Publish with 10,000 and 100,000 services:
+// "first" prepacks every reply (a new Resolver each time), "same" is a
+// republish of the same zones and health, "flip" one where one service's
+// first site goes down or comes back in turn, so that only that service's
+// answers are rebuilt.
+//
+//	go test -run '^$' -bench Publish -benchmem ./resolver/
+func BenchmarkPublish(b *testing.B) {
+	for _, n := range []int{10000, 100000} {
+		set, _ := manyServices(b, n)
+		victim := set.Services()[n/2]
+		flipped := health{}
+		for _, ep := range victim.Sites[0].Endpoints {
+			flipped[ep.ID] = false
+		}
+		b.Run(fmt.Sprintf("services=%d/first", n), func(b *testing.B) {
+			for b.Loop() {
+				r, _ := newResolver(b, Config{})
+				r.Publish(State{Zones: set, Health: health{}})
+			}
+		})
+		b.Run(fmt.Sprintf("services=%d/same", n), func(b *testing.B) {
+			r, _ := newResolver(b, Config{})
+			h := health{}
+			r.Publish(State{Zones: set, Health: h})
+			for b.Loop() {
+				r.Publish(State{Zones: set, Health: h})
+			}
+		})
+		b.Run(fmt.Sprintf("services=%d/flip", n), func(b *testing.B) {
+			r, _ := newResolver(b, Config{})
+			r.Publish(State{Zones: set, Health: health{}})
+			i := 0
+			for b.Loop() {
+				h := health{}
+				if i++; i%2 == 1 {
+					h = flipped
+				}
+				r.Publish(State{Zones: set, Health: h})
+			}
+		})
+	}
+}
+
+// BenchmarkQueriesDuringPublish measures query latency over real UDP
+// sockets while a publisher republishes as fast as it can, each time
+// with one more service's first site down (and the one before back up):
+// a health change republished under load. Four clients query services
+// at random, each waiting for its reply; the p50, p99 and max latency
+// are reported with and without the publisher, and the publishes made.
+//
+//	go test -run '^$' -bench QueriesDuringPublish -benchtime=200000x ./resolver/
+func BenchmarkQueriesDuringPublish(b *testing.B) {
+	for _, n := range []int{10000, 100000} {
+		set, pkts := manyServices(b, n)
+		svcs := set.Services()
+		for _, publishing := range []bool{false, true} {
+			name := fmt.Sprintf("services=%d/idle", n)
+			if publishing {
+				name = fmt.Sprintf("services=%d/publishing", n)
+			}
+			b.Run(name, func(b *testing.B) {
+				r, _ := newResolver(b, Config{})
+				r.Publish(State{Zones: set, Health: health{}})
+				addr := startServers(b, r)
+				stop := make(chan struct{})
+				var publishes int
+				pubDone := make(chan struct{})
+				go func() {
+					defer close(pubDone)
+					for i := 0; publishing; i++ {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						h := health{}
+						for _, ep := range svcs[i%len(svcs)].Sites[0].Endpoints {
+							h[ep.ID] = false
+						}
+						r.Publish(State{Zones: set, Health: h})
+						publishes++
+					}
+				}()
+				const clients = 4
+				lat := make([][]time.Duration, clients)
+				errs := make(chan error, clients)
+				per := max(b.N/clients, 1)
+				b.ResetTimer()
+				start := time.Now()
+				for c := range clients {
+					go func() {
+						conn, err := net.Dial("udp", addr)
+						if err != nil {
+							errs <- err
+							return
+						}
+						defer conn.Close()
+						rng := rand.New(rand.NewPCG(uint64(c), 1))
+						buf := make([]byte, 4096)
+						l := make([]time.Duration, 0, per)
+						for range per {
+							pkt := pkts[rng.IntN(len(pkts))]
+							t0 := time.Now()
+							conn.SetReadDeadline(t0.Add(5 * time.Second))
+							if _, err := conn.Write(pkt); err != nil {
+								errs <- err
+								return
+							}
+							if _, err := conn.Read(buf); err != nil {
+								errs <- err
+								return
+							}
+							l = append(l, time.Since(t0))
+						}
+						lat[c] = l
+						errs <- nil
+					}()
+				}
+				for range clients {
+					if err := <-errs; err != nil {
+						b.Fatal(err)
+					}
+				}
+				elapsed := time.Since(start)
+				b.StopTimer()
+				close(stop)
+				<-pubDone
+				var all []time.Duration
+				for _, l := range lat {
+					all = append(all, l...)
+				}
+				slices.Sort(all)
+				q := func(p float64) float64 { return float64(all[int(p*float64(len(all)-1))].Microseconds()) }
+				b.ReportMetric(q(0.5), "p50-µs")
+				b.ReportMetric(q(0.99), "p99-µs")
+				b.ReportMetric(float64(all[len(all)-1].Microseconds()), "max-µs")
+				b.ReportMetric(float64(len(all))/elapsed.Seconds(), "queries/s")
+				b.ReportMetric(float64(publishes)/elapsed.Seconds(), "publishes/s")
+			})
+		}
+	}
+}
+
+// BenchmarkUDPBatch measures the server path under load: a client writes
+// 32 queries, for services picked at random among 10, 1,000 or 100,000,
+// before reading the 32 replies, so that the server reads and answers
+// them in batches. ns/op is per query, the client's system calls
+// included; the figure must not grow with the number of services.
+//
+//	go test -run '^$' -bench UDPBatch -benchmem ./resolver/
+func BenchmarkUDPBatch(b *testing.B) {
+	for _, n := range []int{10, 1000, 100000} {
+		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
+			set, pkts := manyServices(b, n)
+			r, _ := newResolver(b, Config{})
+			r.Publish(State{Zones: set, Health: health{}})
+			addr := startServers(b, r)
+			conn, err := net.Dial("udp", addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer conn.Close()
+			rng := rand.New(rand.NewPCG(2, 2))
+			buf := make([]byte, 4096)
+			runtime.GC()
+			const burst = 32
+			i := 0
+			for b.Loop() {
+				if i%burst == 0 {
+					for range burst {
+						if _, err := conn.Write(pkts[rng.IntN(len(pkts))]); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+				if _, err := conn.Read(buf); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			// Replies still owed to the last burst.
+			for ; i%burst != 0; i++ {
+				if _, err := conn.Read(buf); err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
 }

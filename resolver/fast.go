@@ -2,7 +2,11 @@ package resolver
 
 import (
 	"encoding/binary"
+	"hash/maphash"
 	"net/netip"
+	"slices"
+	"sync/atomic"
+	"unsafe"
 
 	"github.com/gslbd/gslbd/zones"
 	"github.com/miekg/dns"
@@ -26,56 +30,98 @@ import (
 // The general path stays the reference: a template is only what respond
 // returned, and anything the fast path does not recognise (other shapes,
 // a reply that needs truncation or compression, an answer that depends
-// on the client's address) goes to respond. TestFastPathMatchesGeneral
-// holds the two byte for byte.
+// on the client's address or on chance) goes to respond.
+// TestFastPathMatchesGeneral holds the two byte for byte.
 //
-// A template that read health or drains records what it read; the next
-// publish with the same zones.Set reuses it when every recorded reading
-// still holds, so a health change rebuilds only the answers it touches.
-
-// fastAnswer is one prepacked reply.
-type fastAnswer struct {
-	hdr   [12]byte // ID 0, RD and CD clear, QDCOUNT 1, ARCOUNT without OPT
-	rest  []byte   // the sections after the question, packed
-	rcode int
-	zone  *zoneStats    // counted under this zone label
-	svc   *serviceStats // set when a service answered
-	slot  int           // svc's counter
-	// deps are the readings of health and drains the reply was built on;
-	// nil for a reply that read neither.
-	deps []reading
-	// dynamic is set when the reply read health or drains.
-	dynamic bool
-}
-
-// reading is one call to Health.Up or Drains.Drained while building a
-// template, and what it returned.
-type reading struct {
-	drain bool // Drained(service, site); otherwise Up(a)
-	a, b  string
-	value bool
-}
-
-// fastName holds the templates of one owner name, by qtype.
-type fastName struct {
-	types []uint16
-	ans   []*fastAnswer
-}
-
-func (f *fastName) get(qtype uint16) *fastAnswer {
-	for i, t := range f.types {
-		if t == qtype {
-			return f.ans[i]
-		}
-	}
-	return nil
-}
+// # Layout
+//
+// The templates live in one byte arena, found through one open-addressing
+// hash table, so that the cost of a query does not grow with the number
+// of names: it touches one slot of the table, one record of the arena
+// (the name and its templates, contiguous) and one answer counter
+// (metrics.go), where a map of pointers to per-name objects would chase
+// five or six pointers into memory that no cache holds once there are
+// 100,000 services. The arena holds no pointers, so the garbage
+// collector does not scan it either.
+//
+// A slot is a uint64: the high 32 bits of the name's hash, then the
+// record's offset in the arena plus one (0: empty). The table is at most
+// half full; probing is linear. A name record is:
+//
+//	u32  index of the record's readings in fastTable.deps
+//	u8   length L of the name, then the name: canonical presentation form
+//	u8   number of templates, then the templates
+//
+// and a template (little-endian fields) is:
+//
+//	u16  qtype
+//	u16  length R of the packed sections after the question
+//	u16  zone counted under (index into fastTable.zones)
+//	u16  counter cell of qtype and rcode in that zone's counters
+//	u32  global slot of the service answer counter, or noSlot
+//	[12] the reply header: ID 0, RD and CD clear, QDCOUNT 1, ARCOUNT without OPT
+//	[R]  the sections after the question, packed
+//
+// The NXDOMAIN replies of the zones and the REFUSED reply are templates
+// outside any name record (their qtype and cell unused: the query's
+// qtype decides the cell).
+//
+// # Reuse
+//
+// The replies of a name that read health or drains record what they read
+// (the name's readings). The next publish with the same zones.Set copies
+// a name's record as it is when every reading still gives the same
+// result, so a health change rebuilds only the names whose answers it
+// touches: checking a name costs a map lookup per reading, rebuilding it
+// runs and packs the general path once per template.
 
 // fastTable is what a published state answers the fast path from.
 type fastTable struct {
-	names   map[string]*fastName
-	refused *fastAnswer
+	seed  maphash.Seed
+	slots []uint64
+	mask  uint64
+	arena []byte
+	// zones are the request counters templates count under, by index.
+	zones []*zoneStats
+	// counters are the state's answer counter chunks.
+	counters [][]atomic.Uint64
+	// refused is the offset of the REFUSED template.
+	refused int
+	// names is the number of name records.
+	names int
+	// chancy is set when the set has services whose answers cannot be
+	// prepacked: every reply is then checked for them.
+	chancy bool
+	// Read and written at publish only: the readings of each name record
+	// and its offset, by the record's index; and how many bytes of the
+	// arena are records no longer in the table.
+	deps    [][]reading
+	recs    []int
+	garbage int
 }
+
+// Sizes in the arena.
+const (
+	tmplHdrLen = 24
+	maxTmpls   = 255
+)
+
+// reading is one call to Health.Up or Drains.Drained while building a
+// name's templates, and what it returned; or a mark that the name must
+// be rebuilt at the next publish.
+type reading struct {
+	kind  readingKind
+	value bool
+	a, b  string
+}
+
+type readingKind uint8
+
+const (
+	readUp      readingKind = iota // Up(a)
+	readDrained                    // Drained(a, b)
+	readRebuild                    // a template was left out for reasons the next publish may not have
+)
 
 // ClientScoped may be implemented by a [Drains] to say whether a drain in
 // force for service and site is limited to some clients. An answer that
@@ -97,36 +143,53 @@ type recorder struct {
 
 func (r *recorder) Up(id string) bool {
 	v := isUp(r.h, id)
-	r.reads = append(r.reads, reading{a: id, value: v})
+	r.add(reading{kind: readUp, a: id, value: v})
 	return v
 }
 
 func (r *recorder) Drained(service, site string, client netip.Addr) bool {
 	if r.d == nil {
-		r.reads = append(r.reads, reading{drain: true, a: service, b: site})
+		r.add(reading{kind: readDrained, a: service, b: site})
 		return false
 	}
 	if cs, ok := r.d.(ClientScoped); !ok || cs.ClientScoped(service, site) {
 		r.dependent = true
 	}
 	v := r.d.Drained(service, site, client)
-	r.reads = append(r.reads, reading{drain: true, a: service, b: site, value: v})
+	r.add(reading{kind: readDrained, a: service, b: site, value: v})
 	return v
 }
 
-// holds reports whether every reading of a still gives the same result
-// under st.
-func (a *fastAnswer) holds(st *state) bool {
-	for _, rd := range a.deps {
+func (r *recorder) add(rd reading) { r.reads = addReading(r.reads, rd) }
+
+// addReading appends rd to reads unless the last few readings hold it
+// already: a selection reads an endpoint once per family, and the
+// templates of one name (A, AAAA, ANY) read the same endpoints.
+func addReading(reads []reading, rd reading) []reading {
+	for i := len(reads) - 1; i >= 0 && i >= len(reads)-16; i-- {
+		if reads[i] == rd {
+			return reads
+		}
+	}
+	return append(reads, rd)
+}
+
+// holds reports whether every reading still gives the same result under
+// st.
+func holds(deps []reading, st *state) bool {
+	for _, rd := range deps {
 		var v bool
-		if rd.drain {
+		switch rd.kind {
+		case readRebuild:
+			return false
+		case readDrained:
 			if st.drains != nil {
 				if cs, ok := st.drains.(ClientScoped); !ok || cs.ClientScoped(rd.a, rd.b) {
 					return false
 				}
 				v = st.drains.Drained(rd.a, rd.b, netip.Addr{})
 			}
-		} else {
+		default:
 			v = isUp(st.health, rd.a)
 		}
 		if v != rd.value {
@@ -140,86 +203,314 @@ func (a *fastAnswer) holds(st *state) bool {
 // those present there.
 var templateTypes = [...]uint16{dns.TypeA, dns.TypeAAAA}
 
+// hash returns the table hash of a canonical name.
+func (ft *fastTable) hash(name string) uint64 { return maphash.String(ft.seed, name) }
+
+// find returns the offset of the record of name, whose hash is h.
+func (ft *fastTable) find(name string, h uint64) (int, bool) {
+	tag := uint32(h >> 32)
+	for i := h & ft.mask; ; i = (i + 1) & ft.mask {
+		s := ft.slots[i]
+		if s == 0 {
+			return 0, false
+		}
+		if uint32(s>>32) != tag {
+			continue
+		}
+		off := int(uint32(s)) - 1
+		l := int(ft.arena[off+4])
+		if l == len(name) && string(ft.arena[off+5:off+5+l]) == string(name) {
+			return off, true
+		}
+	}
+}
+
+// recordName returns the name of the record at rec, pointing into the
+// arena.
+func (ft *fastTable) recordName(rec int) string {
+	l := int(ft.arena[rec+4])
+	return unsafe.String(&ft.arena[rec+5], l)
+}
+
+// template returns the offset of the template of qtype in the name
+// record at rec.
+func (ft *fastTable) template(rec int, qtype uint16) (int, bool) {
+	a := ft.arena
+	off := rec + 5 + int(a[rec+4])
+	n := int(a[off])
+	off++
+	for range n {
+		if binary.LittleEndian.Uint16(a[off:]) == qtype {
+			return off, true
+		}
+		off += tmplHdrLen + int(binary.LittleEndian.Uint16(a[off+2:]))
+	}
+	return 0, false
+}
+
+// recordEnd returns the offset just past the name record at rec.
+func (ft *fastTable) recordEnd(rec int) int {
+	a := ft.arena
+	off := rec + 5 + int(a[rec+4])
+	n := int(a[off])
+	off++
+	for range n {
+		off += tmplHdrLen + int(binary.LittleEndian.Uint16(a[off+2:]))
+	}
+	return off
+}
+
+// insert adds the record at off, of hash h, to the table, growing it to
+// stay at most half full.
+func (ft *fastTable) insert(h uint64, off int) {
+	if 2*(ft.names+1) > len(ft.slots) {
+		ft.resize(2 * (ft.names + 1))
+	}
+	ft.put(h, off)
+	ft.names++
+}
+
+func (ft *fastTable) put(h uint64, off int) {
+	for i := h & ft.mask; ; i = (i + 1) & ft.mask {
+		if ft.slots[i] == 0 {
+			ft.slots[i] = h&^0xFFFFFFFF | uint64(off+1)
+			return
+		}
+	}
+}
+
+// resize makes room for n names, half full at most.
+func (ft *fastTable) resize(n int) {
+	size := 16
+	for size < 2*n {
+		size *= 2
+	}
+	old := ft.slots
+	ft.slots, ft.mask = make([]uint64, size), uint64(size-1)
+	for _, s := range old {
+		if s != 0 {
+			off := int(uint32(s)) - 1
+			ft.put(ft.hash(ft.recordName(off)), off)
+		}
+	}
+}
+
 // buildFast prepacks the replies of st, reusing those of prev that still
 // hold. It is called by Publish, after the stats are attached.
 func buildFast(st, prev *state, none *zoneStats) *fastTable {
 	if st.set == nil {
 		return nil // SERVFAIL, from the general path
 	}
-	ft := &fastTable{names: make(map[string]*fastName)}
+	if len(st.set.Zones()) >= 0xFFFF {
+		return nil // more zones than a template can name: the general path
+	}
 	var old *fastTable
 	if prev != nil && prev.set == st.set && prev.udpSize == st.udpSize && prev.fast != nil {
 		old = prev.fast
 	}
-	ft.refused = &fastAnswer{hdr: header(dns.RcodeRefused, false, 0, 0), rcode: dns.RcodeRefused, zone: none}
+	// Zone indexes follow the set's order, so that a record copied from
+	// the table before counts under the same zone.
+	ft := &fastTable{counters: st.counters, zones: []*zoneStats{none}}
+	b := &builder{st: st, ft: ft, zoneIdx: make(map[*zoneInfo]uint16)}
+	for _, z := range st.set.Zones() {
+		zi := st.zones[z.Origin]
+		b.zoneIdx[zi] = uint16(len(ft.zones))
+		ft.zones = append(ft.zones, zi.stats)
+	}
+	if old != nil {
+		ft.chancy = old.chancy // the same services
+	} else {
+		for _, svc := range st.set.Services() {
+			if !prepackable(svc) {
+				ft.chancy = true
+				break
+			}
+		}
+	}
+	if old != nil && old.garbage <= len(old.arena)/2 {
+		b.refresh(prev)
+		return ft
+	}
 
-	b := &builder{st: st, none: none}
+	count := 0
+	if old != nil {
+		ft.seed = old.seed
+		count = old.names
+		ft.arena = make([]byte, 0, len(old.arena)-old.garbage)
+		ft.deps = make([][]reading, 0, len(old.deps))
+		ft.recs = make([]int, 0, len(old.recs))
+	} else {
+		ft.seed = maphash.MakeSeed()
+		for _, z := range st.set.Zones() {
+			z.Nodes(func(*zones.Node) bool { count++; return true })
+		}
+	}
+	ft.resize(count)
+
+	ft.refused = b.appendTemplate(0, header(dns.RcodeRefused, false, 0, 0), nil, nil, noSlot)
 	for _, z := range st.set.Zones() {
 		zi := st.zones[z.Origin]
 		zi.nx = b.negative(z, zi)
 		z.Nodes(func(n *zones.Node) bool {
-			if n.Empty() || ft.names[n.Name] != nil {
+			if n.Empty() || len(n.Name) > 255 {
 				return true
 			}
-			fn := &fastName{}
-			var oldFn *fastName
-			if old != nil {
-				oldFn = old.names[n.Name]
+			h := ft.hash(n.Name)
+			if _, ok := ft.find(n.Name, h); ok {
+				return true // a name in two zones: a cut, or the apex of a child
 			}
-			add := func(t uint16) {
-				if fn.get(t) != nil || t == dns.TypeAXFR || t == dns.TypeIXFR {
-					return
-				}
-				var a *fastAnswer
-				if oldFn != nil {
-					if o := oldFn.get(t); o != nil && (!o.dynamic || o.holds(st)) {
-						a = o
+			if old != nil {
+				if rec, ok := old.find(n.Name, h); ok {
+					idx := binary.LittleEndian.Uint32(old.arena[rec:])
+					if holds(old.deps[idx], st) {
+						off := len(ft.arena)
+						ft.arena = append(ft.arena, old.arena[rec:old.recordEnd(rec)]...)
+						binary.LittleEndian.PutUint32(ft.arena[off:], uint32(len(ft.deps)))
+						ft.deps = append(ft.deps, old.deps[idx])
+						ft.recs = append(ft.recs, off)
+						ft.insert(h, off)
+						return true
 					}
 				}
-				if a == nil {
-					a = b.build(n.Name, t)
-				}
-				if a != nil {
-					fn.types = append(fn.types, t)
-					fn.ans = append(fn.ans, a)
-				}
 			}
-			for _, t := range templateTypes {
-				add(t)
-			}
-			for _, t := range n.Types() {
-				add(t)
-			}
-			if len(fn.types) > 0 {
-				ft.names[n.Name] = fn
-			}
+			off := b.record(n, uint32(len(ft.deps)))
+			ft.deps = append(ft.deps, b.deps())
+			ft.recs = append(ft.recs, off)
+			ft.insert(h, off)
 			return true
 		})
 	}
 	return ft
 }
 
-// builder runs the general path on a copy of the state whose health and
-// drains are a recorder.
-type builder struct {
-	st   *state
-	none *zoneStats
-	rec  recorder
-	tmp  state
-	buf  []byte
+// refresh makes b.ft the table of prev with the records whose readings no
+// longer hold rebuilt: the cost of a publish that changes health or
+// drains grows with the names it touches, plus one pass over the
+// readings, not with the size of the zones. The arena is shared with
+// prev's table: the rebuilt records are appended past its end, where no
+// reader of an older table looks, and the table's slot for each points to
+// the new record. The old record stays behind as garbage until a publish
+// finds more garbage than records and builds the arena anew.
+func (b *builder) refresh(prev *state) {
+	old, ft, st := prev.fast, b.ft, b.st
+	ft.seed, ft.mask, ft.names, ft.garbage = old.seed, old.mask, old.names, old.garbage
+	ft.slots = slices.Clone(old.slots)
+	ft.arena = old.arena
+	ft.refused = old.refused
+	ft.deps = slices.Clone(old.deps)
+	ft.recs = slices.Clone(old.recs)
+	for origin, zi := range st.zones {
+		if pz := prev.zones[origin]; pz != nil {
+			zi.nx = pz.nx
+		}
+	}
+	zs := st.set.Zones()
+	for i, deps := range ft.deps {
+		if holds(deps, st) {
+			continue
+		}
+		off := ft.recs[i]
+		name := ft.recordName(off)
+		var n *zones.Node
+		for _, z := range zs {
+			if nd, ok := z.Lookup(name); ok && !nd.Empty() {
+				n = nd // the first zone with the name, as the full build takes it
+				break
+			}
+		}
+		if n == nil {
+			continue // not in the set: cannot be
+		}
+		h := ft.hash(name)
+		end := ft.recordEnd(off)
+		noff := b.record(n, uint32(i))
+		ft.deps[i], ft.recs[i] = b.deps(), noff
+		ft.garbage += end - off
+		for j := h & ft.mask; ; j = (j + 1) & ft.mask {
+			if int(uint32(ft.slots[j]))-1 == off {
+				ft.slots[j] = h&^0xFFFFFFFF | uint64(noff+1)
+				break
+			}
+		}
+	}
 }
 
-// build returns the template of name and qtype, or nil when the reply
-// cannot be prepacked: it depends on the client or the query (a drain
-// limited to clients, a weighted or nearest service, answer shaping),
-// needs truncation or compression, or the general path panicked.
-func (b *builder) build(name string, qtype uint16) (a *fastAnswer) {
+// prepackable reports whether the answers of svc are the same for every
+// client and every query, given health and drains, so that they can be
+// prepacked: failover's are; a policy that looks at the client's address
+// or draws at random is answered by the general path.
+func prepackable(svc *zones.Service) bool { return svc.Policy == zones.Failover }
+
+// builder runs the general path on a copy of the state whose health and
+// drains are a recorder, and appends the templates to the arena.
+type builder struct {
+	st      *state
+	ft      *fastTable
+	zoneIdx map[*zoneInfo]uint16
+	rec     recorder
+	tmp     state
+	buf     []byte
+	reads   []reading
+}
+
+// record appends the record of node n, index idx, with every template
+// that can be prepacked, and returns its offset. A record may hold no
+// template: its readings say when to try again.
+func (b *builder) record(n *zones.Node, idx uint32) int {
+	ft := b.ft
+	off := len(ft.arena)
+	ft.arena = binary.LittleEndian.AppendUint32(ft.arena, idx)
+	ft.arena = append(ft.arena, byte(len(n.Name)))
+	ft.arena = append(ft.arena, n.Name...)
+	count := len(ft.arena)
+	ft.arena = append(ft.arena, 0)
+	b.reads = b.reads[:0]
+	var types [maxTmpls]uint16
+	k := 0
+	add := func(t uint16) {
+		if t == dns.TypeAXFR || t == dns.TypeIXFR || k == maxTmpls {
+			return
+		}
+		for _, have := range types[:k] {
+			if have == t {
+				return
+			}
+		}
+		if b.build(n.Name, t) {
+			types[k] = t
+			k++
+		}
+	}
+	for _, t := range templateTypes {
+		add(t)
+	}
+	for _, t := range n.Types() {
+		add(t)
+	}
+	ft.arena[count] = byte(k)
+	return off
+}
+
+// deps returns a copy of the readings of the record built last.
+func (b *builder) deps() []reading {
+	if len(b.reads) == 0 {
+		return nil
+	}
+	return append([]reading(nil), b.reads...)
+}
+
+// build appends the template of name and qtype to the arena and reports
+// whether it did; it does not when the reply cannot be prepacked: it
+// depends on the client or on chance, needs truncation or compression,
+// or the general path panicked.
+func (b *builder) build(name string, qtype uint16) (ok bool) {
 	defer func() {
 		if recover() != nil {
-			a = nil // the query path will answer SERVFAIL and count the panic
+			ok = false // the query path will answer SERVFAIL and count the panic
+			b.read(reading{kind: readRebuild})
 		}
 	}()
-	b.rec = recorder{h: b.st.health, d: b.st.drains}
+	b.rec = recorder{h: b.st.health, d: b.st.drains, reads: b.rec.reads[:0]}
 	b.tmp = *b.st
 	b.tmp.health, b.tmp.drains = &b.rec, &b.rec
 
@@ -228,56 +519,115 @@ func (b *builder) build(name string, qtype uint16) (a *fastAnswer) {
 	req.RecursionDesired = false
 	req.SetEdns0(b.st.udpSize, false)
 	m, in := respond(&b.tmp, req, netip.Addr{}, false)
-	if m == nil || m.Truncated || m.Compress || in.transfer || in.varies || b.rec.dependent || m.Rcode > 0xF {
-		return nil
+	if m != nil {
+		for _, rd := range b.rec.reads {
+			b.read(rd)
+		}
+	}
+	if b.rec.dependent {
+		b.read(reading{kind: readRebuild})
+		return false
+	}
+	if m == nil || m.Truncated || m.Compress || in.transfer || in.varies || m.Rcode > 0xF {
+		return false
+	}
+	if b.ft.chancy && b.chance(m) {
+		return false
 	}
 	if len(m.Extra) == 0 || m.Extra[len(m.Extra)-1].Header().Rrtype != dns.TypeOPT {
-		return nil
+		return false
 	}
 	m.Extra = m.Extra[:len(m.Extra)-1]
 	var err error
 	b.buf, err = m.PackBuffer(b.buf)
 	if err != nil {
-		return nil
+		return false
 	}
 	qlen := len(name) + 1 + 4
 	if name == "." {
 		qlen = 1 + 4
 	}
-	a = &fastAnswer{rest: append([]byte(nil), b.buf[12+qlen:]...), rcode: m.Rcode, zone: b.none, slot: -1}
-	copy(a.hdr[:], b.buf[:12])
-	if in.zone != nil && in.zone.stats != nil {
-		a.zone = in.zone.stats
+	rest := b.buf[12+qlen:]
+	if len(rest) > 0xFFFF {
+		return false
 	}
+	var zi *zoneInfo
+	if in.zone != nil {
+		zi = in.zone
+	}
+	slot := noSlot
 	if in.svc != nil {
-		a.svc, a.slot = in.svc, in.svc.slot(in.choice)
+		slot = in.svc.global(in.svc.slot(in.choice))
 	}
-	if len(b.rec.reads) > 0 {
-		a.dynamic = true
-		a.deps = append([]reading(nil), b.rec.reads...)
-	}
-	return a
+	var hdr [12]byte
+	copy(hdr[2:], b.buf[2:12]) // ID 0: each query's goes there
+	b.appendTemplate(qtype, hdr, zi, rest, slot)
+	return true
 }
 
-// negative returns the NXDOMAIN reply of zone z: the negative SOA in the
-// authority section.
-func (b *builder) negative(z *zones.Zone, zi *zoneInfo) *fastAnswer {
-	a := &fastAnswer{rcode: dns.RcodeNameError, zone: b.none, slot: -1}
-	if zi.stats != nil {
-		a.zone = zi.stats
+// read adds rd to the readings of the name being built.
+func (b *builder) read(rd reading) { b.reads = addReading(b.reads, rd) }
+
+// chance reports whether m holds addresses of, or names, a service whose
+// answers cannot be prepacked.
+func (b *builder) chance(m *dns.Msg) bool {
+	svc := func(name string) bool {
+		s := b.st.set.Service(name)
+		return s != nil && !prepackable(s)
 	}
+	if len(m.Question) > 0 && svc(m.Question[0].Name) {
+		return true
+	}
+	for _, sec := range [...][]dns.RR{m.Answer, m.Ns, m.Extra} {
+		for _, rr := range sec {
+			if svc(rr.Header().Name) {
+				return true
+			}
+			if c, ok := rr.(*dns.CNAME); ok && svc(c.Target) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// appendTemplate appends a template to the arena and returns its offset.
+// zi is the zone counted under; nil counts under "none".
+func (b *builder) appendTemplate(qtype uint16, hdr [12]byte, zi *zoneInfo, rest []byte, slot uint32) int {
+	ft := b.ft
+	zone := uint16(0)
+	if zi != nil && zi.stats != nil {
+		zone = b.zoneIdx[zi] // a zone outside the state's counts as none
+	}
+	off := len(ft.arena)
+	a := ft.arena
+	a = binary.LittleEndian.AppendUint16(a, qtype)
+	a = binary.LittleEndian.AppendUint16(a, uint16(len(rest)))
+	a = binary.LittleEndian.AppendUint16(a, zone)
+	a = binary.LittleEndian.AppendUint16(a, cell(qtype, int(hdr[3]&0xF)))
+	a = binary.LittleEndian.AppendUint32(a, slot)
+	a = append(a, hdr[:]...)
+	a = append(a, rest...)
+	ft.arena = a
+	return off
+}
+
+// negative appends the NXDOMAIN template of zone z, the negative SOA in
+// the authority section, and returns its offset plus one; 0 when it
+// cannot be packed.
+func (b *builder) negative(z *zones.Zone, zi *zoneInfo) uint32 {
+	var rest []byte
 	ns := 0
 	if zi.neg != nil {
 		buf := make([]byte, dns.Len(zi.neg)+16)
 		off, err := dns.PackRR(zi.neg, buf, 0, nil, false)
 		if err != nil {
-			return nil
+			return 0
 		}
-		a.rest = buf[:off]
+		rest = buf[:off]
 		ns = 1
 	}
-	a.hdr = header(dns.RcodeNameError, true, 0, ns)
-	return a
+	return uint32(b.appendTemplate(0, header(dns.RcodeNameError, true, 0, ns), zi, rest, noSlot)) + 1
 }
 
 // header returns a reply header with QDCOUNT 1 and no OPT counted.
@@ -412,17 +762,29 @@ func ignorableOption(code uint16) bool {
 	return true // unknown: kept as opaque bytes
 }
 
-// fastHit is what the fast path found for a query.
+// fastHit is what the fast path answered a query with, and what to
+// count.
 type fastHit struct {
-	a     *fastAnswer
-	q     fastQuery
-	reply []byte
+	q        fastQuery
+	reply    []byte
+	zone     *zoneStats
+	cell     uint16
+	slot     uint32
+	counters [][]atomic.Uint64
+}
+
+// count counts the answer in shard.
+func (h *fastHit) count(shard int) {
+	if h.zone != nil {
+		h.zone.add(shard, h.cell)
+	}
+	if h.slot != noSlot {
+		countAnswer(h.counters, shard, h.slot)
+	}
 }
 
 // fast answers pkt from st into out, when it can. name is scratch space
-// of at least 256 bytes. It reads st only and allocates nothing for names
-// that have a template; an NXDOMAIN or REFUSED reply costs the one
-// allocation of the name's string.
+// of at least 256 bytes. It reads st only and allocates nothing.
 func fast(st *state, pkt, out, name []byte) (fastHit, bool) {
 	ft := st.fast
 	if ft == nil {
@@ -433,22 +795,33 @@ func fast(st *state, pkt, out, name []byte) (fastHit, bool) {
 		// A debug answer depends on the client: the general path.
 		return fastHit{}, false
 	}
-	var a *fastAnswer
-	if fn := ft.names[string(q.name)]; fn != nil {
-		a = fn.get(q.qtype)
+	// qname points into name, which the next query overwrites: nothing
+	// keeps it.
+	qname := unsafe.String(unsafe.SliceData(q.name), len(q.name))
+	t, nx := -1, false
+	if rec, ok := ft.find(qname, ft.hash(qname)); ok {
+		if off, ok := ft.template(rec, q.qtype); ok {
+			t = off
+		}
 	} else if q.qtype != dns.TypeAXFR && q.qtype != dns.TypeIXFR {
-		qname := string(q.name)
+		// The name is not in the table: NXDOMAIN, REFUSED, or something
+		// the general path works out (a wildcard, below a cut, an empty
+		// non-terminal).
 		if z := st.set.Zone(qname); z == nil {
-			a = ft.refused
+			t, nx = ft.refused, true
 		} else if lookup(z, qname, q.qtype).kind == matchNone {
-			a = st.zones[z.Origin].nx
+			if zi := st.zones[z.Origin]; zi != nil && zi.nx != 0 {
+				t, nx = int(zi.nx)-1, true
+			}
 		}
 	}
-	if a == nil {
+	if t < 0 {
 		return fastHit{}, false
 	}
+	a := ft.arena[t:]
+	rest := a[tmplHdrLen : tmplHdrLen+int(binary.LittleEndian.Uint16(a[2:]))]
 	size := dns.MinMsgSize
-	need := 12 + q.qlen + len(a.rest)
+	need := 12 + q.qlen + len(rest)
 	if q.edns {
 		size = max(int(min(q.udpSize, st.udpSize)), dns.MinMsgSize)
 		need += 11
@@ -456,12 +829,22 @@ func fast(st *state, pkt, out, name []byte) (fastHit, bool) {
 	if need > size {
 		return fastHit{}, false // the general path truncates or compresses
 	}
-	out = append(out[:0], a.hdr[:]...)
+	hit := fastHit{
+		q:        q,
+		zone:     ft.zones[binary.LittleEndian.Uint16(a[4:])],
+		cell:     binary.LittleEndian.Uint16(a[6:]),
+		slot:     binary.LittleEndian.Uint32(a[8:]),
+		counters: ft.counters,
+	}
+	if nx {
+		hit.cell = cell(q.qtype, int(a[12+3]&0xF))
+	}
+	out = append(out[:0], a[12:24]...)
 	out[0], out[1] = pkt[0], pkt[1]
 	out[2] |= pkt[2] & 0x01 // RD
 	out[3] |= pkt[3] & 0x10 // CD
 	out = append(out, pkt[12:12+q.qlen]...)
-	out = append(out, a.rest...)
+	out = append(out, rest...)
 	if q.edns {
 		binary.BigEndian.PutUint16(out[10:], binary.BigEndian.Uint16(out[10:])+1)
 		var flags byte
@@ -470,5 +853,6 @@ func fast(st *state, pkt, out, name []byte) (fastHit, bool) {
 		}
 		out = append(out, 0, byte(dns.TypeOPT>>8), byte(dns.TypeOPT), byte(st.udpSize>>8), byte(st.udpSize), 0, 0, flags, 0, 0, 0)
 	}
-	return fastHit{a: a, q: q, reply: out}, true
+	hit.reply = out
+	return hit, true
 }

@@ -353,3 +353,105 @@ func randomQuery(rng *rand.Rand, names []string) []byte {
 	}
 	return pkt
 }
+
+// TestFastPathLeavesOtherPolicies: a service whose policy the fast path
+// does not know may answer each client, or each query, differently, so
+// nothing that shows its addresses or names it is prepacked: its own
+// name, a CNAME to it, a reply with its addresses as additional data.
+func TestFastPathLeavesOtherPolicies(t *testing.T) {
+	set := testSet(t)
+	set.Service("www.example.org.").Policy = zones.Policy("some-future-policy")
+	r, _ := newResolver(t, Config{})
+	r.Publish(State{Zones: set})
+	st := r.cur.Load()
+	for _, tc := range []struct {
+		qname string
+		qtype uint16
+		fast  bool
+	}{
+		{"www.example.org.", dns.TypeA, false},
+		{"www.example.org.", dns.TypeAAAA, false},
+		{"www.example.org.", dns.TypeANY, false},
+		{"svcalias.example.org.", dns.TypeA, false},
+		{"example.org.", dns.TypeMX, false}, // www is an MX target
+		{"mail.example.org.", dns.TypeA, true},
+		{"strict.example.org.", dns.TypeA, true},
+	} {
+		m := new(dns.Msg)
+		m.SetQuestion(tc.qname, tc.qtype)
+		if got := checkFast(t, st, m, client); got != tc.fast {
+			t.Errorf("fast path answered %s %s: %v, want %v", tc.qname, dns.TypeToString[tc.qtype], got, tc.fast)
+		}
+	}
+}
+
+// TestFastPathReuse: a publish that changes nothing a name's answers
+// read reuses the name's prepacked replies as they are; one that changes
+// what they read rebuilds them, and a name left to the general path
+// because of a drain for some clients comes back to the fast path when
+// the drain goes.
+func TestFastPathReuse(t *testing.T) {
+	set := testSet(t)
+	r, _ := newResolver(t, Config{})
+	www := func() []byte {
+		t.Helper()
+		st := r.cur.Load()
+		m := new(dns.Msg)
+		m.SetQuestion("www.example.org.", dns.TypeA)
+		if !checkFast(t, st, m, client) {
+			return nil
+		}
+		rec, ok := st.fast.find("www.example.org.", st.fast.hash("www.example.org."))
+		if !ok {
+			t.Fatal("www.example.org. answered without a record")
+		}
+		return st.fast.arena[rec+4 : st.fast.recordEnd(rec)] // without its index
+	}
+	r.Publish(State{Zones: set})
+	first := www()
+	r.Publish(State{Zones: set, Health: down("www.example.org/fra/198.51.100.1")}) // read by no answer
+	if again := www(); first == nil || !bytes.Equal(again, first) {
+		t.Errorf("record changed when nothing it read did:\n%x\n%x", first, again)
+	}
+	r.Publish(State{Zones: set, Health: amsDown})
+	if changed := www(); changed == nil || bytes.Equal(changed, first) {
+		t.Errorf("record not rebuilt when ams went down: %x", changed)
+	}
+	r.Publish(State{Zones: set, Drains: scopedDrains{"www.example.org.|ams": false}})
+	if got := www(); got != nil {
+		t.Error("answered by the fast path while a drain holds for some clients")
+	}
+	r.Publish(State{Zones: set})
+	if got := www(); !bytes.Equal(got, first) {
+		t.Errorf("not back on the fast path as before once the drain went: %x", got)
+	}
+}
+
+// TestFastPathArenaBounded: health flapping for ever rebuilds the same
+// records again and again; the arena must not grow for ever, and the
+// answers must stay those of the general path throughout.
+func TestFastPathArenaBounded(t *testing.T) {
+	set := testSet(t)
+	r, _ := newResolver(t, Config{})
+	r.Publish(State{Zones: set})
+	first := len(r.cur.Load().fast.arena)
+	names := queryNames(set)
+	rng := rand.New(rand.NewPCG(7, 7))
+	for i := range 200 {
+		s := State{Zones: set}
+		if i%2 == 0 {
+			s.Health = amsDown
+		}
+		r.Publish(s)
+		st := r.cur.Load()
+		for range 20 {
+			checkFastPacket(t, st, randomQuery(rng, names), client)
+		}
+		if t.Failed() {
+			t.Fatalf("publish %d: the fast path differs", i)
+		}
+		if n := len(st.fast.arena); n > 3*first {
+			t.Fatalf("publish %d: arena of %d bytes, %d at first", i, n, first)
+		}
+	}
+}

@@ -55,7 +55,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 				"Service answers, by service and by the site that served (all_down when no site was eligible).",
 				[]string{"service", "site"}, nil),
 			duration: prometheus.NewDesc(prometheus.BuildFQName(ns, sub, "request_duration_seconds"),
-				"Time to answer a DNS request, writing the reply included.", nil, nil),
+				"Time from reading a DNS request to writing its reply. Over UDP the requests read together in one batch count with the batch's time.", nil, nil),
 			durations: make([]durationShard, shards),
 		},
 		panics: prometheus.NewCounter(prometheus.CounterOpts{
@@ -98,13 +98,17 @@ type durationShard struct {
 }
 
 // observe records one request that took ns nanoseconds.
-func (d *durationShard) observe(ns int64) {
+func (d *durationShard) observe(ns int64) { d.observeN(ns, 1) }
+
+// observeN records n requests that took ns nanoseconds each: the queries
+// of one batch, whose replies all leave together.
+func (d *durationShard) observeN(ns int64, n int) {
 	i := 0
 	for i < len(durationBounds) && ns > durationBounds[i] {
 		i++
 	}
-	d.counts[i].Add(1)
-	d.sumNs.Add(uint64(max(ns, 0)))
+	d.counts[i].Add(uint64(n))
+	d.sumNs.Add(uint64(max(ns, 0)) * uint64(n))
 }
 
 func (c *queryCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -258,19 +262,90 @@ func (z *zoneStats) collect(ch chan<- prometheus.Metric, desc *prometheus.Desc) 
 	}
 }
 
-// serviceStats holds the answer counters of one service: per shard, one
-// per site in Service.Sites order and one for all-down answers. They are
-// created at publish time, so every site of every service is exported
-// from zero.
-type serviceStats struct {
-	sites  []string
-	stride int             // counters per shard, rounded up to a cache line
-	cells  []atomic.Uint64 // shard s, slot i at s*stride+i
+// counterChunkSlots is how many answer counters a chunk holds per shard.
+const counterChunkSlots = 1 << 12
+
+// noSlot marks a reply that counts no service answer.
+const noSlot = ^uint32(0)
+
+// answerCounters holds the service answer counters of every service in
+// chunks that are never moved or freed, shard-major: a chunk is
+// counterChunkSlots counters of shard 0, then as many of shard 1, and so
+// on, so that readers counting in different shards never write the same
+// cache line, and the counters of one shard for many services are dense
+// (a shard of 100,000 services of two sites is 2.4 MB, where a cache line
+// per service and shard would be 6.4 MB).
+//
+// A service gets a run of consecutive slots (one per site, one for
+// all-down) in one chunk, a global slot number, which it keeps while it
+// exists with the same sites. A run freed when a service goes is zeroed
+// when it is handed out again; a reader still answering from an older
+// state may add a stray count to it in between, which a counter tolerates.
+//
+// Owned by the goroutine that calls Publish; readers reach the chunks
+// through the slice copied into each published state.
+type answerCounters struct {
+	shards int
+	chunks [][]atomic.Uint64
+	next   uint32              // the first slot never handed out
+	free   map[uint32][]uint32 // freed runs by length
 }
 
-func newServiceStats(sites []string, shards int) *serviceStats {
-	stride := (len(sites) + 1 + 7) &^ 7
-	return &serviceStats{sites: sites, stride: stride, cells: make([]atomic.Uint64, stride*shards)}
+func newAnswerCounters(shards int) *answerCounters {
+	return &answerCounters{shards: shards, free: make(map[uint32][]uint32)}
+}
+
+// alloc returns the first slot of a run of n zeroed slots in one chunk.
+func (c *answerCounters) alloc(n uint32) uint32 {
+	if runs := c.free[n]; len(runs) > 0 {
+		base := runs[len(runs)-1]
+		c.free[n] = runs[:len(runs)-1]
+		ch := c.chunks[base/counterChunkSlots]
+		for s := range c.shards {
+			for i := range n {
+				ch[s*counterChunkSlots+int(base%counterChunkSlots+i)].Store(0)
+			}
+		}
+		return base
+	}
+	if n > counterChunkSlots {
+		panic("resolver: a service with more sites than a counter chunk holds")
+	}
+	if c.next%counterChunkSlots+n > counterChunkSlots {
+		c.next += counterChunkSlots - c.next%counterChunkSlots
+	}
+	for int(c.next/counterChunkSlots) >= len(c.chunks) {
+		c.chunks = append(c.chunks, make([]atomic.Uint64, counterChunkSlots*c.shards))
+	}
+	base := c.next
+	c.next += n
+	return base
+}
+
+// release hands the run at base of n slots back.
+func (c *answerCounters) release(base, n uint32) {
+	c.free[n] = append(c.free[n], base)
+}
+
+// countAnswer adds one to global slot g in shard.
+func countAnswer(chunks [][]atomic.Uint64, shard int, g uint32) {
+	chunks[g/counterChunkSlots][shard*counterChunkSlots+int(g%counterChunkSlots)].Add(1)
+}
+
+// serviceStats are the answer counters of one service: one per site in
+// Service.Sites order and one for all-down answers, at global slots base
+// to base+len(sites) of an [answerCounters]. They are created at publish
+// time, so every site of every service is exported from zero.
+type serviceStats struct {
+	sites  []string
+	base   uint32
+	chunk  []atomic.Uint64 // the chunk holding the run
+	shards int
+}
+
+func newServiceStats(sites []string, c *answerCounters) *serviceStats {
+	base := c.alloc(uint32(len(sites) + 1))
+	return &serviceStats{sites: sites, base: base, chunk: c.chunks[base/counterChunkSlots], shards: c.shards}
 }
 
 // slot returns the counter index of c: its site, or all_down.
@@ -281,8 +356,11 @@ func (s *serviceStats) slot(c choice) int {
 	return c.site
 }
 
+// global returns the global slot number of the counter of slot.
+func (s *serviceStats) global(slot int) uint32 { return s.base + uint32(slot) }
+
 func (s *serviceStats) add(shard, slot int) {
-	s.cells[shard*s.stride+slot].Add(1)
+	s.chunk[shard*counterChunkSlots+int(s.base%counterChunkSlots)+slot].Add(1)
 }
 
 func (s *serviceStats) inc(shard int, c choice) {
@@ -295,9 +373,10 @@ func (s *serviceStats) inc(shard int, c choice) {
 // sum returns the counters summed over the shards, all_down last.
 func (s *serviceStats) sum() []uint64 {
 	out := make([]uint64, len(s.sites)+1)
-	for base := 0; base < len(s.cells); base += s.stride {
+	off := int(s.base % counterChunkSlots)
+	for sh := range s.shards {
 		for i := range out {
-			out[i] += s.cells[base+i].Load()
+			out[i] += s.chunk[sh*counterChunkSlots+off+i].Load()
 		}
 	}
 	return out

@@ -77,6 +77,7 @@ type Resolver struct {
 	gen       uint64
 	zoneStats map[string]*zoneStats
 	svcStats  map[string]*serviceStats
+	counters  *answerCounters
 }
 
 var _ dns.Handler = (*Resolver)(nil)
@@ -104,6 +105,7 @@ func New(cfg Config, reg prometheus.Registerer) (*Resolver, error) {
 		none:      newZoneStats("none", m.shards),
 		zoneStats: make(map[string]*zoneStats),
 		svcStats:  make(map[string]*serviceStats),
+		counters:  newAnswerCounters(m.shards),
 	}
 	r.cur.Store(&state{udpSize: size})
 	m.query.none = r.none
@@ -119,8 +121,9 @@ func (r *Resolver) Publish(s State) uint64 {
 	r.gen++
 	st.gen = r.gen
 	st.debug = r.debug
-	r.attachStats(st)
-	st.fast = buildFast(st, r.cur.Load(), r.none)
+	prev := r.cur.Load()
+	r.attachStats(st, prev)
+	st.fast = buildFast(st, prev, r.none)
 	r.cur.Store(st)
 	r.m.generation.Set(float64(st.gen))
 	return st.gen
@@ -128,8 +131,9 @@ func (r *Resolver) Publish(s State) uint64 {
 
 // attachStats gives st the cached counters of its zones and services,
 // creating those of new ones and dropping those gone (their series go
-// with them: the collector reads the current state).
-func (r *Resolver) attachStats(st *state) {
+// with them: the collector reads the current state). The services of
+// the same zones.Set as prev's have prev's counters.
+func (r *Resolver) attachStats(st, prev *state) {
 	for origin, zi := range st.zones {
 		zs := r.zoneStats[origin]
 		if zs == nil {
@@ -144,6 +148,10 @@ func (r *Resolver) attachStats(st *state) {
 		}
 	}
 
+	if prev != nil && prev.set == st.set && prev.services != nil {
+		st.services, st.counters = prev.services, prev.counters
+		return
+	}
 	st.services = make(map[string]*serviceStats)
 	if st.set != nil {
 		for _, svc := range st.set.Services() {
@@ -153,17 +161,22 @@ func (r *Resolver) attachStats(st *state) {
 			}
 			ss := r.svcStats[svc.Name]
 			if ss == nil || !slices.Equal(ss.sites, sites) {
-				ss = newServiceStats(sites, r.m.shards)
+				if ss != nil {
+					r.counters.release(ss.base, uint32(len(ss.sites)+1))
+				}
+				ss = newServiceStats(sites, r.counters)
 				r.svcStats[svc.Name] = ss
 			}
 			st.services[svc.Name] = ss
 		}
 	}
-	for name := range r.svcStats {
+	for name, ss := range r.svcStats {
 		if _, ok := st.services[name]; !ok {
+			r.counters.release(ss.base, uint32(len(ss.sites)+1))
 			delete(r.svcStats, name)
 		}
 	}
+	st.counters = slices.Clone(r.counters.chunks)
 }
 
 // ServeDNS implements [dns.Handler]. It loads the published state once,
@@ -175,7 +188,8 @@ func (r *Resolver) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 }
 
 // serve is ServeDNS counting in the given metrics shard, for a request
-// that arrived at start.
+// that arrived at start; a zero start observes no duration (the UDP
+// server observes per batch).
 func (r *Resolver) serve(w dns.ResponseWriter, req *dns.Msg, shard int, start time.Time) {
 	defer func() {
 		if v := recover(); v != nil {
@@ -211,7 +225,9 @@ func (r *Resolver) serve(w dns.ResponseWriter, req *dns.Msg, shard int, start ti
 	if in.svc != nil {
 		in.svc.inc(shard, in.choice)
 	}
-	r.m.query.durations[shard].observe(int64(time.Since(start)))
+	if !start.IsZero() {
+		r.m.query.durations[shard].observe(int64(time.Since(start)))
+	}
 }
 
 // recovered answers SERVFAIL after a panic, counts it and logs it at most

@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"net/netip"
+	"sync/atomic"
 
 	"github.com/gslbd/gslbd/zones"
 	"github.com/miekg/dns"
@@ -27,6 +28,9 @@ type state struct {
 	// services holds the answer counters by service name; nil when the
 	// state was built without metrics (in tests of answer).
 	services map[string]*serviceStats
+	// counters are the chunks of answer counters the services' slots
+	// are in (metrics.go).
+	counters [][]atomic.Uint64
 	// fast holds the prepacked replies of the fast path; nil answers
 	// everything through the general path.
 	fast *fastTable
@@ -38,8 +42,8 @@ type zoneInfo struct {
 	// zone's SOA with TTL min(SOA TTL, MINIMUM). nil when the zone has no
 	// SOA.
 	neg   *dns.SOA
-	stats *zoneStats  // nil without metrics
-	nx    *fastAnswer // the prepacked NXDOMAIN reply; nil: none
+	stats *zoneStats // nil without metrics
+	nx    uint32     // the prepacked NXDOMAIN reply: its offset in fast.arena plus one; 0: none
 }
 
 // newState builds the snapshot for s. It copies what it changes and

@@ -14,7 +14,8 @@ import (
 
 // UDPServer serves a [Resolver] over UDP sockets: one long-lived reader
 // goroutine per socket, each with its own buffers and metrics shard, no
-// goroutine per packet. A query the fast path recognises is answered from
+// goroutine per packet; on Linux each reads and writes batches of packets
+// (recvmmsg, sendmmsg). A query the fast path recognises is answered from
 // a prepacked reply (see fast.go); anything else is unpacked and answered
 // by the general path exactly as miekg's dns.Server with [Accept] would:
 // packets shorter than a header and responses are dropped, a packet that
@@ -137,29 +138,32 @@ func (s *UDPServer) Shutdown(ctx context.Context) error {
 
 // reader is one socket's loop and its reused buffers. Only its goroutine
 // touches it.
+//
+// It reads queries in batches: one system call returns every query
+// waiting on the socket (up to batchSize), each is answered in turn
+// (handle), and one system call sends all the replies. Under load this
+// divides the system calls per query by the batch size; with one query
+// waiting the batch is that one query, answered at once.
 type reader struct {
 	s     *UDPServer
 	r     *Resolver
 	conn  *net.UDPConn
 	shard int
-	buf   []byte
-	out   []byte
+	io    *batch
 	name  [256]byte
-	src   sourceAddr // reply source for wildcard-bound sockets
 }
 
 func (s *UDPServer) newReader(c *net.UDPConn, shard int) (*reader, error) {
-	rd := &reader{s: s, r: s.r, conn: c, shard: shard,
-		buf: make([]byte, s.readSize), out: make([]byte, 0, int(s.r.udpSize)+64)}
-	if err := rd.src.init(c); err != nil {
+	b, err := newBatch(c, s.readSize, int(s.r.udpSize)+64)
+	if err != nil {
 		return nil, err
 	}
-	return rd, nil
+	return &reader{s: s, r: s.r, conn: c, shard: shard, io: b}, nil
 }
 
 func (rd *reader) run() error {
 	for {
-		n, oobn, _, from, err := rd.conn.ReadMsgUDPAddrPort(rd.buf, rd.src.oob)
+		n, err := rd.io.recv()
 		if err != nil {
 			if rd.s.shutdown.Load() {
 				return nil
@@ -170,31 +174,37 @@ func (rd *reader) run() error {
 			}
 			return err
 		}
-		rd.src.parse(oobn)
-		rd.handle(rd.buf[:n], from)
+		start := time.Now()
+		answered := 0
+		for i := range n {
+			pkt, from := rd.io.packet(i)
+			if rd.handle(i, pkt, from) {
+				answered++
+			}
+		}
+		rd.io.flush()
+		// Every reply of the batch left with the flush: the batch's time
+		// is each query's time in the server (the two clock reads are per
+		// batch, not per query).
+		rd.r.m.query.durations[rd.shard].observeN(int64(time.Since(start)), answered)
 	}
 }
 
-// handle answers one packet. It never panics: a panic while answering is
-// recovered, counted and answered SERVFAIL, as in ServeDNS.
-func (rd *reader) handle(pkt []byte, from netip.AddrPort) {
-	start := time.Now()
+// handle answers packet i of the batch, pkt from client from, by queuing
+// its reply; it reports whether the packet was answered (or dropped). It
+// never panics: a panic while answering is recovered, counted and
+// answered SERVFAIL, as in ServeDNS.
+func (rd *reader) handle(i int, pkt []byte, from netip.AddrPort) bool {
 	if len(pkt) < 12 || pkt[2]&0x80 != 0 {
-		return // too short to answer; or a response (Accept drops those)
+		return false // too short to answer; or a response (Accept drops those)
 	}
 	st := rd.r.cur.Load()
-	hit, ok := rd.fast(st, pkt, from)
-	if ok {
-		_, _, _ = rd.conn.WriteMsgUDPAddrPort(hit.reply, rd.src.reply, from)
-		a := hit.a
-		a.zone.inc(rd.shard, hit.q.qtype, a.rcode)
-		if a.svc != nil {
-			a.svc.add(rd.shard, a.slot)
-		}
-		rd.r.m.query.durations[rd.shard].observe(int64(time.Since(start)))
-		return
+	if hit, ok := rd.fast(st, pkt, rd.io.buffer(), i, from); ok {
+		rd.io.queue(i, hit.reply)
+		hit.count(rd.shard)
+		return true
 	}
-	w := &udpWriter{rd: rd, from: from}
+	w := &udpWriter{rd: rd, i: i, from: from}
 	req := new(dns.Msg)
 	if err := req.Unpack(pkt); err != nil {
 		// What miekg's server does with a request that does not unpack.
@@ -202,34 +212,33 @@ func (rd *reader) handle(pkt []byte, from netip.AddrPort) {
 		req.Zero = false
 		req.Ns, req.Answer, req.Extra = nil, nil, nil
 		_ = w.WriteMsg(req)
-		return
+		return true
 	}
-	rd.r.serve(w, req, rd.shard, start)
+	rd.r.serve(w, req, rd.shard, time.Time{})
+	return true
 }
 
-// fast runs the fast path with a recover of its own: it runs outside
-// ServeDNS's.
-func (rd *reader) fast(st *state, pkt []byte, from netip.AddrPort) (hit fastHit, ok bool) {
+// fast runs the fast path into out, with a recover of its own: it runs
+// outside ServeDNS's. A panic is answered SERVFAIL as packet i.
+func (rd *reader) fast(st *state, pkt, out []byte, i int, from netip.AddrPort) (hit fastHit, ok bool) {
 	defer func() {
 		if v := recover(); v != nil {
 			req := new(dns.Msg)
 			if req.Unpack(pkt) != nil {
 				req = nil
 			}
-			rd.r.recovered(&udpWriter{rd: rd, from: from}, req, v)
+			rd.r.recovered(&udpWriter{rd: rd, i: i, from: from}, req, v)
 			hit, ok = fastHit{}, false
 		}
 	}()
-	hit, ok = fast(st, pkt, rd.out, rd.name[:])
-	if ok {
-		rd.out = hit.reply[:0]
-	}
-	return hit, ok
+	return fast(st, pkt, out, rd.name[:])
 }
 
-// udpWriter is the dns.ResponseWriter of a query on the general path.
+// udpWriter is the dns.ResponseWriter of packet i of a batch, a query on
+// the general path: what it writes is queued with the batch's replies.
 type udpWriter struct {
 	rd   *reader
+	i    int
 	from netip.AddrPort
 }
 
@@ -239,20 +248,20 @@ func (w *udpWriter) LocalAddr() net.Addr  { return w.rd.conn.LocalAddr() }
 func (w *udpWriter) RemoteAddr() net.Addr { return net.UDPAddrFromAddrPort(w.from) }
 
 func (w *udpWriter) WriteMsg(m *dns.Msg) error {
-	b, err := m.PackBuffer(w.rd.out[:cap(w.rd.out)])
+	b, err := m.PackBuffer(w.rd.io.buffer())
 	if err != nil {
 		return err
 	}
-	_, err = w.Write(b)
-	return err
+	w.rd.io.queue(w.i, b)
+	return nil
 }
 
 func (w *udpWriter) Write(b []byte) (int, error) {
 	if !w.from.IsValid() {
 		return 0, errors.New("no client address")
 	}
-	n, _, err := w.rd.conn.WriteMsgUDPAddrPort(b, w.rd.src.reply, w.from)
-	return n, err
+	w.rd.io.queue(w.i, append(w.rd.io.buffer(), b...))
+	return len(b), nil
 }
 
 func (w *udpWriter) Close() error        { return nil }

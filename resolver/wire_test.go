@@ -350,3 +350,59 @@ func TestWireUDPPanic(t *testing.T) {
 		t.Errorf("panics = %v, want 1", n)
 	}
 }
+
+// TestWireUDPBurstMatchesGeneral sends random queries from several
+// clients in bursts, without waiting for replies, so that the readers
+// receive and answer them in batches, and requires for every one the
+// reply the general path builds, byte for byte.
+func TestWireUDPBurstMatchesGeneral(t *testing.T) {
+	r, _ := newResolver(t, Config{})
+	r.Publish(State{Zones: testSet(t), Health: amsDown})
+	addr := startServers(t, r)
+	rng := rand.New(rand.NewPCG(5, 6))
+	names := queryNames(testSet(t))
+	buf := make([]byte, 65535)
+	for c := range 4 {
+		conn, err := net.Dial("udp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		local := conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr()
+		want := map[uint16][]byte{}
+		for id := range uint16(150) {
+			pkt := randomQuery(rng, names)
+			pkt[0], pkt[1] = byte(id>>8), byte(id)
+			req := new(dns.Msg)
+			if req.Unpack(pkt) != nil {
+				continue
+			}
+			if m := answer(r.cur.Load(), req, local, false); m == nil {
+				continue
+			}
+			want[id] = general(t, r.cur.Load(), pkt, local)
+			if _, err := conn.Write(pkt); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for len(want) > 0 {
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			n, err := conn.Read(buf)
+			if err != nil {
+				t.Fatalf("client %d: %d replies missing: %v", c, len(want), err)
+			}
+			id := uint16(buf[0])<<8 | uint16(buf[1])
+			w, ok := want[id]
+			if !ok {
+				t.Fatalf("client %d: unexpected or second reply with ID %d", c, id)
+			}
+			delete(want, id)
+			if !bytes.Equal(buf[:n], w) {
+				got, exp := new(dns.Msg), new(dns.Msg)
+				_ = got.Unpack(buf[:n])
+				_ = exp.Unpack(w)
+				t.Errorf("reply differs from the general path\ngot:\n%v\nwant:\n%v", got, exp)
+			}
+		}
+	}
+}
