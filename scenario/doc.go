@@ -160,6 +160,39 @@
 // until every surviving node answers without it, polling with a DNS client
 // from the client namespace every 20ms. Root only.
 //
+// # The soak (TestSoak, on demand)
+//
+// With -scenario.soak=10m (as root; skipped without it) it starts the
+// network-fault layout and runs, from the client namespace, one dnsperf
+// per node (a query file of talk.example.com and the zone's static names,
+// a 5 s query timeout) at a quarter each of half the maximum rate: a 5 s
+// dnsperf run flat out against dc1-a measures the maximum, or
+// -scenario.soakrate sets the total. First an idle baseline (the soak's
+// tenth, 10 s to 1 min) gives the share of queries lost with nothing
+// failing. Then, for the soak duration in cycles of one minute: dc1
+// killed (black hole and SIGKILL of its nodes and endpoints) at 0 s,
+// restored at 20 s, drained through the admin API at 35 s and undrained at
+// 50 s, through two different nodes each cycle, while one dig poller per
+// node keeps every answer. Then, as long again, 10% loss on every
+// inter-site link (no delay: tc netem is missing from many kernels and
+// nftables cannot delay) with nothing failing, the same load and pollers.
+//
+// It prints dnsperf's figures per node and phase, the kernel's UDP drops
+// on full receive buffers per namespace (client: dnsperf and dig; a site:
+// its gslbd), the time per cycle until the answers moved, the failed digs,
+// every node's VmRSS (/proc/PID/status) at the start, each cycle and the
+// end, and the answer changes under loss. It fails on any SERVFAIL; on a
+// larger share of lost queries at dc2-a and dc3-a (which stay up) or under
+// loss than in the baseline (dc1's nodes lose what is sent while they are
+// dead); on an answer naming dc1 to a dig begun more than the detection
+// bound (5 s, 3 s with -scenario.strict) after it was killed or drained;
+// on a surviving node whose resident memory doubled; and on any answer
+// change under loss. Every process ends with the test, and the
+// namespaces, with the nftables rules in them, are deleted, also on
+// failure.
+//
+//	go test ./scenario -run TestSoak -v -count=1 -scenario.soak=10m -timeout 40m
+//
 // # Running it
 //
 // The short form (3 trials each of 1 to 4, one cold start, 10 s of
