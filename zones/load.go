@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -18,6 +19,11 @@ type Config struct {
 	// ServicesFile is the YAML file declaring sites and services. Empty
 	// means no services: every name is answered from the zone files.
 	ServicesFile string
+	// FS, when set, is where the files are read from: ZoneConfig.File,
+	// ServicesFile and $INCLUDE paths name files in it (fs.ValidPath
+	// names, for example "zones/example.com.zone"). Nil reads the
+	// operating system's files, paths used as given.
+	FS fs.FS
 }
 
 // ZoneConfig declares one zone.
@@ -82,7 +88,7 @@ func Load(cfg Config) (*Set, error) {
 			continue
 		}
 		zd := &zoneData{cfg: zc, origin: origin, file: zc.File}
-		recs, err := readZone(zc.File, origin, zc.AllowInclude)
+		recs, err := readZone(cfg.FS, zc.File, origin, zc.AllowInclude)
 		if err != nil {
 			zd.failed = true
 			var perr *parseError
@@ -110,7 +116,7 @@ func Load(cfg Config) (*Set, error) {
 	var svcs []*Service
 	if cfg.ServicesFile != "" {
 		var serrs []error
-		svcs, serrs = loadServices(cfg.ServicesFile, zds)
+		svcs, serrs = loadServices(cfg.FS, cfg.ServicesFile, zds)
 		errs = append(errs, sorted(serrs)...)
 	}
 	if len(errs) > 0 {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/netip"
 	"os"
 	"regexp"
@@ -74,8 +75,14 @@ var siteName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 
 // loadServices reads, decodes and validates the services file against the
 // zones. It returns the services sorted by name, or the problems found.
-func loadServices(file string, zds []*zoneData) ([]*Service, []error) {
-	b, err := os.ReadFile(file)
+func loadServices(fsys fs.FS, file string, zds []*zoneData) ([]*Service, []error) {
+	var b []byte
+	var err error
+	if fsys != nil {
+		b, err = fs.ReadFile(fsys, file)
+	} else {
+		b, err = os.ReadFile(file)
+	}
 	if err != nil {
 		return nil, []error{&posError{msg: "services: " + err.Error(), err: err}}
 	}

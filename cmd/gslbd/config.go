@@ -389,6 +389,12 @@ func readKeyring(path string) ([][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseKeyring(path, data)
+}
+
+// parseKeyring parses the content of the keyring file path (see
+// readKeyring).
+func parseKeyring(path string, data []byte) ([][]byte, error) {
 	var keys [][]byte
 	var errs []error
 	for i, line := range strings.Split(string(data), "\n") {
