@@ -97,4 +97,3 @@ func FuzzDrainAPI(f *testing.F) {
 		}
 	})
 }
-
