@@ -185,7 +185,9 @@ func (rd *reader) handle(pkt []byte, from netip.AddrPort) {
 	st := rd.r.cur.Load()
 	hit, ok := rd.fast(st, pkt, from)
 	if ok {
-		_, _, _ = rd.conn.WriteMsgUDPAddrPort(hit.reply, rd.src.reply, from)
+		if b := rd.r.rrl.limit(rd.shard, from.Addr(), hit.reply); b != nil {
+			_, _, _ = rd.conn.WriteMsgUDPAddrPort(b, rd.src.reply, from)
+		}
 		a := hit.a
 		a.zone.inc(rd.shard, hit.q.qtype, a.rcode)
 		if a.svc != nil {
@@ -250,6 +252,9 @@ func (w *udpWriter) WriteMsg(m *dns.Msg) error {
 func (w *udpWriter) Write(b []byte) (int, error) {
 	if !w.from.IsValid() {
 		return 0, errors.New("no client address")
+	}
+	if b = w.rd.r.rrl.limit(w.rd.shard, w.from.Addr(), b); b == nil {
+		return 0, nil
 	}
 	n, _, err := w.rd.conn.WriteMsgUDPAddrPort(b, w.rd.src.reply, w.from)
 	return n, err

@@ -19,6 +19,7 @@ import (
 	"github.com/gslbd/gslbd/cluster"
 	"github.com/gslbd/gslbd/internal/netprefix"
 	"github.com/gslbd/gslbd/internal/yamlpos"
+	"github.com/gslbd/gslbd/resolver"
 	"github.com/gslbd/gslbd/zones"
 )
 
@@ -88,6 +89,50 @@ type DNSConfig struct {
 	// queries for _gslb.<service> are answered with the explanation of
 	// the service's answer; everyone else is REFUSED. Default: nobody.
 	DebugClients []string `yaml:"debug_clients"`
+	// TCP limits DNS over TCP, so that idle or slow connections cannot
+	// take the node's file descriptors or every slot.
+	TCP TCPConfig `yaml:"tcp"`
+	// RRL is response rate limiting over UDP. Off by default.
+	RRL RRLConfig `yaml:"rrl"`
+}
+
+// TCPConfig limits DNS over TCP connections.
+type TCPConfig struct {
+	// MaxConnections caps the connections open at once, over all clients
+	// and listen addresses each. Default 1024, or a quarter of the
+	// process's limit on open files if that is lower, so that probes and
+	// gossip always have descriptors left.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxConnectionsPerClient caps the connections of one client address.
+	// Default 32.
+	MaxConnectionsPerClient int `yaml:"max_connections_per_client"`
+	// IdleTimeout is how long a connection may wait for its first query,
+	// or between queries, and how long one query may take to arrive, as
+	// RFC 7766 §6.2.3 suggests (a few seconds). Default 3s.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxQueries is how many queries one connection may send before the
+	// node closes it. Default 100.
+	MaxQueries int `yaml:"max_queries"`
+}
+
+// RRLConfig configures response rate limiting, after BIND's: identical
+// responses to one client prefix are counted, and over the limit only
+// every Slip-th is sent, as an empty truncated reply (the client retries
+// over TCP); the others are dropped.
+type RRLConfig struct {
+	// ResponsesPerSecond is how many identical responses one client
+	// prefix gets a second. 0 (the default) turns RRL off.
+	ResponsesPerSecond int `yaml:"responses_per_second"`
+	// Window is how long a prefix over the limit stays penalised, at
+	// most. Default 5s.
+	Window time.Duration `yaml:"window"`
+	// IPv4Prefix and IPv6Prefix are the prefix lengths that share an
+	// account. Defaults 24 and 56.
+	IPv4Prefix int `yaml:"ipv4_prefix"`
+	IPv6Prefix int `yaml:"ipv6_prefix"`
+	// Slip: every Slip-th response over the limit goes out empty and
+	// truncated; 0 drops them all, 1 truncates them all. Default 2.
+	Slip *int `yaml:"slip"`
 }
 
 // AdminConfig configures the admin HTTP listener.
@@ -166,7 +211,32 @@ const (
 	defaultDNSListen   = "127.0.0.1:5300"
 	defaultAdminListen = "127.0.0.1:5380"
 	defaultUDPSize     = 1232
+
+	defaultTCPPerClient = 32
+	defaultTCPQueries   = 100
+	defaultTCPIdle      = 3 * time.Second
 )
+
+// defaultTCPMax is dns.tcp.max_connections' default: 1024, or a quarter
+// of the limit on open files if lower.
+func defaultTCPMax() int {
+	n := 1024
+	if lim := fdLimit(); lim > 0 && lim/4 < uint64(n) {
+		n = max(int(lim/4), 1)
+	}
+	return n
+}
+
+// resolverRRL is dns.rrl as the resolver takes it.
+func (d DNSConfig) resolverRRL() resolver.RRLConfig {
+	r := d.RRL
+	slip := 2
+	if r.Slip != nil {
+		slip = *r.Slip
+	}
+	return resolver.RRLConfig{ResponsesPerSecond: r.ResponsesPerSecond, Window: r.Window,
+		IPv4Prefix: r.IPv4Prefix, IPv6Prefix: r.IPv6Prefix, Slip: slip}
+}
 
 // loadConfig reads and validates a node configuration file. Every problem
 // is reported, each as "file:line: message".
@@ -224,6 +294,57 @@ func parseConfig(path string, data []byte) (*Config, error) {
 		if _, err := netprefix.Parse(p); err != nil {
 			bad(pos.line("dns", "debug_clients", i), "dns.debug_clients[%d]: %q is not an address or prefix", i, p)
 		}
+	}
+	tcp := &cfg.DNS.TCP
+	for _, v := range []struct {
+		key string
+		n   *int
+		def int
+	}{
+		{"max_connections", &tcp.MaxConnections, defaultTCPMax()},
+		{"max_connections_per_client", &tcp.MaxConnectionsPerClient, defaultTCPPerClient},
+		{"max_queries", &tcp.MaxQueries, defaultTCPQueries},
+	} {
+		switch {
+		case *v.n == 0:
+			*v.n = v.def
+		case *v.n < 0:
+			bad(pos.line("dns", "tcp", v.key), "dns.tcp.%s: %d is negative", v.key, *v.n)
+		}
+	}
+	if tcp.IdleTimeout == 0 {
+		tcp.IdleTimeout = defaultTCPIdle
+	} else if tcp.IdleTimeout < 0 {
+		bad(pos.line("dns", "tcp", "idle_timeout"), "dns.tcp.idle_timeout: %s is negative", tcp.IdleTimeout)
+	}
+	if tcp.MaxConnectionsPerClient > tcp.MaxConnections && tcp.MaxConnections > 0 {
+		tcp.MaxConnectionsPerClient = tcp.MaxConnections
+	}
+	rrl := &cfg.DNS.RRL
+	if rrl.Window == 0 {
+		rrl.Window = 5 * time.Second
+	}
+	if rrl.IPv4Prefix == 0 {
+		rrl.IPv4Prefix = 24
+	}
+	if rrl.IPv6Prefix == 0 {
+		rrl.IPv6Prefix = 56
+	}
+	if rrl.Slip == nil {
+		two := 2
+		rrl.Slip = &two
+	}
+	switch {
+	case rrl.ResponsesPerSecond < 0:
+		bad(pos.line("dns", "rrl", "responses_per_second"), "dns.rrl.responses_per_second: %d is negative", rrl.ResponsesPerSecond)
+	case rrl.Window < time.Second:
+		bad(pos.line("dns", "rrl", "window"), "dns.rrl.window: %s is under 1s", rrl.Window)
+	case rrl.IPv4Prefix < 1 || rrl.IPv4Prefix > 32:
+		bad(pos.line("dns", "rrl", "ipv4_prefix"), "dns.rrl.ipv4_prefix: %d is not 1-32", rrl.IPv4Prefix)
+	case rrl.IPv6Prefix < 1 || rrl.IPv6Prefix > 128:
+		bad(pos.line("dns", "rrl", "ipv6_prefix"), "dns.rrl.ipv6_prefix: %d is not 1-128", rrl.IPv6Prefix)
+	case *rrl.Slip < 0 || *rrl.Slip > 10:
+		bad(pos.line("dns", "rrl", "slip"), "dns.rrl.slip: %d is not 0-10", *rrl.Slip)
 	}
 	if !cfg.Admin.Disabled && cfg.Admin.Listen == "" {
 		cfg.Admin.Listen = defaultAdminListen

@@ -108,7 +108,8 @@ func (c *Config) needsRestart(next *Config) string {
 // equal reports whether d and o are the same settings. A field added to
 // DNSConfig must be added here.
 func (d DNSConfig) equal(o DNSConfig) bool {
-	return slices.Equal(d.Listen, o.Listen) && d.UDPSize == o.UDPSize && slices.Equal(d.DebugClients, o.DebugClients)
+	return slices.Equal(d.Listen, o.Listen) && d.UDPSize == o.UDPSize && slices.Equal(d.DebugClients, o.DebugClients) &&
+		d.TCP == o.TCP && d.resolverRRL() == o.resolverRRL()
 }
 
 // equal reports whether c and o are the same settings. A field added to

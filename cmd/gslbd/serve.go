@@ -31,6 +31,9 @@ type bound struct {
 	Gossip string   // "" without a cluster
 }
 
+// dnsWriteTimeout bounds the writing of one DNS over TCP reply.
+const dnsWriteTimeout = 5 * time.Second
+
 // shutdownTimeout bounds a graceful stop.
 const shutdownTimeout = 10 * time.Second
 
@@ -131,7 +134,7 @@ func newNode(l *loaded, logger *slog.Logger, lv *slog.LevelVar) (*node, error) {
 
 	var err error
 	n.resolver, err = resolver.New(resolver.Config{UDPSize: cfg.DNS.UDPSize, Logger: logger.With("component", "resolver"),
-		DebugClients: cfg.debugClients()}, reg)
+		DebugClients: cfg.debugClients(), RRL: cfg.DNS.resolverRRL()}, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +191,15 @@ func newNode(l *loaded, logger *slog.Logger, lv *slog.LevelVar) (*node, error) {
 // one UDP socket per usable CPU (GOMAXPROCS), sharing the port through
 // SO_REUSEPORT, each with its own reader goroutine. With port 0 the TCP
 // socket takes the port the UDP sockets got.
+//
+// DNS over TCP is bounded (dns.tcp): connections in total and per client
+// address (over either, a connection is closed on arrival), an idle
+// timeout for the first query and between queries that also bounds how
+// long one query may take to arrive, a write timeout, and a number of
+// queries per connection.
 func (n *node) listenDNS() error {
+	tc := n.cfg.DNS.TCP
+	idle := func() time.Duration { return tc.IdleTimeout }
 	for _, addr := range n.cfg.DNS.Listen {
 		conns, ln, err := listenUDPTCP(addr, runtime.GOMAXPROCS(0))
 		if err != nil {
@@ -196,9 +207,10 @@ func (n *node) listenDNS() error {
 		}
 		n.udpConns = append(n.udpConns, conns...)
 		n.udpServers = append(n.udpServers, n.resolver.NewUDPServer(conns, int(n.cfg.DNS.UDPSize)))
+		ln = newLimitListener(ln, tc.MaxConnections, tc.MaxConnectionsPerClient, n.metrics.tcpRefused, n.metrics.tcpOpen)
 		n.dnsServers = append(n.dnsServers,
 			&dns.Server{Listener: ln, Handler: n.resolver, MsgAcceptFunc: resolver.Accept,
-				ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, MaxTCPQueries: 1000})
+				ReadTimeout: tc.IdleTimeout, IdleTimeout: idle, WriteTimeout: dnsWriteTimeout, MaxTCPQueries: tc.MaxQueries})
 	}
 	return nil
 }
