@@ -151,6 +151,18 @@ type AdminConfig struct {
 	// without a token even when TokensFile is set. Writes always need a
 	// write token. Default false.
 	AnonymousRead bool `yaml:"anonymous_read"`
+	// TLSCertFile and TLSKeyFile turn on HTTPS: a PEM certificate (chain)
+	// and its private key. Both or neither. SIGHUP reloads them: new
+	// connections get the new certificate. The key file is a secret file
+	// (mode 0600, see AllowInsecureFileModes).
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
+	// ReadTimeout bounds the reading of one request, body included.
+	// Default 10s.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// IdleTimeout is how long a kept-alive connection may wait for its
+	// next request. Default 60s.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
 }
 
 // ClusterConfig configures gossip.
@@ -215,6 +227,9 @@ const (
 	defaultTCPPerClient = 32
 	defaultTCPQueries   = 100
 	defaultTCPIdle      = 3 * time.Second
+
+	defaultAdminRead = 10 * time.Second
+	defaultAdminIdle = 60 * time.Second
 )
 
 // defaultTCPMax is dns.tcp.max_connections' default: 1024, or a quarter
@@ -348,6 +363,24 @@ func parseConfig(path string, data []byte) (*Config, error) {
 	}
 	if !cfg.Admin.Disabled && cfg.Admin.Listen == "" {
 		cfg.Admin.Listen = defaultAdminListen
+	}
+	if (cfg.Admin.TLSCertFile == "") != (cfg.Admin.TLSKeyFile == "") {
+		bad(pos.line("admin"), "admin.tls_cert_file and admin.tls_key_file: give both or neither")
+	}
+	for _, v := range []struct {
+		key string
+		d   *time.Duration
+		def time.Duration
+	}{
+		{"read_timeout", &cfg.Admin.ReadTimeout, defaultAdminRead},
+		{"idle_timeout", &cfg.Admin.IdleTimeout, defaultAdminIdle},
+	} {
+		switch {
+		case *v.d == 0:
+			*v.d = v.def
+		case *v.d < 0:
+			bad(pos.line("admin", v.key), "admin.%s: %s is negative", v.key, *v.d)
+		}
 	}
 	if cfg.Admin.Listen != "" {
 		if _, _, err := net.SplitHostPort(cfg.Admin.Listen); err != nil {
