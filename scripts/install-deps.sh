@@ -4,7 +4,8 @@
 # dnsperf, systemd-analyze (systemd: verifies the unit in deploy/systemd),
 # promtool (prometheus: checks and unit-tests the alert rules in
 # deploy/prometheus) and chromium (the headless browser that tests the
-# status page). Debian and Ubuntu through apt-get; elsewhere it says what
+# status page), and prlimit (util-linux: runs a node with a small open-files
+# limit). Debian and Ubuntu through apt-get; elsewhere it says what
 # to install and fails.
 set -euo pipefail
 
@@ -15,6 +16,7 @@ command -v named-checkzone >/dev/null 2>&1 || need+=(bind9-utils)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v prlimit >/dev/null 2>&1 || need+=(util-linux)
 ((${#need[@]})) || exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then
