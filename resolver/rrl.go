@@ -155,38 +155,39 @@ func (l *rrl) limit(shard int, client netip.Addr, reply []byte) []byte {
 	return nil
 }
 
-// key hashes the client's prefix and what follows reply's question.
+// key hashes the client's prefix, the rcode and what follows reply's
+// question.
 func (l *rrl) key(client netip.Addr, reply []byte, qend int) uint64 {
-	var h maphash.Hash
-	h.SetSeed(l.seed)
-	var b [17]byte
 	client = client.Unmap()
+	var hi, lo uint64
 	if client.Is4() {
 		a := client.As4()
-		v := binary.BigEndian.Uint32(a[:]) &^ (1<<(32-l.v4len) - 1)
-		if l.v4len == 32 {
-			v = binary.BigEndian.Uint32(a[:])
-		}
-		binary.BigEndian.PutUint32(b[1:], v)
-		b[0] = 4
+		v := uint64(binary.BigEndian.Uint32(a[:]))
+		lo = v &^ (1<<(32-l.v4len) - 1)
+		hi = 4
 	} else {
 		a := client.As16()
-		hi, lo := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(a[8:])
+		hi, lo = binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(a[8:])
 		switch {
 		case l.v6len <= 64:
-			hi &^= (1<<(64-l.v6len) - 1)
+			hi &^= 1<<(64-l.v6len) - 1
 			lo = 0
 		case l.v6len < 128:
-			lo &^= (1<<(128-l.v6len) - 1)
+			lo &^= 1<<(128-l.v6len) - 1
 		}
-		binary.BigEndian.PutUint64(b[1:], hi)
-		binary.BigEndian.PutUint64(b[9:], lo)
-		b[0] = 6
 	}
-	h.Write(b[:])
-	h.WriteByte(reply[3] & 0x0f) // rcode
-	h.Write(reply[qend:])
-	return h.Sum64() | 1 // 0 marks an empty slot
+	h := maphash.Bytes(l.seed, reply[qend:])
+	h ^= mix(hi ^ mix(lo^uint64(reply[3]&0x0f)<<56))
+	return h | 1 // 0 marks an empty slot
+}
+
+// mix is splitmix64's finaliser.
+func mix(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
 }
 
 // allow debits key's account and says whether its balance allows the

@@ -259,3 +259,30 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Fatalf("no counter %s", name)
 	return 0
 }
+
+// BenchmarkRRL is the cost RRL adds to one UDP response, under the limit
+// (many clients) and over it (one client).
+func BenchmarkRRL(b *testing.B) {
+	reply := packedReply(b, "www.example.org.", dns.RcodeSuccess)
+	for _, bc := range []struct {
+		name    string
+		clients int
+	}{{"many clients", 1 << 16}, {"one flooding client", 1}} {
+		b.Run(bc.name, func(b *testing.B) {
+			l, err := newRRL(RRLConfig{ResponsesPerSecond: 100, Slip: 2}, 1, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			buf := make([]byte, len(reply))
+			addrs := make([]netip.Addr, bc.clients)
+			for i := range addrs {
+				addrs[i] = netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 1})
+			}
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				copy(buf, reply)
+				l.limit(0, addrs[i%len(addrs)], buf)
+			}
+		})
+	}
+}
