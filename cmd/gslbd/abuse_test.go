@@ -18,6 +18,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -74,13 +76,17 @@ zones: [{origin: example.com., file: example.com.zone}]
 		}
 	})
 	open := func() int {
-		k := 0
+		var k atomic.Int32
+		var wg sync.WaitGroup
 		for _, c := range conns {
-			if !closedByPeer(c) {
-				k++
-			}
+			wg.Go(func() {
+				if !closedByPeer(c) {
+					k.Add(1)
+				}
+			})
 		}
-		return k
+		wg.Wait()
+		return int(k.Load())
 	}
 	// The flood is held to 8 connections (and those go when idle: check
 	// the count before the idle timeout can pass).
