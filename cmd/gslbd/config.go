@@ -103,8 +103,8 @@ type TCPConfig struct {
 	// process's limit on open files if that is lower, so that probes and
 	// gossip always have descriptors left.
 	MaxConnections int `yaml:"max_connections"`
-	// MaxConnectionsPerClient caps the connections of one client address.
-	// Default 32.
+	// MaxConnectionsPerClient caps the connections of one client address
+	// (for IPv6, one /64). Default 32.
 	MaxConnectionsPerClient int `yaml:"max_connections_per_client"`
 	// IdleTimeout is how long a connection may wait for its first query,
 	// or between queries, and how long one query may take to arrive, as

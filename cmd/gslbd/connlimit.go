@@ -10,7 +10,7 @@ import (
 )
 
 // limitListener caps the connections a listener holds open, in total and
-// per client address. A connection over either cap is closed as soon as
+// per client address (IPv6: per /64). A connection over either cap is closed as soon as
 // it is accepted, with a reset (no TIME_WAIT kept on our side), and
 // counted; Accept then waits for the next one. An accepted connection
 // counts until it is closed. Listeners may share the metrics.
@@ -80,11 +80,20 @@ func (l *limitListener) release(addr netip.Addr) {
 	l.open.Dec()
 }
 
+// remoteAddr is the client a connection counts against: its IPv4
+// address, or its IPv6 /64, since one IPv6 host usually has a whole /64
+// to pick source addresses from.
 func remoteAddr(c net.Conn) netip.Addr {
-	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		return a.AddrPort().Addr().Unmap()
+	a, ok := c.RemoteAddr().(*net.TCPAddr)
+	if !ok {
+		return netip.Addr{}
 	}
-	return netip.Addr{}
+	addr := a.AddrPort().Addr().Unmap()
+	if addr.Is6() {
+		p, _ := addr.WithZone("").Prefix(64)
+		return p.Addr()
+	}
+	return addr
 }
 
 // limitConn gives its slot back when closed, once.

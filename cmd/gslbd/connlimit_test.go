@@ -82,3 +82,39 @@ func TestLimitListener(t *testing.T) {
 		t.Errorf("open = %v, want 4", got)
 	}
 }
+
+// TestLimitListenerIPv6Prefix: IPv6 clients count per /64.
+func TestLimitListenerIPv6Prefix(t *testing.T) {
+	raw, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skip("no IPv6 loopback")
+	}
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "refused"}, []string{"limit"})
+	ln := newLimitListener(raw, 10, 1, refused, prometheus.NewGauge(prometheus.GaugeOpts{Name: "open"}))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	defer func() { ln.Close(); <-done }()
+	for range 2 {
+		if c, err := net.Dial("tcp", raw.Addr().String()); err == nil {
+			t.Cleanup(func() { c.Close() })
+		}
+	}
+	eventually(t, 5*time.Second, "the second connection from ::1/64 refused", func() bool {
+		return testutil.ToFloat64(refused.WithLabelValues("per_client")) == 1
+	})
+}
