@@ -35,4 +35,8 @@
 //     the client's serial is current, which gets the SOA alone (RFC 1995).
 //   - Over UDP a reply is truncated (TC) to the smaller of the client's
 //     EDNS buffer size and ours, never below 512; 512 without EDNS.
+//   - With Config.RRL, UDP responses go through response rate limiting
+//     (rrl.go): identical responses to one client prefix over the rate
+//     are dropped, every Slip-th sent empty with TC=1 instead. It is one
+//     call per response in the UDP server, lock-free and allocation-free.
 package resolver
