@@ -52,5 +52,16 @@ gotest:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./resolver/
 
+# Every fuzz target, one at a time, FUZZTIME each (on demand). A crash is
+# saved under the package's testdata/fuzz/, which go test then replays.
+FUZZTIME ?= 10m
+FUZZ_TARGETS := resolver:FuzzServeDNS resolver:FuzzFastPath zones:FuzzLoad cluster:FuzzReceive \
+	cmd/gslbd:FuzzParseConfig cmd/gslbd:FuzzParseKeyring admin:FuzzParseTokens admin:FuzzDrainAPI
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; echo "== $$name ($$pkg)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$pkg; \
+	done
+
 clean:
 	rm -f gslbd

@@ -85,7 +85,7 @@ func (f *fakeDrains) Delete(_ context.Context, req DeleteRequest) (api.Result, e
 
 func (f *fakeDrains) Events(limit int) []drain.Event { return f.store.Events(limit) }
 
-func newTestServer(t *testing.T, tokens string) (*Server, *fakeDrains) {
+func newTestServer(t testing.TB, tokens string) (*Server, *fakeDrains) {
 	t.Helper()
 	st, err := drain.Open(drain.StoreConfig{Node: "n1"}, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -281,6 +281,7 @@ carol write 0123456789abcdef0
 alice read 0123456789abcdef1
 x read
 d*ve read 0123456789abcdef9
+s3cr3t-0123456789abcdef write bob
 `
 	_, err = ParseTokens("tokens", []byte(bad))
 	want := []string{
@@ -290,6 +291,12 @@ d*ve read 0123456789abcdef9
 		"", // line 3 is refused for its token only
 		`tokens:5: want "name role token", found 2 fields`,
 		`tokens:6: token name "d*ve": use letters, digits and ._@- (at most 64)`,
+		// Fields in the wrong order: the token is not shown (found by
+		// FuzzParseTokens).
+		"tokens:7: token of (not shown: as long as a token): 3 characters, at least 16",
+	}
+	if err != nil && strings.Contains(err.Error(), "s3cr3t") {
+		t.Errorf("ParseTokens(bad) = %v, shows a token", err)
 	}
 	for _, w := range want {
 		if w != "" && (err == nil || !strings.Contains(err.Error(), w)) {

@@ -88,6 +88,12 @@ func ParseTokens(file string, data []byte) (*Tokens, error) {
 			continue
 		}
 		name, roleText, secret := f[0], f[1], f[2]
+		// A name as long as a token may be a token on a line whose
+		// fields are in the wrong order: messages do not show it.
+		shown := name
+		if len(name) >= minTokenLen {
+			shown = quoteShort(name)
+		}
 		ok := true
 		if !validName(name) {
 			bad(line, "token name %s: use letters, digits and ._@- (at most 64)", quoteShort(name))
@@ -104,16 +110,16 @@ func ParseTokens(file string, data []byte) (*Tokens, error) {
 			ok = false
 		}
 		if len(secret) < minTokenLen {
-			bad(line, "token of %s: %d characters, at least %d", name, len(secret), minTokenLen)
+			bad(line, "token of %s: %d characters, at least %d", shown, len(secret), minTokenLen)
 			ok = false
 		}
 		h := sha256.Sum256([]byte(secret))
 		if prev, dup := names[name]; dup {
-			bad(line, "token name %q already used on line %d", name, prev)
+			bad(line, "token name %s already used on line %d", quoteShort(name), prev)
 			ok = false
 		}
 		if prev, dup := hashes[h]; dup {
-			bad(line, "token of %s is the same as on line %d", name, prev)
+			bad(line, "token of %s is the same as on line %d", shown, prev)
 			ok = false
 		}
 		// Remember names and tokens of refused lines too, so duplicates

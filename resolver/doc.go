@@ -40,4 +40,8 @@
 //     set only when the answer or authority section lost records (RFC
 //     2181 §9), or a referral lost glue (RFC 9471): additional records
 //     that do not fit are left out without it.
+//   - With Config.RRL, UDP responses go through response rate limiting
+//     (rrl.go): identical responses to one client prefix over the rate
+//     are dropped, every Slip-th sent empty with TC=1 instead. It is one
+//     call per response in the UDP server, lock-free and allocation-free.
 package resolver

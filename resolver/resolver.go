@@ -58,6 +58,9 @@ type Config struct {
 	// [DebugLabel]); nil: nobody may. The slice must not change
 	// afterwards.
 	DebugClients []netip.Prefix
+	// RRL limits the rate of identical UDP responses per client prefix
+	// (see [RRLConfig]); the zero value is off.
+	RRL RRLConfig
 }
 
 // Resolver is the DNS handler. It answers from the last [State] published.
@@ -68,6 +71,7 @@ type Resolver struct {
 	log     *slog.Logger
 	debug   []netip.Prefix
 	m       *metrics
+	rrl     *rrl       // nil: off
 	none    *zoneStats // requests that matched no zone
 
 	cur          atomic.Pointer[state]
@@ -97,7 +101,12 @@ func New(cfg Config, reg prometheus.Registerer) (*Resolver, error) {
 	case size < dns.MinMsgSize:
 		size = dns.MinMsgSize
 	}
+	limiter, err := newRRL(cfg.RRL, m.shards, reg)
+	if err != nil {
+		return nil, err
+	}
 	r := &Resolver{
+		rrl:       limiter,
 		udpSize:   size,
 		log:       cfg.Logger,
 		debug:     cfg.DebugClients,

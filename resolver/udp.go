@@ -200,7 +200,9 @@ func (rd *reader) handle(i int, pkt []byte, from netip.AddrPort) bool {
 	}
 	st := rd.r.cur.Load()
 	if hit, ok := rd.fast(st, pkt, rd.io.buffer(), i, from); ok {
-		rd.io.queue(i, hit.reply)
+		if b := rd.r.rrl.limit(rd.shard, from.Addr(), hit.reply); b != nil {
+			rd.io.queue(i, b)
+		}
 		hit.count(rd.shard)
 		return true
 	}
@@ -259,6 +261,9 @@ func (w *udpWriter) WriteMsg(m *dns.Msg) error {
 func (w *udpWriter) Write(b []byte) (int, error) {
 	if !w.from.IsValid() {
 		return 0, errors.New("no client address")
+	}
+	if b = w.rd.r.rrl.limit(w.rd.shard, w.from.Addr(), b); b == nil {
+		return 0, nil
 	}
 	w.rd.io.queue(w.i, append(w.rd.io.buffer(), b...))
 	return len(b), nil

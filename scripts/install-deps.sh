@@ -4,10 +4,11 @@
 # dnsperf, systemd-analyze (systemd: verifies the unit in deploy/systemd),
 # promtool (prometheus: checks and unit-tests the alert rules in
 # deploy/prometheus), chromium (the headless browser that tests the
-# status page), and ip, nft and nsenter (iproute2, nftables, util-linux:
-# the network namespaces of the network-fault scenario and of the
-# cross-site probe test). Debian and Ubuntu through apt-get; elsewhere it
-# says what to install and fails.
+# status page), and ip, nft, nsenter and prlimit (iproute2, nftables,
+# util-linux: the network namespaces of the network-fault scenario and of
+# the cross-site probe test, and a node run with a small open-files limit).
+# Debian and Ubuntu through apt-get; elsewhere it says what to install and
+# fails.
 set -euo pipefail
 
 need=()
@@ -20,6 +21,7 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v nft >/dev/null 2>&1 || need+=(nftables)
 command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
+command -v prlimit >/dev/null 2>&1 || need+=(util-linux)
 ((${#need[@]})) || exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then

@@ -4,14 +4,16 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"testing/fstest"
 
 	"github.com/gslbd/gslbd/zones"
 	"github.com/miekg/dns"
 )
 
-// FuzzLoad feeds Load a zone file and a services file. It must never panic,
-// and whatever it accepts must be servable: an SOA at every apex and
-// records that encode.
+// FuzzLoad feeds Load a zone file and a services file, in memory through
+// Config.FS (thousands of executions a second instead of tens through
+// temporary files). It must never panic, and whatever it accepts must be
+// servable: an SOA at every apex and records that encode.
 func FuzzLoad(f *testing.F) {
 	zoneFiles, _ := filepath.Glob("testdata/*/zones/*.zone")
 	good, _ := filepath.Glob("testdata/good/*.zone")
@@ -37,19 +39,16 @@ func FuzzLoad(f *testing.F) {
 	}
 
 	f.Fuzz(func(t *testing.T, zoneData, servicesData []byte) {
-		dir := t.TempDir()
-		zf := filepath.Join(dir, "example.com.zone")
-		sf := filepath.Join(dir, "services.yaml")
-		if err := os.WriteFile(zf, zoneData, 0o600); err != nil {
-			t.Fatal(err)
+		fsys := fstest.MapFS{
+			"example.com.zone": {Data: zoneData},
+			"services.yaml":    {Data: servicesData},
+			"inc.zone":         {Data: []byte("inc 300 IN A 192.0.2.7\n")},
 		}
-		if err := os.WriteFile(sf, servicesData, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		// $INCLUDE stays off: fuzz input must not read other files.
+		// $INCLUDE reads only the in-memory files.
 		set, err := zones.Load(zones.Config{
-			Zones:        []zones.ZoneConfig{{Origin: "example.com.", File: zf}},
-			ServicesFile: sf,
+			Zones:        []zones.ZoneConfig{{Origin: "example.com.", File: "example.com.zone", AllowInclude: true}},
+			ServicesFile: "services.yaml",
+			FS:           fsys,
 		})
 		if err != nil {
 			if set != nil {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -19,6 +20,11 @@ type Config struct {
 	// ServicesFile is the YAML file declaring sites and services. Empty
 	// means no services: every name is answered from the zone files.
 	ServicesFile string
+	// FS, when set, is where the files are read from: ZoneConfig.File,
+	// ServicesFile and $INCLUDE paths name files in it (fs.ValidPath
+	// names, for example "zones/example.com.zone"). Nil reads the
+	// operating system's files, paths used as given.
+	FS fs.FS
 }
 
 // ZoneConfig declares one zone.
@@ -64,7 +70,7 @@ func Load(cfg Config) (*Set, error) {
 	var doc servicesDoc
 	var decoding sync.WaitGroup
 	if cfg.ServicesFile != "" {
-		decoding.Go(func() { doc = readServices(cfg.ServicesFile) })
+		decoding.Go(func() { doc = readServices(cfg.FS, cfg.ServicesFile) })
 	}
 	defer decoding.Wait() // every return path leaves no goroutine behind
 	var errs []error
@@ -90,7 +96,7 @@ func Load(cfg Config) (*Set, error) {
 			continue
 		}
 		zd := &zoneData{cfg: zc, origin: origin, file: zc.File}
-		recs, err := readZone(zc.File, origin, zc.AllowInclude)
+		recs, err := readZone(cfg.FS, zc.File, origin, zc.AllowInclude)
 		if err != nil {
 			zd.failed = true
 			var perr *parseError

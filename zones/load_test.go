@@ -808,3 +808,38 @@ func TestDuplicateRecordsMakeOne(t *testing.T) {
 		t.Errorf("zone holds %d records, want %d", got, want)
 	}
 }
+
+// TestLoadFS reads the same fixtures through Config.FS as from files: the
+// same Set, $INCLUDE resolved inside the FS, and errors naming the files
+// by their names in it.
+func TestLoadFS(t *testing.T) {
+	fsys := os.DirFS("testdata")
+	set, err := zones.Load(zones.Config{
+		Zones:        []zones.ZoneConfig{{Origin: "example.net.", File: "good/example.net.zone", AllowInclude: true}},
+		ServicesFile: "",
+		FS:           fsys,
+	})
+	if err != nil {
+		t.Fatalf("Load(FS) = %v", err)
+	}
+	if _, ok := set.Zone("extra.example.net.").Lookup("extra.example.net."); !ok {
+		t.Errorf("nested $INCLUDE not loaded through the FS")
+	}
+	fromFiles, err := zones.Load(zones.Config{Zones: []zones.ZoneConfig{{Origin: "example.net.", File: "testdata/good/example.net.zone", AllowInclude: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := len(set.Zone("example.net.").Records()), len(fromFiles.Zone("example.net.").Records()); a != b {
+		t.Errorf("FS read %d records, files %d", a, b)
+	}
+
+	_, err = zones.Load(zones.Config{
+		Zones: []zones.ZoneConfig{{Origin: "example.com.", File: "bad/zones/include-syntax.zone", AllowInclude: true}},
+		FS:    fsys,
+	})
+	checkMessages(t, err, []string{`bad/zones/inc/bad.zone: dns: bad MX Pref: "ten" at line: 3:12`})
+	_, err = zones.Load(zones.Config{ServicesFile: "no/such.yaml", FS: fsys})
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Load(missing services file in FS) = %v, want fs.ErrNotExist", err)
+	}
+}

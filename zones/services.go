@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/netip"
 	"os"
 	"regexp"
@@ -146,10 +147,16 @@ type servicesDoc struct {
 	errs []error
 }
 
-// readServices reads and decodes the services file. It needs no zones,
-// so Load runs it beside the zone files.
-func readServices(file string) servicesDoc {
-	b, err := os.ReadFile(file)
+// readServices reads and decodes the services file, from fsys when it is
+// not nil. It needs no zones, so Load runs it beside the zone files.
+func readServices(fsys fs.FS, file string) servicesDoc {
+	var b []byte
+	var err error
+	if fsys != nil {
+		b, err = fs.ReadFile(fsys, file)
+	} else {
+		b, err = os.ReadFile(file)
+	}
 	if err != nil {
 		return servicesDoc{file: file, errs: []error{&posError{msg: "services: " + err.Error(), err: err}}}
 	}

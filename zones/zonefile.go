@@ -31,28 +31,39 @@ type record struct {
 // reader that read last holds the file and the first line of the RR's entry.
 // An RR made by $GENERATE gets the line of the directive.
 //
+// With fsys nil the files are the operating system's; otherwise path and
+// every $INCLUDE name a file in fsys.
+//
 // [SetIncludeFS]: https://pkg.go.dev/github.com/miekg/dns#ZoneParser.SetIncludeFS
-func readZone(path, origin string, allowInclude bool) ([]record, error) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return nil, err
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	files := &zoneFiles{relative: !filepath.IsAbs(path), names: make(map[string]string)}
-	if files.relative {
-		files.wd, _ = os.Getwd()
+func readZone(fsys fs.FS, path, origin string, allowInclude bool) ([]record, error) {
+	files := &zoneFiles{fsys: fsys, names: make(map[string]string)}
+	name := path
+	var f fs.File
+	if fsys != nil {
+		var err error
+		if f, err = fsys.Open(path); err != nil {
+			return nil, err
+		}
+	} else {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return nil, err
+		}
+		if f, err = os.Open(path); err != nil {
+			return nil, err
+		}
+		files.relative = !filepath.IsAbs(path)
+		if files.relative {
+			files.wd, _ = os.Getwd()
+		}
+		// Through an fs.FS, miekg resolves an $INCLUDE against the
+		// including file's name and drops the leading slash. Giving it
+		// the absolute name makes every path it asks for absolute, so
+		// zoneFiles.Open can undo that without guessing.
+		name = filepath.ToSlash(abs)
 	}
 	defer files.close()
 	top := files.add(f, path)
-
-	// Through an fs.FS, miekg resolves an $INCLUDE against the including
-	// file's name and drops the leading slash. Giving it the absolute name
-	// makes every path it asks for absolute, so zoneFiles.Open can undo
-	// that without guessing.
-	name := filepath.ToSlash(abs)
 	files.names[name] = path
 	zp := dns.NewZoneParser(top, origin, name)
 	zp.SetIncludeAllowed(allowInclude)
@@ -75,6 +86,7 @@ func readZone(path, origin string, allowInclude bool) ([]record, error) {
 // zoneFiles is the set of files one zone is read from. It is the fs.FS
 // through which the parser opens $INCLUDE files.
 type zoneFiles struct {
+	fsys     fs.FS  // nil: the operating system's files
 	relative bool   // the zone file was named by a relative path
 	wd       string // working directory, to show included files relative to it
 	// names maps the names miekg puts in its ParseError to the names we
@@ -89,26 +101,33 @@ type zoneFiles struct {
 
 var _ fs.FS = (*zoneFiles)(nil)
 
-func (zf *zoneFiles) add(f *os.File, name string) *posReader {
+func (zf *zoneFiles) add(f fs.File, name string) *posReader {
 	p := &posReader{br: bufio.NewReader(f), f: f, name: name, files: zf, line: 1, atStart: true}
 	zf.open = append(zf.open, p)
 	return p
 }
 
 // Open opens an $INCLUDE file. name is the absolute path without its
-// leading slash (see readZone).
+// leading slash (see readZone), or with an fs.FS the name in it.
 func (zf *zoneFiles) Open(name string) (fs.File, error) {
-	real := filepath.FromSlash(name)
-	if !filepath.IsAbs(real) {
-		real = string(filepath.Separator) + real
-	}
-	shown := real
-	if zf.relative && zf.wd != "" {
-		if rel, err := filepath.Rel(zf.wd, real); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-			shown = rel
+	var f fs.File
+	var err error
+	shown := name
+	if zf.fsys != nil {
+		f, err = zf.fsys.Open(name)
+	} else {
+		real := filepath.FromSlash(name)
+		if !filepath.IsAbs(real) {
+			real = string(filepath.Separator) + real
 		}
+		shown = real
+		if zf.relative && zf.wd != "" {
+			if rel, err := filepath.Rel(zf.wd, real); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+				shown = rel
+			}
+		}
+		f, err = os.Open(real)
 	}
-	f, err := os.Open(real)
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
@@ -169,7 +188,7 @@ func (e *parseError) Unwrap() error { return e.err }
 // parentheses) to know on which line the current entry began.
 type posReader struct {
 	br    *bufio.Reader
-	f     *os.File
+	f     fs.File
 	name  string // as shown in messages
 	files *zoneFiles
 

@@ -20,8 +20,10 @@ import (
 // The operator commands talk to a node's admin API. Where and with which
 // token: -admin (or $GSLBD_ADMIN, default 127.0.0.1:5380), and
 // -token-file, else $GSLBD_TOKEN, else $GSLBD_TOKEN_FILE. A token file
-// holds the bare token.
+// holds the bare token. An https:// address is checked against the
+// system's roots, or the PEM certificates of -ca-file (or $GSLBD_CA_FILE).
 const (
+	envCAFile    = "GSLBD_CA_FILE"
 	envAdmin     = "GSLBD_ADMIN"
 	envToken     = "GSLBD_TOKEN"
 	envTokenFile = "GSLBD_TOKEN_FILE"
@@ -34,6 +36,7 @@ const defaultCLIWait = 5 * time.Second
 // adminFlags are the operator commands' connection flags.
 type adminFlags struct {
 	addr, tokenFile *string
+	caFile          *string
 	getenv          func(string) string
 	token           string // set by client
 }
@@ -43,6 +46,7 @@ func apiFlags(fs *flag.FlagSet, getenv func(string) string) *adminFlags {
 	return &adminFlags{
 		addr:      fs.String("admin", orDefault(getenv(envAdmin), defaultAdminListen), "admin API `address` (host:port or URL; or $"+envAdmin+")"),
 		tokenFile: fs.String("token-file", "", "`file` holding the admin token (default $"+envToken+", else the file $"+envTokenFile+")"),
+		caFile:    fs.String("ca-file", getenv(envCAFile), "PEM `file` of the CA that signed the node's HTTPS certificate (or $"+envCAFile+")"),
 		getenv:    getenv,
 	}
 }
@@ -67,7 +71,15 @@ func (f *adminFlags) client() (*api.Client, error) {
 			return nil, fmt.Errorf("token file %s: want the token alone on one line", file)
 		}
 	}
-	return api.New(api.Config{Base: *f.addr, Token: f.token}), nil
+	cfg := api.Config{Base: *f.addr, Token: f.token}
+	if *f.caFile != "" {
+		tc, err := api.LoadCA(*f.caFile)
+		if err != nil {
+			return nil, fmt.Errorf("CA file: %w", err)
+		}
+		cfg.TLS = tc
+	}
+	return api.New(cfg), nil
 }
 
 // fail turns an API or connection error into the command's exit, saying

@@ -19,6 +19,7 @@ import (
 	"github.com/gslbd/gslbd/cluster"
 	"github.com/gslbd/gslbd/internal/netprefix"
 	"github.com/gslbd/gslbd/internal/yamlpos"
+	"github.com/gslbd/gslbd/resolver"
 	"github.com/gslbd/gslbd/zones"
 )
 
@@ -88,6 +89,50 @@ type DNSConfig struct {
 	// queries for _gslb.<service> are answered with the explanation of
 	// the service's answer; everyone else is REFUSED. Default: nobody.
 	DebugClients []string `yaml:"debug_clients"`
+	// TCP limits DNS over TCP, so that idle or slow connections cannot
+	// take the node's file descriptors or every slot.
+	TCP TCPConfig `yaml:"tcp"`
+	// RRL is response rate limiting over UDP. Off by default.
+	RRL RRLConfig `yaml:"rrl"`
+}
+
+// TCPConfig limits DNS over TCP connections.
+type TCPConfig struct {
+	// MaxConnections caps the connections open at once, over all clients
+	// and listen addresses each. Default 1024, or a quarter of the
+	// process's limit on open files if that is lower, so that probes and
+	// gossip always have descriptors left.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxConnectionsPerClient caps the connections of one client address
+	// (for IPv6, one /64). Default 32.
+	MaxConnectionsPerClient int `yaml:"max_connections_per_client"`
+	// IdleTimeout is how long a connection may wait for its first query,
+	// or between queries, and how long one query may take to arrive, as
+	// RFC 7766 §6.2.3 suggests (a few seconds). Default 3s.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxQueries is how many queries one connection may send before the
+	// node closes it. Default 100.
+	MaxQueries int `yaml:"max_queries"`
+}
+
+// RRLConfig configures response rate limiting, after BIND's: identical
+// responses to one client prefix are counted, and over the limit only
+// every Slip-th is sent, as an empty truncated reply (the client retries
+// over TCP); the others are dropped.
+type RRLConfig struct {
+	// ResponsesPerSecond is how many identical responses one client
+	// prefix gets a second. 0 (the default) turns RRL off.
+	ResponsesPerSecond int `yaml:"responses_per_second"`
+	// Window is how long a prefix over the limit stays penalised, at
+	// most. Default 5s.
+	Window time.Duration `yaml:"window"`
+	// IPv4Prefix and IPv6Prefix are the prefix lengths that share an
+	// account. Defaults 24 and 56.
+	IPv4Prefix int `yaml:"ipv4_prefix"`
+	IPv6Prefix int `yaml:"ipv6_prefix"`
+	// Slip: every Slip-th response over the limit goes out empty and
+	// truncated; 0 drops them all, 1 truncates them all. Default 2.
+	Slip *int `yaml:"slip"`
 }
 
 // AdminConfig configures the admin HTTP listener.
@@ -106,6 +151,18 @@ type AdminConfig struct {
 	// without a token even when TokensFile is set. Writes always need a
 	// write token. Default false.
 	AnonymousRead bool `yaml:"anonymous_read"`
+	// TLSCertFile and TLSKeyFile turn on HTTPS: a PEM certificate (chain)
+	// and its private key. Both or neither. SIGHUP reloads them: new
+	// connections get the new certificate. The key file is a secret file
+	// (mode 0600, see AllowInsecureFileModes).
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
+	// ReadTimeout bounds the reading of one request, body included.
+	// Default 10s.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// IdleTimeout is how long a kept-alive connection may wait for its
+	// next request. Default 60s.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
 }
 
 // ClusterConfig configures gossip.
@@ -173,7 +230,35 @@ const (
 	defaultDNSListen   = "127.0.0.1:5300"
 	defaultAdminListen = "127.0.0.1:5380"
 	defaultUDPSize     = 1232
+
+	defaultTCPPerClient = 32
+	defaultTCPQueries   = 100
+	defaultTCPIdle      = 3 * time.Second
+
+	defaultAdminRead = 10 * time.Second
+	defaultAdminIdle = 60 * time.Second
 )
+
+// defaultTCPMax is dns.tcp.max_connections' default: 1024, or a quarter
+// of the limit on open files if lower.
+func defaultTCPMax() int {
+	n := 1024
+	if lim := fdLimit(); lim > 0 && lim/4 < uint64(n) {
+		n = max(int(lim/4), 1)
+	}
+	return n
+}
+
+// resolverRRL is dns.rrl as the resolver takes it.
+func (d DNSConfig) resolverRRL() resolver.RRLConfig {
+	r := d.RRL
+	slip := 2
+	if r.Slip != nil {
+		slip = *r.Slip
+	}
+	return resolver.RRLConfig{ResponsesPerSecond: r.ResponsesPerSecond, Window: r.Window,
+		IPv4Prefix: r.IPv4Prefix, IPv6Prefix: r.IPv6Prefix, Slip: slip}
+}
 
 // loadConfig reads and validates a node configuration file. Every problem
 // is reported, each as "file:line: message".
@@ -232,8 +317,77 @@ func parseConfig(path string, data []byte) (*Config, error) {
 			bad(pos.line("dns", "debug_clients", i), "dns.debug_clients[%d]: %q is not an address or prefix", i, p)
 		}
 	}
+	tcp := &cfg.DNS.TCP
+	for _, v := range []struct {
+		key string
+		n   *int
+		def int
+	}{
+		{"max_connections", &tcp.MaxConnections, defaultTCPMax()},
+		{"max_connections_per_client", &tcp.MaxConnectionsPerClient, defaultTCPPerClient},
+		{"max_queries", &tcp.MaxQueries, defaultTCPQueries},
+	} {
+		switch {
+		case *v.n == 0:
+			*v.n = v.def
+		case *v.n < 0:
+			bad(pos.line("dns", "tcp", v.key), "dns.tcp.%s: %d is negative", v.key, *v.n)
+		}
+	}
+	if tcp.IdleTimeout == 0 {
+		tcp.IdleTimeout = defaultTCPIdle
+	} else if tcp.IdleTimeout < 0 {
+		bad(pos.line("dns", "tcp", "idle_timeout"), "dns.tcp.idle_timeout: %s is negative", tcp.IdleTimeout)
+	}
+	if tcp.MaxConnectionsPerClient > tcp.MaxConnections && tcp.MaxConnections > 0 {
+		tcp.MaxConnectionsPerClient = tcp.MaxConnections
+	}
+	rrl := &cfg.DNS.RRL
+	if rrl.Window == 0 {
+		rrl.Window = 5 * time.Second
+	}
+	if rrl.IPv4Prefix == 0 {
+		rrl.IPv4Prefix = 24
+	}
+	if rrl.IPv6Prefix == 0 {
+		rrl.IPv6Prefix = 56
+	}
+	if rrl.Slip == nil {
+		two := 2
+		rrl.Slip = &two
+	}
+	switch {
+	case rrl.ResponsesPerSecond < 0:
+		bad(pos.line("dns", "rrl", "responses_per_second"), "dns.rrl.responses_per_second: %d is negative", rrl.ResponsesPerSecond)
+	case rrl.Window < time.Second:
+		bad(pos.line("dns", "rrl", "window"), "dns.rrl.window: %s is under 1s", rrl.Window)
+	case rrl.IPv4Prefix < 1 || rrl.IPv4Prefix > 32:
+		bad(pos.line("dns", "rrl", "ipv4_prefix"), "dns.rrl.ipv4_prefix: %d is not 1-32", rrl.IPv4Prefix)
+	case rrl.IPv6Prefix < 1 || rrl.IPv6Prefix > 128:
+		bad(pos.line("dns", "rrl", "ipv6_prefix"), "dns.rrl.ipv6_prefix: %d is not 1-128", rrl.IPv6Prefix)
+	case *rrl.Slip < 0 || *rrl.Slip > 10:
+		bad(pos.line("dns", "rrl", "slip"), "dns.rrl.slip: %d is not 0-10", *rrl.Slip)
+	}
 	if !cfg.Admin.Disabled && cfg.Admin.Listen == "" {
 		cfg.Admin.Listen = defaultAdminListen
+	}
+	if (cfg.Admin.TLSCertFile == "") != (cfg.Admin.TLSKeyFile == "") {
+		bad(pos.line("admin"), "admin.tls_cert_file and admin.tls_key_file: give both or neither")
+	}
+	for _, v := range []struct {
+		key string
+		d   *time.Duration
+		def time.Duration
+	}{
+		{"read_timeout", &cfg.Admin.ReadTimeout, defaultAdminRead},
+		{"idle_timeout", &cfg.Admin.IdleTimeout, defaultAdminIdle},
+	} {
+		switch {
+		case *v.d == 0:
+			*v.d = v.def
+		case *v.d < 0:
+			bad(pos.line("admin", v.key), "admin.%s: %s is negative", v.key, *v.d)
+		}
 	}
 	if cfg.Admin.Listen != "" {
 		if _, _, err := net.SplitHostPort(cfg.Admin.Listen); err != nil {
@@ -406,6 +560,12 @@ func readKeyring(path string) ([][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseKeyring(path, data)
+}
+
+// parseKeyring parses the content of the keyring file path (see
+// readKeyring).
+func parseKeyring(path string, data []byte) ([][]byte, error) {
 	var keys [][]byte
 	var errs []error
 	for i, line := range strings.Split(string(data), "\n") {

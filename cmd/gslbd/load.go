@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"slices"
@@ -22,6 +23,8 @@ type loaded struct {
 	targets []health.Target
 	// tokens are the admin API tokens; nil without a tokens file.
 	tokens *admin.Tokens
+	// adminCert is the admin listener's TLS certificate; nil without TLS.
+	adminCert *tls.Certificate
 	// keys is the gossip keyring, the primary first; nil without one (or
 	// without gossip, when the key file is not read).
 	keys [][]byte
@@ -65,6 +68,17 @@ func load(path string) (*loaded, error) {
 		} else if err := cfg.checkSecretMode(path); err != nil {
 			l.tokens = nil
 			errs = append(errs, fmt.Errorf("%s:%d: admin.tokens_file: %w", cfg.path, cfg.pos.line("admin", "tokens_file"), err))
+		}
+	}
+	if cfg.Admin.TLSCertFile != "" && cfg.Admin.TLSKeyFile != "" {
+		certFile, keyFile := cfg.resolve(cfg.Admin.TLSCertFile), cfg.resolve(cfg.Admin.TLSKeyFile)
+		if err := cfg.checkSecretMode(keyFile); err != nil {
+			errs = append(errs, fmt.Errorf("%s:%d: admin.tls_key_file: %w", cfg.path, cfg.pos.line("admin", "tls_key_file"), err))
+		} else if cert, err := tls.LoadX509KeyPair(certFile, keyFile); err != nil {
+			// The error names the files and what is wrong, never key bytes.
+			errs = append(errs, fmt.Errorf("%s:%d: admin.tls_cert_file: %w", cfg.path, cfg.pos.line("admin", "tls_cert_file"), err))
+		} else {
+			l.adminCert = &cert
 		}
 	}
 	if cfg.Cluster.Bind != "" {

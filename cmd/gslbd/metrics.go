@@ -7,6 +7,9 @@ type nodeMetrics struct {
 	reloadOK   prometheus.Gauge
 	reloadTime prometheus.Gauge
 	reloads    *prometheus.CounterVec
+	// DNS over TCP connection limits.
+	tcpRefused *prometheus.CounterVec
+	tcpOpen    prometheus.Gauge
 }
 
 func newNodeMetrics(reg prometheus.Registerer) *nodeMetrics {
@@ -23,7 +26,17 @@ func newNodeMetrics(reg prometheus.Registerer) *nodeMetrics {
 			Namespace: "gslb", Subsystem: "config", Name: "reloads_total",
 			Help: "Configuration reloads by result.",
 		}, []string{"result"}),
+		tcpRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "gslb", Subsystem: "dns", Name: "tcp_connections_refused_total",
+			Help: "DNS over TCP connections closed on arrival, by the limit they were over: total or per_client.",
+		}, []string{"limit"}),
+		tcpOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "gslb", Subsystem: "dns", Name: "tcp_connections",
+			Help: "DNS over TCP connections open.",
+		}),
 	}
+	m.tcpRefused.WithLabelValues("total")
+	m.tcpRefused.WithLabelValues("per_client")
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "gslb", Name: "build_info",
 		Help: "Always 1; the labels say which gslbd this is.",
@@ -34,6 +47,6 @@ func newNodeMetrics(reg prometheus.Registerer) *nodeMetrics {
 		rev += "-modified"
 	}
 	build.WithLabelValues(bi.Version, rev, bi.GoVersion).Set(1)
-	reg.MustRegister(m.reloadOK, m.reloadTime, m.reloads, build)
+	reg.MustRegister(m.reloadOK, m.reloadTime, m.reloads, m.tcpRefused, m.tcpOpen, build)
 	return m
 }

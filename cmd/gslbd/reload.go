@@ -42,6 +42,7 @@ func (n *node) reload() {
 	n.metrics.reloads.WithLabelValues("success").Inc()
 	n.applyTokens(l)
 	n.applyKeys(l)
+	n.applyAdminCert(l)
 	n.checker.Update(l.targets)
 	n.pub.setZones(l.set)
 	if n.cluster != nil {
@@ -62,6 +63,18 @@ func (n *node) applyTokens(l *loaded) {
 	}
 	n.adminAPI.SetTokens(l.tokens)
 	n.log.Info("reload: admin tokens reloaded", "tokens", l.tokens.Len())
+}
+
+// applyAdminCert serves new admin TLS connections with the certificate a
+// reload read, so certificates are renewed without a restart. Turning TLS
+// on or off, or naming other files, waits for the restart.
+func (n *node) applyAdminCert(l *loaded) {
+	if l.adminCert == nil || n.adminCert.Load() == nil ||
+		l.cfg.Admin.TLSCertFile != n.cfg.Admin.TLSCertFile || l.cfg.Admin.TLSKeyFile != n.cfg.Admin.TLSKeyFile {
+		return
+	}
+	n.adminCert.Store(l.adminCert)
+	n.log.Info("reload: admin TLS certificate reloaded")
 }
 
 // applyKeys hands the gossip keyring a reload read to the cluster, which
@@ -108,7 +121,8 @@ func (c *Config) needsRestart(next *Config) string {
 // equal reports whether d and o are the same settings. A field added to
 // DNSConfig must be added here.
 func (d DNSConfig) equal(o DNSConfig) bool {
-	return slices.Equal(d.Listen, o.Listen) && d.UDPSize == o.UDPSize && slices.Equal(d.DebugClients, o.DebugClients)
+	return slices.Equal(d.Listen, o.Listen) && d.UDPSize == o.UDPSize && slices.Equal(d.DebugClients, o.DebugClients) &&
+		d.TCP == o.TCP && d.resolverRRL() == o.resolverRRL()
 }
 
 // equal reports whether c and o are the same settings. A field added to

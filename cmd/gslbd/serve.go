@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/gslbd/gslbd/admin"
+	"github.com/gslbd/gslbd/admin/api"
 	"github.com/gslbd/gslbd/cluster"
 	"github.com/gslbd/gslbd/drain"
 	"github.com/gslbd/gslbd/health"
@@ -30,6 +32,9 @@ type bound struct {
 	Admin  string   // "" when disabled
 	Gossip string   // "" without a cluster
 }
+
+// dnsWriteTimeout bounds the writing of one DNS over TCP reply.
+const dnsWriteTimeout = 5 * time.Second
 
 // shutdownTimeout bounds a graceful stop.
 const shutdownTimeout = 10 * time.Second
@@ -106,6 +111,9 @@ type node struct {
 	demo       []*demoEndpoint
 	admin      *http.Server
 	adminLn    net.Listener
+	// adminCert is the certificate the admin listener serves new TLS
+	// connections with; a reload replaces it. nil without TLS.
+	adminCert atomic.Pointer[tls.Certificate]
 
 	listening atomic.Bool // DNS listeners are up and not shutting down
 	stopping  atomic.Bool // shutdown began: not ready, though maybe still answering
@@ -131,7 +139,7 @@ func newNode(l *loaded, logger *slog.Logger, lv *slog.LevelVar) (*node, error) {
 
 	var err error
 	n.resolver, err = resolver.New(resolver.Config{UDPSize: cfg.DNS.UDPSize, Logger: logger.With("component", "resolver"),
-		DebugClients: cfg.debugClients()}, reg)
+		DebugClients: cfg.debugClients(), RRL: cfg.DNS.resolverRRL()}, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -166,6 +174,7 @@ func newNode(l *loaded, logger *slog.Logger, lv *slog.LevelVar) (*node, error) {
 		Gatherer: reg, Logger: logger.With("component", "admin")})
 	n.metrics.reloadOK.Set(1)
 	n.metrics.reloadTime.SetToCurrentTime()
+	n.adminCert.Store(l.adminCert)
 
 	if n.demo, err = listenDemoEndpoints(cfg.Demo); err != nil {
 		return nil, err
@@ -188,7 +197,15 @@ func newNode(l *loaded, logger *slog.Logger, lv *slog.LevelVar) (*node, error) {
 // one UDP socket per usable CPU (GOMAXPROCS), sharing the port through
 // SO_REUSEPORT, each with its own reader goroutine. With port 0 the TCP
 // socket takes the port the UDP sockets got.
+//
+// DNS over TCP is bounded (dns.tcp): connections in total and per client
+// address (over either, a connection is closed on arrival), an idle
+// timeout for the first query and between queries that also bounds how
+// long one query may take to arrive, a write timeout, and a number of
+// queries per connection.
 func (n *node) listenDNS() error {
+	tc := n.cfg.DNS.TCP
+	idle := func() time.Duration { return tc.IdleTimeout }
 	for _, addr := range n.cfg.DNS.Listen {
 		conns, ln, err := listenUDPTCP(addr, runtime.GOMAXPROCS(0))
 		if err != nil {
@@ -196,9 +213,10 @@ func (n *node) listenDNS() error {
 		}
 		n.udpConns = append(n.udpConns, conns...)
 		n.udpServers = append(n.udpServers, n.resolver.NewUDPServer(conns, int(n.cfg.DNS.UDPSize)))
+		ln = newLimitListener(ln, tc.MaxConnections, tc.MaxConnectionsPerClient, n.metrics.tcpRefused, n.metrics.tcpOpen)
 		n.dnsServers = append(n.dnsServers,
 			&dns.Server{Listener: ln, Handler: n.resolver, MsgAcceptFunc: resolver.Accept,
-				ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, MaxTCPQueries: 1000})
+				ReadTimeout: tc.IdleTimeout, IdleTimeout: idle, WriteTimeout: dnsWriteTimeout, MaxTCPQueries: tc.MaxQueries})
 	}
 	return nil
 }
@@ -301,9 +319,13 @@ func (n *node) run(ctx context.Context, reload <-chan struct{}, ready func(bound
 	n.listening.Store(true)
 
 	if n.adminLn != nil {
-		n.admin = &http.Server{Handler: n.adminAPI, ReadHeaderTimeout: 5 * time.Second}
+		n.admin = n.adminServer()
+		ln := n.adminLn
+		if n.adminCert.Load() != nil {
+			ln = tls.NewListener(ln, n.admin.TLSConfig)
+		}
 		g.Go(func() error {
-			if err := n.admin.Serve(n.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := n.admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("admin server: %w", err)
 			}
 			return nil
@@ -372,6 +394,31 @@ func (n *node) run(ctx context.Context, reload <-chan struct{}, ready func(bound
 	err := g.Wait()
 	n.log.Info("stopped")
 	return err
+}
+
+// Admin HTTP limits. A write waits up to api.MaxWait for its
+// acknowledgements, so the write timeout leaves room for that.
+const (
+	adminHeaderTimeout = 5 * time.Second
+	adminWriteTimeout  = api.MaxWait + 15*time.Second
+	adminMaxHeader     = 16 << 10
+)
+
+// adminServer is the admin listener's HTTP server: bounded in the time a
+// request may take to arrive (headers, then the whole request), to be
+// answered, and to sit idle between requests, and in header size; with
+// TLS when configured, the certificate read per handshake from adminCert.
+func (n *node) adminServer() *http.Server {
+	ac := n.cfg.Admin
+	s := &http.Server{Handler: n.adminAPI,
+		ReadHeaderTimeout: min(adminHeaderTimeout, ac.ReadTimeout), ReadTimeout: ac.ReadTimeout,
+		WriteTimeout: adminWriteTimeout, IdleTimeout: ac.IdleTimeout, MaxHeaderBytes: adminMaxHeader,
+		ErrorLog: slog.NewLogLogger(n.log.With("component", "admin").Handler(), slog.LevelDebug)}
+	if n.adminCert.Load() != nil {
+		s.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12,
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return n.adminCert.Load(), nil }}
+	}
+	return s
 }
 
 func (n *node) bound() bound {

@@ -223,6 +223,7 @@ func TestSecretFileModes(t *testing.T) {
 	}{
 		{"tokens", "tokens", "admin.tokens_file", `admin: {listen: "127.0.0.1:0", tokens_file: tokens}` + "\n"},
 		{"gossip keys", "gossip.keys", "cluster.key_file", `admin: {listen: "127.0.0.1:0"}` + "\n" + `cluster: {bind: "127.0.0.1:0", key_file: gossip.keys}` + "\n"},
+		{"admin TLS key", "admin.key", "admin.tls_key_file", `admin: {listen: "127.0.0.1:0", tls_cert_file: admin.crt, tls_key_file: admin.key}` + "\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, zoneCfg := reloadFixture(t, `{listen: "127.0.0.1:0"}`)
@@ -230,6 +231,7 @@ func TestSecretFileModes(t *testing.T) {
 			secret := filepath.Join(dir, tc.file)
 			writeFile(t, filepath.Join(dir, "tokens"), "ops write "+testWriteToken+"\n")
 			writeFile(t, filepath.Join(dir, "gossip.keys"), b64(gossipKey1)+"\n")
+			newTestCA(t).issue(t, 1, filepath.Join(dir, "admin.crt"), filepath.Join(dir, "admin.key"))
 			path := filepath.Join(dir, "node.yaml")
 			base := "node: {name: t, site: dc1}\ndns: {listen: [\"127.0.0.1:0\"]}\n" + tc.cfg + "zones: [{origin: example.com., file: example.com.zone}]\n"
 			writeFile(t, path, base)
