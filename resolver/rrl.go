@@ -60,7 +60,6 @@ type rrlSlot struct {
 
 type rrl struct {
 	rate, min int32 // balance ceiling and floor
-	v4, v6    netip.Prefix
 	v4len     int
 	v6len     int
 	slip      uint64
