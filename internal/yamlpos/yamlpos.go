@@ -22,10 +22,12 @@ type Problem struct {
 	Msg string
 }
 
-var lineMsg = regexp.MustCompile(`(?s)^line (\d+): (.*)$`)
+var lineMsg = regexp.MustCompile(`^line (\d+): (.*)$`)
 
 // Problems splits an error from yaml.v3's decoder into its problems: a
 // [yaml.TypeError] holds one per field, other errors are one problem.
+// Each message is one line: a line break quoted from the document (a
+// multi-line value) is written as \n.
 func Problems(err error) []Problem {
 	msgs := []string{err.Error()}
 	var te *yaml.TypeError
@@ -35,6 +37,7 @@ func Problems(err error) []Problem {
 	out := make([]Problem, 0, len(msgs))
 	for _, m := range msgs {
 		m = strings.TrimPrefix(m, "yaml: ")
+		m = strings.NewReplacer("\r", `\r`, "\n", `\n`).Replace(m)
 		if sm := lineMsg.FindStringSubmatch(m); sm != nil {
 			line, _ := strconv.Atoi(sm[1])
 			out = append(out, Problem{Line: line, Msg: sm[2]})

@@ -3,6 +3,7 @@ package yamlpos
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
@@ -75,5 +76,16 @@ func TestProblems(t *testing.T) {
 		if got := fmt.Sprint(Problems(err)); got != tc.want {
 			t.Errorf("Problems(%v) = %s, want %s", err, got, tc.want)
 		}
+	}
+}
+
+// TestProblemsOneLine: a message quoting a multi-line value stays on one
+// line, so that every line of a report starts with file:line.
+func TestProblemsOneLine(t *testing.T) {
+	var v struct{ A int }
+	err := yaml.Unmarshal([]byte("a: \"x\\ny\""), &v)
+	p := Problems(err)
+	if len(p) != 1 || p[0].Line != 1 || strings.Contains(p[0].Msg, "\n") || !strings.Contains(p[0].Msg, `x\ny`) {
+		t.Errorf("Problems = %+v, want one problem on line 1 with the line break written as \\n", p)
 	}
 }
