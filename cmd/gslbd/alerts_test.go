@@ -6,7 +6,6 @@ import (
 	"maps"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -141,26 +140,7 @@ func TestQueriesUseExportedMetrics(t *testing.T) {
 
 	// What the server exports.
 	families := map[string]string{"up": "gauge"} // name -> type
-	dir := t.TempDir()
-	port := freePort(t, "127.0.1.10")
-	writeFile(t, filepath.Join(dir, "example.com.zone"), failoverZone)
-	writeFile(t, filepath.Join(dir, "services.yaml"), fmt.Sprintf(`sites: [dc1]
-services:
-  talk.example.com:
-    check: {type: http, port: %d, path: /healthz}
-    sites: {dc1: [127.0.1.10]}
-`, port))
-	cfg := filepath.Join(dir, "gslbd.yaml")
-	writeFile(t, cfg, fmt.Sprintf(`node: {name: m, site: dc1}
-dns: {listen: ["127.0.0.1:0"]}
-admin: {listen: "127.0.0.1:0"}
-cluster: {bind: "127.0.0.1:0"}
-zones: [{origin: example.com., file: example.com.zone}]
-services: services.yaml
-state_dir: %s
-demo: {endpoints: ["127.0.1.10:%d"]}
-`, filepath.Join(dir, "state"), port))
-	n := startNode(t, cfg)
+	n := metricsNode(t)
 	answerA(t, n.bound.DNS[0], "talk.example.com.")
 	for _, line := range strings.Split(adminGet(t, n.bound.Admin, "/metrics"), "\n") {
 		if f := strings.Fields(strings.TrimPrefix(line, "# TYPE ")); strings.HasPrefix(line, "# TYPE ") && len(f) == 2 {
