@@ -71,7 +71,8 @@ func TestCheckerSharingNeedsTheSameProbe(t *testing.T) {
 		// a, other and unkeyed: ~20 each; slow: ~10; remote: its timeout
 		// grows by 2 × MaxPathAllowance (no connect measured), and so does
 		// its interval: ~14.
-		if got := p.calls.Load(); got < 75 || got > 92 {
+		// One pair shared by mistake would make about 64.
+		if got := p.calls.Load(); got < 75 || got > 100 {
 			t.Errorf("%d probes in 10s, want about 84 (five separate probes)", got)
 		}
 	})
