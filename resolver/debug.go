@@ -218,6 +218,8 @@ func txt(owner string, s ...string) *dns.TXT {
 
 // isDebugName reports whether a TXT query for qname may be a debug query:
 // two byte comparisons for every other name.
-func isDebugName(qtype uint16, qname string) bool {
-	return qtype == dns.TypeTXT && len(qname) > len(debugPrefix) && qname[:len(debugPrefix)] == debugPrefix
+// It takes the name as a string or, on the fast path, as the bytes of the
+// query, without converting (and so allocating) them.
+func isDebugName[S ~string | ~[]byte](qtype uint16, qname S) bool {
+	return qtype == dns.TypeTXT && len(qname) > len(debugPrefix) && string(qname[:len(debugPrefix)]) == debugPrefix
 }

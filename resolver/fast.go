@@ -791,7 +791,7 @@ func fast(st *state, pkt, out, name []byte) (fastHit, bool) {
 		return fastHit{}, false
 	}
 	q, ok := parse(pkt, name)
-	if !ok || q.qtype == dns.TypeTXT && len(q.name) > len(debugPrefix) && string(q.name[:len(debugPrefix)]) == debugPrefix {
+	if !ok || isDebugName(q.qtype, q.name) {
 		// A debug answer depends on the client: the general path.
 		return fastHit{}, false
 	}
