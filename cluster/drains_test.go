@@ -30,6 +30,19 @@ func newDrainTable(t testing.TB, node string) *drainTable {
 	return &drainTable{store: s, acks: drain.NewAcks(node)}
 }
 
+// startThreeWithDrains starts three nodes, each gossiping a drain table
+// of its own, with the gossip keyring keys (nil: no encryption).
+func startThreeWithDrains(t *testing.T, keys [][]byte) ([]*testNode, map[string]*drainTable) {
+	t.Helper()
+	tables := map[string]*drainTable{}
+	nodes := startThree(t, func(c *Config) {
+		c.Keys = keys
+		tables[c.Name] = newDrainTable(t, c.Name)
+		tables[c.Name].wire(c)
+	})
+	return nodes, tables
+}
+
 // wire makes c gossip the table's records and report acknowledgements to it.
 func (d *drainTable) wire(c *Config) { c.Drains, c.DrainAcks = d.store, d.acks }
 
@@ -44,11 +57,7 @@ func (d *drainTable) holds(rec drain.Record) error {
 
 func TestDrainsPropagate(t *testing.T) {
 	t.Parallel()
-	tables := map[string]*drainTable{}
-	nodes := startThree(t, func(c *Config) {
-		tables[c.Name] = newDrainTable(t, c.Name)
-		tables[c.Name].wire(c)
-	})
+	nodes, tables := startThreeWithDrains(t, nil)
 	a, b := nodes[0], nodes[1]
 	rec, err := tables["a"].store.Create(drain.Spec{Key: drain.Key{Site: "dc1"}, Reason: "fire alarm"}, "ops", time.Now())
 	if err != nil {
@@ -163,11 +172,7 @@ func contextDone() (context.Context, context.CancelFunc) {
 // stamp; a delete made on c after that wins everywhere.
 func TestConcurrentDrainWritesConverge(t *testing.T) {
 	t.Parallel()
-	tables := map[string]*drainTable{}
-	nodes := startThree(t, func(c *Config) {
-		tables[c.Name] = newDrainTable(t, c.Name)
-		tables[c.Name].wire(c)
-	})
+	nodes, tables := startThreeWithDrains(t, nil)
 	spec := func(reason string) drain.Spec { return drain.Spec{Key: drain.Key{Site: "dc1"}, Reason: reason} }
 	now := time.Now()
 	ra, err := tables["a"].store.Create(spec("from a"), "ops", now)

@@ -52,12 +52,7 @@ func forgedDrain(t *testing.T) drain.Record {
 // attempt is counted.
 func TestStrangerWithoutKeyChangesNothing(t *testing.T) {
 	t.Parallel()
-	tables := map[string]*drainTable{}
-	nodes := startThree(t, func(c *Config) {
-		c.Keys = [][]byte{key1}
-		tables[c.Name] = newDrainTable(t, c.Name)
-		tables[c.Name].wire(c)
-	})
+	nodes, tables := startThreeWithDrains(t, [][]byte{key1})
 	a, b := nodes[0], nodes[1]
 	down := targetsOf("a", health.Down)
 	frames := [][]byte{
@@ -213,12 +208,7 @@ func TestForgedLeaveUndone(t *testing.T) {
 // memberlist lists as alive.
 func TestDrainFromUnknownSenderRefused(t *testing.T) {
 	t.Parallel()
-	tables := map[string]*drainTable{}
-	nodes := startThree(t, func(c *Config) {
-		c.Keys = [][]byte{key1}
-		tables[c.Name] = newDrainTable(t, c.Name)
-		tables[c.Name].wire(c)
-	})
+	nodes, tables := startThreeWithDrains(t, [][]byte{key1})
 	b, c := nodes[1], nodes[2]
 	if err := b.ml.SendReliable(b.peer(t, "c"), encodeDrains("nobody", []drain.Record{forgedDrain(t)})); err != nil {
 		t.Fatal(err)
