@@ -135,10 +135,28 @@
 //     once and never back before the heal (dc1's nodes are silent to
 //     them, and their own cross-checks of dc1 fail: rule 4 of
 //     health.Merge). No flapping.
-//   - e: 10% loss on every inter-site link (nftables numgen; the client's
-//     link is clean), plus 100ms delay on every link where the kernel
-//     has tc netem (the output says whether it had), for -scenario.netloss
-//     (10s): no node's answer may change.
+//   - e: a WAN, 10% loss and 100ms delay each way on every inter-site
+//     link (the client's link is clean), for -scenario.netloss (10s)
+//     with nothing failing: no node's answer may change. The kernel here
+//     has no tc netem, and nftables can drop but not delay, so the lab
+//     makes the WAN in userspace, a delay line (delayLine): each site
+//     namespace has a TUN device whose file the test process holds, and
+//     while the WAN is on each site routes the other sites' addresses
+//     through it (the client still reaches every site over the bridge).
+//     The test reads each packet from the sending site's TUN, drops it
+//     with the loss probability (a seeded generator per site) or, after
+//     the delay, writes it unchanged into the receiving site's TUN, in
+//     order per direction. The delay is measured, not assumed: TCP
+//     connects into every node from the other sites' namespaces, three
+//     before the WAN and one round a second during it; the fastest
+//     during must be at least 1.5 times the delay above the median
+//     before (and at most twice the delay plus 1s). The line must also
+//     carry every node's traffic, drop about the share asked for, and
+//     never overflow its queue (4096 packets per direction). Where no
+//     TUN device can be made (a kernel without CONFIG_TUN), the loss is
+//     nftables drops on the bridge instead and the output says that
+//     there is no delay. -scenario.wanloss and -scenario.wandelay set the
+//     figures, here and in TestWAN and TestSoak.
 //
 // Each of a to d runs -scenario.nettrials times (2 in the short form,
 // about 80s). It needs root and ip, nft and nsenter
@@ -148,6 +166,20 @@
 // endpoints, 5s for the membership and the drains after a heal.
 //
 //	go test ./scenario -run TestNetworkFaults -v -count=1 -scenario.nettrials=10
+//
+// # The WAN run (TestWAN, on demand)
+//
+// With -scenario.wan=10m (as root; skipped without it) it starts the
+// network-fault layout and holds case e's WAN for that long with nothing
+// failing, one dig poller per node. It prints, per node, the digs, answer
+// changes and failed digs, the packets the delay line delayed and dropped
+// from and to the node's address, and the TCP connect round trip into the
+// node from the other sites, before the WAN (direct) and during it (min,
+// median, p99, max of a round every hundredth of the run, at
+// least every second), then the line's counts per direction. It fails as
+// case e does.
+//
+//	go test ./scenario -run TestWAN -v -count=1 -scenario.wan=10m -timeout 30m
 //
 // # Gossip at scale (TestGossipScale, on demand)
 //
@@ -173,21 +205,21 @@
 // killed (black hole and SIGKILL of its nodes and endpoints) at 0 s,
 // restored at 20 s, drained through the admin API at 35 s and undrained at
 // 50 s, through two different nodes each cycle, while one dig poller per
-// node keeps every answer. Then, as long again, 10% loss on every
-// inter-site link (no delay: tc netem is missing from many kernels and
-// nftables cannot delay) with nothing failing, the same load and pollers.
+// node keeps every answer. Then, as long again, case e's WAN (10% loss
+// and 100ms delay each way on every inter-site link, through the delay
+// line) with nothing failing, the same load and pollers.
 //
 // It prints dnsperf's figures per node and phase, the kernel's UDP drops
 // on full receive buffers per namespace (client: dnsperf and dig; a site:
 // its gslbd), the time per cycle until the answers moved, the failed digs,
 // every node's VmRSS (/proc/PID/status) at the start, each cycle and the
-// end, and the answer changes under loss. It fails on any SERVFAIL; on a
+// end, and for the WAN what TestWAN prints. It fails on any SERVFAIL; on a
 // larger share of lost queries at dc2-a and dc3-a (which stay up) or under
-// loss than in the baseline (dc1's nodes lose what is sent while they are
+// the WAN than in the baseline (dc1's nodes lose what is sent while they are
 // dead); on an answer naming dc1 to a dig begun more than the detection
 // bound (5 s, 3 s with -scenario.strict) after it was killed or drained;
-// on a surviving node whose resident memory doubled; and on any answer
-// change under loss. Every process ends with the test, and the
+// on a surviving node whose resident memory doubled; and as case e does
+// under the WAN. Every process ends with the test, and the
 // namespaces, with the nftables rules in them, are deleted, also on
 // failure.
 //

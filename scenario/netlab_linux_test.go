@@ -4,12 +4,16 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"maps"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -19,15 +23,23 @@ import (
 // namespace of its own. Nothing in it touches the host's namespace: the
 // bridge and every interface live in namespaces the lab created, whose
 // names carry a random prefix, and which it deletes when the test ends.
-// Faults are nftables rules on the bridge (and tc netem, where the kernel
-// has it, for delay).
+// Faults are nftables rules on the bridge; a WAN between the sites (loss
+// and delay) is a delayLine, TUN devices in the sites' namespaces that
+// the test process drives (see wan).
 type netLab struct {
 	t      *testing.T
 	prefix string
 	// spaces are the namespaces created, by short name ("switch",
 	// "client", or a site).
 	spaces map[string]string
-	netem  bool // tc netem works here
+	// sites are the addresses of each site, its first one first.
+	sites map[string][]string
+	// line is the WAN's delay line, made by the first wan and closed
+	// before the namespaces go; nil before, or where it could not be
+	// made (noLine says why: the WAN is then loss only, on the bridge).
+	line   *delayLine
+	noLine error
+	wanOn  bool // the sites route to each other through line
 }
 
 // requireLab skips the test unless it runs as root with ip and nft.
@@ -52,7 +64,7 @@ func requireLab(t *testing.T) {
 func newNetLab(t *testing.T, clientIP string, sites map[string][]string) *netLab {
 	t.Helper()
 	requireLab(t)
-	l := &netLab{t: t, prefix: "gslbt-" + strings.ToLower(rand.Text()[:8]), spaces: map[string]string{}}
+	l := &netLab{t: t, prefix: "gslbt-" + strings.ToLower(rand.Text()[:8]), spaces: map[string]string{}, sites: sites}
 	t.Cleanup(l.cleanup)
 	l.add("switch")
 	l.ip("switch", "link", "add", "br0", "type", "bridge")
@@ -70,13 +82,6 @@ func newNetLab(t *testing.T, clientIP string, sites map[string][]string) *netLab
 	attach("client", []string{clientIP})
 	for site, addrs := range sites {
 		attach(site, addrs)
-	}
-	// tc netem is optional: many kernels (this project's CI among them)
-	// are built without it. Try it once on the client's interface.
-	err := l.run("ip", "netns", "exec", l.spaces["client"], "tc", "qdisc", "add", "dev", "eth0", "root", "netem", "delay", "1ms")
-	l.netem = err == nil
-	if l.netem {
-		l.must("ip", "netns", "exec", l.spaces["client"], "tc", "qdisc", "del", "dev", "eth0", "root")
 	}
 	return l
 }
@@ -174,69 +179,190 @@ func lossy(pct int) []string {
 	return []string{fmt.Sprintf(`iifname != "v-client" oifname != "v-client" ether type ip numgen random mod 100 < %d drop`, pct)}
 }
 
-// delay adds d of delay to everything site sends, with tc netem. It fails
-// where the kernel has no netem (see netLab.netem).
-func (l *netLab) delay(site string, ms int) error {
-	return l.run("ip", "netns", "exec", l.spaces[site], "tc", "qdisc", "replace", "dev", "eth0", "root", "netem", "delay", fmt.Sprintf("%dms", ms))
-}
-
-// noDelay removes the delay of site.
-func (l *netLab) noDelay(site string) error {
-	return l.run("ip", "netns", "exec", l.spaces[site], "tc", "qdisc", "del", "dev", "eth0", "root")
+// in runs fn on an OS thread inside the namespace of name, and returns
+// once fn has. The thread enters the namespace for the call and then
+// returns to its own. It must come back: a thread that ends (a goroutine
+// that exits while locked to it) takes with it the children it forked,
+// which the harness starts with Pdeathsig; if it cannot return, it stays
+// locked and parked forever rather than end or run anything else.
+func (l *netLab) in(name string, fn func()) error {
+	path := "/run/netns/" + l.spaces[name]
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		home, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- err
+			return
+		}
+		defer home.Close()
+		target, err := os.Open(path)
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- err
+			return
+		}
+		defer target.Close()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			done <- fmt.Errorf("enter %s: %w", path, err)
+			return
+		}
+		fn()
+		done <- nil
+		if unix.Setns(int(home.Fd()), unix.CLONE_NEWNET) != nil {
+			select {} // stranded in the lab: never run anything else here
+		}
+		runtime.UnlockOSThread()
+	}()
+	return <-done
 }
 
 // dialer returns a DialContext that opens its sockets in the namespace of
-// name: the socket is created on an OS thread that enters the namespace
-// for the call and then returns to its own. The thread must come back:
-// a thread that ends (a goroutine that exits while locked to it) takes
-// with it the children it forked, which the harness starts with
-// Pdeathsig; if it cannot return, it stays locked and parked forever
-// rather than end or run anything else.
+// name (see in).
 func (l *netLab) dialer(name string) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	path := "/run/netns/" + l.spaces[name]
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		type result struct {
-			c   net.Conn
-			err error
-		}
-		ch := make(chan result, 1)
-		go func() {
-			runtime.LockOSThread()
-			home, err := os.Open("/proc/thread-self/ns/net")
-			if err != nil {
-				runtime.UnlockOSThread()
-				ch <- result{nil, err}
-				return
-			}
-			defer home.Close()
-			target, err := os.Open(path)
-			if err != nil {
-				runtime.UnlockOSThread()
-				ch <- result{nil, err}
-				return
-			}
-			defer target.Close()
-			if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-				runtime.UnlockOSThread()
-				ch <- result{nil, fmt.Errorf("enter %s: %w", path, err)}
-				return
-			}
+		var c net.Conn
+		var err error
+		if nsErr := l.in(name, func() {
 			var d net.Dialer
-			c, err := d.DialContext(ctx, network, addr)
-			ch <- result{c, err}
-			if unix.Setns(int(home.Fd()), unix.CLONE_NEWNET) != nil {
-				select {} // stranded in the lab: never run anything else here
-			}
-			runtime.UnlockOSThread()
-		}()
-		r := <-ch
-		return r.c, r.err
+			c, err = d.DialContext(ctx, network, addr)
+		}); nsErr != nil {
+			return nil, nsErr
+		}
+		return c, err
 	}
+}
+
+// connectTime opens a TCP connection from the namespace of name to addr,
+// closes it, and returns how long the connect took: one round trip (SYN,
+// SYN-ACK), timed inside the namespace.
+func (l *netLab) connectTime(ctx context.Context, name string, addr netip.AddrPort) (time.Duration, error) {
+	var took time.Duration
+	var err error
+	if nsErr := l.in(name, func() {
+		var d net.Dialer
+		t0 := time.Now()
+		var c net.Conn
+		c, err = d.DialContext(ctx, "tcp", addr.String())
+		took = time.Since(t0)
+		if err == nil {
+			c.Close()
+		}
+	}); nsErr != nil {
+		return 0, nsErr
+	}
+	return took, err
+}
+
+// wan puts pct percent loss and delay (one way) on every link between two
+// sites, the client's links left clean: it starts the delay line (once)
+// and routes each site's traffic to the other sites' addresses through
+// its TUN, with the site's first address as the source of unbound
+// sockets. It can be called again to change the figures. Where the line
+// cannot be made (no /dev/net/tun: a kernel without CONFIG_TUN), it drops
+// pct percent on the bridge with nftables instead, without delay. how
+// says which it did.
+func (l *netLab) wan(pct int, delay time.Duration) (how string, err error) {
+	if l.line == nil && l.noLine == nil {
+		l.noLine = l.startLine()
+	}
+	if l.line == nil {
+		return fmt.Sprintf("%d%% loss on every inter-site link, NO DELAY: nftables drops on the bridge, as the delay line could not be made (%v)", pct, l.noLine),
+			l.wire(lossy(pct)...)
+	}
+	l.line.set(float64(pct)/100, delay)
+	how = fmt.Sprintf("%d%% loss and %s one-way delay on every inter-site link (userspace delay line through a TUN device per site, seed %d; the client's link is clean)", pct, delay, lineSeed)
+	if l.wanOn {
+		return how, nil
+	}
+	if err := l.routes("replace"); err != nil {
+		return how, err
+	}
+	l.wanOn = true
+	return how, nil
+}
+
+// noWAN ends what wan did: the sites reach each other over the bridge
+// again.
+func (l *netLab) noWAN() error {
+	if l.line == nil {
+		return l.wire()
+	}
+	if !l.wanOn {
+		return nil
+	}
+	l.wanOn = false
+	err := l.routes("del")
+	l.line.set(0, 0)
+	return err
+}
+
+// routes adds (op "replace") or deletes (op "del") in every site the
+// routes to the other sites' addresses through its TUN.
+func (l *netLab) routes(op string) error {
+	for _, site := range slices.Sorted(maps.Keys(l.sites)) {
+		var b strings.Builder
+		for _, other := range slices.Sorted(maps.Keys(l.sites)) {
+			if other == site {
+				continue
+			}
+			for _, a := range l.sites[other] {
+				fmt.Fprintf(&b, "route %s %s/32 dev %s", op, a, lineDev)
+				if op != "del" {
+					fmt.Fprintf(&b, " src %s", l.sites[site][0])
+				}
+				b.WriteString("\n")
+			}
+		}
+		cmd := exec.Command("ip", "-n", l.spaces[site], "-batch", "-")
+		cmd.Stdin = strings.NewReader(b.String())
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("ip -n %s -batch (%s routes): %v: %s", l.spaces[site], op, err, strings.TrimSpace(string(out)))
+		}
+	}
+	return nil
+}
+
+// startLine makes a TUN device in every site namespace and starts the
+// delay line over them. It fails, leaving nothing behind, where a TUN
+// device cannot be made.
+func (l *netLab) startLine() error {
+	var ends []*lineEnd
+	fail := func(err error) error {
+		for _, e := range ends {
+			e.f.Close()
+		}
+		return err
+	}
+	for _, site := range slices.Sorted(maps.Keys(l.sites)) {
+		e := &lineEnd{site: site}
+		for _, a := range l.sites[site] {
+			e.addrs = append(e.addrs, netip.MustParseAddr(a))
+		}
+		var err error
+		if nsErr := l.in(site, func() { e.f, err = openTUN(lineDev) }); nsErr != nil {
+			return fail(nsErr)
+		}
+		if err != nil {
+			return fail(err)
+		}
+		ends = append(ends, e)
+		if err := l.run("ip", "-n", l.spaces[site], "link", "set", lineDev, "up"); err != nil {
+			return fail(err)
+		}
+	}
+	l.line = newDelayLine(ends)
+	return nil
 }
 
 // cleanup deletes every namespace of the lab; the veth pairs and the
 // bridge go with them.
 func (l *netLab) cleanup() {
+	if l.line != nil {
+		l.line.close()
+	}
 	for _, ns := range l.spaces {
 		if err := l.run("ip", "netns", "del", ns); err != nil {
 			// A process still inside keeps the namespace alive; the
