@@ -174,7 +174,7 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/float64(
 func (w *wanRun) report(h *harness) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s, for %s, nothing failing\n", w.how, w.st.d)
-	fmt.Fprintf(&b, "  %-8s %6s %7s %6s | %-33s | %s\n", "", "", "answer", "failed", "line packets (by the node's address)",
+	fmt.Fprintf(&b, "  %-8s %6s %7s %6s | %-31s | %s\n", "", "", "answer", "failed", "line packets, by node address",
 		"TCP connect round trip into the node from the other sites, ms")
 	fmt.Fprintf(&b, "  %-8s %6s %7s %6s | %7s %7s %7s %7s | %7s | %7s %7s %7s %7s %5s %6s\n",
 		"node", "digs", "changes", "digs", "out", "dropped", "in", "dropped", "direct", "min", "median", "p99", "max", "n", "failed")
