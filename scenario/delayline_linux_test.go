@@ -17,8 +17,11 @@ import (
 
 // A delayLine is a WAN between the lab's sites, made in userspace: loss
 // and one-way delay on every inter-site link, where the kernel has no tc
-// netem (this project's CI kernel has none, nor an nftables queue that
-// could hold a packet back). Each site namespace has a TUN device
+// netem (this project's CI kernel has none, nor nftables' queue
+// statement). The other way to hold packets back, the xtables NFQUEUE
+// target through nftables' compat layer, would need the iptables package
+// and netlink verdict code; a TUN device needs neither, only CONFIG_TUN,
+// which every distribution kernel has. Each site namespace has a TUN device
 // (lineDev) whose file the test process holds; while the WAN is on
 // (netLab.wan), every site routes the other sites' addresses through its
 // TUN, so what one site sends another (gossip, cross-site health probes
