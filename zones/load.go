@@ -118,6 +118,7 @@ func Load(cfg Config) (*Set, error) {
 	for _, zd := range zds {
 		if !zd.failed {
 			errs = append(errs, sorted(zd.check(origins))...)
+			zd.records = nil // check kept what passed
 		}
 	}
 
@@ -127,6 +128,7 @@ func Load(cfg Config) (*Set, error) {
 		decoding.Wait()
 		svcs, serrs = loadServices(doc, zds)
 		errs = append(errs, sorted(serrs)...)
+		doc = servicesDoc{} // the YAML tree, garbage before the zones are built
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -137,6 +139,9 @@ func Load(cfg Config) (*Set, error) {
 		z := NewZone(zd.origin, zd.file, zd.rrs())
 		z.AllowTransfer = slices.Clone(zd.cfg.AllowTransfer)
 		zs = append(zs, z)
+		// The validation index is done with: garbage before the next
+		// zone is built.
+		*zd = zoneData{}
 	}
 	return NewSet(zs, svcs, hashServices(svcs)), nil
 }

@@ -1,7 +1,9 @@
 package zones
 
 import (
+	"cmp"
 	"net/netip"
+	"slices"
 	"sort"
 
 	"github.com/miekg/dns"
@@ -99,8 +101,11 @@ type Zone struct {
 // Node is the data at one owner name. A Node with no RRsets and no service
 // is an empty non-terminal: the name exists but owns nothing.
 type Node struct {
-	Name    string
-	rrsets  typed[dns.RR]
+	Name string
+	// rrs are the node's RRs sorted by type, each RRset in file order:
+	// one slice, because most names of a large zone own one RR, and a
+	// slice per type would be two more allocations per name.
+	rrs     []dns.RR
 	service *Service
 }
 
@@ -120,7 +125,15 @@ func NewZone(origin, file string, records []dns.RR) *Zone {
 		if soa, ok := rr.(*dns.SOA); ok && h.Name == origin && z.SOA == nil {
 			z.SOA = soa
 		}
-		z.node(h.Name).rrsets.add(h.Rrtype, rr)
+		n := z.node(h.Name)
+		n.rrs = append(n.rrs, rr)
+	}
+	for _, n := range z.nodes {
+		if len(n.rrs) > 1 {
+			slices.SortStableFunc(n.rrs, func(a, b dns.RR) int {
+				return cmp.Compare(a.Header().Rrtype, b.Header().Rrtype)
+			})
+		}
 	}
 	if z.SOA != nil {
 		z.records = append(z.records, z.SOA)
@@ -193,20 +206,43 @@ func (n *Node) RRset(t uint16) []dns.RR {
 	if n == nil {
 		return nil
 	}
-	return n.rrsets.get(t)
+	rrs := n.rrs
+	// The first RR of type t or above, then the end of the run.
+	i := 0
+	if len(rrs) > 8 {
+		i, _ = slices.BinarySearchFunc(rrs, t, func(rr dns.RR, t uint16) int { return cmp.Compare(rr.Header().Rrtype, t) })
+	} else {
+		for i < len(rrs) && rrs[i].Header().Rrtype < t {
+			i++
+		}
+	}
+	j := i
+	for j < len(rrs) && rrs[j].Header().Rrtype == t {
+		j++
+	}
+	if i == j {
+		return nil
+	}
+	return rrs[i:j:j] // capped: an append by the caller copies
 }
 
 // Types returns the RR types present at the node, sorted.
 func (n *Node) Types() []uint16 {
-	if n == nil {
+	if n == nil || len(n.rrs) == 0 {
 		return nil
 	}
-	return n.rrsets.types()
+	var out []uint16
+	for _, rr := range n.rrs {
+		if t := rr.Header().Rrtype; len(out) == 0 || out[len(out)-1] != t {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // Empty reports whether the node owns no data and no service: an empty
 // non-terminal.
-func (n *Node) Empty() bool { return n == nil || (len(n.rrsets) == 0 && n.service == nil) }
+func (n *Node) Empty() bool { return n == nil || (len(n.rrs) == 0 && n.service == nil) }
 
 // Service returns the service answered at this node, or nil.
 func (n *Node) Service() *Service {

@@ -228,8 +228,23 @@ func metaType(t uint16) bool {
 // of each type to compare with, so that a million records do not make a
 // million empty ones.
 func noRdata(rr dns.RR, empties map[uint16]dns.RR) bool {
-	if _, ok := rr.(*dns.RFC3597); ok {
+	// The common types first, without reflection: the same test as the
+	// comparison below (a field the parser never set).
+	switch rr := rr.(type) {
+	case *dns.RFC3597:
 		return false // "\# 0" is valid empty data
+	case *dns.A:
+		return rr.A == nil
+	case *dns.AAAA:
+		return rr.AAAA == nil
+	case *dns.CNAME:
+		return rr.Target == ""
+	case *dns.NS:
+		return rr.Ns == ""
+	case *dns.PTR:
+		return rr.Ptr == ""
+	case *dns.TXT:
+		return rr.Txt == nil
 	}
 	t := rr.Header().Rrtype
 	empty, ok := empties[t]

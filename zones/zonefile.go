@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/miekg/dns"
@@ -74,6 +75,11 @@ func readZone(fsys fs.FS, path, origin string, allowInclude bool) ([]record, err
 		r := record{rr: rr, file: path}
 		if cur := files.cur; cur != nil {
 			r.file, r.line = cur.name, cur.entry
+		}
+		if len(out) == cap(out) {
+			// Doubling: a large slice grows by a quarter by default,
+			// which copies a million records many times over.
+			out = slices.Grow(out, max(len(out), 1024))
 		}
 		out = append(out, r)
 	}
