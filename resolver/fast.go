@@ -45,26 +45,42 @@ import (
 // collector does not scan it either.
 //
 // A slot is a uint64: the high 32 bits of the name's hash, then the
-// record's offset in the arena plus one (0: empty). The table is at most
-// half full; probing is linear. A name record is:
+// record's offset in the arena plus one (0: empty), so that a probe
+// reads the arena only for a name whose tag matches. The table is at
+// most three quarters full; probing is linear. A name record is:
 //
-//	u32  index of the record's readings in fastTable.deps
+//	u32  index of the record's readings in fastTable.deps; noDeps for a
+//	     name whose replies read neither health nor drains
 //	u8   length L of the name, then the name: canonical presentation form
-//	u8   number of templates, then the templates
+//	u8   number of templates, with the bit absentNoData set when every
+//	     type the name does not own is answered with its zone's NODATA
+//	     reply; then, with the bit, u16 the zone's index; then the
+//	     templates
 //
 // and a template (little-endian fields) is:
 //
 //	u16  qtype
 //	u16  length R of the packed sections after the question
-//	u16  zone counted under (index into fastTable.zones)
+//	u16  zone counted under (index into fastTable.zones), with the bit
+//	     sharedTail set when the sections are a shared tail
 //	u16  counter cell of qtype and rcode in that zone's counters
 //	u32  global slot of the service answer counter, or noSlot
 //	[12] the reply header: ID 0, RD and CD clear, QDCOUNT 1, ARCOUNT without OPT
-//	[R]  the sections after the question, packed
+//	[R]  the sections after the question, packed; with sharedTail
+//	     instead u32, the offset of the R bytes in fastTable.tails
 //
-// The NXDOMAIN replies of the zones and the REFUSED reply are templates
-// outside any name record (their qtype and cell unused: the query's
-// qtype decides the cell).
+// The sections of a negative reply (NODATA: the SOA in the authority
+// section, nothing else) are the same for every name of a zone, or of
+// the services of one TTL, and are kept once, in the tails: at a million
+// names that is most of a record's bytes.
+//
+// The NXDOMAIN and NODATA replies of the zones and the REFUSED reply are
+// templates outside any name record (their qtype and cell unused: the
+// query's qtype decides the cell). A static name (most names of a large
+// zone) keeps no template for the types it does not own, A or AAAA
+// among them: the absentNoData bit sends those to its zone's NODATA
+// reply, once the build has checked that the general path gives that
+// reply for one of them.
 //
 // # Reuse
 //
@@ -87,23 +103,43 @@ type fastTable struct {
 	counters [][]atomic.Uint64
 	// refused is the offset of the REFUSED template.
 	refused int
+	// nodata holds, by zone index, the offset plus one of the zone's
+	// NODATA template (0: none).
+	nodata []uint32
 	// names is the number of name records.
 	names int
 	// chancy is set when the set has services whose answers cannot be
 	// prepacked: every reply is then checked for them.
 	chancy bool
+	// tails holds the shared sections of negative replies. Like the
+	// arena it is only ever appended to, past the end any older table
+	// reads, and shared by the tables of one zones.Set.
+	tails []byte
 	// Read and written at publish only: the readings of each name record
-	// and its offset, by the record's index; and how many bytes of the
-	// arena are records no longer in the table.
+	// that has any and its offset, by the record's index; how many bytes
+	// of the arena are records no longer in the table; and the offsets of
+	// the tails by their bytes (shared by the tables that share tails).
 	deps    [][]reading
 	recs    []int
 	garbage int
+	tailIdx map[string]uint32
 }
 
-// Sizes in the arena.
+// Sizes and marks in the arena.
 const (
 	tmplHdrLen = 24
-	maxTmpls   = 255
+	maxTmpls   = 127
+	// absentNoData marks, in a record's count of templates, that the
+	// types without a template get the zone's NODATA reply.
+	absentNoData = 0x80
+	// sharedTail marks, in a template's zone field, sections kept in
+	// fastTable.tails.
+	sharedTail = 0x8000
+	// maxZones is how many zones a template can name: the zone field
+	// without sharedTail, less one for "none".
+	maxZones = sharedTail - 1
+	// noDeps is the index of a record without readings.
+	noDeps = ^uint32(0)
 )
 
 // reading is one call to Health.Up or Drains.Drained while building a
@@ -237,33 +273,86 @@ func (ft *fastTable) recordName(rec int) string {
 func (ft *fastTable) template(rec int, qtype uint16) (int, bool) {
 	a := ft.arena
 	off := rec + 5 + int(a[rec+4])
-	n := int(a[off])
+	n := int(a[off] &^ absentNoData)
+	if a[off]&absentNoData != 0 {
+		off += 2
+	}
 	off++
 	for range n {
 		if binary.LittleEndian.Uint16(a[off:]) == qtype {
 			return off, true
 		}
-		off += tmplHdrLen + int(binary.LittleEndian.Uint16(a[off+2:]))
+		off += tmplLen(a, off)
 	}
 	return 0, false
+}
+
+// absent returns the offset of the NODATA template for the types the
+// name record at rec holds no template for, if it has one.
+func (ft *fastTable) absent(rec int) (int, bool) {
+	a := ft.arena
+	off := rec + 5 + int(a[rec+4])
+	if a[off]&absentNoData == 0 {
+		return 0, false
+	}
+	z := binary.LittleEndian.Uint16(a[off+1:])
+	if int(z) >= len(ft.nodata) || ft.nodata[z] == 0 {
+		return 0, false
+	}
+	return int(ft.nodata[z]) - 1, true
+}
+
+// absentType reports whether a query of qtype at a static name that does
+// not own the type gets the zone's NODATA reply from the general path:
+// every type but ANY (RFC 8482: the lowest RRset), the transfers, and DS
+// (answered from the parent's side at a zone's apex).
+func absentType(qtype uint16) bool {
+	switch qtype {
+	case dns.TypeANY, dns.TypeAXFR, dns.TypeIXFR, dns.TypeDS:
+		return false
+	}
+	return true
+}
+
+// tmplLen returns the length of the template at off in the arena a.
+func tmplLen(a []byte, off int) int {
+	if binary.LittleEndian.Uint16(a[off+4:])&sharedTail != 0 {
+		return tmplHdrLen + 4
+	}
+	return tmplHdrLen + int(binary.LittleEndian.Uint16(a[off+2:]))
+}
+
+// sections returns the packed sections after the question of the
+// template at t: in the arena, or a shared tail.
+func (ft *fastTable) sections(t int) []byte {
+	a := ft.arena[t:]
+	n := int(binary.LittleEndian.Uint16(a[2:]))
+	if binary.LittleEndian.Uint16(a[4:])&sharedTail != 0 {
+		off := int(binary.LittleEndian.Uint32(a[tmplHdrLen:]))
+		return ft.tails[off : off+n]
+	}
+	return a[tmplHdrLen : tmplHdrLen+n]
 }
 
 // recordEnd returns the offset just past the name record at rec.
 func (ft *fastTable) recordEnd(rec int) int {
 	a := ft.arena
 	off := rec + 5 + int(a[rec+4])
-	n := int(a[off])
+	n := int(a[off] &^ absentNoData)
+	if a[off]&absentNoData != 0 {
+		off += 2
+	}
 	off++
 	for range n {
-		off += tmplHdrLen + int(binary.LittleEndian.Uint16(a[off+2:]))
+		off += tmplLen(a, off)
 	}
 	return off
 }
 
 // insert adds the record at off, of hash h, to the table, growing it to
-// stay at most half full.
+// stay at most three quarters full.
 func (ft *fastTable) insert(h uint64, off int) {
-	if 2*(ft.names+1) > len(ft.slots) {
+	if 4*(ft.names+1) > 3*len(ft.slots) {
 		ft.resize(2 * (ft.names + 1))
 	}
 	ft.put(h, off)
@@ -279,10 +368,10 @@ func (ft *fastTable) put(h uint64, off int) {
 	}
 }
 
-// resize makes room for n names, half full at most.
+// resize makes room for n names, three quarters full at most.
 func (ft *fastTable) resize(n int) {
 	size := 16
-	for size < 2*n {
+	for 3*size < 4*n {
 		size *= 2
 	}
 	old := ft.slots
@@ -301,7 +390,7 @@ func buildFast(st, prev *state, none *zoneStats) *fastTable {
 	if st.set == nil {
 		return nil // SERVFAIL, from the general path
 	}
-	if len(st.set.Zones()) >= 0xFFFF {
+	if len(st.set.Zones()) > maxZones {
 		return nil // more zones than a template can name: the general path
 	}
 	var old *fastTable
@@ -339,18 +428,27 @@ func buildFast(st, prev *state, none *zoneStats) *fastTable {
 		ft.arena = make([]byte, 0, len(old.arena)-old.garbage)
 		ft.deps = make([][]reading, 0, len(old.deps))
 		ft.recs = make([]int, 0, len(old.recs))
+		ft.tails, ft.tailIdx = old.tails, old.tailIdx
 	} else {
 		ft.seed = maphash.MakeSeed()
+		ft.tailIdx = make(map[string]uint32)
 		for _, z := range st.set.Zones() {
 			z.Nodes(func(*zones.Node) bool { count++; return true })
 		}
+		// A static name with one RR takes about 80 bytes.
+		ft.arena = make([]byte, 0, 80*count)
 	}
+	b.doubling = true
 	ft.resize(count)
 
 	ft.refused = b.appendTemplate(0, header(dns.RcodeRefused, false, 0, 0), nil, nil, noSlot)
+	ft.nodata = make([]uint32, len(ft.zones))
 	for _, z := range st.set.Zones() {
 		zi := st.zones[z.Origin]
-		zi.nx = b.negative(z, zi)
+		zi.nx = b.negative(z, zi, dns.RcodeNameError)
+		if i := b.zoneIdx[zi]; zi.stats != nil && i != 0 {
+			ft.nodata[i] = b.negative(z, zi, dns.RcodeSuccess)
+		}
 		z.Nodes(func(n *zones.Node) bool {
 			if n.Empty() || len(n.Name) > 255 {
 				return true
@@ -362,25 +460,38 @@ func buildFast(st, prev *state, none *zoneStats) *fastTable {
 			if old != nil {
 				if rec, ok := old.find(n.Name, h); ok {
 					idx := binary.LittleEndian.Uint32(old.arena[rec:])
-					if holds(old.deps[idx], st) {
+					if idx == noDeps || holds(old.deps[idx], st) {
 						off := len(ft.arena)
 						ft.arena = append(ft.arena, old.arena[rec:old.recordEnd(rec)]...)
-						binary.LittleEndian.PutUint32(ft.arena[off:], uint32(len(ft.deps)))
-						ft.deps = append(ft.deps, old.deps[idx])
-						ft.recs = append(ft.recs, off)
+						if idx != noDeps {
+							ft.track(off, old.deps[idx])
+						}
 						ft.insert(h, off)
 						return true
 					}
 				}
 			}
-			off := b.record(n, uint32(len(ft.deps)))
-			ft.deps = append(ft.deps, b.deps())
-			ft.recs = append(ft.recs, off)
+			off := b.record(z, n, noDeps)
+			if deps := b.deps(); deps != nil {
+				ft.track(off, deps)
+			}
 			ft.insert(h, off)
 			return true
 		})
 	}
+	if cap(ft.arena) > len(ft.arena)+len(ft.arena)/8 {
+		// Room for a few refreshes, not for a doubling's worth.
+		ft.arena = append(make([]byte, 0, len(ft.arena)+len(ft.arena)/16), ft.arena...)
+	}
 	return ft
+}
+
+// track notes the readings of the record at off, which the next publish
+// checks.
+func (ft *fastTable) track(off int, deps []reading) {
+	binary.LittleEndian.PutUint32(ft.arena[off:], uint32(len(ft.deps)))
+	ft.deps = append(ft.deps, deps)
+	ft.recs = append(ft.recs, off)
 }
 
 // refresh makes b.ft the table of prev with the records whose readings no
@@ -396,7 +507,9 @@ func (b *builder) refresh(prev *state) {
 	ft.seed, ft.mask, ft.names, ft.garbage = old.seed, old.mask, old.names, old.garbage
 	ft.slots = slices.Clone(old.slots)
 	ft.arena = old.arena
+	ft.tails, ft.tailIdx = old.tails, old.tailIdx
 	ft.refused = old.refused
+	ft.nodata = old.nodata
 	ft.deps = slices.Clone(old.deps)
 	ft.recs = slices.Clone(old.recs)
 	for origin, zi := range st.zones {
@@ -412,9 +525,10 @@ func (b *builder) refresh(prev *state) {
 		off := ft.recs[i]
 		name := ft.recordName(off)
 		var n *zones.Node
+		var nz *zones.Zone
 		for _, z := range zs {
 			if nd, ok := z.Lookup(name); ok && !nd.Empty() {
-				n = nd // the first zone with the name, as the full build takes it
+				n, nz = nd, z // the first zone with the name, as the full build takes it
 				break
 			}
 		}
@@ -423,7 +537,7 @@ func (b *builder) refresh(prev *state) {
 		}
 		h := ft.hash(name)
 		end := ft.recordEnd(off)
-		noff := b.record(n, uint32(i))
+		noff := b.record(nz, n, uint32(i))
 		ft.deps[i], ft.recs[i] = b.deps(), noff
 		ft.garbage += end - off
 		for j := h & ft.mask; ; j = (j + 1) & ft.mask {
@@ -451,13 +565,27 @@ type builder struct {
 	tmp     state
 	buf     []byte
 	reads   []reading
+	// doubling grows the arena by doubling, when it is built anew: the
+	// usual growth of a large slice by a quarter copies a large arena
+	// many times over. A refresh grows it the usual way.
+	doubling bool
 }
 
-// record appends the record of node n, index idx, with every template
-// that can be prepacked, and returns its offset. A record may hold no
-// template: its readings say when to try again.
-func (b *builder) record(n *zones.Node, idx uint32) int {
+// reserve makes room for n more bytes in the arena.
+func (b *builder) reserve(n int) {
+	a := b.ft.arena
+	if cap(a)-len(a) >= n || !b.doubling {
+		return
+	}
+	b.ft.arena = slices.Grow(a, max(n, len(a)))
+}
+
+// record appends the record of node n of zone z, index idx, with every
+// template that can be prepacked, and returns its offset. A record may
+// hold no template: its readings say when to try again.
+func (b *builder) record(z *zones.Zone, n *zones.Node, idx uint32) int {
 	ft := b.ft
+	b.reserve(4 + 1 + len(n.Name) + 1 + 2)
 	off := len(ft.arena)
 	ft.arena = binary.LittleEndian.AppendUint32(ft.arena, idx)
 	ft.arena = append(ft.arena, byte(len(n.Name)))
@@ -465,10 +593,19 @@ func (b *builder) record(n *zones.Node, idx uint32) int {
 	count := len(ft.arena)
 	ft.arena = append(ft.arena, 0)
 	b.reads = b.reads[:0]
+	present := n.Types()
+	// A static name whose zone is the one that answers for it (not the
+	// parent's side of a cut that is also a served zone's apex) may send
+	// the types it does not own to the zone's NODATA reply: when one of
+	// them, built, turns out to be that reply, and every type it owns has
+	// a template.
+	nodata, zone := -1, uint16(0)
+	static := n.Service() == nil && b.st.set.Zone(n.Name) == z
+	allPresent := true
 	var types [maxTmpls]uint16
 	k := 0
-	add := func(t uint16) {
-		if t == dns.TypeAXFR || t == dns.TypeIXFR || k == maxTmpls {
+	add := func(t uint16, owned bool) {
+		if t == dns.TypeAXFR || t == dns.TypeIXFR {
 			return
 		}
 		for _, have := range types[:k] {
@@ -476,19 +613,67 @@ func (b *builder) record(n *zones.Node, idx uint32) int {
 				return
 			}
 		}
-		if b.build(n.Name, t) {
-			types[k] = t
-			k++
+		if k == maxTmpls {
+			allPresent = allPresent && !owned
+			return
 		}
+		start := len(ft.arena)
+		if !b.build(n.Name, t) {
+			allPresent = allPresent && !owned
+			return
+		}
+		if static && !owned {
+			if i, ok := b.isNoData(start); ok && (nodata < 0 || zone == i) {
+				// Dropped: the bit stands for it.
+				ft.arena = ft.arena[:start]
+				nodata, zone = start, i
+				return
+			}
+		}
+		types[k] = t
+		k++
 	}
 	for _, t := range templateTypes {
-		add(t)
+		add(t, slices.Contains(present, t))
 	}
-	for _, t := range n.Types() {
-		add(t)
+	for _, t := range present {
+		add(t, true)
 	}
 	ft.arena[count] = byte(k)
+	if nodata >= 0 {
+		if allPresent {
+			ft.arena[count] |= absentNoData
+			ft.arena = slices.Insert(ft.arena, count+1, byte(zone), byte(zone>>8))
+		} else {
+			// The bit cannot stand for the dropped types: build them back.
+			for _, t := range templateTypes {
+				if !slices.Contains(present, t) && !slices.Contains(types[:k], t) && b.build(n.Name, t) {
+					types[k] = t
+					k++
+				}
+			}
+			ft.arena[count] = byte(k)
+		}
+	}
 	return off
+}
+
+// isNoData reports whether the template at off is its zone's NODATA
+// template, but for its qtype and counter cell, and returns the zone's
+// index.
+func (b *builder) isNoData(off int) (uint16, bool) {
+	ft := b.ft
+	a := ft.arena[off:]
+	zone := binary.LittleEndian.Uint16(a[4:]) &^ sharedTail
+	if zone == 0 || int(zone) >= len(ft.nodata) || ft.nodata[zone] == 0 {
+		return 0, false
+	}
+	nd := ft.arena[int(ft.nodata[zone])-1:]
+	l := tmplLen(a, 0)
+	if l != tmplLen(nd, 0) || string(a[2:6]) != string(nd[2:6]) || string(a[8:l]) != string(nd[8:l]) {
+		return 0, false
+	}
+	return zone, true
 }
 
 // deps returns a copy of the readings of the record built last.
@@ -599,6 +784,13 @@ func (b *builder) appendTemplate(qtype uint16, hdr [12]byte, zi *zoneInfo, rest 
 	if zi != nil && zi.stats != nil {
 		zone = b.zoneIdx[zi] // a zone outside the state's counts as none
 	}
+	// Sections without answer or additional records: a negative reply,
+	// whose SOA is the same for many names.
+	shared := len(rest) > 4 && hdr[6]|hdr[7]|hdr[10]|hdr[11] == 0
+	if shared {
+		zone |= sharedTail
+	}
+	b.reserve(tmplHdrLen + len(rest))
 	off := len(ft.arena)
 	a := ft.arena
 	a = binary.LittleEndian.AppendUint16(a, qtype)
@@ -607,15 +799,32 @@ func (b *builder) appendTemplate(qtype uint16, hdr [12]byte, zi *zoneInfo, rest 
 	a = binary.LittleEndian.AppendUint16(a, cell(qtype, int(hdr[3]&0xF)))
 	a = binary.LittleEndian.AppendUint32(a, slot)
 	a = append(a, hdr[:]...)
-	a = append(a, rest...)
+	if shared {
+		a = binary.LittleEndian.AppendUint32(a, ft.tail(rest))
+	} else {
+		a = append(a, rest...)
+	}
 	ft.arena = a
 	return off
 }
 
-// negative appends the NXDOMAIN template of zone z, the negative SOA in
-// the authority section, and returns its offset plus one; 0 when it
-// cannot be packed.
-func (b *builder) negative(z *zones.Zone, zi *zoneInfo) uint32 {
+// tail returns the offset of rest in the shared tails, adding it when it
+// is not there yet.
+func (ft *fastTable) tail(rest []byte) uint32 {
+	if off, ok := ft.tailIdx[string(rest)]; ok {
+		return off
+	}
+	off := uint32(len(ft.tails))
+	ft.tails = append(ft.tails, rest...)
+	ft.tailIdx[string(rest)] = off
+	return off
+}
+
+// negative appends the NXDOMAIN (rcode dns.RcodeNameError) or NODATA
+// (dns.RcodeSuccess) template of zone z, the negative SOA in the
+// authority section, and returns its offset plus one; 0 when it cannot
+// be packed.
+func (b *builder) negative(z *zones.Zone, zi *zoneInfo, rcode int) uint32 {
 	var rest []byte
 	ns := 0
 	if zi.neg != nil {
@@ -627,7 +836,7 @@ func (b *builder) negative(z *zones.Zone, zi *zoneInfo) uint32 {
 		rest = buf[:off]
 		ns = 1
 	}
-	return uint32(b.appendTemplate(0, header(dns.RcodeNameError, true, 0, ns), zi, rest, noSlot)) + 1
+	return uint32(b.appendTemplate(0, header(rcode, true, 0, ns), zi, rest, noSlot)) + 1
 }
 
 // header returns a reply header with QDCOUNT 1 and no OPT counted.
@@ -798,10 +1007,13 @@ func fast(st *state, pkt, out, name []byte) (fastHit, bool) {
 	// qname points into name, which the next query overwrites: nothing
 	// keeps it.
 	qname := unsafe.String(unsafe.SliceData(q.name), len(q.name))
+	// nx: a template for any qtype, whose counter cell is the query's.
 	t, nx := -1, false
 	if rec, ok := ft.find(qname, ft.hash(qname)); ok {
 		if off, ok := ft.template(rec, q.qtype); ok {
 			t = off
+		} else if off, ok := ft.absent(rec); ok && absentType(q.qtype) {
+			t, nx = off, true
 		}
 	} else if q.qtype != dns.TypeAXFR && q.qtype != dns.TypeIXFR {
 		// The name is not in the table: NXDOMAIN, REFUSED, or something
@@ -819,7 +1031,7 @@ func fast(st *state, pkt, out, name []byte) (fastHit, bool) {
 		return fastHit{}, false
 	}
 	a := ft.arena[t:]
-	rest := a[tmplHdrLen : tmplHdrLen+int(binary.LittleEndian.Uint16(a[2:]))]
+	rest := ft.sections(t)
 	size := dns.MinMsgSize
 	need := 12 + q.qlen + len(rest)
 	if q.edns {
@@ -831,7 +1043,7 @@ func fast(st *state, pkt, out, name []byte) (fastHit, bool) {
 	}
 	hit := fastHit{
 		q:        q,
-		zone:     ft.zones[binary.LittleEndian.Uint16(a[4:])],
+		zone:     ft.zones[binary.LittleEndian.Uint16(a[4:])&^sharedTail],
 		cell:     binary.LittleEndian.Uint16(a[6:]),
 		slot:     binary.LittleEndian.Uint32(a[8:]),
 		counters: ft.counters,

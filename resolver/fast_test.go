@@ -455,3 +455,54 @@ func TestFastPathArenaBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestFastPathCompactRecords: a static name keeps templates for the
+// types it owns only, every other type answered with its zone's NODATA
+// reply (but those the general path answers otherwise), and the SOA of
+// negative replies is kept once for many names: what lets a zone of a
+// million names fit in memory.
+func TestFastPathCompactRecords(t *testing.T) {
+	set := testSet(t)
+	r, _ := newResolver(t, Config{})
+	r.Publish(State{Zones: set})
+	st := r.cur.Load()
+	ft := st.fast
+	rec, ok := ft.find("mail.example.org.", ft.hash("mail.example.org."))
+	if !ok {
+		t.Fatal("no record for mail.example.org.")
+	}
+	if _, ok := ft.template(rec, dns.TypeA); !ok {
+		t.Error("mail.example.org. has no A template")
+	}
+	if _, ok := ft.template(rec, dns.TypeAAAA); ok {
+		t.Error("mail.example.org. keeps an AAAA template, want its zone's NODATA")
+	}
+	for _, tc := range []struct {
+		qname string
+		qtype uint16
+		fast  bool
+	}{
+		{"mail.example.org.", dns.TypeAAAA, true},
+		{"mail.example.org.", dns.TypeTXT, true},
+		{"mail.example.org.", 65280, true},
+		{"a.b.c.example.org.", dns.TypeMX, true},
+		{"example.org.", dns.TypeCAA, true},
+		{"mail.example.org.", dns.TypeANY, false},
+		{"mail.example.org.", dns.TypeDS, false},
+		// The child zone's apex, which is the parent's cut too: its
+		// record is built from the parent's node, which does not know
+		// the child's types, so they are left to the general path
+		// rather than answered NODATA.
+		{"hosted.example.org.", dns.TypeSOA, false},
+		{"hosted.example.org.", dns.TypeTXT, false},
+	} {
+		m := new(dns.Msg)
+		m.SetQuestion(tc.qname, tc.qtype)
+		if got := checkFast(t, st, m, client); got != tc.fast {
+			t.Errorf("fast path answered %s %s: %v, want %v", tc.qname, dns.Type(tc.qtype), got, tc.fast)
+		}
+	}
+	if n, most := len(ft.tailIdx), len(set.Zones())+len(set.Services()); n == 0 || n > most {
+		t.Errorf("%d distinct negative tails, want 1 to %d (one per zone and service TTL)", n, most)
+	}
+}
