@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +19,7 @@ import (
 var (
 	scaleRecords  = flag.Int("scale.records", 0, "TestScale: records in the generated zone (0 skips the test; the issue's figure is 1000000)")
 	scaleServices = flag.Int("scale.services", 100_000, "TestScale: services in the generated services file")
+	scaleHeap     = flag.String("scale.heapprofile", "", "TestScale: write a heap profile (live objects) to this file after the second publish")
 )
 
 // upExcept is a resolver.Health that counts every endpoint up but those
@@ -44,20 +47,20 @@ func TestScale(t *testing.T) {
 	runtime.GC()
 	t.Logf("before load: %s", memory(t))
 
-	start = time.Now()
+	step := newSteps()
 	l, err := load(filepath.Join(dir, "gslbd.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("load (parse, validate, build the set and %d probe targets): %v; %s", len(l.targets), time.Since(start).Round(time.Millisecond), memory(t))
+	t.Logf("load (parse, validate, build the set and %d probe targets): %s; %s", len(l.targets), step(), memory(t))
 
 	res, err := resolver.New(resolver.Config{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	start = time.Now()
+	step()
 	res.Publish(resolver.State{Zones: l.set})
-	t.Logf("first publish: %v; %s", time.Since(start).Round(time.Millisecond), memory(t))
+	t.Logf("first publish: %s; %s", step(), memory(t))
 
 	// A health change: the first site's endpoint of every tenth service
 	// goes down.
@@ -67,11 +70,59 @@ func TestScale(t *testing.T) {
 			down[svc.Sites[0].Endpoints[0].ID] = true
 		}
 	}
-	start = time.Now()
+	step()
 	res.Publish(resolver.State{Zones: l.set, Health: down})
-	t.Logf("publish after %d endpoints went down: %v; %s", len(down), time.Since(start).Round(time.Millisecond), memory(t))
+	t.Logf("publish after %d endpoints went down: %s; %s", len(down), step(), memory(t))
 	runtime.GC()
 	t.Logf("after a garbage collection: %s", memory(t))
+	if *scaleHeap != "" {
+		f, err := os.Create(*scaleHeap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.KeepAlive(l)
+	runtime.KeepAlive(res)
+}
+
+// newSteps returns a function that returns the wall-clock and CPU time
+// (user and system, every goroutine) since its last call, or since
+// newSteps: on a shared machine the CPU time is the steadier figure.
+func newSteps() func() string {
+	wall, cpu := time.Now(), cpuTime()
+	return func() string {
+		w, c := time.Now(), cpuTime()
+		s := fmt.Sprintf("%v (cpu %v)", w.Sub(wall).Round(time.Millisecond), (c - cpu).Round(10*time.Millisecond))
+		wall, cpu = w, c
+		return s
+	}
+}
+
+// cpuTime returns the process's CPU time so far from /proc/self/stat
+// (0 where there is none).
+func cpuTime() time.Duration {
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which is in parentheses.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	// utime and stime (fields 14 and 15 of the line), in clock ticks of
+	// 1/100 s on Linux.
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	k, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+k) * 10 * time.Millisecond
 }
 
 // memory reads the resident set size and its peak from /proc/self/status.

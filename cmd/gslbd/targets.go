@@ -17,7 +17,13 @@ import (
 // share one probe (the Key): an endpoint behind several services is
 // probed once per interval.
 func healthTargets(set *zones.Set, self string) []health.Target {
-	var out []health.Target
+	n := 0
+	for _, svc := range set.Services() {
+		for _, site := range svc.Sites {
+			n += len(site.Endpoints)
+		}
+	}
+	out := make([]health.Target, 0, n)
 	probes := make(map[string]health.Probe)
 	for _, svc := range set.Services() {
 		for _, site := range svc.Sites {
