@@ -443,6 +443,8 @@ func buildFast(st, prev *state, none *zoneStats) *fastTable {
 
 	ft.refused = b.appendTemplate(0, header(dns.RcodeRefused, false, 0, 0), nil, nil, noSlot)
 	ft.nodata = make([]uint32, len(ft.zones))
+	const sample = 4096
+	built := 0
 	for _, z := range st.set.Zones() {
 		zi := st.zones[z.Origin]
 		zi.nx = b.negative(z, zi, dns.RcodeNameError)
@@ -476,6 +478,14 @@ func buildFast(st, prev *state, none *zoneStats) *fastTable {
 				ft.track(off, deps)
 			}
 			ft.insert(h, off)
+			if built++; built == sample && old == nil {
+				// The names come in no particular order: the first few
+				// thousand tell how large the arena will be.
+				want := len(ft.arena) / sample * count * 17 / 16
+				if want > cap(ft.arena) {
+					ft.arena = slices.Grow(ft.arena, want-len(ft.arena))
+				}
+			}
 			return true
 		})
 	}
@@ -565,6 +575,7 @@ type builder struct {
 	tmp     state
 	buf     []byte
 	reads   []reading
+	req     *dns.Msg // the query the templates are built from
 	// doubling grows the arena by doubling, when it is built anew: the
 	// usual growth of a large slice by a quarter copies a large arena
 	// many times over. A refresh grows it the usual way.
@@ -699,10 +710,16 @@ func (b *builder) build(name string, qtype uint16) (ok bool) {
 	b.tmp = *b.st
 	b.tmp.health, b.tmp.drains = &b.rec, &b.rec
 
-	req := new(dns.Msg)
-	req.SetQuestion(name, qtype)
-	req.RecursionDesired = false
-	req.SetEdns0(b.st.udpSize, false)
+	// One query for every template: respond only reads it, and a million
+	// names would make a million of them (and their OPT records) garbage.
+	if b.req == nil {
+		b.req = new(dns.Msg)
+		b.req.SetQuestion(name, qtype)
+		b.req.RecursionDesired = false
+		b.req.SetEdns0(b.st.udpSize, false)
+	}
+	req := b.req
+	req.Question[0] = dns.Question{Name: name, Qtype: qtype, Qclass: dns.ClassINET}
 	m, in := respond(&b.tmp, req, netip.Addr{}, false)
 	if m != nil {
 		for _, rd := range b.rec.reads {
@@ -724,7 +741,9 @@ func (b *builder) build(name string, qtype uint16) (ok bool) {
 	}
 	m.Extra = m.Extra[:len(m.Extra)-1]
 	var err error
-	b.buf, err = m.PackBuffer(b.buf)
+	// miekg packs into buf only when its length, not its capacity, is
+	// enough.
+	b.buf, err = m.PackBuffer(b.buf[:cap(b.buf)])
 	if err != nil {
 		return false
 	}
