@@ -4,7 +4,9 @@ import (
 	"context"
 	"log/slog"
 	"maps"
+	"runtime/debug"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -120,6 +122,9 @@ type publisher struct {
 	sitesOf  *zones.Set
 	newZones atomic.Pointer[zones.Set]
 	last     atomic.Pointer[published]
+	// release asks run's memory goroutine for a releaseMemory, after a
+	// publish of a new zone set.
+	release chan struct{}
 }
 
 func newPublisher(cfg publisherConfig, set *zones.Set, deps publisherDeps, logger *slog.Logger, reg prometheus.Registerer) *publisher {
@@ -128,6 +133,7 @@ func newPublisher(cfg publisherConfig, set *zones.Set, deps publisherDeps, logge
 		metrics:    newPublishMetrics(reg),
 		zonesCh:    make(chan struct{}, 1),
 		firstRound: make(chan struct{}),
+		release:    make(chan struct{}, 1),
 	}
 	if deps.Peers != nil {
 		p.peersChanged = deps.Peers.Changed()
@@ -158,6 +164,21 @@ func (p *publisher) setZones(set *zones.Set) {
 
 // run publishes on every change until ctx is done. Called once.
 func (p *publisher) run(ctx context.Context) error {
+	// Returning the garbage of a large new zone set to the system takes
+	// a garbage collection of seconds: beside the publishes, not between
+	// them, so that a health change right after a reload is not held up.
+	var releasing sync.WaitGroup
+	defer releasing.Wait()
+	releasing.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-p.release:
+				releaseMemory()
+			}
+		}
+	})
 	expiry := time.NewTimer(time.Hour)
 	defer expiry.Stop()
 	quiet := time.NewTimer(time.Hour)
@@ -301,6 +322,12 @@ func (p *publisher) publishView(set *zones.Set, local *health.Snapshot, remote [
 	gen := p.deps.Resolver.Publish(state)
 	cur := &published{Generation: gen, At: now, Zones: set, View: view, Local: local, Remote: remote, Drains: dview}
 	prev := p.last.Swap(cur)
+	if prev == nil || prev.Zones != set {
+		select {
+		case p.release <- struct{}{}:
+		default:
+		}
+	}
 	if p.deps.Observe != nil {
 		p.deps.Observe(cur)
 	}
@@ -379,3 +406,11 @@ func (p *publisher) endpointSites(set *zones.Set) map[string]string {
 // firstRoundPublished returns a channel closed once the resolver's state
 // holds a complete first probe round.
 func (p *publisher) firstRoundPublished() <-chan struct{} { return p.firstRound }
+
+// releaseMemory collects the garbage of loading and prepacking a new
+// zone set and gives the memory back to the operating system. Loading a
+// large set makes several times its size in garbage, which the runtime
+// would otherwise keep resident for minutes; collecting it costs one
+// garbage collection per new set (not per health change), beside the
+// publisher's goroutine, never on the query path.
+func releaseMemory() { debug.FreeOSMemory() }

@@ -61,6 +61,8 @@ func TestScale(t *testing.T) {
 	step()
 	res.Publish(resolver.State{Zones: l.set})
 	t.Logf("first publish: %s; %s", step(), memory(t))
+	releaseMemory()
+	t.Logf("after the garbage is returned, as a node does after publishing new zones: %s; %s", step(), memory(t))
 
 	// A health change: the first site's endpoint of every tenth service
 	// goes down.
