@@ -25,6 +25,8 @@ const (
 	rejLeave    = "leave"
 	rejDrains   = "drains"
 	rejDrainAck = "drain_ack"
+	rejBeat     = "heartbeat"
+	rejWant     = "want"
 )
 
 // Reasons, the values of the reason label.
@@ -51,6 +53,9 @@ const (
 	// reasonUnconfirmed: a leave that memberlist did not confirm within
 	// leaveConfirm (the node stayed alive).
 	reasonUnconfirmed = "unconfirmed"
+	// reasonUnknownOrigin: a heartbeat for an origin this node holds no
+	// report of and memberlist has never listed.
+	reasonUnknownOrigin = "unknown_origin"
 )
 
 // rejections are the kind and reason pairs that occur, so that each
@@ -66,6 +71,10 @@ var rejections = []struct{ kind, reason string }{
 	{rejDrains, reasonInvalid},
 	{rejDrains, reasonUnknownSender},
 	{rejDrainAck, reasonUnknownSender},
+	{rejBeat, reasonSeqAhead},
+	{rejBeat, reasonTimeAhead},
+	{rejBeat, reasonUnknownOrigin},
+	{rejWant, reasonUnknownSender},
 }
 
 // rejectLogEvery bounds the log lines about rejected gossip: one per kind
@@ -133,6 +142,15 @@ func (c *Cluster) unauthenticated(line string) {
 func (c *Cluster) seqAhead(seq uint64, now time.Time) bool {
 	limit := now.Add(c.cfg.MaxSkew).UnixNano()
 	return limit > 0 && seq > uint64(limit)
+}
+
+// beatAhead reports whether a heartbeat number is implausible at now:
+// heartbeat numbers are the origin's clock in milliseconds, so one further
+// ahead of ours than MaxSkew was not made by a node whose clock agrees
+// with ours. 0 (no heartbeat) is never ahead.
+func (c *Cluster) beatAhead(beat uint64, now time.Time) bool {
+	limit := now.Add(c.cfg.MaxSkew).UnixMilli()
+	return limit > 0 && beat > uint64(limit)
 }
 
 // KeyID names a gossip key without revealing it: the first 8 hex digits
