@@ -172,9 +172,16 @@
 // probability 3/(n-1) per round, and through relays after two or three
 // rounds (100ms each) in a cluster of 30, so the age a peer holds stays
 // well inside Staleness: a report goes stale only if seven rounds in a
-// row bring nothing newer through any path. The in-process test of 20
-// nodes (TestGossipAtScale) checks the packets each sends per Heartbeat
-// and that relays do not keep a killed node fresh.
+// row bring nothing newer through any path. Measured in process
+// (TestIdleCost, 30 nodes, ages sampled every 20ms on every node): median
+// 118ms, p99 279ms, worst 412ms. The in-process test of 20 nodes
+// (TestGossipAtScale) checks the packets each sends per Heartbeat and that
+// relays do not keep a killed node fresh.
+//
+// A packet holds a digest of about 37 origins with names of 18 bytes (60
+// with names of 4). In a larger cluster each digest carries a random part
+// of the origins, so each is relayed less often and ages grow: keep node
+// names short, or raise Staleness with the cluster.
 //
 // memberlist starts from DefaultLANConfig with these changes, sized for a
 // cluster of a few to a few dozen nodes whose round trip stays well under
