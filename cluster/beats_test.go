@@ -284,6 +284,29 @@ func TestBeatsBounded(t *testing.T) {
 	}
 }
 
+// TestWantBounded: a request for reports must come from a member, and is
+// answered with reports held only.
+func TestWantBounded(t *testing.T) {
+	c := bareWith(t, "self", "asker")
+	if err := c.apply(encodeReport(health.Report{Origin: "o", Seq: 42}, 1000, 0), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	clear(c.replies) // the greeting owed to asker on joining
+	if err := c.apply(encodeWant("stranger", []string{"o"}), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if got := rejectedBare(c, rejWant, reasonUnknownSender); got != 1 {
+		t.Errorf("rejected{want,unknown_sender} = %v, want 1", got)
+	}
+	if err := c.apply(encodeWant("asker", []string{"o", "nobody", "self"}), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	// self has announced nothing yet: only o's report is owed.
+	if got := c.replies; len(got) != 1 || len(got["asker"]) != 1 || !got["asker"]["o"] {
+		t.Errorf("replies = %v, want o's report for asker only", got)
+	}
+}
+
 func rejectedBare(c *Cluster, kind, reason string) float64 {
 	return testutil.ToFloat64(c.metrics.rejected.WithLabelValues(kind, reason))
 }

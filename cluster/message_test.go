@@ -240,6 +240,8 @@ func TestChangedNotOnRefresh(t *testing.T) {
 func FuzzReceive(f *testing.F) {
 	f.Add(encodeReport(health.Report{Origin: "x", Seq: 1, Targets: map[string]health.State{"t": 1}}, 0, 0))
 	f.Add(encodeLeave("x", 1))
+	f.Add(appendBeat(beatsHeader("y"), beatEntry{origin: "x", seq: 1, beat: 1, age: time.Millisecond}))
+	f.Add(encodeWant("y", []string{"x"}))
 	f.Add([]byte{byte(kindState)})
 	f.Add(appendStateFrame([]byte{byte(kindState)}, encodeLeave("x", 1)))
 	f.Add([]byte{})
