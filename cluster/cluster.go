@@ -810,10 +810,10 @@ func (c *Cluster) applyReport(m reportMsg, now time.Time) {
 
 // applyBeats takes a heartbeat digest. Each entry is a member's word
 // about an origin, so it is bounded like a report: a Seq or heartbeat
-// number further ahead of our clock than MaxSkew is refused, and an origin
-// that is neither held nor a member known to memberlist is refused (a
-// digest cannot introduce a node). An entry older than Staleness is old
-// news and does nothing. Otherwise it refreshes the report held with that
+// number further ahead of our clock than MaxSkew is refused, and one about
+// an origin that is neither held nor a member known to memberlist does
+// nothing (a digest cannot introduce a node). An entry older than
+// Staleness is old news and does nothing too. Otherwise it refreshes the report held with that
 // Seq (see held.refresh: a heartbeat counts once, so relays cannot keep a
 // silent origin fresh), or, when it shows a report this node lacks, the
 // report is asked for from the digest's sender (or from the origin, if the
@@ -842,11 +842,13 @@ func (c *Cluster) applyBeats(m wireBeats, now time.Time) {
 		case beatMissing:
 			ask = c.wantLocked(m.from, e.origin, now) || ask
 		case beatUnknown:
-			if _, ok := c.members[e.origin]; !ok {
-				c.reject(rejBeat, reasonUnknownOrigin, "origin", e.origin, "from", m.from)
-				continue
+			// An origin memberlist has not listed yet does nothing:
+			// during a join the digests naming a newcomer often arrive
+			// before memberlist's news of it, and a digest alone can
+			// neither introduce a node nor say anything about it.
+			if _, ok := c.members[e.origin]; ok {
+				ask = c.wantLocked(m.from, e.origin, now) || ask
 			}
-			ask = c.wantLocked(m.from, e.origin, now) || ask
 		}
 	}
 	c.mu.Unlock()

@@ -99,11 +99,12 @@
 //   - A heartbeat digest entry is bounded the same way: a Seq further
 //     ahead than MaxSkew (reason="seq_ahead") or a heartbeat number, the
 //     origin's clock in milliseconds, further ahead than MaxSkew
-//     (reason="time_ahead") is refused, and so is an origin this node
-//     holds no report of and memberlist has never listed
-//     (reason="unknown_origin"): a digest carries no report, so it can
-//     never introduce a node or change what a report says. An entry older
-//     than Staleness is old news and does nothing. A higher heartbeat
+//     (reason="time_ahead") is refused. An entry about an origin this
+//     node holds no report of and memberlist has not listed does nothing
+//     (not counted: during a join, digests naming the newcomer often
+//     arrive before memberlist's news of it): a digest carries no report,
+//     so it can never introduce a node or change what a report says. An
+//     entry older than Staleness is old news and does nothing. A higher heartbeat
 //     number wins only while it is fresh, as a Seq does, so a forged one
 //     hides the origin's own heartbeats for at most Staleness. A relayed
 //     heartbeat for a node memberlist declared dead or that left is

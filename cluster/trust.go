@@ -53,9 +53,6 @@ const (
 	// reasonUnconfirmed: a leave that memberlist did not confirm within
 	// leaveConfirm (the node stayed alive).
 	reasonUnconfirmed = "unconfirmed"
-	// reasonUnknownOrigin: a heartbeat for an origin this node holds no
-	// report of and memberlist has never listed.
-	reasonUnknownOrigin = "unknown_origin"
 )
 
 // rejections are the kind and reason pairs that occur, so that each
@@ -73,7 +70,6 @@ var rejections = []struct{ kind, reason string }{
 	{rejDrainAck, reasonUnknownSender},
 	{rejBeat, reasonSeqAhead},
 	{rejBeat, reasonTimeAhead},
-	{rejBeat, reasonUnknownOrigin},
 	{rejWant, reasonUnknownSender},
 }
 
