@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
@@ -280,7 +281,18 @@ func (c *Cluster) reconnectLoop(ctx context.Context) {
 		alone := c.alive.Load() <= 1
 		if alone && len(seeds) > 0 {
 			// Alone: the first join (or a rejoin after every peer went)
-			// goes through the seeds, all of them at once, as before.
+			// goes through a few seeds picked at random. memberlist's
+			// Join makes a full push/pull with every address it is
+			// given, one after the other: with every node of a cluster
+			// of 30 listing the 29 others, a cluster starting at once
+			// made 870 of them, and a node could spend seconds in its
+			// first Join. One live seed hands over the whole membership;
+			// the seeds left out are tried on the next rounds if still
+			// not members (below).
+			if len(seeds) > joinSeeds {
+				rand.Shuffle(len(seeds), func(i, j int) { seeds[i], seeds[j] = seeds[j], seeds[i] })
+				seeds = seeds[:joinSeeds]
+			}
 			n, err := c.ml.Join(seeds)
 			if err == nil && c.alive.Load() <= 1 {
 				// Join reaches memberlist on the seeds and merges their

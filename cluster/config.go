@@ -126,6 +126,9 @@ const (
 	gossipToTheDeadTime     = 30 * time.Second
 	tcpTimeout              = 2 * time.Second
 
+	// joinSeeds is how many seeds, picked at random, a node that is
+	// alone joins through in one round.
+	joinSeeds = 3
 	// leaveTimeout bounds how long a graceful stop waits for memberlist to
 	// gossip our departure.
 	leaveTimeout = time.Second
