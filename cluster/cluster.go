@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
@@ -47,8 +49,9 @@ type Member struct {
 }
 
 // Cluster is this node's membership in the gossip cluster: it sends the
-// local health report to every peer and holds the latest report of each
-// other node. Its methods are safe for concurrent use.
+// local health report to every peer when it changes, keeps it fresh on
+// every peer through gossiped heartbeats, and holds the latest report of
+// each other node. Its methods are safe for concurrent use.
 type Cluster struct {
 	cfg     Config
 	log     *slog.Logger
@@ -67,7 +70,7 @@ type Cluster struct {
 	seeds []string
 
 	changed chan struct{} // one slot: remote state changed
-	wake    chan struct{} // one slot: send the local report now
+	wake    chan struct{} // one slot: something is due in the outbox (see flush)
 
 	// alive counts members in state alive, ourselves included. It is
 	// atomic because the broadcast queue reads it while holding its own
@@ -80,10 +83,23 @@ type Cluster struct {
 	// mu guards the fields below. It is never held while calling into
 	// memberlist (memberlist calls our event methods with its own locks
 	// held).
-	mu       sync.Mutex
-	seq      uint64 // Seq of the latest local report; starts at boot time in ns
-	localMsg []byte // latest local report as a frame, nil before the first Announce
-	table    table
+	mu    sync.Mutex
+	seq   uint64         // Seq of the latest local report; starts at boot time in ns
+	beat  uint64         // our latest heartbeat number (see beatEntry)
+	local *health.Report // latest local report, nil before the first Announce
+	// quiet is set when Run is ending: no more heartbeats of ours, so
+	// that none made after our leave message can contradict it.
+	quiet bool
+	table table
+	// The outbox, which flush empties: announce is set when the local
+	// report changed and is still to be sent to every peer; replies holds
+	// per peer the origins whose reports it asked for (its own name when
+	// it joined: it is greeted with ours); wants per peer the origins to
+	// ask it for, and asked when each origin was last asked for.
+	announce bool
+	replies  map[string]map[string]bool
+	wants    map[string]map[string]bool
+	asked    map[string]time.Time
 	members  map[string]*member
 	inflight map[string]bool // peers with a TCP send of ours in progress
 	// sendsClosed is set when Run waits for the sends: callers outside
@@ -124,7 +140,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Cluster, 
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("cluster config: %w", err)
 	}
-	meta, err := encodeMeta(nodeMeta{Site: cfg.Site, ConfigHash: cfg.ConfigHash})
+	meta, err := encodeMeta(nodeMeta{Site: cfg.Site, ConfigHash: cfg.ConfigHash, Features: ourFeatures})
 	if err != nil {
 		return nil, fmt.Errorf("cluster config: %w", err)
 	}
@@ -135,6 +151,9 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Cluster, 
 		wake:      make(chan struct{}, 1),
 		seq:       uint64(time.Now().UnixNano()),
 		table:     newTable(cfg.Staleness, cfg.Heartbeat/2),
+		replies:   make(map[string]map[string]bool),
+		wants:     make(map[string]map[string]bool),
+		asked:     make(map[string]time.Time),
 		members:   make(map[string]*member),
 		inflight:  make(map[string]bool),
 		rejectLog: newLogLimiter(rejectLogEvery),
@@ -204,7 +223,8 @@ func (c *Cluster) Addr() netip.AddrPort {
 
 // Run joins the cluster through the seeds (retrying until it succeeds),
 // keeps trying to reach failed and departed members and seeds that are
-// not members (see reconnectLoop), and sends the local report every Heartbeat until ctx is done. It then
+// not members (see reconnectLoop), and sends what is due (see flush)
+// until ctx is done. It then
 // announces the departure, leaves memberlist (bounded by a second) and
 // shuts it down, and returns once every goroutine it started has ended.
 // Call it once.
@@ -261,7 +281,18 @@ func (c *Cluster) reconnectLoop(ctx context.Context) {
 		alone := c.alive.Load() <= 1
 		if alone && len(seeds) > 0 {
 			// Alone: the first join (or a rejoin after every peer went)
-			// goes through the seeds, all of them at once, as before.
+			// goes through a few seeds picked at random. memberlist's
+			// Join makes a full push/pull with every address it is
+			// given, one after the other: with every node of a cluster
+			// of 30 listing the 29 others, a cluster starting at once
+			// made 870 of them, and a node could spend seconds in its
+			// first Join. One live seed hands over the whole membership;
+			// the seeds left out are tried on the next rounds if still
+			// not members (below).
+			if len(seeds) > joinSeeds {
+				rand.Shuffle(len(seeds), func(i, j int) { seeds[i], seeds[j] = seeds[j], seeds[i] })
+				seeds = seeds[:joinSeeds]
+			}
 			n, err := c.ml.Join(seeds)
 			if err == nil && c.alive.Load() <= 1 {
 				// Join reaches memberlist on the seeds and merges their
@@ -381,27 +412,44 @@ func resolveSeed(ctx context.Context, seed string) netip.AddrPort {
 	return netip.AddrPortFrom(ips[0].Unmap(), uint16(p))
 }
 
-// sendLoop sends the local report on every heartbeat and whenever woken
-// (Announce, a peer joined), and expires old state on every heartbeat.
+// sendLoop sends what the outbox holds whenever woken (Announce, a
+// peer's request, a report to fetch, a peer joined), and on every
+// heartbeat expires old state and sends the local report to the peers of
+// an earlier version.
 func (c *Cluster) sendLoop(ctx context.Context) {
 	t := time.NewTicker(c.cfg.Heartbeat)
 	defer t.Stop()
 	for {
+		tick := false
 		select {
 		case <-ctx.Done():
+			c.mu.Lock()
+			c.quiet = true
+			c.mu.Unlock()
 			return
 		case <-c.wake:
 		case <-t.C:
 			c.expire(time.Now())
+			tick = true
 		}
-		c.sendLocal()
+		c.flush(time.Now(), tick)
+	}
+}
+
+// poke wakes sendLoop. It never blocks.
+func (c *Cluster) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
 	}
 }
 
 // Announce makes r this node's report: it sets Origin and Site from the
 // Config (and ConfigHash if r has none), Seq and Time, and sends it to
-// every peer at once. The report is then re-sent every Heartbeat and
-// carried in push/pull. r must not be changed afterwards. Announce does
+// every alive peer at once, so a change reaches every node in one hop.
+// Gossiped heartbeats then keep it fresh (see [Cluster.broadcasts]), a
+// peer that missed it fetches it when a heartbeat names its Seq, and
+// push/pull carries it. r must not be changed afterwards. Announce does
 // not block on the network.
 func (c *Cluster) Announce(r health.Report) {
 	r.Origin = c.cfg.Name
@@ -413,12 +461,18 @@ func (c *Cluster) Announce(r health.Report) {
 	c.mu.Lock()
 	c.seq++
 	r.Seq = c.seq
-	c.localMsg = encodeReport(r, 0)
+	c.local = &r
+	c.announce = true
 	c.mu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
+	c.poke()
+}
+
+// nextBeatLocked returns a new heartbeat number: now in milliseconds since
+// the Unix epoch, or one more than the last if the clock has not moved
+// past it.
+func (c *Cluster) nextBeatLocked(now time.Time) uint64 {
+	c.beat = max(c.beat+1, uint64(max(now.UnixMilli(), 0)))
+	return c.beat
 }
 
 // Reports returns the latest report of every other node, sorted by
@@ -471,26 +525,118 @@ func (c *Cluster) Members() []Member {
 	return out
 }
 
-// sendLocal sends the local report straight to every alive peer and
-// queues it for gossip as well, so a lost packet is made up by the next
-// gossip round rather than the next heartbeat.
-func (c *Cluster) sendLocal() {
+// flush sends what the outbox holds: after an Announce the local report
+// to every alive peer; the reports peers asked for; the requests for
+// reports this node lacks; and, on a heartbeat tick, the local report to
+// every alive peer of an earlier version, which has no other way to keep
+// it fresh.
+func (c *Cluster) flush(now time.Time, tick bool) {
+	type out struct {
+		to  memberlist.Node
+		msg []byte
+	}
+	var outs []out
 	c.mu.Lock()
-	msg := c.localMsg
-	var peers []memberlist.Node
-	if msg != nil {
-		peers = c.peersLocked()
+	var own []byte
+	ownMsg := func() []byte {
+		if own == nil && c.local != nil {
+			own = encodeReport(*c.local, c.nextBeatLocked(now), 0)
+		}
+		return own
 	}
+	alive := func(name string) (memberlist.Node, bool) {
+		m, ok := c.members[name]
+		if !ok || name == c.cfg.Name || m.shownState() != MemberAlive {
+			return memberlist.Node{}, false
+		}
+		return m.node, true
+	}
+	if c.announce || tick {
+		for name, m := range c.members {
+			node, ok := alive(name)
+			if ok && (c.announce || m.meta.Features&featureBeats == 0) && ownMsg() != nil {
+				outs = append(outs, out{node, own})
+			}
+		}
+		c.announce = false
+	}
+	for name, origins := range c.replies {
+		node, ok := alive(name)
+		if !ok {
+			continue
+		}
+		for origin := range origins {
+			if origin == c.cfg.Name {
+				if ownMsg() != nil {
+					outs = append(outs, out{node, own})
+				}
+			} else if r, ok := c.table.reports[origin]; ok {
+				outs = append(outs, out{node, encodeReport(r.Report, r.beat, now.Sub(r.At))})
+			}
+		}
+	}
+	clear(c.replies)
+	for name, origins := range c.wants {
+		if node, ok := alive(name); ok {
+			list := slices.Sorted(maps.Keys(origins))
+			c.metrics.requested.Add(float64(len(list)))
+			outs = append(outs, out{node, encodeWant(c.cfg.Name, list)})
+		}
+	}
+	clear(c.wants)
 	c.mu.Unlock()
-	if msg == nil {
-		return
+	for i := range outs {
+		c.send(&outs[i].to, outs[i].msg)
 	}
-	if len(msg) <= maxPacket {
-		c.queue.QueueBroadcast(&broadcast{name: "node/" + c.cfg.Name, msg: msg})
+}
+
+// broadcasts is what memberlist piggybacks on its gossip (every
+// Heartbeat/2, to GossipNodes random peers) and on its probes: the
+// queued leave and drain messages first, then, in the room left, a
+// heartbeat digest (see digest). memberlist sends these to a few peers per
+// round whatever the size of the cluster, and each peer relays what it
+// learnt in its own next rounds, so every node hears every origin's
+// heartbeat within a few rounds while sending a bounded number of packets.
+func (c *Cluster) broadcasts(overhead, limit int) [][]byte {
+	msgs := c.queue.GetBroadcasts(overhead, limit)
+	for _, m := range msgs {
+		limit -= len(m) + overhead
 	}
-	for i := range peers {
-		c.send(&peers[i], msg)
+	if d := c.digest(time.Now(), limit-overhead); d != nil {
+		msgs = append(msgs, d)
 	}
+	return msgs
+}
+
+// digest returns a kindBeats frame of at most size bytes: a new heartbeat
+// of ours (once we have a report, until Run ends), then, for every origin whose report
+// we hold with a heartbeat fresher than Staleness, that heartbeat and its
+// age. Entries that do not fit are left out; the table is walked in Go's
+// random map order, so a digest cut short names a different part each
+// time. nil when there is nothing to say or no room.
+func (c *Cluster) digest(now time.Time, size int) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b := beatsHeader(c.cfg.Name)
+	n := 0
+	add := func(e beatEntry) {
+		if len(b)+beatLen(e) <= size {
+			b = appendBeat(b, e)
+			n++
+		}
+	}
+	if c.local != nil && !c.quiet {
+		add(beatEntry{origin: c.cfg.Name, seq: c.local.Seq, beat: c.nextBeatLocked(now)})
+	}
+	for origin, r := range c.table.reports {
+		if age := now.Sub(r.At); r.beat != 0 && age < c.cfg.Staleness {
+			add(beatEntry{origin: origin, seq: r.Seq, beat: r.beat, age: max(age, 0)})
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	return b
 }
 
 // sendLeave tells every alive peer, directly and through gossip, that we
@@ -605,6 +751,18 @@ func (c *Cluster) apply(frame []byte, now time.Time) error {
 			return err
 		}
 		c.applyDrainAck(m)
+	case kindBeats:
+		m, err := decodeBeats(body)
+		if err != nil {
+			return err
+		}
+		c.applyBeats(m, now)
+	case kindWant:
+		m, err := decodeWant(body)
+		if err != nil {
+			return err
+		}
+		c.applyWant(m)
 	default:
 		return fmt.Errorf("unexpected message kind %v", k)
 	}
@@ -624,11 +782,14 @@ func (c *Cluster) applyReport(m reportMsg, now time.Time) {
 	case r.Time.After(now.Add(c.cfg.MaxSkew)):
 		c.reject(rejReport, reasonTimeAhead, "origin", r.Origin, "time", r.Time, "ahead", r.Time.Sub(now).Round(time.Second))
 		return
+	case c.beatAhead(m.beat, now):
+		c.reject(rejReport, reasonTimeAhead, "origin", r.Origin, "beat", m.beat)
+		return
 	}
 	c.mu.Lock()
 	prev, had := c.table.reports[r.Origin]
 	g, wasGone := c.table.gone[r.Origin]
-	out := c.table.apply(r, now.Add(-m.age), now)
+	out := c.table.apply(r, m.beat, now.Add(-m.age), now)
 	// A report heard after a leave message for its origin says the leave
 	// was false (the table lets it through only then): the node is back.
 	contradicted := wasGone && g.soft && out != ignored
@@ -657,6 +818,117 @@ func (c *Cluster) applyReport(m reportMsg, now time.Time) {
 		c.log.Warn("report from a node with another config", "origin", r.Origin, "config_hash", r.ConfigHash, "ours", ours)
 	}
 	c.signal()
+}
+
+// applyBeats takes a heartbeat digest. Each entry is a member's word
+// about an origin, so it is bounded like a report: a Seq or heartbeat
+// number further ahead of our clock than MaxSkew is refused, and one about
+// an origin that is neither held nor a member known to memberlist does
+// nothing (a digest cannot introduce a node). An entry older than
+// Staleness is old news and does nothing too. Otherwise it refreshes the report held with that
+// Seq (see held.refresh: a heartbeat counts once, so relays cannot keep a
+// silent origin fresh), or, when it shows a report this node lacks, the
+// report is asked for from the digest's sender (or from the origin, if the
+// sender is not an alive member), at most once per origin per Heartbeat.
+func (c *Cluster) applyBeats(m wireBeats, now time.Time) {
+	c.metrics.beats.Inc()
+	revived, ask := false, false
+	c.mu.Lock()
+	for _, e := range m.entries {
+		if e.origin == c.cfg.Name {
+			continue
+		}
+		switch {
+		case c.seqAhead(e.seq, now):
+			c.reject(rejBeat, reasonSeqAhead, "origin", e.origin, "from", m.from, "seq", e.seq)
+			continue
+		case c.beatAhead(e.beat, now):
+			c.reject(rejBeat, reasonTimeAhead, "origin", e.origin, "from", m.from, "beat", e.beat)
+			continue
+		case e.age >= c.cfg.Staleness:
+			continue
+		}
+		switch c.table.beat(e.origin, e.seq, e.beat, now.Add(-e.age), now) {
+		case beatRevived:
+			revived = true
+		case beatMissing:
+			ask = c.wantLocked(m.from, e.origin, now) || ask
+		case beatUnknown:
+			// An origin memberlist has not listed yet does nothing:
+			// during a join the digests naming a newcomer often arrive
+			// before memberlist's news of it, and a digest alone can
+			// neither introduce a node nor say anything about it.
+			if _, ok := c.members[e.origin]; ok {
+				ask = c.wantLocked(m.from, e.origin, now) || ask
+			}
+		}
+	}
+	c.mu.Unlock()
+	if revived {
+		// As in applyReport: the consumer must hear that a stale report
+		// counts again.
+		c.signal()
+	}
+	if ask {
+		c.poke()
+	}
+}
+
+// wantLocked queues a request for origin's report to the peer from, or to
+// the origin itself if from is not an alive member, unless one was queued
+// less than a Heartbeat ago. It reports whether it queued one.
+func (c *Cluster) wantLocked(from, origin string, now time.Time) bool {
+	if last, ok := c.asked[origin]; ok && now.Sub(last) < c.cfg.Heartbeat {
+		return false
+	}
+	peer := ""
+	for _, p := range []string{from, origin} {
+		if m, ok := c.members[p]; ok && p != c.cfg.Name && m.shownState() == MemberAlive {
+			peer = p
+			break
+		}
+	}
+	if peer == "" {
+		return false
+	}
+	c.asked[origin] = now
+	if c.wants[peer] == nil {
+		c.wants[peer] = map[string]bool{}
+	}
+	c.wants[peer][origin] = true
+	return true
+}
+
+// applyWant takes a peer's request for reports: the ones this node holds
+// (its own included) are queued for flush to send back. The asker must be
+// a member memberlist knows; the reply goes to it only while it is alive.
+func (c *Cluster) applyWant(m wireWant) {
+	if m.From == c.cfg.Name {
+		return
+	}
+	c.mu.Lock()
+	mb, known := c.members[m.From]
+	queued := false
+	if known && mb.shownState() == MemberAlive {
+		for _, origin := range m.Origins {
+			_, held := c.table.reports[origin]
+			if !held && !(origin == c.cfg.Name && c.local != nil) {
+				continue
+			}
+			if c.replies[m.From] == nil {
+				c.replies[m.From] = map[string]bool{}
+			}
+			c.replies[m.From][origin] = true
+			queued = true
+		}
+	}
+	c.mu.Unlock()
+	if !known {
+		c.reject(rejWant, reasonUnknownSender, "from", m.From)
+	}
+	if queued {
+		c.poke()
+	}
 }
 
 // applyLeave takes a node's goodbye. Any member could send one in another
@@ -702,6 +974,11 @@ func (c *Cluster) applyLeave(m wireLeave, now time.Time) {
 func (c *Cluster) expire(now time.Time) {
 	c.mu.Lock()
 	dropped := c.table.expire(now)
+	for origin, at := range c.asked {
+		if now.Sub(at) > c.cfg.Heartbeat {
+			delete(c.asked, origin)
+		}
+	}
 	var unconfirmed []string
 	for name, m := range c.members {
 		if (m.state == MemberDead && now.Sub(m.since) > c.cfg.ReconnectTimeout) ||
@@ -742,11 +1019,13 @@ func (c *Cluster) localState(now time.Time) []byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	state := []byte{byte(kindState)}
-	if c.localMsg != nil {
-		state = appendStateFrame(state, c.localMsg)
+	if c.local != nil && !c.quiet {
+		state = appendStateFrame(state, encodeReport(*c.local, c.nextBeatLocked(now), 0))
 	}
-	for _, r := range c.table.received(now) {
-		state = appendStateFrame(state, encodeReport(r.Report, now.Sub(r.At)))
+	for _, r := range c.table.reports {
+		if age := now.Sub(r.At); age <= c.table.dropAfter {
+			state = appendStateFrame(state, encodeReport(r.Report, r.beat, age))
+		}
 	}
 	if drains != nil {
 		state = appendStateFrame(state, drains)
@@ -813,13 +1092,16 @@ func (c *Cluster) memberEvent(n *memberlist.Node, state string) {
 			c.log.Warn("member has another config", "name", n.Name, "config_hash", meta.ConfigHash, "ours", ours)
 		}
 	}
-	if state == MemberAlive && !self {
+	if state == MemberAlive && !self && (!known || prev.state != MemberAlive) {
 		// Greet the newcomer with our report rather than make it wait for
-		// the next heartbeat.
-		select {
-		case c.wake <- struct{}{}:
-		default:
+		// a heartbeat to name it.
+		c.mu.Lock()
+		if c.replies[n.Name] == nil {
+			c.replies[n.Name] = map[string]bool{}
 		}
+		c.replies[n.Name][c.cfg.Name] = true
+		c.mu.Unlock()
+		c.poke()
 	}
 	c.signal()
 }
@@ -874,7 +1156,7 @@ func (c *Cluster) SetConfigHash(h string) error {
 	if h == c.configHash() {
 		return nil
 	}
-	meta, err := encodeMeta(nodeMeta{Site: c.cfg.Site, ConfigHash: h})
+	meta, err := encodeMeta(nodeMeta{Site: c.cfg.Site, ConfigHash: h, Features: ourFeatures})
 	if err != nil {
 		return err
 	}

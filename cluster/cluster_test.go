@@ -488,7 +488,7 @@ func TestLargeReportGoesOverTCP(t *testing.T) {
 	for i := range 200 {
 		big[fmt.Sprintf("pool-%03d/dc/198.51.100.%d", i, i%250)] = health.Up
 	}
-	if n := len(encodeReport(health.Report{Origin: "a", Seq: 1, Targets: big}, 0)); n <= maxPacket {
+	if n := len(encodeReport(health.Report{Origin: "a", Seq: 1, Targets: big}, 0, 0)); n <= maxPacket {
 		t.Fatalf("test report is %d bytes, want more than %d", n, maxPacket)
 	}
 	a.Announce(health.Report{Targets: big})

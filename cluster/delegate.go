@@ -21,9 +21,10 @@ func (d *delegate) NodeMeta(limit int) []byte { return *d.c.meta.Load() }
 // memberlist after the call; decoding copies what it keeps.
 func (d *delegate) NotifyMsg(buf []byte) { d.c.receive(buf) }
 
-// GetBroadcasts hands memberlist the queued frames that fit in a packet.
+// GetBroadcasts hands memberlist the queued frames and a heartbeat digest
+// that fit in a packet.
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
-	return d.c.queue.GetBroadcasts(overhead, limit)
+	return d.c.broadcasts(overhead, limit)
 }
 
 // LocalState returns our full state for a push/pull, on join and

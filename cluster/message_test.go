@@ -19,7 +19,7 @@ func TestReportRoundTrip(t *testing.T) {
 		ConfigHash: "abc", Ready: true,
 		Targets: map[string]health.State{"web/dc1/192.0.2.1": health.Up, "web/dc1/192.0.2.2": health.Down, "web/dc1/192.0.2.3": health.Unknown},
 	}
-	frame := encodeReport(r, 1500*time.Millisecond)
+	frame := encodeReport(r, 0, 1500*time.Millisecond)
 	k, body, err := splitKind(frame)
 	if err != nil || k != kindReport {
 		t.Fatalf("splitKind = %v, %v, want report", k, err)
@@ -69,7 +69,7 @@ func TestDecodeReportToleratesNewFields(t *testing.T) {
 }
 
 func TestStateFraming(t *testing.T) {
-	a := encodeReport(health.Report{Origin: "a", Seq: 1}, 0)
+	a := encodeReport(health.Report{Origin: "a", Seq: 1}, 0, 0)
 	b := encodeLeave("b", 2)
 	state := appendStateFrame(appendStateFrame(nil, a), b)
 	var got [][]byte
@@ -111,6 +111,9 @@ func newBare(t testing.TB) *Cluster {
 		changed:   make(chan struct{}, 1),
 		wake:      make(chan struct{}, 1),
 		table:     newTable(cfg.Staleness, cfg.Heartbeat/2),
+		replies:   map[string]map[string]bool{},
+		wants:     map[string]map[string]bool{},
+		asked:     map[string]time.Time{},
 		members:   map[string]*member{},
 		inflight:  map[string]bool{},
 		rejectLog: newLogLimiter(rejectLogEvery),
@@ -170,12 +173,12 @@ func TestSeqGrowsAcrossRestarts(t *testing.T) {
 
 func mustSeq(t *testing.T, c *Cluster) uint64 {
 	t.Helper()
-	_, body, _ := splitKind(c.localMsg)
-	m, err := decodeReport(body)
-	if err != nil {
-		t.Fatal(err)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.local == nil {
+		t.Fatal("no local report")
 	}
-	return m.report.Seq
+	return c.local.Seq
 }
 
 func TestLeaveDropsAndMarksLeft(t *testing.T) {
@@ -235,8 +238,10 @@ func TestChangedNotOnRefresh(t *testing.T) {
 }
 
 func FuzzReceive(f *testing.F) {
-	f.Add(encodeReport(health.Report{Origin: "x", Seq: 1, Targets: map[string]health.State{"t": 1}}, 0))
+	f.Add(encodeReport(health.Report{Origin: "x", Seq: 1, Targets: map[string]health.State{"t": 1}}, 0, 0))
 	f.Add(encodeLeave("x", 1))
+	f.Add(appendBeat(beatsHeader("y"), beatEntry{origin: "x", seq: 1, beat: 1, age: time.Millisecond}))
+	f.Add(encodeWant("y", []string{"x"}))
 	f.Add([]byte{byte(kindState)})
 	f.Add(appendStateFrame([]byte{byte(kindState)}, encodeLeave("x", 1)))
 	f.Add([]byte{})

@@ -14,6 +14,8 @@ const (
 // time, so they can never drift from what the admin API shows.
 type metrics struct {
 	received   prometheus.Counter
+	beats      prometheus.Counter
+	requested  prometheus.Counter
 	bad        prometheus.Counter
 	joins      *prometheus.CounterVec
 	reconnects *prometheus.CounterVec
@@ -36,6 +38,16 @@ func newMetrics(reg prometheus.Registerer, c *Cluster) (*metrics, error) {
 			Name: "reports_received_total",
 			Help: "Health reports received from other nodes that decoded cleanly, whether or not they were newer than the one held.",
 		}),
+		beats: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: subsystem,
+			Name: "heartbeats_received_total",
+			Help: "Heartbeat digests received from other nodes (in their gossip) that decoded cleanly.",
+		}),
+		requested: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: subsystem,
+			Name: "reports_requested_total",
+			Help: "Reports asked of a peer because a heartbeat named one this node lacked (a newer sequence number, a node it had no report of).",
+		}),
 		bad: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Subsystem: subsystem,
 			Name: "bad_messages_total",
@@ -54,7 +66,7 @@ func newMetrics(reg prometheus.Registerer, c *Cluster) (*metrics, error) {
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Subsystem: subsystem,
 			Name: "rejected_messages_total",
-			Help: "Gossip dropped as implausible or unauthenticated, by kind (gossip, report, leave, drains, drain_ack) and reason; see the package documentation of cluster.",
+			Help: "Gossip dropped as implausible or unauthenticated, by kind (gossip, report, leave, drains, drain_ack, heartbeat, want) and reason; see the package documentation of cluster.",
 		}, []string{"kind", "reason"}),
 		reg: reg,
 	}
@@ -68,7 +80,7 @@ func newMetrics(reg prometheus.Registerer, c *Cluster) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, col := range []prometheus.Collector{m.received, m.bad, m.joins, m.reconnects, m.rejected, membersCollector{c}} {
+	for _, col := range []prometheus.Collector{m.received, m.beats, m.requested, m.bad, m.joins, m.reconnects, m.rejected, membersCollector{c}} {
 		if err := reg.Register(col); err != nil {
 			m.unregister()
 			return nil, err

@@ -38,13 +38,47 @@ type table struct {
 	// leaveGrace is how long after a leave message a report of its
 	// origin may still be a copy that was on its way before the leave.
 	leaveGrace time.Duration
-	reports    map[string]health.Received
+	reports    map[string]held
 	// gone holds origins that left or died, with the highest Seq they
 	// had. Reports not newer than that are refused, so a late packet or a
 	// peer's push/pull cannot bring a departed node's report back. A
 	// restarted process has a higher Seq and gets through; a node that
 	// memberlist declares alive again is forgotten from gone on join.
 	gone map[string]tombstone
+}
+
+// held is a report with the origin's latest heartbeat that refreshed it
+// (0: none yet, or the origin is of an earlier version and sends none). At
+// is when, by our clock, the origin made that heartbeat, as far as we can
+// tell: the receive time less the age every relay on the way added.
+type held struct {
+	health.Received
+	beat uint64
+}
+
+// refresh takes a sign of life from the origin of h's report: heartbeat
+// beat (0 for none), made at at. It reports whether At moved. A
+// heartbeat counts once, the first time it arrives: the same heartbeat
+// coming back through other relays (each of which adds its transit time
+// unseen, so it looks a little younger each time) never moves At, so
+// relays passing a silent origin's last heartbeat around cannot keep it
+// fresh. A newer heartbeat moves At forward. An older one is taken only
+// when the one held is stale and it is fresh (the held one was forged, or
+// the origin restarted with its clock set back): like a Seq, a forged
+// heartbeat number hides the origin's own for at most staleness.
+func (h *held) refresh(beat uint64, at, now time.Time, staleness time.Duration) bool {
+	prev := h.At
+	switch {
+	case beat == 0:
+		// No heartbeat number: a node of an earlier version, whose
+		// reports the origin itself re-sends; the latest word wins.
+		h.At = laterOf(at, h.At)
+	case beat > h.beat:
+		h.beat, h.At = beat, laterOf(at, h.At)
+	case beat < h.beat && now.Sub(h.At) >= staleness && now.Sub(at) < staleness:
+		h.beat, h.At = beat, at
+	}
+	return h.At.After(prev)
 }
 
 type tombstone struct {
@@ -61,16 +95,17 @@ func newTable(staleness, leaveGrace time.Duration) table {
 		staleness:  staleness,
 		dropAfter:  dropFactor * staleness,
 		leaveGrace: leaveGrace,
-		reports:    make(map[string]health.Received),
+		reports:    make(map[string]held),
 		gone:       make(map[string]tombstone),
 	}
 }
 
 // apply stores r if it is newer than the report held for its origin. at
 // is when the origin was last heard from by our clock (receive time minus
-// the age the sender attached). Equal Seq moves At forward. Sequence
-// numbers order one origin's reports, but a member can claim any origin,
-// so the Seq held is trusted only while it is fresh:
+// the age the sender attached), at heartbeat beat (0 for none). An equal
+// Seq only refreshes (see held.refresh). Sequence numbers order one
+// origin's reports, but a member can claim any origin, so the Seq held is
+// trusted only while it is fresh:
 //   - a lower Seq replaces a stale report when it is itself fresh (the
 //     origin is talking, with a lower Seq than a report nobody has
 //     refreshed: that one was forged, or the origin restarted with its
@@ -81,7 +116,7 @@ func newTable(staleness, leaveGrace time.Duration) table {
 //
 // So one forged report, whatever its Seq, hides the origin's own reports
 // for at most Staleness.
-func (t *table) apply(r health.Report, at, now time.Time) outcome {
+func (t *table) apply(r health.Report, beat uint64, at, now time.Time) outcome {
 	if now.Sub(at) > t.dropAfter {
 		return ignored
 	}
@@ -95,33 +130,88 @@ func (t *table) apply(r health.Report, at, now time.Time) outcome {
 	cur, ok := t.reports[r.Origin]
 	switch {
 	case !ok:
-		t.reports[r.Origin] = health.Received{Report: r, At: at}
+		t.reports[r.Origin] = held{health.Received{Report: r, At: at}, beat}
 		return changed
 	case r.Seq > cur.Seq:
 		if fresh(cur.At) && !fresh(at) {
 			return ignored
 		}
-		// The origin was alive at both times; keep the later.
-		t.reports[r.Origin] = health.Received{Report: r, At: laterOf(at, cur.At)}
+		// The origin was alive at both times; keep the later. The
+		// heartbeat is the new report's own: one that came without one
+		// (a node of an earlier version, or a forgery) is not relayed.
+		t.reports[r.Origin] = held{health.Received{Report: r, At: laterOf(at, cur.At)}, beat}
 		if sameContent(cur.Report, r) {
 			return stored
 		}
 		return changed
 	case r.Seq == cur.Seq:
-		if at.After(cur.At) {
-			cur.At = at
+		if cur.refresh(beat, at, now, t.staleness) {
 			t.reports[r.Origin] = cur
 			return refreshed
 		}
 		return ignored
 	case !fresh(cur.At) && fresh(at):
-		t.reports[r.Origin] = health.Received{Report: r, At: at}
+		t.reports[r.Origin] = held{health.Received{Report: r, At: at}, beat}
 		if sameContent(cur.Report, r) {
 			return stored
 		}
 		return changed
 	default:
 		return ignored
+	}
+}
+
+// beatOutcome is what a digest entry did to the table.
+type beatOutcome uint8
+
+const (
+	// beatIgnored: nothing to do (old news, a departed incarnation, or a
+	// heartbeat already counted).
+	beatIgnored beatOutcome = iota
+	// beatRefreshed: the report held moved its At forward.
+	beatRefreshed
+	// beatRevived: the same, for a report that had gone stale.
+	beatRevived
+	// beatMissing: the origin has a report we should hold and do not (a
+	// newer Seq, a fresh one where ours went stale, or one that would
+	// undo a leave): fetch it.
+	beatMissing
+	// beatUnknown: no report held from the origin, nor a departure.
+	beatUnknown
+)
+
+// beat applies one digest entry: origin was alive at at (by our clock)
+// with heartbeat beat, holding the report with Seq seq. A digest carries
+// no report, so it never changes the content held: it refreshes the
+// report with that very Seq, or says a report must be fetched. The Seq
+// and freshness rules are those of apply, so fetching and applying the
+// report would give the same outcome. The caller has checked that at is
+// fresh and seq and beat plausible.
+func (t *table) beat(origin string, seq, beat uint64, at, now time.Time) beatOutcome {
+	if g, ok := t.gone[origin]; ok {
+		if seq <= g.seq && !(g.soft && at.After(g.at.Add(t.leaveGrace))) {
+			return beatIgnored
+		}
+		return beatMissing
+	}
+	cur, ok := t.reports[origin]
+	switch {
+	case !ok:
+		return beatUnknown
+	case seq == cur.Seq:
+		wasFresh := now.Sub(cur.At) < t.staleness
+		if !cur.refresh(beat, at, now, t.staleness) {
+			return beatIgnored
+		}
+		t.reports[origin] = cur
+		if !wasFresh && now.Sub(cur.At) < t.staleness {
+			return beatRevived
+		}
+		return beatRefreshed
+	case seq > cur.Seq, now.Sub(cur.At) >= t.staleness:
+		return beatMissing
+	default:
+		return beatIgnored
 	}
 }
 
@@ -192,7 +282,7 @@ func (t *table) received(now time.Time) []health.Received {
 	out := make([]health.Received, 0, len(t.reports))
 	for _, r := range t.reports {
 		if now.Sub(r.At) <= t.dropAfter {
-			out = append(out, r)
+			out = append(out, r.Received)
 		}
 	}
 	slices.SortFunc(out, func(a, b health.Received) int { return strings.Compare(a.Origin, b.Origin) })

@@ -84,7 +84,7 @@ func TestTableApply(t *testing.T) {
 		},
 		{
 			name:  "report heard after a leave lifts it; a copy from before does not",
-			setup: func(tb *table) { tb.apply(rep(5, up), t0, t0); tb.leave("x", 5, t0) },
+			setup: func(tb *table) { tb.apply(rep(5, up), 0, t0, t0); tb.leave("x", 5, t0) },
 			steps: []step{
 				{r: rep(5, up), at: t0.Add(50 * time.Millisecond), now: t0.Add(50 * time.Millisecond), want: ignored},
 				{r: rep(5, up), at: t0.Add(150 * time.Millisecond), now: t0.Add(150 * time.Millisecond), want: changed, wantSeq: 5, wantAt: t0.Add(150 * time.Millisecond), wantHeld: true},
@@ -92,7 +92,7 @@ func TestTableApply(t *testing.T) {
 		},
 		{
 			name:  "memberlist's departure is not lifted by a report",
-			setup: func(tb *table) { tb.apply(rep(5, up), t0, t0); tb.leave("x", 5, t0); tb.dropDeparted("x", t0) },
+			setup: func(tb *table) { tb.apply(rep(5, up), 0, t0, t0); tb.leave("x", 5, t0); tb.dropDeparted("x", t0) },
 			steps: []step{
 				{r: rep(5, up), at: t0.Add(500 * time.Millisecond), now: t0.Add(500 * time.Millisecond), want: ignored},
 			},
@@ -144,7 +144,7 @@ func TestTableApply(t *testing.T) {
 				tc.setup(&tb)
 			}
 			for i, s := range tc.steps {
-				if got := tb.apply(s.r, s.at, s.now); got != s.want {
+				if got := tb.apply(s.r, 0, s.at, s.now); got != s.want {
 					t.Fatalf("step %d: apply(seq %d) = %v, want %v", i, s.r.Seq, got, s.want)
 				}
 				got, held := tb.reports["x"]
@@ -159,7 +159,7 @@ func TestTableApply(t *testing.T) {
 func TestTableDrop(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	tb := newTable(time.Second/dropFactor, 50*time.Millisecond)
-	tb.apply(health.Report{Origin: "x", Seq: 10}, t0, t0)
+	tb.apply(health.Report{Origin: "x", Seq: 10}, 0, t0, t0)
 	if got := tb.drop("x", 9, t0); got {
 		t.Errorf("drop(x, 9) with seq 10 held = true, want false (leave from an earlier incarnation)")
 	}
@@ -169,11 +169,11 @@ func TestTableDrop(t *testing.T) {
 	if got := tb.drop("x", 10, t0); got {
 		t.Errorf("second drop(x, 10) = true, want false")
 	}
-	tb.apply(health.Report{Origin: "y", Seq: 3}, t0, t0)
+	tb.apply(health.Report{Origin: "y", Seq: 3}, 0, t0, t0)
 	if got := tb.dropDeparted("y", t0); !got {
 		t.Errorf("dropDeparted(y) = false, want true")
 	}
-	if got := tb.apply(health.Report{Origin: "y", Seq: 3}, t0, t0); got != ignored {
+	if got := tb.apply(health.Report{Origin: "y", Seq: 3}, 0, t0, t0); got != ignored {
 		t.Errorf("apply(y seq 3) after departure = %v, want ignored", got)
 	}
 }
@@ -181,8 +181,8 @@ func TestTableDrop(t *testing.T) {
 func TestTableExpire(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	tb := newTable(time.Second/dropFactor, 50*time.Millisecond)
-	tb.apply(health.Report{Origin: "old", Seq: 1}, t0, t0)
-	tb.apply(health.Report{Origin: "new", Seq: 1}, t0.Add(500*time.Millisecond), t0.Add(500*time.Millisecond))
+	tb.apply(health.Report{Origin: "old", Seq: 1}, 0, t0, t0)
+	tb.apply(health.Report{Origin: "new", Seq: 1}, 0, t0.Add(500*time.Millisecond), t0.Add(500*time.Millisecond))
 	tb.drop("gone", 1, t0)
 
 	now := t0.Add(1200 * time.Millisecond)

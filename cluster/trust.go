@@ -25,6 +25,8 @@ const (
 	rejLeave    = "leave"
 	rejDrains   = "drains"
 	rejDrainAck = "drain_ack"
+	rejBeat     = "heartbeat"
+	rejWant     = "want"
 )
 
 // Reasons, the values of the reason label.
@@ -66,6 +68,9 @@ var rejections = []struct{ kind, reason string }{
 	{rejDrains, reasonInvalid},
 	{rejDrains, reasonUnknownSender},
 	{rejDrainAck, reasonUnknownSender},
+	{rejBeat, reasonSeqAhead},
+	{rejBeat, reasonTimeAhead},
+	{rejWant, reasonUnknownSender},
 }
 
 // rejectLogEvery bounds the log lines about rejected gossip: one per kind
@@ -133,6 +138,15 @@ func (c *Cluster) unauthenticated(line string) {
 func (c *Cluster) seqAhead(seq uint64, now time.Time) bool {
 	limit := now.Add(c.cfg.MaxSkew).UnixNano()
 	return limit > 0 && seq > uint64(limit)
+}
+
+// beatAhead reports whether a heartbeat number is implausible at now:
+// heartbeat numbers are the origin's clock in milliseconds, so one further
+// ahead of ours than MaxSkew was not made by a node whose clock agrees
+// with ours. 0 (no heartbeat) is never ahead.
+func (c *Cluster) beatAhead(beat uint64, now time.Time) bool {
+	limit := now.Add(c.cfg.MaxSkew).UnixMilli()
+	return limit > 0 && beat > uint64(limit)
 }
 
 // KeyID names a gossip key without revealing it: the first 8 hex digits

@@ -57,7 +57,7 @@ func TestStrangerWithoutKeyChangesNothing(t *testing.T) {
 	down := targetsOf("a", health.Down)
 	frames := [][]byte{
 		encodeDrains("a", []drain.Record{forgedDrain(t)}),
-		encodeReport(health.Report{Origin: "a", Site: "site-a", Seq: math.MaxUint64 / 2, Time: time.Now(), ConfigHash: "h1", Targets: down}, 0),
+		encodeReport(health.Report{Origin: "a", Site: "site-a", Seq: math.MaxUint64 / 2, Time: time.Now(), ConfigHash: "h1", Targets: down}, 0, 0),
 		encodeLeave("a", math.MaxUint64/2),
 	}
 	clear := startNode(t, Config{Name: "mallory", Seeds: a.seed(), RetryInterval: 20 * time.Millisecond})
@@ -126,7 +126,7 @@ func TestForgedReportMaxSeqRefused(t *testing.T) {
 	nodes := startThree(t, func(c *Config) { c.Keys = [][]byte{key1} })
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	forged := encodeReport(health.Report{Origin: "a", Site: "site-a", Seq: math.MaxUint64, Time: time.Now(), ConfigHash: "h1",
-		Targets: targetsOf("a", health.Down)}, 0)
+		Targets: targetsOf("a", health.Down)}, 0, 0)
 	if err := b.ml.SendReliable(b.peer(t, "c"), forged); err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestForgedReportHidesForAtMostStaleness(t *testing.T) {
 	b, c := nodes[1], nodes[2]
 	held, _ := c.report("a")
 	forged := encodeReport(health.Report{Origin: "a", Site: "site-a", Seq: uint64(time.Now().UnixNano()), Time: time.Now(), ConfigHash: "h1",
-		Targets: targetsOf("a", health.Down)}, 0)
+		Targets: targetsOf("a", health.Down)}, 0, 0)
 	if err := b.ml.SendReliable(b.peer(t, "c"), forged); err != nil {
 		t.Fatal(err)
 	}

@@ -186,12 +186,14 @@ type ClusterConfig struct {
 	// warns at start and in its status. Default false.
 	Insecure bool `yaml:"insecure"`
 	// MaxSkew is how far ahead of this node's clock a peer's report,
-	// leave or drain stamp may be; further ahead is refused and counted
+	// heartbeat, leave or drain stamp may be; further ahead is refused and counted
 	// (gslb_cluster_rejected_messages_total). Keep the nodes' clocks
 	// synchronized well within it. Default 1m.
 	MaxSkew time.Duration `yaml:"max_skew"`
-	// Heartbeat is how often this node re-sends its health report.
-	// Default 200ms.
+	// Heartbeat is the period of this node's signs of life: it gossips a
+	// heartbeat digest (its own heartbeat and those it relays) to three
+	// random peers twice per Heartbeat, and its health report goes to
+	// every peer only when it changes. Default 200ms.
 	Heartbeat time.Duration `yaml:"heartbeat"`
 	// Staleness is how old a peer's report may grow before it no longer
 	// counts. Default 700ms.
