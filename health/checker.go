@@ -227,6 +227,9 @@ type group struct {
 	// path is the round trip measured to the endpoint. Only the group's
 	// probe uses it, and a group has one probe at a time.
 	path rtt
+	// conns holds the connection the probe keeps to the endpoint; the
+	// Checker closes it when the group is removed or Run returns.
+	conns connSlot
 
 	// Guarded by scheduler.mu.
 	due   time.Time
@@ -343,6 +346,11 @@ func (c *Checker) Run(ctx context.Context) error {
 	})
 	c.mu.Lock()
 	c.stopped = true
+	// Closing the kept connections also ends the probes in flight at
+	// once; one that puts its connection back after this closes it.
+	for _, g := range c.groups {
+		g.conns.close()
+	}
 	c.mu.Unlock()
 	c.wg.Wait()
 	return nil
@@ -395,6 +403,7 @@ func (c *Checker) Update(targets []Target) {
 			if g.cancel != nil {
 				g.cancel()
 			}
+			g.conns.close()
 		}
 	}
 	if c.runCtx != nil {
@@ -449,7 +458,7 @@ func (c *Checker) probe(g *group) {
 	if k.remote {
 		timeout, interval = pathTiming(k.kind, k.timeout, k.interval, g.path)
 	}
-	var trace probeTrace
+	trace := probeTrace{conns: &g.conns}
 	start := time.Now()
 	err := runProbe(withTrace(ctx, &trace), gc.probe, k.addr, timeout)
 	end := time.Now()

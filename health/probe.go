@@ -44,7 +44,7 @@ func runProbe(ctx context.Context, p Probe, addr netip.AddrPort, timeout time.Du
 		}
 	}()
 	err = p(pctx, addr)
-	if err != nil && ctx.Err() == nil && errors.Is(pctx.Err(), context.DeadlineExceeded) {
+	if err != nil && ctx.Err() == nil && (errors.Is(pctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded)) {
 		return &timeoutError{after: timeout}
 	}
 	return err

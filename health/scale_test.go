@@ -152,30 +152,52 @@ func TestProbeScaleHelper(t *testing.T) {
 	io.Copy(io.Discard, os.Stdin)
 }
 
-var minimalResponse = []byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+var (
+	minimalResponse      = []byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	minimalCloseResponse = []byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+)
 
-// serveMinimalHTTP answers every connection on ln with 200 "ok" once the
-// request head is in, then closes it. A TCP probe's connection is closed
-// by the prober before it sends anything.
+// serveMinimalHTTP answers every request on every connection of ln with
+// 200 "ok", and keeps the connection for the next request, as nginx and
+// net/http do, unless the request says "Connection: close". A TCP probe's
+// connection is closed by the prober before it sends anything.
 func serveMinimalHTTP(ln net.Listener) {
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
 			return
 		}
-		go func() {
-			defer conn.Close()
-			var buf [1024]byte
-			have := 0
-			for !bytes.Contains(buf[:have], []byte("\r\n\r\n")) && have < len(buf) {
-				k, err := conn.Read(buf[have:])
-				if err != nil {
-					return
-				}
-				have += k
+		go serveMinimalConn(conn)
+	}
+}
+
+func serveMinimalConn(conn net.Conn) {
+	defer conn.Close()
+	var buf [1024]byte
+	have := 0
+	for {
+		end := bytes.Index(buf[:have], []byte("\r\n\r\n"))
+		for end < 0 {
+			if have == len(buf) {
+				return
 			}
-			conn.Write(minimalResponse)
-		}()
+			k, err := conn.Read(buf[have:])
+			if err != nil {
+				return
+			}
+			have += k
+			end = bytes.Index(buf[:have], []byte("\r\n\r\n"))
+		}
+		end += 4
+		closing := bytes.Contains(buf[:end], []byte("\r\nConnection: close\r\n"))
+		resp := minimalResponse
+		if closing {
+			resp = minimalCloseResponse
+		}
+		if _, err := conn.Write(resp); err != nil || closing {
+			return
+		}
+		have = copy(buf[:], buf[end:have])
 	}
 }
 
