@@ -230,10 +230,16 @@ type group struct {
 	// conns holds the connection the probe keeps to the endpoint; the
 	// Checker closes it when the group is removed or Run returns.
 	conns connSlot
+	// trace is what the group's probe (one at a time) reports about its
+	// connection, and tctx is ctx carrying it and conns: both are made
+	// once, not per probe.
+	trace probeTrace
+	tctx  context.Context
 
 	// Guarded by scheduler.mu.
 	due   time.Time
-	index int // in the scheduler's heap; -1 while not in it
+	slack time.Duration // how much earlier than due it may start
+	index int           // in the scheduler's heap; -1 while not in it
 }
 
 type groupConfig struct {
@@ -428,7 +434,10 @@ func (c *Checker) scheduleLocked(g *group) {
 		return
 	}
 	g.ctx, g.cancel = context.WithCancel(c.runCtx)
-	c.sched.add(g, time.Now().Add(rand.N(max(g.key.interval/4, 1))))
+	g.trace.conns = &g.conns
+	g.tctx = withTrace(g.ctx, &g.trace)
+	first := rand.N(max(g.key.interval/4, 1))
+	c.sched.add(g, time.Now().Add(first), min(maxSlack, first/20))
 }
 
 // storeLocked publishes s and signals Changed without blocking. c.mu must
@@ -458,9 +467,10 @@ func (c *Checker) probe(g *group) {
 	if k.remote {
 		timeout, interval = pathTiming(k.kind, k.timeout, k.interval, g.path)
 	}
-	trace := probeTrace{conns: &g.conns}
+	trace := &g.trace
+	trace.connect, trace.connected = 0, false
 	start := time.Now()
-	err := runProbe(withTrace(ctx, &trace), gc.probe, k.addr, timeout)
+	err := runProbe(g.tctx, gc.probe, k.addr, timeout)
 	end := time.Now()
 	if ctx.Err() != nil {
 		return // stopping or removed: a cancelled probe says nothing about the target
@@ -518,7 +528,8 @@ func (c *Checker) probe(g *group) {
 	if pending {
 		delay = interval / 5
 	}
-	c.sched.add(g, start.Add(jitter(delay)))
+	due, slack := spread(start, delay)
+	c.sched.add(g, due, slack)
 }
 
 // change is what one probe result did to one target at a time: it entered
@@ -621,11 +632,6 @@ func (c *Checker) flush(ctx context.Context) {
 	if firstRound {
 		c.logger.Info("first health round complete", "targets", len(statuses))
 	}
-}
-
-// jitter returns d spread uniformly by ±10%.
-func jitter(d time.Duration) time.Duration {
-	return d - d/10 + rand.N(d/5+1)
 }
 
 // boundFirstRound marks the snapshot ready when the first round has not

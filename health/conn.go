@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -37,11 +38,18 @@ type keptConn struct {
 	// the group's check) must not inherit its TLS settings.
 	owner  *httpProbe
 	retire time.Time // when it is closed rather than used again
+	// raw is the socket's raw access when conn is tcp itself (no TLS),
+	// for rawTrip.
+	raw syscall.RawConn
 }
 
 func newKeptConn(conn net.Conn, tcp *net.TCPConn, owner *httpProbe, now time.Time) *keptConn {
 	age := maxConnAge/2 + rand.N(maxConnAge/2)
-	return &keptConn{conn: conn, tcp: tcp, owner: owner, retire: now.Add(age)}
+	kc := &keptConn{conn: conn, tcp: tcp, owner: owner, retire: now.Add(age)}
+	if conn == net.Conn(tcp) {
+		kc.raw, _ = tcp.SyscallConn()
+	}
+	return kc
 }
 
 // take returns the kept connection, marked busy, when owner opened it and

@@ -246,6 +246,7 @@ func (p *httpProbe) exchange(ctx context.Context, kc *keptConn, addr netip.AddrP
 	buf := bufs.Get().(*probeBuf)
 	defer func() {
 		buf.r.Reset(nil) // hold no connection in the pool
+		buf.rt.start(nil, nil)
 		bufs.Put(buf)
 	}()
 	w := append(buf.req[:0], p.head...)
@@ -260,10 +261,15 @@ func (p *httpProbe) exchange(ctx context.Context, kc *keptConn, addr netip.AddrP
 		w = append(w, p.tailClose...)
 	}
 	buf.req = w
-	if _, err := kc.conn.Write(w); err != nil {
-		return false, closedByPeer(err), failure(ctx, err)
+	if kc.raw != nil {
+		buf.rt.start(kc, w)
+		buf.r.Reset(&buf.rt)
+	} else {
+		if _, err := kc.conn.Write(w); err != nil {
+			return false, closedByPeer(err), failure(ctx, err)
+		}
+		buf.r.Reset(kc.conn)
 	}
-	buf.r.Reset(kc.conn)
 	if _, err := buf.r.Peek(1); err != nil {
 		return false, closedByPeer(err), failure(ctx, unexpectedEOF(err))
 	}
@@ -322,13 +328,93 @@ func closedByPeer(err error) bool {
 type probeBuf struct {
 	req []byte
 	r   bufio.Reader
+	rt  rawTrip
 }
 
 var bufs = sync.Pool{New: func() any {
 	b := &probeBuf{req: make([]byte, 0, 256)}
 	b.r = *bufio.NewReaderSize(nil, 4096)
+	b.rt.step = b.rt.io // bound once, not per probe
 	return b
 }}
+
+// rawTrip is the response reader of a plain TCP connection that sends the
+// request itself, from inside the wait for the answer: the request goes
+// out once the goroutine is ready to be woken by the answer, so the first
+// read does not run into an empty socket only to wait and read again, a
+// system call saved per probe. Reads after the first are plain ones.
+type rawTrip struct {
+	kc   *keptConn
+	req  []byte
+	step func(fd uintptr) bool
+
+	// State of one raw read.
+	sent, wrote bool
+	dst         []byte
+	n           int
+	err         error
+}
+
+// start prepares t for kc's next request req.
+func (t *rawTrip) start(kc *keptConn, req []byte) {
+	t.kc, t.req, t.sent, t.dst, t.err = kc, req, false, nil, nil
+}
+
+func (t *rawTrip) Read(p []byte) (int, error) {
+	if t.sent {
+		return t.kc.conn.Read(p)
+	}
+	t.sent, t.wrote, t.dst, t.n, t.err = true, false, p, 0, nil
+	// The wait ends at the connection's deadline, or when the Checker
+	// closes it.
+	if err := t.kc.raw.Read(t.step); err != nil {
+		return 0, err
+	}
+	t.dst = nil
+	if t.err != nil {
+		return 0, t.err
+	}
+	if t.n == 0 {
+		return 0, io.EOF
+	}
+	return t.n, nil
+}
+
+// io is the raw read's step: the first call writes the request and asks
+// to wait until the socket is readable, the next ones read.
+func (t *rawTrip) io(fd uintptr) bool {
+	if !t.wrote {
+		t.wrote = true
+		k, err := retryEINTR(func() (int, error) { return syscall.Write(int(fd), t.req) })
+		switch {
+		case err != nil:
+			t.err = os.NewSyscallError("write", err)
+			return true
+		case k < len(t.req):
+			t.err = io.ErrShortWrite
+			return true
+		}
+		return false
+	}
+	n, err := retryEINTR(func() (int, error) { return syscall.Read(int(fd), t.dst) })
+	if err == syscall.EAGAIN {
+		return false
+	}
+	if err != nil {
+		t.err = os.NewSyscallError("read", err)
+	}
+	t.n = max(n, 0)
+	return true
+}
+
+func retryEINTR(f func() (int, error)) (int, error) {
+	for {
+		n, err := f()
+		if err != syscall.EINTR {
+			return n, err
+		}
+	}
+}
 
 // bodyBufs holds the memory a probe reads a body into to search it.
 var bodyBufs = sync.Pool{New: func() any { return new([maxBody]byte) }}

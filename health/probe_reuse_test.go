@@ -44,7 +44,7 @@ type rawServer struct {
 	conns []net.Conn
 }
 
-func newRawServer(t *testing.T, answer func(conn net.Conn, head []byte) bool) *rawServer {
+func newRawServer(t testing.TB, answer func(conn net.Conn, head []byte) bool) *rawServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -72,7 +72,7 @@ func newRawServer(t *testing.T, answer func(conn net.Conn, head []byte) bool) *r
 	return s
 }
 
-func (s *rawServer) addr(t *testing.T) netip.AddrPort { return addrPort(t, s.ln.Addr()) }
+func (s *rawServer) addr(t testing.TB) netip.AddrPort { return addrPort(t, s.ln.Addr()) }
 
 func (s *rawServer) serve(conn net.Conn) {
 	buf := make([]byte, 0, 4096)
