@@ -146,7 +146,11 @@ type CheckerConfig struct {
 // shared by several services thus costs one probe. One scheduler
 // goroutine keeps the groups in a heap ordered by when each is due and
 // starts a goroutine per probe as it falls due, so idle targets cost no
-// goroutine, and a group has at most one probe in flight. Probe results
+// goroutine, and a group has at most one probe in flight. Probes due
+// within a few milliseconds of each other start together (see spread),
+// so that the Checker wakes up tens of times a second, not once per
+// probe. A group's HTTP probe keeps its connection in the group (see
+// NewHTTPProbe), which the Checker closes when the group goes. Probe results
 // that change a target are queued for one flusher goroutine, which builds
 // a new Snapshot (copy-on-write) from everything queued since its last
 // one: bursts (the first round, a site going dark) collapse into a few
