@@ -240,10 +240,9 @@ type group struct {
 	trace probeTrace
 	tctx  context.Context
 
-	// Guarded by scheduler.mu.
-	due   time.Time
-	slack time.Duration // how much earlier than due it may start
-	index int           // in the scheduler's heap; -1 while not in it
+	// index is the group's place in the scheduler's heap, -1 while not in
+	// it; guarded by scheduler.mu.
+	index int
 }
 
 type groupConfig struct {
