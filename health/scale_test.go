@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -26,15 +27,17 @@ import (
 //
 //	GSLBD_PROBE_SCALE=10000 go test -run TestProbeScale -count=1 -v ./health/
 //
-// It starts a helper process (this test binary again) that listens on
-// that many ports of 127.0.0.1 and answers every connection with a
-// minimal HTTP 200, runs a Checker over one target per port with the
+// It starts helper processes (this test binary again, as many as the
+// limit on open files needs: each holds a listener and a kept connection
+// per endpoint) that listen on that many ports of 127.0.0.1 and answer
+// every request with a minimal HTTP 200, runs a Checker over one target
+// per port with the
 // services file's default check (HTTP GET /, interval 500ms, timeout
 // 300ms, rise 2, fall 2), and after a warm-up reads this process's CPU
 // time (getrusage: user plus system, which includes the kernel's loopback
 // work done on our behalf) over GSLBD_PROBE_SCALE_SECONDS (default 20).
 // GSLBD_PROBE_SCALE_KIND=tcp measures TCP connect probes instead. The
-// helper's own CPU is reported too, as context: it is not the checker's.
+// helpers' own CPU is reported too, as context: it is not the checker's.
 func TestProbeScale(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("GSLBD_PROBE_SCALE"))
 	if n <= 0 {
@@ -48,9 +51,26 @@ func TestProbeScale(t *testing.T) {
 	if kind == "" {
 		kind = "http"
 	}
-	raiseNoFile(t)
-
-	ports, helperPID := startEndpoints(t, n)
+	// A kept connection per endpoint: n descriptors here, and in the
+	// helpers a listener and a connection per endpoint, so as many
+	// helpers as the limit on open files needs.
+	limit := raiseNoFile(t, uint64(n+100))
+	per := max(int(limit)/2-100, 1)
+	var (
+		ports      []uint16
+		helperPIDs []int
+	)
+	for start := 0; start < n; start += per {
+		p, pid := startEndpoints(t, min(per, n-start))
+		ports, helperPIDs = append(ports, p...), append(helperPIDs, pid)
+	}
+	helpersCPU := func() time.Duration {
+		var sum time.Duration
+		for _, pid := range helperPIDs {
+			sum += procCPU(pid)
+		}
+		return sum
+	}
 
 	var inner Probe
 	switch kind {
@@ -101,10 +121,10 @@ func TestProbeScale(t *testing.T) {
 
 	probes0, fails0 := calls.Load(), failures.Load()
 	user0, sys0 := cpuTime()
-	helper0, wall0 := procCPU(helperPID), time.Now()
+	helper0, wall0 := helpersCPU(), time.Now()
 	time.Sleep(time.Duration(secs) * time.Second)
 	user1, sys1 := cpuTime()
-	helper1, wall1 := procCPU(helperPID), time.Now()
+	helper1, wall1 := helpersCPU(), time.Now()
 	probes1, fails1 := calls.Load(), failures.Load()
 
 	wall := wall1.Sub(wall0)
@@ -137,7 +157,7 @@ func TestProbeScaleHelper(t *testing.T) {
 	if n <= 0 {
 		t.Skip("helper process of TestProbeScale")
 	}
-	raiseNoFile(t)
+	raiseNoFile(t, uint64(2*n+100))
 	lns := make([]net.Listener, n)
 	out := bufio.NewWriter(os.Stdout)
 	for i := range lns {
@@ -167,8 +187,13 @@ var (
 func serveMinimalHTTP(ln net.Listener) {
 	for {
 		conn, err := ln.Accept()
-		if err != nil {
+		if errors.Is(err, net.ErrClosed) {
 			return
+		}
+		if err != nil {
+			// Out of descriptors, say: try again, as net/http does.
+			time.Sleep(5 * time.Millisecond)
+			continue
 		}
 		go serveMinimalConn(conn)
 	}
@@ -253,17 +278,30 @@ func startEndpoints(t *testing.T, n int) ([]uint16, int) {
 	return nil, 0
 }
 
-// raiseNoFile lifts the soft file descriptor limit to the hard one.
-func raiseNoFile(t *testing.T) {
+// raiseNoFile lifts the file descriptor limit to want, raising the hard
+// limit too where this process may, and fails the test if that is not
+// enough: an endpoint that cannot accept reads as a hanging one. It
+// returns the limit.
+func raiseNoFile(t *testing.T, want uint64) uint64 {
 	t.Helper()
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		t.Fatal(err)
 	}
+	if lim.Max < want {
+		raised := syscall.Rlimit{Cur: want, Max: want}
+		if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &raised) == nil {
+			return want
+		}
+	}
 	lim.Cur = lim.Max
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		t.Fatal(err)
 	}
+	if lim.Cur < want {
+		t.Fatalf("needs %d open files, the limit is %d", want, lim.Cur)
+	}
+	return lim.Cur
 }
 
 // cpuTime is this process's user and system CPU time.
