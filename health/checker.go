@@ -146,7 +146,11 @@ type CheckerConfig struct {
 // shared by several services thus costs one probe. One scheduler
 // goroutine keeps the groups in a heap ordered by when each is due and
 // starts a goroutine per probe as it falls due, so idle targets cost no
-// goroutine, and a group has at most one probe in flight. Probe results
+// goroutine, and a group has at most one probe in flight. Probes due
+// within a few milliseconds of each other start together (see spread),
+// so that the Checker wakes up tens of times a second, not once per
+// probe. A group's HTTP probe keeps its connection in the group (see
+// NewHTTPProbe), which the Checker closes when the group goes. Probe results
 // that change a target are queued for one flusher goroutine, which builds
 // a new Snapshot (copy-on-write) from everything queued since its last
 // one: bursts (the first round, a site going dark) collapse into a few
@@ -227,10 +231,18 @@ type group struct {
 	// path is the round trip measured to the endpoint. Only the group's
 	// probe uses it, and a group has one probe at a time.
 	path rtt
+	// conns holds the connection the probe keeps to the endpoint; the
+	// Checker closes it when the group is removed or Run returns.
+	conns connSlot
+	// trace is what the group's probe (one at a time) reports about its
+	// connection, and tctx is ctx carrying it and conns: both are made
+	// once, not per probe.
+	trace probeTrace
+	tctx  context.Context
 
-	// Guarded by scheduler.mu.
-	due   time.Time
-	index int // in the scheduler's heap; -1 while not in it
+	// index is the group's place in the scheduler's heap, -1 while not in
+	// it; guarded by scheduler.mu.
+	index int
 }
 
 type groupConfig struct {
@@ -343,6 +355,11 @@ func (c *Checker) Run(ctx context.Context) error {
 	})
 	c.mu.Lock()
 	c.stopped = true
+	// Closing the kept connections also ends the probes in flight at
+	// once; one that puts its connection back after this closes it.
+	for _, g := range c.groups {
+		g.conns.close()
+	}
 	c.mu.Unlock()
 	c.wg.Wait()
 	return nil
@@ -395,6 +412,7 @@ func (c *Checker) Update(targets []Target) {
 			if g.cancel != nil {
 				g.cancel()
 			}
+			g.conns.close()
 		}
 	}
 	if c.runCtx != nil {
@@ -419,7 +437,10 @@ func (c *Checker) scheduleLocked(g *group) {
 		return
 	}
 	g.ctx, g.cancel = context.WithCancel(c.runCtx)
-	c.sched.add(g, time.Now().Add(rand.N(max(g.key.interval/4, 1))))
+	g.trace.conns = &g.conns
+	g.tctx = withTrace(g.ctx, &g.trace)
+	first := rand.N(max(g.key.interval/4, 1))
+	c.sched.add(g, time.Now().Add(first), min(maxSlack, first/20))
 }
 
 // storeLocked publishes s and signals Changed without blocking. c.mu must
@@ -449,9 +470,10 @@ func (c *Checker) probe(g *group) {
 	if k.remote {
 		timeout, interval = pathTiming(k.kind, k.timeout, k.interval, g.path)
 	}
-	var trace probeTrace
+	trace := &g.trace
+	trace.connect, trace.connected = 0, false
 	start := time.Now()
-	err := runProbe(withTrace(ctx, &trace), gc.probe, k.addr, timeout)
+	err := runProbe(g.tctx, gc.probe, k.addr, timeout)
 	end := time.Now()
 	if ctx.Err() != nil {
 		return // stopping or removed: a cancelled probe says nothing about the target
@@ -509,7 +531,8 @@ func (c *Checker) probe(g *group) {
 	if pending {
 		delay = interval / 5
 	}
-	c.sched.add(g, start.Add(jitter(delay)))
+	due, slack := spread(start, delay)
+	c.sched.add(g, due, slack)
 }
 
 // change is what one probe result did to one target at a time: it entered
@@ -612,11 +635,6 @@ func (c *Checker) flush(ctx context.Context) {
 	if firstRound {
 		c.logger.Info("first health round complete", "targets", len(statuses))
 	}
-}
-
-// jitter returns d spread uniformly by ±10%.
-func jitter(d time.Duration) time.Duration {
-	return d - d/10 + rand.N(d/5+1)
 }
 
 // boundFirstRound marks the snapshot ready when the first round has not

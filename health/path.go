@@ -89,9 +89,13 @@ func (r rtt) rto() (time.Duration, bool) {
 // about its connection besides the verdict: how long the TCP connect took,
 // when it completed (established or refused, either of which took one
 // round trip).
+//
+// It also carries what the Checker lends the probe: conns, where an HTTP
+// probe keeps its connection to the endpoint from one probe to the next.
 type probeTrace struct {
 	connect   time.Duration
 	connected bool
+	conns     *connSlot // nil: keep no connection
 }
 
 type traceKey struct{}
@@ -103,7 +107,8 @@ func withTrace(ctx context.Context, t *probeTrace) context.Context {
 
 // dial opens a TCP connection to addr and records how long the connect
 // took in ctx's probeTrace, if any. d should have keep-alives off
-// (newDialer): a probe's connection lives for one exchange.
+// (newDialer): a probe's connection lives for one exchange, or is kept by
+// an HTTP probe that notices a dead one by its next exchange.
 func dial(ctx context.Context, d *net.Dialer, addr netip.AddrPort) (*net.TCPConn, error) {
 	start := time.Now()
 	// Not d.DialTCP: given no local address it binds one explicitly,
@@ -120,7 +125,8 @@ func dial(ctx context.Context, d *net.Dialer, addr netip.AddrPort) (*net.TCPConn
 }
 
 // newDialer returns the dialer of probes: no TCP keep-alive, which saves a
-// system call per probe on a connection that lives for one exchange.
+// system call per connection; the probes themselves show whether a kept
+// connection still works.
 func newDialer() *net.Dialer {
 	return &net.Dialer{KeepAlive: -1}
 }

@@ -44,7 +44,11 @@ func runProbe(ctx context.Context, p Probe, addr netip.AddrPort, timeout time.Du
 		}
 	}()
 	err = p(pctx, addr)
-	if err != nil && ctx.Err() == nil && errors.Is(pctx.Err(), context.DeadlineExceeded) {
+	// A socket's deadline is the context's, and may pass before the
+	// context's own timer fires.
+	timedOut := errors.Is(pctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, os.ErrDeadlineExceeded)
+	if err != nil && ctx.Err() == nil && timedOut {
 		return &timeoutError{after: timeout}
 	}
 	return err

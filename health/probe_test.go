@@ -18,7 +18,7 @@ import (
 // These tests run real probes against servers on 127.0.0.1:0, with real
 // time: only the timeout case waits, for its 100ms.
 
-func addrPort(t *testing.T, a net.Addr) netip.AddrPort {
+func addrPort(t testing.TB, a net.Addr) netip.AddrPort {
 	t.Helper()
 	ap, err := netip.ParseAddrPort(a.String())
 	if err != nil {

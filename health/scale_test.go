@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -26,15 +27,17 @@ import (
 //
 //	GSLBD_PROBE_SCALE=10000 go test -run TestProbeScale -count=1 -v ./health/
 //
-// It starts a helper process (this test binary again) that listens on
-// that many ports of 127.0.0.1 and answers every connection with a
-// minimal HTTP 200, runs a Checker over one target per port with the
+// It starts helper processes (this test binary again, as many as the
+// limit on open files needs: each holds a listener and a kept connection
+// per endpoint) that listen on that many ports of 127.0.0.1 and answer
+// every request with a minimal HTTP 200, runs a Checker over one target
+// per port with the
 // services file's default check (HTTP GET /, interval 500ms, timeout
 // 300ms, rise 2, fall 2), and after a warm-up reads this process's CPU
 // time (getrusage: user plus system, which includes the kernel's loopback
 // work done on our behalf) over GSLBD_PROBE_SCALE_SECONDS (default 20).
 // GSLBD_PROBE_SCALE_KIND=tcp measures TCP connect probes instead. The
-// helper's own CPU is reported too, as context: it is not the checker's.
+// helpers' own CPU is reported too, as context: it is not the checker's.
 func TestProbeScale(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("GSLBD_PROBE_SCALE"))
 	if n <= 0 {
@@ -48,9 +51,26 @@ func TestProbeScale(t *testing.T) {
 	if kind == "" {
 		kind = "http"
 	}
-	raiseNoFile(t)
-
-	ports, helperPID := startEndpoints(t, n)
+	// A kept connection per endpoint: n descriptors here, and in the
+	// helpers a listener and a connection per endpoint, so as many
+	// helpers as the limit on open files needs.
+	limit := raiseNoFile(t, uint64(n+100))
+	per := max(int(limit)/2-100, 1)
+	var (
+		ports      []uint16
+		helperPIDs []int
+	)
+	for start := 0; start < n; start += per {
+		p, pid := startEndpoints(t, min(per, n-start))
+		ports, helperPIDs = append(ports, p...), append(helperPIDs, pid)
+	}
+	helpersCPU := func() time.Duration {
+		var sum time.Duration
+		for _, pid := range helperPIDs {
+			sum += procCPU(pid)
+		}
+		return sum
+	}
 
 	var inner Probe
 	switch kind {
@@ -100,13 +120,15 @@ func TestProbeScale(t *testing.T) {
 	time.Sleep(2 * time.Second)
 
 	probes0, fails0 := calls.Load(), failures.Load()
-	cpu0, helper0, wall0 := cpuTime(), procCPU(helperPID), time.Now()
+	user0, sys0 := cpuTime()
+	helper0, wall0 := helpersCPU(), time.Now()
 	time.Sleep(time.Duration(secs) * time.Second)
-	cpu1, helper1, wall1 := cpuTime(), procCPU(helperPID), time.Now()
+	user1, sys1 := cpuTime()
+	helper1, wall1 := helpersCPU(), time.Now()
 	probes1, fails1 := calls.Load(), failures.Load()
 
 	wall := wall1.Sub(wall0)
-	cpu := cpu1 - cpu0
+	cpu := user1 + sys1 - user0 - sys0
 	probes := float64(probes1 - probes0)
 	down := 0
 	states := map[State]int{}
@@ -118,9 +140,10 @@ func TestProbeScale(t *testing.T) {
 			sample = id + ": " + st.State.String() + " " + st.LastError
 		}
 	}
-	t.Logf("%d %s endpoints, %s: checker CPU %.3f of a core (%.1fµs per probe), %.0f probes/s (%d failed), %d targets not up; helper CPU %.3f of a core",
+	t.Logf("%d %s endpoints, %s: checker CPU %.3f of a core (%.1fµs per probe: %.1f user, %.1f system), %.0f probes/s (%d failed), %d targets not up; helper CPU %.3f of a core",
 		n, kind, wall.Round(time.Millisecond), cpu.Seconds()/wall.Seconds(),
-		float64(cpu.Microseconds())/max(probes, 1), probes/wall.Seconds(), fails1-fails0, down,
+		float64(cpu.Microseconds())/max(probes, 1), float64((user1-user0).Microseconds())/max(probes, 1),
+		float64((sys1-sys0).Microseconds())/max(probes, 1), probes/wall.Seconds(), fails1-fails0, down,
 		(helper1-helper0).Seconds()/wall.Seconds())
 	if down > 0 {
 		t.Errorf("%d of %d targets not up: %v, e.g. %s", down, n, states, sample)
@@ -134,7 +157,7 @@ func TestProbeScaleHelper(t *testing.T) {
 	if n <= 0 {
 		t.Skip("helper process of TestProbeScale")
 	}
-	raiseNoFile(t)
+	raiseNoFile(t, uint64(2*n+100))
 	lns := make([]net.Listener, n)
 	out := bufio.NewWriter(os.Stdout)
 	for i := range lns {
@@ -152,30 +175,57 @@ func TestProbeScaleHelper(t *testing.T) {
 	io.Copy(io.Discard, os.Stdin)
 }
 
-var minimalResponse = []byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+var (
+	minimalResponse      = []byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	minimalCloseResponse = []byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+)
 
-// serveMinimalHTTP answers every connection on ln with 200 "ok" once the
-// request head is in, then closes it. A TCP probe's connection is closed
-// by the prober before it sends anything.
+// serveMinimalHTTP answers every request on every connection of ln with
+// 200 "ok", and keeps the connection for the next request, as nginx and
+// net/http do, unless the request says "Connection: close". A TCP probe's
+// connection is closed by the prober before it sends anything.
 func serveMinimalHTTP(ln net.Listener) {
 	for {
 		conn, err := ln.Accept()
-		if err != nil {
+		if errors.Is(err, net.ErrClosed) {
 			return
 		}
-		go func() {
-			defer conn.Close()
-			var buf [1024]byte
-			have := 0
-			for !bytes.Contains(buf[:have], []byte("\r\n\r\n")) && have < len(buf) {
-				k, err := conn.Read(buf[have:])
-				if err != nil {
-					return
-				}
-				have += k
+		if err != nil {
+			// Out of descriptors, say: try again, as net/http does.
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		go serveMinimalConn(conn)
+	}
+}
+
+func serveMinimalConn(conn net.Conn) {
+	defer conn.Close()
+	var buf [1024]byte
+	have := 0
+	for {
+		end := bytes.Index(buf[:have], []byte("\r\n\r\n"))
+		for end < 0 {
+			if have == len(buf) {
+				return
 			}
-			conn.Write(minimalResponse)
-		}()
+			k, err := conn.Read(buf[have:])
+			if err != nil {
+				return
+			}
+			have += k
+			end = bytes.Index(buf[:have], []byte("\r\n\r\n"))
+		}
+		end += 4
+		closing := bytes.Contains(buf[:end], []byte("\r\nConnection: close\r\n"))
+		resp := minimalResponse
+		if closing {
+			resp = minimalCloseResponse
+		}
+		if _, err := conn.Write(resp); err != nil || closing {
+			return
+		}
+		have = copy(buf[:], buf[end:have])
 	}
 }
 
@@ -228,26 +278,39 @@ func startEndpoints(t *testing.T, n int) ([]uint16, int) {
 	return nil, 0
 }
 
-// raiseNoFile lifts the soft file descriptor limit to the hard one.
-func raiseNoFile(t *testing.T) {
+// raiseNoFile lifts the file descriptor limit to want, raising the hard
+// limit too where this process may, and fails the test if that is not
+// enough: an endpoint that cannot accept reads as a hanging one. It
+// returns the limit.
+func raiseNoFile(t *testing.T, want uint64) uint64 {
 	t.Helper()
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		t.Fatal(err)
 	}
+	if lim.Max < want {
+		raised := syscall.Rlimit{Cur: want, Max: want}
+		if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &raised) == nil {
+			return want
+		}
+	}
 	lim.Cur = lim.Max
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		t.Fatal(err)
 	}
+	if lim.Cur < want {
+		t.Fatalf("needs %d open files, the limit is %d", want, lim.Cur)
+	}
+	return lim.Cur
 }
 
-// cpuTime is this process's user plus system CPU time.
-func cpuTime() time.Duration {
+// cpuTime is this process's user and system CPU time.
+func cpuTime() (user, system time.Duration) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
+		return 0, 0
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
 }
 
 // procCPU is another process's user plus system CPU time, from

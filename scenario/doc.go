@@ -93,7 +93,8 @@
 // endpoint each (127.0.1.10, 127.0.2.10), talk.example.com failing over
 // dc1 then dc2. First dc1-a's soft RLIMIT_NOFILE is lowered to 0 through
 // prlimit, so that every probe it makes fails with "too many open files"
-// (what a flood of connections does): for the next seconds every answer
+// (what a flood of connections does; the check says reuse_connection:
+// false, so every probe needs a new descriptor): for the next seconds every answer
 // of both nodes must still be dc1, and dc1-a's status (read over an admin
 // connection opened before) must say its own view is suspect and name
 // both endpoints as unprobeable; then the limit is restored. Then dc1 is

@@ -105,6 +105,8 @@ type harness struct {
 	lab spaces
 	// client makes the admin API calls.
 	client *http.Client
+	// check is the layout's extra check settings.
+	check string
 
 	// mu guards running and exits.
 	mu      sync.Mutex
@@ -149,6 +151,9 @@ type layout struct {
 	// ns maps an address to the network namespace it lives in, in a
 	// lab; an address not listed lives in its site's.
 	ns map[string]string
+	// check is more settings for the services file's defaults.check,
+	// each starting with ", ".
+	check string
 }
 
 // nsOf returns the namespace of address ip of site.
@@ -201,7 +206,7 @@ func newHarnessIn(t *testing.T, bin, dig string, lay layout, lab spaces) *harnes
 	h := &harness{
 		t: t, dir: t.TempDir(), bin: bin, dig: dig, self: self,
 		siteOf: map[netip.Addr]string{}, running: map[*proc]bool{},
-		lab: lab, client: http.DefaultClient,
+		lab: lab, client: http.DefaultClient, check: lay.check,
 	}
 	if lab != nil {
 		h.client = &http.Client{Transport: &http.Transport{DialContext: lab.dialer("client")}}
@@ -267,7 +272,7 @@ ns2  IN A   127.0.2.1
 `
 	servicesFile = `sites: [%[2]s]
 defaults:
-  check: {type: http, port: %[1]d, path: /healthz}
+  check: {type: http, port: %[1]d, path: /healthz%[4]s}
 services:
   talk.example.com:
     policy: failover
@@ -325,7 +330,7 @@ func (h *harness) writeFiles(epPort int) {
 	for _, site := range sites {
 		fmt.Fprintf(&siteLines, "      %s: [%s]\n", site, strings.Join(addrs[site], ", "))
 	}
-	write(filepath.Join(h.dir, "services.yaml"), fmt.Sprintf(servicesFile, epPort, strings.Join(sites, ", "), siteLines.String()))
+	write(filepath.Join(h.dir, "services.yaml"), fmt.Sprintf(servicesFile, epPort, strings.Join(sites, ", "), siteLines.String(), h.check))
 	writeMode(filepath.Join(h.dir, "tokens"), fmt.Sprintf(tokensFile, h.readToken, h.writeToken), 0o600)
 	// Gossip off loopback needs a key.
 	keyLine := ""

@@ -23,6 +23,10 @@ var twoSites = layout{
 		{"dc1", "127.0.1.10"},
 		{"dc2", "127.0.2.10"},
 	},
+	// Every probe opens a connection, so that running out of file
+	// descriptors shows in the next probe rather than when a kept
+	// connection is next replaced (within 30s).
+	check: ", reuse_connection: false",
 }
 
 // TestTwoSitesTrust runs two gslbd processes, one per site, each with one

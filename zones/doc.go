@@ -73,6 +73,7 @@
 //	      expect_status: [200]   # http(s); 100-599; default any of 200-399
 //	      body_contains: ok      # http(s); default not checked
 //	      insecure_skip_verify: false # https; default false
+//	      reuse_connection: true # http(s); false: a new connection for every probe; default true
 //	      interval: 500ms        # > 0; default 500ms
 //	      timeout: 300ms         # > 0 and < interval; default 300ms
 //	      rise: 2                # successes to go up, >= 1; default 2
@@ -91,6 +92,14 @@
 // it must list every site the service uses, once. The HTTP settings of a
 // tcp check are ignored when inherited from defaults.check, and are errors
 // beside "type: tcp".
+//
+// An http or https check keeps one connection to each endpoint from one
+// probe to the next (as Envoy's health checker does), so that probing
+// thousands of endpoints costs little; the health package says when it is
+// closed and dialled again (at the latest after 30s). reuse_connection:
+// false opens a new connection, and for https does a full TLS handshake,
+// for every probe: the question each probe then answers is whether a new
+// user could connect now.
 //
 // A [Service] has its sites in policy order and each site's endpoints
 // sorted by address; an [Endpoint.ID] is "name/site/address" with the name

@@ -272,6 +272,29 @@ services:
 		wantCheck: zones.Check{Kind: zones.CheckTCP, Port: 22, Interval: 500 * time.Millisecond, Timeout: 300 * time.Millisecond, Rise: 2, Fall: 2},
 		wantMin:   zones.Threshold{Count: 1}, wantTTL: 20, wantAll: zones.AllDownAll, wantSites: []string{"dc1"}, wantPolicy: zones.Failover,
 	}, {
+		name: "reuse_connection off",
+		yaml: `sites: [dc1]
+defaults:
+  check: {reuse_connection: false}
+services:
+  talk.example.com:
+    sites: {dc1: [127.0.1.1]}
+`,
+		wantCheck: with(func(c *zones.Check) { c.DisableReuse = true }),
+		wantMin:   zones.Threshold{Count: 1}, wantTTL: 20, wantAll: zones.AllDownAll, wantSites: []string{"dc1"}, wantPolicy: zones.Failover,
+	}, {
+		name: "tcp drops an inherited reuse_connection",
+		yaml: `sites: [dc1]
+defaults:
+  check: {reuse_connection: false}
+services:
+  talk.example.com:
+    check: {type: tcp, port: 22}
+    sites: {dc1: [127.0.1.1]}
+`,
+		wantCheck: zones.Check{Kind: zones.CheckTCP, Port: 22, Interval: 500 * time.Millisecond, Timeout: 300 * time.Millisecond, Rise: 2, Fall: 2},
+		wantMin:   zones.Threshold{Count: 1}, wantTTL: 20, wantAll: zones.AllDownAll, wantSites: []string{"dc1"}, wantPolicy: zones.Failover,
+	}, {
 		name:      "fractional percentage",
 		yaml:      "sites: [dc1]\nservices:\n  talk.example.com:\n    min_healthy: 12.5%\n    sites: {dc1: [127.0.1.1]}\n",
 		wantCheck: builtin, wantMin: zones.Threshold{PerMillion: 125_000}, wantTTL: 20, wantAll: zones.AllDownAll,
@@ -354,6 +377,7 @@ func TestHash(t *testing.T) {
 		{"ttl: 30", "ttl: 31"},
 		{"order: [dc2, dc1]", "order: [dc1, dc2]"},
 		{"path: /healthz}", "path: /health}"},
+		{"path: /healthz}", "path: /healthz, reuse_connection: false}"},
 		{"127.0.2.10]", "127.0.2.12]"},
 	} {
 		changed := strings.Replace(string(orig), change.from, change.to, 1)
@@ -636,6 +660,7 @@ func TestLoadBadServices(t *testing.T) {
 			d + `check.yaml:4: defaults.check.type: a tcp check needs a port`,
 			d + `check.yaml:9: services["db.example.com"].check.method: only for http and https checks`,
 			d + `check.yaml:9: services["db.example.com"].check.path: only for http and https checks`,
+			d + `check.yaml:9: services["db.example.com"].check.reuse_connection: only for http and https checks`,
 			d + `check.yaml:14: services["web.example.com"].check.method: bad method "get"`,
 			d + `check.yaml:15: services["web.example.com"].check.path: "healthz" must start with /`,
 			d + `check.yaml:16: services["web.example.com"].check.expect_status: bad status 700`,

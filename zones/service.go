@@ -169,6 +169,12 @@ type Check struct {
 	BodyContains string // empty: not checked
 	// InsecureSkipVerify turns TLS certificate verification off (HTTPS).
 	InsecureSkipVerify bool
+	// DisableReuse (reuse_connection: false) makes every probe open a new
+	// connection, and a TLS handshake for HTTPS, instead of keeping one
+	// connection to each endpoint between probes. Omitted from the JSON
+	// when false, so that adding it did not change the hash of existing
+	// files.
+	DisableReuse bool `json:",omitempty"`
 }
 
 // Regions maps client addresses to regions, for the Nearest policy. It is

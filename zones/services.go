@@ -118,6 +118,7 @@ type checkSpec struct {
 	ExpectStatus       *[]int         `yaml:"expect_status"`
 	BodyContains       *string        `yaml:"body_contains"`
 	InsecureSkipVerify *bool          `yaml:"insecure_skip_verify"`
+	ReuseConnection    *bool          `yaml:"reuse_connection"`
 	Interval           *time.Duration `yaml:"interval"`
 	Timeout            *time.Duration `yaml:"timeout"`
 	Rise               *int64         `yaml:"rise"`
@@ -852,6 +853,7 @@ func (l *servicesLoader) check(layers []checkLayer, complete bool) Check {
 	status, statusFrom := setting(layers, "expect_status", func(c *checkSpec) *[]int { return c.ExpectStatus }, nil)
 	body, _ := setting(layers, "body_contains", func(c *checkSpec) *string { return c.BodyContains }, "")
 	insecure, _ := setting(layers, "insecure_skip_verify", func(c *checkSpec) *bool { return c.InsecureSkipVerify }, false)
+	reuse, _ := setting(layers, "reuse_connection", func(c *checkSpec) *bool { return c.ReuseConnection }, true)
 	interval, intervalFrom := setting(layers, "interval", func(c *checkSpec) *time.Duration { return c.Interval }, defaultInterval)
 	timeout, timeoutFrom := setting(layers, "timeout", func(c *checkSpec) *time.Duration { return c.Timeout }, defaultTimeout)
 	rise, riseFrom := setting(layers, "rise", func(c *checkSpec) *int64 { return c.Rise }, defaultRise)
@@ -869,6 +871,7 @@ func (l *servicesLoader) check(layers []checkLayer, complete bool) Check {
 		ExpectStatus:       slices.Clone(status),
 		BodyContains:       body,
 		InsecureSkipVerify: insecure,
+		DisableReuse:       !reuse,
 	}
 	if len(c.ExpectStatus) == 0 {
 		c.ExpectStatus = nil
@@ -925,6 +928,7 @@ func (l *servicesLoader) check(layers []checkLayer, complete bool) Check {
 			}
 		}
 		c.Method, c.Path, c.Host, c.ExpectStatus, c.BodyContains, c.InsecureSkipVerify = "", "", "", nil, "", false
+		c.DisableReuse = false // a tcp probe is a connect and nothing else
 		return c
 	}
 	if !httpMethod.MatchString(method) {
@@ -959,6 +963,7 @@ func httpOnly(c *checkSpec) []string {
 		{"expect_status", c.ExpectStatus != nil},
 		{"body_contains", c.BodyContains != nil},
 		{"insecure_skip_verify", c.InsecureSkipVerify != nil},
+		{"reuse_connection", c.ReuseConnection != nil},
 	} {
 		if f.set {
 			keys = append(keys, f.key)

@@ -57,7 +57,7 @@ func healthTargets(set *zones.Set, self string) []health.Target {
 // carries itself: two targets at the same address with the same key get
 // the same answer from one probe.
 func probeKey(c zones.Check) string {
-	return fmt.Sprintf("%s %q %q %q %v %q %t", c.Kind, c.Method, c.Path, c.Host, c.ExpectStatus, c.BodyContains, c.InsecureSkipVerify)
+	return fmt.Sprintf("%s %q %q %q %v %q %t %t", c.Kind, c.Method, c.Path, c.Host, c.ExpectStatus, c.BodyContains, c.InsecureSkipVerify, c.DisableReuse)
 }
 
 // endpointSites maps every endpoint ID to its site, for the verdict.
@@ -98,6 +98,7 @@ func newProbe(c zones.Check) health.Probe {
 			ExpectStatus:       c.ExpectStatus,
 			BodyContains:       c.BodyContains,
 			InsecureSkipVerify: c.InsecureSkipVerify,
+			DisableReuse:       c.DisableReuse,
 		})
 	}
 }

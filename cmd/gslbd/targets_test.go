@@ -13,12 +13,20 @@ import (
 )
 
 // TestSharedEndpointProbedOnce runs a node whose five services all list
-// the same endpoint with the same check, and counts the connections that
+// the same endpoint with the same check, and counts the requests that
 // endpoint receives: one probe per interval, not one per service, while
-// each service's target keeps its own ID and state.
+// each service's target keeps its own ID and state. The probe keeps its
+// connection, unless the check says reuse_connection: false, and then
+// every probe opens its own.
 func TestSharedEndpointProbedOnce(t *testing.T) {
-	var conns atomic.Int64
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	for _, reuse := range []bool{true, false} {
+		t.Run(fmt.Sprintf("reuse_connection %t", reuse), func(t *testing.T) { testSharedEndpointProbedOnce(t, reuse) })
+	}
+}
+
+func testSharedEndpointProbedOnce(t *testing.T, reuse bool) {
+	var conns, requests atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { requests.Add(1) }))
 	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
 			conns.Add(1)
@@ -37,9 +45,9 @@ func TestSharedEndpointProbedOnce(t *testing.T) {
 	}
 	writeFile(t, filepath.Join(dir, "services.yaml"), fmt.Sprintf(`sites: [dc1]
 defaults:
-  check: {type: http, port: %d, path: /healthz, interval: %s, timeout: 50ms}
+  check: {type: http, port: %d, path: /healthz, interval: %s, timeout: 50ms, reuse_connection: %t}
 services:
-%s`, port, interval, svcs.String()))
+%s`, port, interval, reuse, svcs.String()))
 	cfg := filepath.Join(dir, "node.yaml")
 	writeFile(t, cfg, fmt.Sprintf(`node: {name: n1, site: dc1}
 dns: {listen: ["127.0.0.1:0"]}
@@ -69,20 +77,31 @@ state_dir: %s
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	// Count the connections over a window: one probe stream makes at most
+	// Count the requests over a window: one probe stream makes at most
 	// window/(0.9×interval)+1 of them; five would make about five times
 	// that.
 	const window = 1500 * time.Millisecond
-	before, start := conns.Load(), time.Now()
+	before, connsBefore, start := requests.Load(), conns.Load(), time.Now()
 	time.Sleep(window)
-	got, elapsed := conns.Load()-before, time.Since(start)
+	got, elapsed := requests.Load()-before, time.Since(start)
+	opened := conns.Load() - connsBefore
 	limit := int64(elapsed/(interval*9/10)) + 1
-	t.Logf("%d services sharing one endpoint: %d connections in %v (interval %v)", services, got, elapsed.Round(time.Millisecond), interval)
+	t.Logf("%d services sharing one endpoint: %d requests over %d new connections in %v (interval %v)",
+		services, got, opened, elapsed.Round(time.Millisecond), interval)
 	if got > limit {
-		t.Errorf("%d connections in %v, want at most %d: one probe per interval for the shared endpoint, not one per service",
+		t.Errorf("%d requests in %v, want at most %d: one probe per interval for the shared endpoint, not one per service",
 			got, elapsed.Round(time.Millisecond), limit)
 	}
 	if got == 0 {
 		t.Error("no probe reached the endpoint")
+	}
+	// A probe slowed past its 50ms timeout by a busy machine costs a new
+	// connection; without reuse every probe opens one.
+	if reuse && opened > got/4 {
+		t.Errorf("%d new connections for %d requests, want the probe's connection kept", opened, got)
+	}
+	// (One probe may straddle the window's edge.)
+	if !reuse && (opened < got-1 || opened > got+1) {
+		t.Errorf("%d new connections for %d requests with reuse_connection: false, want one each", opened, got)
 	}
 }
