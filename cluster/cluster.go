@@ -184,9 +184,19 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Cluster, 
 	mc.Events = &events{c}
 	mc.Logger = newMemberlistLogger(logger, c.unauthenticated)
 	if cfg.wrapTransport != nil {
-		nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
-			BindAddrs: []string{mc.BindAddr}, BindPort: mc.BindPort, Logger: mc.Logger,
-		})
+		// Port 0 binds TCP first and then UDP on the port TCP got, which
+		// may be taken: retry as memberlist.Create does for its own
+		// transport (its error keeps only the text of the cause).
+		var nt *memberlist.NetTransport
+		var err error
+		for try := 0; try < 10; try++ {
+			nt, err = memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+				BindAddrs: []string{mc.BindAddr}, BindPort: mc.BindPort, Logger: mc.Logger,
+			})
+			if err == nil || mc.BindPort != 0 || !strings.Contains(err.Error(), "address already in use") {
+				break
+			}
+		}
 		if err != nil {
 			c.metrics.unregister()
 			return nil, fmt.Errorf("start memberlist on %s: %w", cfg.Bind, err)

@@ -250,7 +250,10 @@ func (w *udpWriter) LocalAddr() net.Addr  { return w.rd.conn.LocalAddr() }
 func (w *udpWriter) RemoteAddr() net.Addr { return net.UDPAddrFromAddrPort(w.from) }
 
 func (w *udpWriter) WriteMsg(m *dns.Msg) error {
-	b, err := m.PackBuffer(w.rd.io.buffer())
+	// PackBuffer packs in place only into a buffer long enough: it
+	// checks the length, not the capacity.
+	buf := w.rd.io.buffer()
+	b, err := m.PackBuffer(buf[:cap(buf)])
 	if err != nil {
 		return err
 	}
