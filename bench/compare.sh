@@ -15,7 +15,11 @@
 #     median server CPU per query (the server's CPU time from /proc over
 #     the queries answered) and how busy the server's core was;
 #   - REPS runs at half that median rate, each reply's latency written by
-#     dnsperf -v to memory: the median of the runs' mean and p99 latency;
+#     dnsperf -v to memory: the median of the runs' mean and p99 latency.
+#     During these runs an idle-priority busy loop keeps each core from
+#     halting (AWAKE=0: not): a halted virtual CPU takes the host's time
+#     to wake, which would be measured instead of the server; the
+#     machine's own wake-up latency, with and without, is printed too;
 #   - a run in which anything outside the benchmark took more than NOISE
 #     of a core is discarded (and named on stderr) and made again;
 #   - before every run the server must give the right authoritative answer
@@ -197,6 +201,11 @@ EOF
   track "$SERVER_PID"
 }
 
+wake=$(wakeup_latency)
+awake_start
+wake_awake=$(wakeup_latency)
+awake_stop
+
 declare -A QPS CPU BUSY MEAN P99 OTHERS
 read -ra servers <<<"${SERVERS:-gslbd gdnsd nsd knot}"
 for name in "${servers[@]}"; do
@@ -240,6 +249,8 @@ done
 echo "(medians of $REPS runs of ${SECS}s; core busy: CPU per query times queries/s;"
 echo " @½: at half the median queries/s; outside: the most CPU, in cores, that anything outside"
 echo " the benchmark took during a kept run, at most NOISE=$NOISE)"
+echo "(the machine's own wake-up latency, p99 of how much a 1 ms sleep overruns: $wake;"
+echo " with the cores kept from halting, as during the latency runs (AWAKE=$AWAKE): $wake_awake)"
 awk -v b="$(printf '%s\n' "${BUSY[@]}" | sort -g | tail -1)" 'BEGIN { if (b != "" && b < 0.9)
   printf "(no server'"'"'s core was more than %.0f%% busy: dnsperf'"'"'s core set the pace of the full-speed runs;\n CPU per query is what compares the servers)\n", b * 100 }'
 echo

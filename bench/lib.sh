@@ -14,15 +14,17 @@
 # Settings (environment): SECS (10) seconds a run, REPS (3) runs kept per
 # figure, MAX_TRIES (2*REPS) runs tried, NOISE (0.05) the share of one
 # core that outside load may take during a run, RETRY_WAIT (10) seconds
-# to wait after a disturbed run, SERVER_CPU (0), PERF_CPU (1), CLIENTS
-# (4) and OUTSTANDING (500) for dnsperf, BENCH_DEBUG (set: print what
-# every run's CPU time went to).
+# to wait after a disturbed run, AWAKE (1: keep the cores from halting
+# during latency runs, see awake_start; 0: do not), SERVER_CPU (0),
+# PERF_CPU (1), CLIENTS (4) and OUTSTANDING (500) for dnsperf,
+# BENCH_DEBUG (set: print what every run's CPU time went to).
 
 SECS=${SECS:-10}
 REPS=${REPS:-3}
 MAX_TRIES=${MAX_TRIES:-$((2 * REPS))}
 NOISE=${NOISE:-0.05}
 RETRY_WAIT=${RETRY_WAIT:-10}
+AWAKE=${AWAKE:-1}
 SERVER_CPU=${SERVER_CPU:-0}
 PERF_CPU=${PERF_CPU:-1}
 CLIENTS=${CLIENTS:-4}
@@ -254,6 +256,50 @@ proc_cpu() {
     print $1, f[12] + f[13], substr(l, i + 1, j - i - 1) }'
 }
 
+# awake_start, awake_stop: a busy loop at the idle scheduling policy
+# (SCHED_IDLE) on each of the two cores, which keeps them from halting.
+# On a virtual machine a halted virtual CPU takes the host's time to wake
+# (here a sleep of 1 ms overran by 1.6 ms at the 99th percentile on an
+# idle machine, 0.15 ms with the loops running): that, not the server,
+# would make the latency at half rate. The loops run only when nothing
+# else wants the core, and their CPU time counts as the benchmark's own.
+AWAKE_PIDS=()
+awake_start() {
+  local c
+  for c in "$SERVER_CPU" "$PERF_CPU"; do
+    # Bounded, in case the script is killed before it stops them.
+    taskset -c "$c" chrt --idle 0 timeout $((SECS + 60)) sh -c 'while :; do :; done' &
+    AWAKE_PIDS+=($!)
+    track "$!"
+  done
+}
+awake_stop() {
+  local p
+  for p in "${AWAKE_PIDS[@]}"; do stop_tree "$p"; done
+  AWAKE_PIDS=()
+}
+awake_ticks() {
+  local p t=0
+  for p in "${AWAKE_PIDS[@]}"; do t=$((t + $(tree_ticks "$p"))); done
+  echo "$t"
+}
+
+# wakeup_latency: the 99th percentile of how much a sleep of 1 ms
+# overruns on each core (2,000 sleeps), in ms: the floor under any
+# latency measured on this machine.
+wakeup_latency() {
+  local c out=()
+  for c in "$SERVER_CPU" "$PERF_CPU"; do
+    out+=("$(taskset -c "$c" python3 -c '
+import time
+d = []
+for _ in range(2000):
+    t = time.perf_counter(); time.sleep(0.001); d.append(time.perf_counter() - t - 0.001)
+d.sort(); print("%.2f" % (d[int(len(d) * 0.99)] * 1000))')")
+  done
+  echo "core $SERVER_CPU ${out[0]} ms, core $PERF_CPU ${out[1]} ms"
+}
+
 # measure server_pid dnsperf-args...: one dnsperf run pinned to PERF_CPU,
 # its output in $perf_out. Sets RUN_WALL (s), RUN_SERVER (ticks of
 # the server's tree), RUN_OTHERS (share of one core taken by anything
@@ -274,14 +320,14 @@ measure() {
   # commands that read them take time of their own, much of it on a
   # busy machine), so that no part of it counts twice.
   proc_cpu >"$tmp/ps0"
-  s0=$(tree_ticks "$pid") b0=$(tree_ticks "$BACKEND_PID") k0=$(kernel_ticks)
+  s0=$(tree_ticks "$pid") b0=$(tree_ticks "$BACKEND_PID") k0=$(($(kernel_ticks) + $(awake_ticks)))
   read -r m0 w0 < <(machine_ticks)
   (
     taskset -c "$PERF_CPU" dnsperf "$@" >"$perf_out" 2>&1 || true
     times >"$tmp/perf.times"
   )
   read -r m1 w1 < <(machine_ticks)
-  s1=$(tree_ticks "$pid") b1=$(tree_ticks "$BACKEND_PID") k1=$(kernel_ticks)
+  s1=$(tree_ticks "$pid") b1=$(tree_ticks "$BACKEND_PID") k1=$(($(kernel_ticks) + $(awake_ticks)))
   proc_cpu >"$tmp/ps1"
   # times: the subshell's line, then its children's (dnsperf): "0m1.234s 0m0.567s".
   perf=$(awk -v tck="$TCK" 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); print int((u[1] * 60 + u[2] + s[1] * 60 + s[2]) * tck + 0.5) }' "$tmp/perf.times")
@@ -290,7 +336,7 @@ measure() {
   RUN_OTHERS=$(awk -v o=$((m1 - m0 - (s1 - s0) - perf - (b1 - b0) - (k1 - k0))) -v tck="$TCK" -v w="$RUN_WALL" \
     'BEGIN { o = o / tck / w; if (o < 0) o = 0; printf "%.3f", o }')
   if [[ -n ${BENCH_DEBUG:-} ]]; then
-    echo "bench: run of ${RUN_WALL}s, in ticks: machine $((m1 - m0)), server $((s1 - s0)), dnsperf $perf, endpoints $((b1 - b0)), ksoftirqd $((k1 - k0)); outside $RUN_OTHERS of a core (machine - server - one core: $(awk -v o=$((m1 - m0 - (s1 - s0))) -v tck="$TCK" -v w="$RUN_WALL" 'BEGIN { printf "%.3f", o / tck / w - 1 }'))" >&2
+    echo "bench: run of ${RUN_WALL}s, in ticks: machine $((m1 - m0)), server $((s1 - s0)), dnsperf $perf, endpoints $((b1 - b0)), ksoftirqd and awake loops $((k1 - k0)); outside $RUN_OTHERS of a core (machine - server - one core: $(awk -v o=$((m1 - m0 - (s1 - s0))) -v tck="$TCK" -v w="$RUN_WALL" 'BEGIN { printf "%.3f", o / tck / w - 1 }'))" >&2
   fi
   RUN_DISTURBED=$(awk -v o="$RUN_OTHERS" -v n="$NOISE" 'BEGIN { print (o > n) ? 1 : 0 }')
   if ((RUN_DISTURBED)); then
@@ -349,7 +395,9 @@ run_full() {
 run_rate() {
   local port=$1 pid=$2 name=$3 rate=$6
   verify "$port" "$name" "$5"
+  ((AWAKE)) && awake_start
   measure "$pid" -s 127.0.0.1 -p "$port" -d "$4" -l "$SECS" -t 2 -c "$CLIENTS" -q "$OUTSTANDING" -Q "$rate" -v
+  awake_stop
   # dnsperf -v puts the per-query lines and the summary on stdout.
   if ((RUN_DISTURBED)); then
     echo "disturbed $RUN_OTHERS ${RUN_CULPRITS:-}"
