@@ -341,11 +341,12 @@ measure() {
   RUN_DISTURBED=$(awk -v o="$RUN_OTHERS" -v n="$NOISE" 'BEGIN { print (o > n) ? 1 : 0 }')
   if ((RUN_DISTURBED)); then
     # Name the biggest consumers outside the benchmark (this script and
-    # its descendants).
+    # its descendants, ksoftirqd); processes that came and went during
+    # the run cannot be named.
     RUN_CULPRITS=$(awk -v tck="$TCK" -v ours="$(descendants $$ | tr '\n' ' ')" '
         BEGIN { n = split(ours, o, " "); for (i = 1; i <= n; i++) mine[o[i]] = 1 }
         NR == FNR { t[$1] = $2; next }
-        !($1 in mine) { d = $2 - (($1 in t) ? t[$1] : 0); c = $3; for (i = 4; i <= NF; i++) c = c "_" $i
+        !($1 in mine) && $3 !~ /^ksoftirqd\// { d = $2 - (($1 in t) ? t[$1] : 0); c = $3; for (i = 4; i <= NF; i++) c = c "_" $i
           if (d >= tck / 20) printf "%.2f %s[%s]\n", d / tck, c, $1 }' "$tmp/ps0" "$tmp/ps1" |
       sort -gr | head -4 | awk '{ printf "%s%s s %s", (NR > 1 ? ", " : ""), $1, $2 }')
   fi
