@@ -12,7 +12,7 @@
 #     benchmark took CPU during it (see measure).
 #
 # Settings (environment): SECS (10) seconds a run, REPS (3) runs kept per
-# figure, MAX_TRIES (2*REPS) runs tried, NOISE (0.05) the share of one
+# figure, MAX_TRIES (2*REPS) runs tried, NOISE (0.25) the share of one
 # core that outside load may take during a run, RETRY_WAIT (10) seconds
 # to wait after a disturbed run, AWAKE (1: keep the cores from halting
 # during latency runs, see awake_start; 0: do not), SERVER_CPU (0),
@@ -22,7 +22,12 @@
 SECS=${SECS:-10}
 REPS=${REPS:-3}
 MAX_TRIES=${MAX_TRIES:-$((2 * REPS))}
-NOISE=${NOISE:-0.05}
+# On the quiet 2-core VM the machine's busy time still exceeds what the
+# benchmark's processes are charged by 0.12 to 0.17 of a core while the
+# server runs at 70% (kernel work done outside any process, and
+# /proc/stat counting by ticks where process times are exact): NOISE is
+# above that, and far below a hog or a test run of someone else's.
+NOISE=${NOISE:-0.25}
 RETRY_WAIT=${RETRY_WAIT:-10}
 AWAKE=${AWAKE:-1}
 SERVER_CPU=${SERVER_CPU:-0}
