@@ -10,94 +10,45 @@
 # record. One query file for all: 60% the service name, 30% static names,
 # 10% names that do not exist.
 #
-# For each server: REPS runs of SECS seconds at full speed (the median
-# queries/s is reported; a run is discarded and retried when the machine
-# spent noticeably more CPU than the server and dnsperf did, i.e. when
-# something else was running), server CPU per query from /proc/PID/stat,
-# then one run at half the median rate with dnsperf -v, whose per-query
-# latencies give the mean and the p99. Last, gslbd's ratios to each peer.
+# For each server (bench/lib.sh has the details):
+#   - REPS runs of SECS seconds at full speed: the median queries/s, the
+#     median server CPU per query (the server's CPU time from /proc over
+#     the queries answered) and how busy the server's core was;
+#   - REPS runs at half that median rate, each reply's latency written by
+#     dnsperf -v to memory: the median of the runs' mean and p99 latency.
+#     During these runs an idle-priority busy loop keeps each core from
+#     halting (AWAKE=0: not): a halted virtual CPU takes the host's time
+#     to wake, which would be measured instead of the server; the
+#     machine's own wake-up latency, with and without, is printed too;
+#   - a run in which anything outside the benchmark took more than NOISE
+#     of a core is discarded (and named on stderr) and made again;
+#   - before every run the server must give the right authoritative answer
+#     to every name of the query file (dig), and every run's replies must
+#     be NOERROR or NXDOMAIN with at most 1% lost, or the script stops
+#     with the server's log.
+# Last, gslbd's ratios to each peer.
 #
-# Before every run each server must answer every name of the query file
-# right (dig), and every run's replies must be NOERROR or NXDOMAIN with
-# at most 1% lost (plus those in flight at the end); otherwise the script
-# stops with the server's log.
+# On two cores dnsperf's core saturates before a server's does: the
+# "core busy" column says how far the server was from its own limit, and
+# the CPU per query is the figure that compares servers (1e6 / CPU per
+# query is what one core of it would answer).
 #
-# Usage: bench/compare.sh            (SECS=10 REPS=3 by default)
+# Usage: bench/compare.sh            (SECS=10 REPS=3 by default;
+#        SERVERS="gslbd gdnsd" for some of them)
 # Needs Linux, 2 or more cores, python3, and apt-get (as root or with sudo)
 # for packages that are missing. Runs on demand; not part of make test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SECS=${SECS:-10}
-REPS=${REPS:-3}
-MAX_TRIES=${MAX_TRIES:-6}
-# Share of the machine's CPU time during a run that may go to processes
-# other than the server and dnsperf before the run counts as disturbed.
-NOISE=${NOISE:-0.15}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
-((${ncpu:=$(nproc)} >= 2)) || { echo "compare: needs at least 2 cores" >&2; exit 1; }
-SERVER_CPU=${SERVER_CPU:-0}
-PERF_CPU=${PERF_CPU:-1}
+bench_setup dnsperf=dnsperf gdnsd=gdnsd nsd=nsd knotd=knot dig=bind9-dnsutils
+build_gslbd
 
-need=()
-command -v dnsperf >/dev/null || need+=(dnsperf)
-command -v gdnsd >/dev/null || [[ -x /usr/sbin/gdnsd ]] || need+=(gdnsd)
-command -v nsd >/dev/null || [[ -x /usr/sbin/nsd ]] || need+=(nsd)
-command -v knotd >/dev/null || [[ -x /usr/sbin/knotd ]] || need+=(knot)
-if ((${#need[@]})); then
-  sudo=()
-  [[ $(id -u) -eq 0 ]] || sudo=(sudo)
-  echo "compare: installing ${need[*]}" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  # The packages' init scripts would start system-wide daemons on port 53;
-  # we start our own.
-  "${sudo[@]}" apt-get update -q >/dev/null || true
-  RUNLEVEL=1 "${sudo[@]}" apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
-fi
-PATH=$PATH:/usr/sbin
-
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-freeport() {
-  python3 - <<'PY'
-import socket
-while True:
-    t = socket.socket(); t.bind(("127.0.0.1", 0)); p = t.getsockname()[1]
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        u.bind(("127.0.0.1", p)); print(p); break
-    except OSError:
-        pass
-PY
-}
-
-# --- the HTTP endpoints: one small process of ours, 200 on every path ---
 hport=$(freeport)
-cat >"$tmp/backend.py" <<'PY'
-import sys, threading, http.server
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        try:
-            self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers(); self.wfile.write(b"ok")
-        except OSError:
-            pass  # a checker that hung up early
-    def log_message(self, *a): pass
-port = int(sys.argv[1])
-servers = [http.server.ThreadingHTTPServer((a, port), H) for a in sys.argv[2:]]
-for s in servers[1:]:
-    threading.Thread(target=s.serve_forever, daemon=True).start()
-servers[0].serve_forever()
-PY
-python3 "$tmp/backend.py" "$hport" 127.0.10.1 127.0.10.2 127.0.20.1 2>/dev/null &
-pids+=($!)
+start_backend "$hport" 127.0.10.1 127.0.10.2 127.0.20.1
 
-# --- the zone, the query file ---
+# --- the zone, the query file, the right answers ---
 serial=2024010101
 cat >"$tmp/static.zone" <<EOF
 \$ORIGIN bench.test.
@@ -118,10 +69,16 @@ echo "www 20 IN A 127.0.10.2" >>"$tmp/plain.zone"
   echo "nothere.bench.test A"
 } >"$tmp/queries"
 # dnsperf loops over the file; 10 lines give the mix exactly.
+cat >"$tmp/expect" <<EOF
+www.bench.test 127.0.10.1 127.0.10.2
+mail.bench.test 192.0.2.25
+api.bench.test 192.0.2.26
+cdn.bench.test 192.0.2.27
+nothere.bench.test NXDOMAIN
+EOF
 
-# --- the servers: each function starts one on port $1 and prints its PID ---
-start_gslbd() {
-  go build -o "$tmp/gslbd" ./cmd/gslbd
+# --- the servers: each function starts one on port $1, sets SERVER_PID ---
+start_gslbd_www() {
   cat >"$tmp/services.yaml" <<EOF
 sites: [dc1, dc2]
 defaults:
@@ -136,22 +93,11 @@ services:
       dc1: [127.0.10.1, 127.0.10.2]
       dc2: [127.0.20.1]
 EOF
-  cat >"$tmp/gslbd.yaml" <<EOF
-node: {name: bench, site: dc1}
-dns:
-  listen: ["127.0.0.1:$1"]
-admin: {disabled: true}
-zones:
-  - origin: bench.test.
-    file: $tmp/static.zone
-services: $tmp/services.yaml
-log: {level: warn}
-EOF
-  GOMAXPROCS=1 taskset -c "$SERVER_CPU" "$tmp/gslbd" serve -config "$tmp/gslbd.yaml" >"$tmp/gslbd.log" 2>&1 &
-  echo $!
+  start_gslbd "$1" "$tmp/static.zone" "$tmp/services.yaml"
 }
 
 start_gdnsd() {
+  rm -rf "$tmp/gdnsd"
   mkdir -p "$tmp/gdnsd/zones" "$tmp/gdnsd/run" "$tmp/gdnsd/state"
   cp "$tmp/static.zone" "$tmp/gdnsd/zones/bench.test"
   echo "www 20 DYNA metafo!www" >>"$tmp/gdnsd/zones/bench.test"
@@ -183,10 +129,12 @@ plugins => {
 }
 EOF
   taskset -c "$SERVER_CPU" gdnsd -c "$tmp/gdnsd" start >"$tmp/gdnsd.log" 2>&1 &
-  echo $!
+  SERVER_PID=$!
+  track "$SERVER_PID"
 }
 
 start_nsd() {
+  rm -rf "$tmp/nsd"
   mkdir -p "$tmp/nsd"
   cp "$tmp/plain.zone" "$tmp/nsd/bench.test.zone"
   cat >"$tmp/nsd/nsd.conf" <<EOF
@@ -216,10 +164,12 @@ zone:
   zonefile: bench.test.zone
 EOF
   taskset -c "$SERVER_CPU" nsd -d -c "$tmp/nsd/nsd.conf" >>"$tmp/nsd.log" 2>&1 &
-  echo $!
+  SERVER_PID=$!
+  track "$SERVER_PID"
 }
 
 start_knot() {
+  rm -rf "$tmp/knot"
   mkdir -p "$tmp/knot"
   cp "$tmp/plain.zone" "$tmp/knot/bench.test.zone"
   cat >"$tmp/knot/knot.conf" <<EOF
@@ -229,6 +179,9 @@ server:
   tcp-workers: 1
   background-workers: 1
   rundir: "$tmp/knot"
+  pidfile: "$tmp/knot/knot.pid"
+control:
+  listen: "$tmp/knot/knot.sock"
 log:
   - target: stderr
     any: warning
@@ -243,152 +196,65 @@ zone:
   - domain: bench.test
     file: bench.test.zone
 EOF
-  taskset -c "$SERVER_CPU" knotd -c "$tmp/knot/knot.conf" -s "$tmp/knot/knot.sock" >"$tmp/knot.log" 2>&1 &
-  echo $!
+  taskset -c "$SERVER_CPU" knotd -c "$tmp/knot/knot.conf" >"$tmp/knot.log" 2>&1 &
+  SERVER_PID=$!
+  track "$SERVER_PID"
 }
 
-# descendants pid -> the PID and those of all its descendants.
-descendants() {
-  local p
-  echo "$1"
-  for p in $(pgrep -P "$1" 2>/dev/null || true); do descendants "$p"; done
-}
+wake=$(wakeup_latency)
+awake_start
+wake_awake=$(wakeup_latency)
+awake_stop
 
-# CPU ticks (user + system) of a server and all its descendants: NSD
-# answers from a grandchild (xfrd, then main, then the server process).
-cpu_ticks() {
-  local p t=0 x
-  for p in $(descendants "$1"); do
-    # utime and stime, counted after the command name, which may hold
-    # spaces ("nsd: server 1").
-    x=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}')
-    x=${x:-0}
-    t=$((t + x))
-  done
-  echo "$t"
-}
-total_ticks() { awk '/^cpu /{s=0; for (i=2; i<=NF; i++) s+=$i; print s - $5 - $6}' /proc/stat; } # busy, all CPUs
-
-wait_ready() { # port name
-  for _ in $(seq 300); do
-    [[ $(dig +short +time=1 +tries=1 -p "$1" @127.0.0.1 www.bench.test A 2>/dev/null | head -1) =~ ^127\. ]] && return 0
-    sleep 0.1
-  done
-  echo "compare: $2 did not answer www.bench.test; its log:" >&2
-  cat "$tmp/$2.log" >&2 || true
-  return 1
-}
-
-# verify port name: every name of the query file must get its right
-# answer, authoritative, before a run counts; a server that refuses, fails
-# or answers something else (a zone not loaded, a wrong config) stops the
-# comparison here, loudly, rather than yielding a fast-looking line.
-verify() {
-  local port=$1 name=$2 q want out status ans
-  while read -r q want; do
-    out=$(dig +norec +time=2 +tries=2 -p "$port" @127.0.0.1 "$q" A 2>&1) || true
-    status=$(sed -n 's/.*status: \([A-Z]*\).*/\1/p' <<<"$out" | head -1)
-    ans=$(awk '/^;; ANSWER SECTION:/ { a = 1; next } /^$/ { a = 0 } a && $4 == "A" { print $5 }' <<<"$out" | sort | tr '\n' ' ' | sed 's/ $//')
-    if [[ $want == NXDOMAIN ]]; then
-      [[ $status == NXDOMAIN ]] && grep -q 'flags:[^;]* aa' <<<"$out" && continue
-    else
-      [[ $status == NOERROR && $ans == "$want" ]] && grep -q 'flags:[^;]* aa' <<<"$out" && continue
-    fi
-    echo "compare: $name answers $q with ${status:-no reply} [${ans}], want $want (authoritative); its log:" >&2
-    cat "$tmp/$name.log" >&2 2>/dev/null || true
-    exit 1
-  done <<EOF
-www.bench.test 127.0.10.1 127.0.10.2
-mail.bench.test 192.0.2.25
-api.bench.test 192.0.2.26
-cdn.bench.test 192.0.2.27
-nothere.bench.test NXDOMAIN
-EOF
-}
-
-# check_perf name output: dnsperf's replies must all be NOERROR or
-# NXDOMAIN, and (nearly) none lost: at most the 500 in flight when the
-# time is up, plus 1%.
-check_perf() {
-  local name=$1 out=$2 codes lost sent
-  codes=$(awk -F: '/Response codes:/{print $2}' <<<"$out")
-  sent=$(awk '/Queries sent:/{print $3}' <<<"$out")
-  lost=$(awk '/Queries lost:/{print $3}' <<<"$out")
-  if grep -Eq 'SERVFAIL|REFUSED|FORMERR|NOTIMP' <<<"$codes" || [[ -z $sent || -z $lost ]] || ((lost > 500 + sent / 100)); then
-    echo "compare: $name: dnsperf got${codes}, ${lost:-?} of ${sent:-?} lost; not a fair run. dnsperf said:" >&2
-    echo "$out" >&2
-    exit 1
-  fi
-}
-
-# run_full port pid name -> prints "qps cpu_per_query_us" or "disturbed"
-run_full() {
-  local port=$1 pid=$2 name=$3 s0 s1 t0 t1 out qps n busy_other tck
-  tck=$(getconf CLK_TCK)
-  verify "$port" "$name"
-  s0=$(cpu_ticks "$pid"); t0=$(total_ticks)
-  out=$(taskset -c "$PERF_CPU" dnsperf -s 127.0.0.1 -p "$port" -d "$tmp/queries" -l "$SECS" -c 4 -q 500 2>&1)
-  s1=$(cpu_ticks "$pid"); t1=$(total_ticks)
-  check_perf "$name" "$out"
-  qps=$(awk '/Queries per second:/{print $4}' <<<"$out")
-  n=$(awk '/Queries completed:/{print $3}' <<<"$out")
-  # dnsperf keeps its core busy for the whole run: SECS*tck ticks. Whatever
-  # else the machine did beyond server + dnsperf is someone else's load.
-  busy_other=$(awk -v t=$((t1 - t0)) -v s=$((s1 - s0)) -v d=$((SECS * tck)) -v n="$NOISE" -v c="$ncpu" \
-    'BEGIN { o = t - s - d; print (o > n * c * d) ? 1 : 0 }')
-  if [[ $busy_other == 1 ]]; then echo disturbed; return; fi
-  awk -v q="$qps" -v n="$n" -v s=$((s1 - s0)) -v tck="$tck" 'BEGIN { printf "%s %.2f\n", q, s / tck / n * 1e6 }'
-}
-
-# run_half port qps -> prints "mean_ms p99_ms"
-run_half() {
-  local port=$1 rate=$2
-  taskset -c "$PERF_CPU" dnsperf -s 127.0.0.1 -p "$port" -d "$tmp/queries" -l "$SECS" -c 4 -q 500 -Q "$rate" -v 2>/dev/null |
-    awk '$1 == ">" && NF >= 5 { print $NF }' | sort -g |
-    awk '{ a[NR] = $1; s += $1 } END { if (NR == 0) { print "- -"; exit } i = int(NR * 0.99); if (i < 1) i = 1; printf "%.3f %.3f\n", s / NR * 1000, a[i] * 1000 }'
-}
-
-declare -A QPS CPU MEAN P99
-servers=(gslbd gdnsd nsd knot)
+declare -A QPS CPU BUSY MEAN P99 OTHERS
+read -ra servers <<<"${SERVERS:-gslbd gdnsd nsd knot}"
 for name in "${servers[@]}"; do
+  start=start_$name
+  [[ $name == gslbd ]] && start=start_gslbd_www
   # The port is free when picked, but the machine's other processes may
   # take it before the server binds it: try another then.
   for attempt in 1 2 3; do
     port=$(freeport)
-    pid=$("start_$name" "$port")
-    pids+=("$pid")
-    wait_ready "$port" "$name" && break
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+    "$start" "$port"
+    wait_answer "$port" "$name" www.bench.test && break
+    stop_tree "$SERVER_PID"
     ((attempt < 3)) || exit 1
     echo "compare: $name: starting again on another port" >&2
   done
-  sleep 1 # let health checks settle and caches warm
-  qs=() cs=()
-  tries=0
-  while ((${#qs[@]} < REPS)); do
-    ((tries++ < MAX_TRIES)) || { echo "compare: $name: too many disturbed runs; the machine is busy" >&2; break; }
-    r=$(run_full "$port" "$pid" "$name") || exit 1
-    if [[ $r == disturbed ]]; then echo "compare: $name: run disturbed by other load, repeating" >&2; continue; fi
-    qs+=("${r% *}"); cs+=("${r#* }")
-  done
-  ((${#qs[@]})) || { QPS[$name]=0; CPU[$name]=0; MEAN[$name]=-; P99[$name]=-; kill "$pid"; continue; }
-  med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-  QPS[$name]=$(med "${qs[@]}")
-  CPU[$name]=$(med "${cs[@]}")
-  half=$(awk -v q="${QPS[$name]}" 'BEGIN { printf "%d", q / 2 }')
-  verify "$port" "$name"
-  read -r MEAN[$name] P99[$name] < <(run_half "$port" "$half")
-  kill "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
+  # Health checks come up (gdnsd's first http_status round, gslbd's rise).
+  verify "$port" "$name" "$tmp/expect" 15
+  echo "compare: $name: $REPS runs of ${SECS}s at full speed" >&2
+  if repeat run_full "$port" "$SERVER_PID" "$name" "$tmp/queries" "$tmp/expect"; then
+    QPS[$name]=$(kept_median 1)
+    CPU[$name]=$(kept_median 2)
+    BUSY[$name]=$(kept_median 3)
+    OTHERS[$name]=$(kept_max 4)
+    half=$(awk -v q="${QPS[$name]}" 'BEGIN { printf "%d", q / 2 }')
+    echo "compare: $name: $REPS runs at $half queries/s" >&2
+    if repeat run_rate "$port" "$SERVER_PID" "$name" "$tmp/queries" "$tmp/expect" "$half"; then
+      MEAN[$name]=$(kept_median 1)
+      P99[$name]=$(kept_median 2)
+    fi
+  fi
+  stop_tree "$SERVER_PID"
 done
 
-printf '\n%-6s %12s %14s %14s %12s\n' server "queries/s" "CPU/query µs" "mean ms @½" "p99 ms @½"
+echo
+printf '%-6s %10s %13s %10s %12s %11s %8s\n' server "queries/s" "CPU/query µs" "core busy" "mean ms @½" "p99 ms @½" "outside"
 for name in "${servers[@]}"; do
-  printf '%-6s %12.0f %14s %14s %12s\n' "$name" "${QPS[$name]}" "${CPU[$name]}" "${MEAN[$name]}" "${P99[$name]}"
+  printf '%-6s %10s %13s %10s %12s %11s %8s\n' "$name" "${QPS[$name]:--}" "${CPU[$name]:--}" \
+    "$(awk -v b="${BUSY[$name]:-}" 'BEGIN { if (b == "") print "-"; else printf "%.0f%%", b * 100 }')" \
+    "${MEAN[$name]:--}" "${P99[$name]:--}" "${OTHERS[$name]:--}"
 done
+echo "(medians of $REPS runs of ${SECS}s; core busy: CPU per query times queries/s;"
+echo " @½: at half the median queries/s; outside: the most CPU, in cores, that anything outside"
+echo " the benchmark took during a kept run, at most NOISE=$NOISE)"
+echo "(the machine's own wake-up latency, p99 of how much a 1 ms sleep overruns: $wake;"
+echo " with the cores kept from halting, as during the latency runs (AWAKE=$AWAKE): $wake_awake)"
+awk -v b="$(printf '%s\n' "${BUSY[@]}" | sort -g | tail -1)" 'BEGIN { if (b != "" && b < 0.9)
+  printf "(no server'"'"'s core was more than %.0f%% busy: dnsperf'"'"'s core set the pace of the full-speed runs;\n CPU per query is what compares the servers)\n", b * 100 }'
 echo
 for peer in gdnsd nsd knot; do
-  awk -v p="$peer" -v gq="${QPS[gslbd]}" -v pq="${QPS[$peer]}" -v gc="${CPU[gslbd]}" -v pc="${CPU[$peer]}" \
-    'BEGIN { if (pq > 0 && pc > 0) printf "gslbd / %-5s queries/s %.2f   CPU per query %.2f\n", p, gq / pq, gc / pc }'
+  awk -v p="$peer" -v gq="${QPS[gslbd]:-0}" -v pq="${QPS[$peer]:-0}" -v gc="${CPU[gslbd]:-0}" -v pc="${CPU[$peer]:-0}" \
+    'BEGIN { if (pq > 0 && pc > 0 && gq > 0) printf "gslbd / %-5s queries/s %.2f   CPU per query %.2f\n", p, gq / pq, gc / pc }'
 done

@@ -85,8 +85,8 @@ func packed(b *testing.B, c dnstest.Case) []byte {
 
 // BenchmarkFastPath measures the UDP fast path from query bytes to reply
 // bytes, metrics included, socket excluded: what a reader does per
-// packet besides the two system calls. (A nearest-site policy with ECS
-// does not exist yet, so there is no case for it.)
+// packet besides the two system calls. (A nearest-policy name is not
+// answered by the fast path: BenchmarkNearestECS.)
 //
 //	go test -run '^$' -bench FastPath -benchmem ./resolver/
 func BenchmarkFastPath(b *testing.B) {
@@ -118,6 +118,110 @@ func BenchmarkFastPath(b *testing.B) {
 				hit.count(rd.shard)
 			}
 		})
+	}
+}
+
+// BenchmarkNearestECS measures a nearest-policy service name: the
+// answer depends on where the client is, so the fast path leaves it to
+// the general path. "ECS" carries an ECS option for eu's 192.0.2.0/24
+// (answered with fra's address, scope /24), "source" none (located by
+// the client's address, in eu too). For each:
+//   - wire: what a UDP reader does with the packet (udp.go handle): the
+//     fast path's parse, which declines it, Unpack, the general path,
+//     and the reply packed into a reused buffer; metrics included, the
+//     socket excluded, as in BenchmarkFastPath;
+//   - ServeDNS: the same from an unpacked message.
+//
+// udp_ECS is the whole server path over a real loopback socket, as in
+// BenchmarkUDPRoundTrip (the client allocates nothing).
+//
+//	go test -run '^$' -bench NearestECS -benchmem ./resolver/
+func BenchmarkNearestECS(b *testing.B) {
+	r, _ := newResolver(b, Config{})
+	r.Publish(State{Zones: regionSet(b, "")})
+	const want = "203.0.113.2" // fra, eu's first site
+	for _, bc := range []struct {
+		name string
+		req  *dns.Msg
+	}{
+		{"ECS", ecsQuery("near.example.org.", 1, 24, "192.0.2.0")},
+		{"source", dnstest.Case{Qname: "near.example.org.", Qtype: dns.TypeA, UDPSize: 1232}.Msg()},
+	} {
+		bc.req.Id = 0x1234
+		pkt, err := bc.req.Pack()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run("wire_"+bc.name, func(b *testing.B) {
+			rd := &reader{r: r, shard: 1}
+			out := make([]byte, 0, 2048)
+			w := dnstest.NewRecorder("192.0.2.77")
+			w.Pack = true
+			for b.Loop() {
+				st := r.cur.Load()
+				if _, ok := rd.fast(st, pkt, out, 0, netip.AddrPort{}); ok {
+					b.Fatal("answered by the fast path")
+				}
+				req := new(dns.Msg)
+				if err := req.Unpack(pkt); err != nil {
+					b.Fatal(err)
+				}
+				r.serve(w, req, rd.shard, time.Time{})
+				w.Msgs = w.Msgs[:0]
+			}
+			checkNearest(b, r, w, bc.req, want)
+		})
+		b.Run("ServeDNS_"+bc.name, func(b *testing.B) {
+			w := dnstest.NewRecorder("192.0.2.77")
+			w.Pack = true
+			for b.Loop() {
+				r.ServeDNS(w, bc.req)
+				w.Msgs = w.Msgs[:0]
+			}
+			checkNearest(b, r, w, bc.req, want)
+		})
+	}
+	b.Run("udp_ECS", func(b *testing.B) {
+		addr := startServers(b, r)
+		req := ecsQuery("near.example.org.", 1, 24, "198.51.100.0") // us: iad
+		pkt, err := req.Pack()
+		if err != nil {
+			b.Fatal(err)
+		}
+		conn, err := net.Dial("udp", addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer conn.Close()
+		buf := make([]byte, 4096)
+		for b.Loop() {
+			if _, err := conn.Write(pkt); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := conn.Read(buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		m := new(dns.Msg)
+		if err := m.Unpack(buf); err != nil {
+			b.Fatal(err)
+		}
+		if len(m.Answer) != 1 || m.Answer[0].(*dns.A).A.String() != "203.0.113.3" {
+			b.Fatalf("answer %v, want iad's 203.0.113.3", m.Answer)
+		}
+	})
+}
+
+// checkNearest fails b unless req, answered once more into w, gets the
+// one address want.
+func checkNearest(b *testing.B, r *Resolver, w *dnstest.Recorder, req *dns.Msg, want string) {
+	b.Helper()
+	w.Msgs = w.Msgs[:0]
+	r.ServeDNS(w, req)
+	m := w.Msg()
+	if m == nil || len(m.Answer) != 1 || m.Answer[0].(*dns.A).A.String() != want {
+		b.Fatalf("reply %v, want the one address %s", m, want)
 	}
 }
 

@@ -103,7 +103,7 @@ func TestWeightedIsDeterministicPerQuery(t *testing.T) {
 // 2001:db8:e::/48 prefer fra; us 198.51.100.0/25 prefers iad; everyone
 // else ams first), talk.example.org (a CNAME service) and
 // many.example.org (failover, 6 addresses, at most 2 per answer).
-func regionSet(t *testing.T, shuffle zones.Shuffle) *zones.Set {
+func regionSet(t testing.TB, shuffle zones.Shuffle) *zones.Set {
 	org := zones.NewZone("example.org.", "example.org.zone", parseZone(t, exampleOrg+`
 talk.ams  300 IN A 192.0.2.201
 talk.fra  300 IN A 192.0.2.202
