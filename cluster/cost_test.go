@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -181,5 +180,3 @@ func TestIdleCost(t *testing.T) {
 	}
 	t.Logf("idle cluster, per node (sent; CPU of the whole test process divided by the nodes)\n%s", out.String())
 }
-
-var errNoRusage = errors.New("no CPU accounting on this system")

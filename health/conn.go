@@ -47,7 +47,7 @@ func newKeptConn(conn net.Conn, tcp *net.TCPConn, owner *httpProbe, now time.Tim
 	age := maxConnAge/2 + rand.N(maxConnAge/2)
 	kc := &keptConn{conn: conn, tcp: tcp, owner: owner, retire: now.Add(age)}
 	if conn == net.Conn(tcp) {
-		kc.raw, _ = tcp.SyscallConn()
+		kc.raw = rawConn(tcp)
 	}
 	return kc
 }

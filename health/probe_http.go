@@ -385,7 +385,7 @@ func (t *rawTrip) Read(p []byte) (int, error) {
 func (t *rawTrip) io(fd uintptr) bool {
 	if !t.wrote {
 		t.wrote = true
-		k, err := retryEINTR(func() (int, error) { return syscall.Write(int(fd), t.req) })
+		k, err := retryEINTR(func() (int, error) { return sysWrite(fd, t.req) })
 		switch {
 		case err != nil:
 			t.err = os.NewSyscallError("write", err)
@@ -396,7 +396,7 @@ func (t *rawTrip) io(fd uintptr) bool {
 		}
 		return false
 	}
-	n, err := retryEINTR(func() (int, error) { return syscall.Read(int(fd), t.dst) })
+	n, err := retryEINTR(func() (int, error) { return sysRead(fd, t.dst) })
 	if err == syscall.EAGAIN {
 		return false
 	}
