@@ -519,3 +519,21 @@ func TestAnswerDualStack(t *testing.T) {
 			Qname: "mixed.example.org.", Qtype: dns.TypeMX, Authoritative: true, Ns: []string{svcSOA(20)}}},
 	})
 }
+
+// TestServiceNegativeTTLAcrossPublishes checks that a publish with the same
+// zones and new health (which reuses what depends on the zones only) keeps
+// the service TTL on negative answers at service names.
+func TestServiceNegativeTTLAcrossPublishes(t *testing.T) {
+	r, _ := newResolver(t, Config{})
+	w := dnstest.NewRecorder("192.0.2.9")
+	set := testSet(t)
+	nodata := dnstest.Case{Qname: "strict.example.org.", Qtype: dns.TypeAAAA, Authoritative: true, Ns: []string{svcSOA(10)}}
+	for i, h := range []Health{nil, amsDown, health{}} {
+		r.Publish(State{Zones: set, Health: h})
+		msgs := serve(r, w, nodata.Msg())
+		if len(msgs) != 1 {
+			t.Fatalf("publish %d: %d messages written, want 1", i, len(msgs))
+		}
+		nodata.Check(t, msgs[0])
+	}
+}

@@ -126,11 +126,11 @@ func New(cfg Config, reg prometheus.Registerer) (*Resolver, error) {
 // returns its generation, which increases by one with every call. s must
 // not change afterwards. Publish must be called from one goroutine only.
 func (r *Resolver) Publish(s State) uint64 {
-	st := newState(s, r.udpSize)
+	prev := r.cur.Load()
+	st := nextState(s, r.udpSize, prev)
 	r.gen++
 	st.gen = r.gen
 	st.debug = r.debug
-	prev := r.cur.Load()
 	r.attachStats(st, prev)
 	st.fast = buildFast(st, prev, r.none)
 	r.cur.Store(st)

@@ -48,7 +48,12 @@ type zoneInfo struct {
 
 // newState builds the snapshot for s. It copies what it changes and
 // leaves s.Zones untouched.
-func newState(s State, udpSize uint16) *state {
+func newState(s State, udpSize uint16) *state { return nextState(s, udpSize, nil) }
+
+// nextState is newState after prev: what depends only on the zones.Set
+// (the services' negative SOAs) is prev's when the set is the same, so a
+// publish that changes health or drains costs nothing per service here.
+func nextState(s State, udpSize uint16, prev *state) *state {
 	st := &state{
 		set:     s.Zones,
 		health:  s.Health,
@@ -59,6 +64,10 @@ func newState(s State, udpSize uint16) *state {
 	if s.Zones != nil {
 		for _, z := range s.Zones.Zones() {
 			st.zones[z.Origin] = &zoneInfo{neg: negativeSOA(z.SOA)}
+		}
+		if prev != nil && prev.set == s.Zones {
+			st.svcNeg = prev.svcNeg // never written after it is built
+			return st
 		}
 		for _, svc := range s.Zones.Services() {
 			zi := st.zones[svc.Zone]
