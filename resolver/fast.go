@@ -272,12 +272,7 @@ func (ft *fastTable) recordName(rec int) string {
 // record at rec.
 func (ft *fastTable) template(rec int, qtype uint16) (int, bool) {
 	a := ft.arena
-	off := rec + 5 + int(a[rec+4])
-	n := int(a[off] &^ absentNoData)
-	if a[off]&absentNoData != 0 {
-		off += 2
-	}
-	off++
+	off, n := ft.templates(rec)
 	for range n {
 		if binary.LittleEndian.Uint16(a[off:]) == qtype {
 			return off, true
@@ -336,17 +331,24 @@ func (ft *fastTable) sections(t int) []byte {
 
 // recordEnd returns the offset just past the name record at rec.
 func (ft *fastTable) recordEnd(rec int) int {
+	off, n := ft.templates(rec)
+	for range n {
+		off += tmplLen(ft.arena, off)
+	}
+	return off
+}
+
+// templates returns the offset of the first template of the name record
+// at rec and how many it has: they follow the name, the count byte and,
+// with absentNoData set, the zone index.
+func (ft *fastTable) templates(rec int) (off, n int) {
 	a := ft.arena
-	off := rec + 5 + int(a[rec+4])
-	n := int(a[off] &^ absentNoData)
+	off = rec + 5 + int(a[rec+4])
+	n = int(a[off] &^ absentNoData)
 	if a[off]&absentNoData != 0 {
 		off += 2
 	}
-	off++
-	for range n {
-		off += tmplLen(a, off)
-	}
-	return off
+	return off + 1, n
 }
 
 // insert adds the record at off, of hash h, to the table, growing it to
