@@ -188,20 +188,7 @@ func BenchmarkNearestECS(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		conn, err := net.Dial("udp", addr)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer conn.Close()
-		buf := make([]byte, 4096)
-		for b.Loop() {
-			if _, err := conn.Write(pkt); err != nil {
-				b.Fatal(err)
-			}
-			if _, err := conn.Read(buf); err != nil {
-				b.Fatal(err)
-			}
-		}
+		buf := udpRoundTrips(b, addr, pkt)
 		b.StopTimer()
 		m := new(dns.Msg)
 		if err := m.Unpack(buf); err != nil {
@@ -254,22 +241,30 @@ func BenchmarkUDPRoundTrip(b *testing.B) {
 				m.IsEdns0().Option = []dns.EDNS0{&dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: 8, Address: net.IPv4(10, 0, 0, 0)}}
 				pkt, _ = m.Pack()
 			}
-			conn, err := net.Dial("udp", addr)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer conn.Close()
-			buf := make([]byte, 4096)
-			for b.Loop() {
-				if _, err := conn.Write(pkt); err != nil {
-					b.Fatal(err)
-				}
-				if _, err := conn.Read(buf); err != nil {
-					b.Fatal(err)
-				}
-			}
+			udpRoundTrips(b, addr, pkt)
 		})
 	}
+}
+
+// udpRoundTrips sends pkt to addr over UDP and reads the reply, once per
+// iteration of b, and returns the last reply.
+func udpRoundTrips(b *testing.B, addr string, pkt []byte) []byte {
+	conn, err := net.Dial("udp", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	buf := make([]byte, 4096)
+	n := 0
+	for b.Loop() {
+		if _, err := conn.Write(pkt); err != nil {
+			b.Fatal(err)
+		}
+		if n, err = conn.Read(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return buf[:n]
 }
 
 // manyServices builds a zone with n failover services, two sites of two
