@@ -76,13 +76,7 @@ func TestFailover(t *testing.T) {
 	ctx := t.Context()
 	began := time.Now()
 
-	if _, err := h.startEndpoints(h.eps); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.startNodes(h.nodes); err != nil {
-		t.Fatal(err)
-	}
-	h.settle(ctx, "start")
+	h.startAll(t, ctx)
 
 	r := &scenarioRun{
 		t: t, ctx: ctx, h: h, stats: &digStats{}, breaches: map[string][]string{},
@@ -230,6 +224,18 @@ func (r *scenarioRun) siteTrial(i int) {
 	got, err = p.wait()
 	r.record(kindSiteReturns, i, t0, t0, "before the first dc1 endpoint accepted connections", got, err)
 	h.settle(r.ctx, fmt.Sprintf("trial 3.%d", i+1))
+}
+
+// startAll starts every endpoint and node of h and waits until they settle.
+func (h *harness) startAll(t *testing.T, ctx context.Context) {
+	t.Helper()
+	if _, err := h.startEndpoints(h.eps); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.startNodes(h.nodes); err != nil {
+		t.Fatal(err)
+	}
+	h.settle(ctx, "start")
 }
 
 // settle waits until every node answers all of dc1 and the cluster has

@@ -102,13 +102,7 @@ func TestNetworkFaults(t *testing.T) {
 	h := newHarnessIn(t, bin, dig, netThreeSites, lab)
 	ctx := t.Context()
 	began := time.Now()
-	if _, err := h.startEndpoints(h.eps); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.startNodes(h.nodes); err != nil {
-		t.Fatal(err)
-	}
-	h.settle(ctx, "start")
+	h.startAll(t, ctx)
 
 	res := newResults(kindBlackHoleOut, kindBlackHoleBack, kindBlackHoleWhole, kindKilledOut, kindKilledBack,
 		kindHungOut, kindHungBack, kindCutOut, kindCutBack, kindCutWhole, kindCutDrains)

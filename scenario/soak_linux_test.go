@@ -87,13 +87,7 @@ func TestSoak(t *testing.T) {
 	// the namespaces go only once they have.
 	t.Cleanup(perf.wg.Wait)
 
-	if _, err := h.startEndpoints(h.eps); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.startNodes(h.nodes); err != nil {
-		t.Fatal(err)
-	}
-	h.settle(ctx, "start")
+	h.startAll(t, ctx)
 	names := make([]string, len(h.nodes))
 	for i, n := range h.nodes {
 		names[i] = n.name

@@ -46,13 +46,7 @@ func TestTwoSitesTrust(t *testing.T) {
 	dig := requireDig(t)
 	h := newHarnessLayout(t, gslbdBinary(t), dig, twoSites)
 	ctx := t.Context()
-	if _, err := h.startEndpoints(h.eps); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.startNodes(h.nodes); err != nil {
-		t.Fatal(err)
-	}
-	h.settle(ctx, "start")
+	h.startAll(t, ctx)
 	dc1a, dc2a := h.nodes[0], h.nodes[1]
 	stats := &digStats{}
 

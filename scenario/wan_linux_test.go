@@ -44,13 +44,7 @@ func TestWAN(t *testing.T) {
 	lab := newNetLab(t, netClientIP, labSites(netThreeSites))
 	h := newHarnessIn(t, bin, dig, netThreeSites, lab)
 	ctx := t.Context()
-	if _, err := h.startEndpoints(h.eps); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.startNodes(h.nodes); err != nil {
-		t.Fatal(err)
-	}
-	h.settle(ctx, "start")
+	h.startAll(t, ctx)
 	stats := &digStats{}
 	w := h.wanPhase(ctx, lab, *wanLoss, *wanDelay, *wanFor, stats)
 	// The cluster is whole again once the links are clean.
