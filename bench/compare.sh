@@ -49,17 +49,7 @@ hport=$(freeport)
 start_backend "$hport" 127.0.10.1 127.0.10.2 127.0.20.1
 
 # --- the zone, the query file, the right answers ---
-serial=2024010101
-cat >"$tmp/static.zone" <<EOF
-\$ORIGIN bench.test.
-\$TTL 3600
-@     IN SOA ns1.bench.test. hostmaster.bench.test. $serial 7200 3600 1209600 300
-@     IN NS  ns1.bench.test.
-ns1   IN A   127.0.0.1
-mail  IN A   192.0.2.25
-api   IN A   192.0.2.26
-cdn   IN A   192.0.2.27
-EOF
+write_static_zone "$tmp/static.zone"
 cp "$tmp/static.zone" "$tmp/plain.zone"
 echo "www 20 IN A 127.0.10.1" >>"$tmp/plain.zone"
 echo "www 20 IN A 127.0.10.2" >>"$tmp/plain.zone"

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# Helpers shared by the on-demand benchmarks (compare.sh, sizes.sh):
-# sourced by them, never run alone, never part of make test.
+# Helpers shared by the on-demand benchmarks (compare.sh, sizes.sh) and
+# scripts/dnsperf.sh: sourced by them, never run alone, never part of
+# make test.
 #
 # What they share is how a run is made and judged:
 #   - the server runs on core SERVER_CPU, dnsperf on core PERF_CPU;
@@ -94,6 +95,24 @@ stop_tree() {
   done
   for p in "${ps[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   wait "$1" 2>/dev/null || true
+}
+
+# serial is the SOA serial of the benchmarks' zone bench.test.
+serial=2024010101
+
+# write_static_zone FILE: the static names of bench.test, which every
+# server of every benchmark serves.
+write_static_zone() {
+  cat >"$1" <<EOF
+\$ORIGIN bench.test.
+\$TTL 3600
+@     IN SOA ns1.bench.test. hostmaster.bench.test. $serial 7200 3600 1209600 300
+@     IN NS  ns1.bench.test.
+ns1   IN A   127.0.0.1
+mail  IN A   192.0.2.25
+api   IN A   192.0.2.26
+cdn   IN A   192.0.2.27
+EOF
 }
 
 # freeport: a port free on 127.0.0.1 for both UDP and TCP.

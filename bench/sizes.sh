@@ -45,16 +45,7 @@ dc1=() dc2=()
 for k in $(seq 8); do dc1+=("127.0.11.$k") dc2+=("127.0.21.$k"); done
 start_backend "$hport" "${dc1[@]}" "${dc2[@]}"
 
-cat >"$tmp/static.zone" <<EOF
-\$ORIGIN bench.test.
-\$TTL 3600
-@     IN SOA ns1.bench.test. hostmaster.bench.test. 2024010101 7200 3600 1209600 300
-@     IN NS  ns1.bench.test.
-ns1   IN A   127.0.0.1
-mail  IN A   192.0.2.25
-api   IN A   192.0.2.26
-cdn   IN A   192.0.2.27
-EOF
+write_static_zone "$tmp/static.zone"
 
 # generate n: $tmp/services.yaml, $tmp/queries and $tmp/expect for n
 # services. Service i has dc1: 127.0.11.(a+1), 127.0.11.(b+1) with

@@ -11,17 +11,9 @@ command -v dnsperf >/dev/null || ./scripts/install-deps.sh
 tmp=$(mktemp -d)
 trap 'kill $pid 2>/dev/null || true; rm -rf "$tmp"' EXIT
 go build -o "$tmp/gslbd" ./cmd/gslbd
-port=$(python3 - <<'PY'
-import socket
-while True:
-    t = socket.socket(); t.bind(("127.0.0.1", 0)); p = t.getsockname()[1]
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        u.bind(("127.0.0.1", p)); print(p); break
-    except OSError:
-        pass
-PY
-)
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+port=$(freeport)
 sed "s/127.0.0.1:0/127.0.0.1:$port/" testdata/dig/gslbd.yaml >"$tmp/gslbd.yaml"
 sed -i "s#file: ../demo/#file: $PWD/testdata/demo/#; s#services: services.yaml#services: $PWD/testdata/dig/services.yaml#" "$tmp/gslbd.yaml"
 "$tmp/gslbd" serve -config "$tmp/gslbd.yaml" -log-level warn &
