@@ -60,11 +60,7 @@ func TestCheckerKeepsConnections(t *testing.T) {
 			close(enough)
 		}
 	}))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
+	countConns(srv, &conns)
 	srv.Start()
 	defer srv.Close()
 	c, err := NewChecker(CheckerConfig{}, []Target{{

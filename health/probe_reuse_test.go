@@ -383,11 +383,7 @@ func TestHTTPProbeDisableReuse(t *testing.T) {
 func TestHTTPSProbeKeepsConnection(t *testing.T) {
 	var conns atomic.Int64
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
+	countConns(srv, &conns)
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the failed handshake is the point
 	srv.StartTLS()
 	defer srv.Close()
