@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gslbd/gslbd/internal/proctest"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -316,21 +317,6 @@ func cpuTime() (user, system time.Duration) {
 // procCPU is another process's user plus system CPU time, from
 // /proc/PID/stat; zero where that cannot be read.
 func procCPU(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// The fields after the command name, which is in parentheses.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	const clkTck = 100 // USER_HZ on Linux
-	return time.Duration(ut+st) * time.Second / clkTck
+	d, _ := proctest.CPU(pid)
+	return d
 }

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"net/netip"
-	"os"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gslbd/gslbd/internal/proctest"
 	"github.com/miekg/dns"
 )
 
@@ -147,7 +147,7 @@ func measureScale(t *testing.T, bin string, n int) string {
 		txp += float64(a.txPackets-b.txPackets) / secs
 		rx += float64(a.rxBytes-b.rxBytes) / secs
 		rxp += float64(a.rxPackets-b.rxPackets) / secs
-		cpu += float64(a.cpuTicks-b.cpuTicks) / 100 / secs
+		cpu += (a.cpu - b.cpu).Seconds() / secs
 		gtx += float64(a.gossipTx.bytes-b.gossipTx.bytes) / secs
 		gtxp += float64(a.gossipTx.packets-b.gossipTx.packets) / secs
 		grx += float64(a.gossipRx.bytes-b.gossipRx.bytes) / secs
@@ -191,7 +191,7 @@ type scaleSample struct {
 
 type nodeSample struct {
 	txBytes, txPackets, rxBytes, rxPackets uint64
-	cpuTicks                               uint64 // utime + stime, in clock ticks (100 Hz)
+	cpu                                    time.Duration // user plus system CPU time
 	gossipTx, gossipRx                     counter
 }
 
@@ -265,20 +265,16 @@ func (h *harness) sample(t *testing.T, lab *netLab) scaleSample {
 		if err := json.Unmarshal(out, &links); err != nil || len(links) != 1 {
 			t.Fatalf("counters of %s: %v: %s", n.name, err, out)
 		}
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", n.proc.cmd.Process.Pid))
+		cpu, err := proctest.CPU(n.proc.cmd.Process.Pid)
 		if err != nil {
 			t.Fatal(err)
 		}
-		// The fields after the command name, which is in parentheses.
-		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
-		ut, _ := strconv.ParseUint(f[11], 10, 64)
-		st, _ := strconv.ParseUint(f[12], 10, 64)
 		l := links[0].Stats
 		gtx, grx, err := readGossipCounters(lab, n.ns)
 		if err != nil {
 			t.Fatalf("gossip counters of %s: %v", n.name, err)
 		}
-		s.nodes[n.name] = nodeSample{l.TX.Bytes, l.TX.Packets, l.RX.Bytes, l.RX.Packets, ut + st, gtx, grx}
+		s.nodes[n.name] = nodeSample{l.TX.Bytes, l.TX.Packets, l.RX.Bytes, l.RX.Packets, cpu, gtx, grx}
 	}
 	return s
 }

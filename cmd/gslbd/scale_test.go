@@ -8,11 +8,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gslbd/gslbd/internal/proctest"
 	"github.com/gslbd/gslbd/resolver"
 )
 
@@ -107,24 +107,8 @@ func newSteps() func() string {
 // cpuTime returns the process's CPU time so far from /proc/self/stat
 // (0 where there is none).
 func cpuTime() time.Duration {
-	b, err := os.ReadFile("/proc/self/stat")
-	if err != nil {
-		return 0
-	}
-	// The fields after the command name, which is in parentheses.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	// utime and stime (fields 14 and 15 of the line), in clock ticks of
-	// 1/100 s on Linux.
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	k, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(u+k) * 10 * time.Millisecond
+	d, _ := proctest.CPU(0)
+	return d
 }
 
 // memory reads the resident set size and its peak from /proc/self/status.
