@@ -14,8 +14,10 @@
 #   - REPS runs of SECS seconds at full speed: the median queries/s, the
 #     median server CPU per query (the server's CPU time from /proc over
 #     the queries answered) and how busy the server's core was;
-#   - REPS runs at half that median rate, each reply's latency written by
-#     dnsperf -v to memory: the median of the runs' mean and p99 latency.
+#   - REPS runs at half that median rate with a latency probe beside the
+#     load (a second dnsperf at 1,000 queries/s, one at a time, at a
+#     real-time priority; see run_rate): the median of the runs' mean
+#     (the load's) and p99 (the probe's) latency.
 #     During these runs an idle-priority busy loop keeps each core from
 #     halting (AWAKE=0: not): a halted virtual CPU takes the host's time
 #     to wake, which would be measured instead of the server; the
