@@ -152,7 +152,10 @@ for s in servers[1:]:
     threading.Thread(target=s.serve_forever, daemon=True).start()
 servers[0].serve_forever()
 PY
-  python3 "$tmp/backend.py" "$port" "$@" 2>"$tmp/backend.log" &
+  # On the load generator's core: the server's core is the server's
+  # alone, and the endpoints answer its health checks (every 500 ms for
+  # gslbd) on the other, as they would from another machine.
+  taskset -c "$PERF_CPU" python3 "$tmp/backend.py" "$port" "$@" 2>"$tmp/backend.log" &
   BACKEND_PID=$!
   track "$BACKEND_PID"
   for a in "$@"; do
@@ -248,7 +251,7 @@ tree_ticks() {
   for p in $(descendants "$1"); do
     # utime and stime, counted after the command name, which may hold
     # spaces ("nsd: server 1").
-    x=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}')
+    x=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk -v f="${2:-}" '{print f == "user" ? $12 : f == "sys" ? $13 : $12 + $13}')
     t=$((t + ${x:-0}))
   done
   echo "$t"
@@ -340,20 +343,20 @@ d.sort(); print("%.2f" % (d[int(len(d) * 0.99)] * 1000))')")
 # and the endpoints' from /proc, and what is left of the machine's busy
 # time is load from outside.
 measure() {
-  local pid=$1 m0 m1 s0 s1 b0 b1 k0 k1 w0 w1 perf
+  local pid=$1 m0 m1 s0 s1 su0 su1 b0 b1 k0 k1 w0 w1 perf
   shift
   # The processes' counters are read outside the machine's window (the
   # commands that read them take time of their own, much of it on a
   # busy machine), so that no part of it counts twice.
   proc_cpu >"$tmp/ps0"
-  s0=$(tree_ticks "$pid") b0=$(tree_ticks "$BACKEND_PID") k0=$(($(kernel_ticks) + $(awake_ticks)))
+  s0=$(tree_ticks "$pid") b0=$(tree_ticks "$BACKEND_PID") k0=$(($(kernel_ticks) + $(awake_ticks))) su0=$(tree_ticks "$pid" user)
   read -r m0 w0 < <(machine_ticks)
   (
     taskset -c "$PERF_CPU" dnsperf "$@" >"$perf_out" 2>&1 || true
     times >"$tmp/perf.times"
   )
   read -r m1 w1 < <(machine_ticks)
-  s1=$(tree_ticks "$pid") b1=$(tree_ticks "$BACKEND_PID") k1=$(($(kernel_ticks) + $(awake_ticks)))
+  s1=$(tree_ticks "$pid") b1=$(tree_ticks "$BACKEND_PID") k1=$(($(kernel_ticks) + $(awake_ticks))) su1=$(tree_ticks "$pid" user)
   proc_cpu >"$tmp/ps1"
   # times: the subshell's line, then its children's (dnsperf): "0m1.234s 0m0.567s".
   perf=$(awk -v tck="$TCK" 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); print int((u[1] * 60 + u[2] + s[1] * 60 + s[2]) * tck + 0.5) }' "$tmp/perf.times")
@@ -362,7 +365,7 @@ measure() {
   RUN_OTHERS=$(awk -v o=$((m1 - m0 - (s1 - s0) - perf - (b1 - b0) - (k1 - k0))) -v tck="$TCK" -v w="$RUN_WALL" \
     'BEGIN { o = o / tck / w; if (o < 0) o = 0; printf "%.3f", o }')
   if [[ -n ${BENCH_DEBUG:-} ]]; then
-    echo "bench: run of ${RUN_WALL}s, in ticks: machine $((m1 - m0)), server $((s1 - s0)), dnsperf $perf, endpoints $((b1 - b0)), ksoftirqd and awake loops $((k1 - k0)); outside $RUN_OTHERS of a core (machine - server - one core: $(awk -v o=$((m1 - m0 - (s1 - s0))) -v tck="$TCK" -v w="$RUN_WALL" 'BEGIN { printf "%.3f", o / tck / w - 1 }'))" >&2
+    echo "bench: run of ${RUN_WALL}s, in ticks: machine $((m1 - m0)), server $((s1 - s0)) ($((su1 - su0)) user), dnsperf $perf, endpoints $((b1 - b0)), ksoftirqd and awake loops $((k1 - k0)); outside $RUN_OTHERS of a core (machine - server - one core: $(awk -v o=$((m1 - m0 - (s1 - s0))) -v tck="$TCK" -v w="$RUN_WALL" 'BEGIN { printf "%.3f", o / tck / w - 1 }'))" >&2
   fi
   RUN_DISTURBED=$(awk -v o="$RUN_OTHERS" -v n="$NOISE" 'BEGIN { print (o > n) ? 1 : 0 }')
   if ((RUN_DISTURBED)); then
@@ -504,3 +507,33 @@ repeat() {
     KEPT+=("$r")
   done
 }
+
+# keep_one file what...: runs the command what... until a run is not
+# disturbed (at most MAX_TRIES tries, waiting RETRY_WAIT seconds after a
+# disturbed one) and appends that run's result line to file. For
+# interleaved rounds (one run of each server, or size, per round), which
+# put the machine's slow drifts on every contender alike rather than on
+# whichever ran while the drift lasted. Returns 1 when every try was
+# disturbed.
+keep_one() {
+  local file=$1 r o c tries=0
+  shift
+  while ((tries++ < MAX_TRIES)); do
+    r=$("$@") || exit 1
+    if [[ $r == disturbed* ]]; then
+      read -r _ o c <<<"$r"
+      echo "bench: run disturbed: ${o} of a core went elsewhere (${c:-?}); repeating in ${RETRY_WAIT}s" >&2
+      sleep "$RETRY_WAIT"
+      continue
+    fi
+    echo "$r" >>"$file"
+    return 0
+  done
+  echo "bench: too many disturbed runs in a row; the machine is busy" >&2
+  return 1
+}
+
+# file_median file n, file_max file n: the median and the largest of field
+# n over the lines of file.
+file_median() { awk -v n="$2" '{ print $n }' "$1" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+file_max() { awk -v n="$2" '{ print $n }' "$1" | sort -g | tail -1; }
