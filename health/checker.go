@@ -467,20 +467,20 @@ func (c *Checker) probe(g *group) {
 	ctx, k := g.ctx, g.key
 	gc := g.cfg.Load()
 	timeout, interval := k.timeout, k.interval
+	start := time.Now()
 	if k.remote {
-		timeout, interval = pathTiming(k.kind, k.timeout, k.interval, g.path)
+		// A probe that finds a kept connection needs no connect.
+		timeout, interval = pathTiming(k.kind, !g.conns.kept(start), k.timeout, k.interval, g.path)
 	}
 	trace := &g.trace
-	trace.connect, trace.connected = 0, false
-	start := time.Now()
+	trace.reset()
+	trace.wantRTT = k.remote
 	err := runProbe(g.tctx, gc.probe, k.addr, timeout)
 	end := time.Now()
 	if ctx.Err() != nil {
 		return // stopping or removed: a cancelled probe says nothing about the target
 	}
-	if trace.connected {
-		g.path.observe(trace.connect)
-	}
+	trace.feed(&g.path)
 
 	var (
 		pending bool
