@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"maps"
 	"net/netip"
+	"os"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -23,6 +25,8 @@ var (
 		"comma-separated cluster sizes for TestGossipScale (e.g. 3,10,30); empty skips it")
 	gossipIdle = flag.Duration("scenario.gossipidle", 20*time.Second,
 		"how long TestGossipScale measures an idle cluster")
+	gossipTrials = flag.Int("scenario.gossiptrials", 1,
+		"how many failovers of the first site TestGossipScale measures per cluster size (at most 50)")
 )
 
 // scaleLayout is n nodes in max(3, min(10, n/3)) sites, one network
@@ -70,9 +74,16 @@ func labSpaces(lay layout) map[string][]string {
 // figure with 30 pollers on two cores). On demand only:
 //
 //	go test ./scenario -run TestGossipScale -v -count=1 -scenario.gossipscale=3,10,30 -timeout 30m
+//
+// With -scenario.gossiptrials=N each cluster fails its first site over N
+// times (see failoverTrials) and the failover column is the p99 of the
+// trials.
 func TestGossipScale(t *testing.T) {
 	if *gossipScale == "" {
 		t.Skip("skipped: on demand, with -scenario.gossipscale=3,10,30")
+	}
+	if *gossipTrials < 1 || *gossipTrials > 50 {
+		t.Fatalf("-scenario.gossiptrials=%d: want 1 to 50", *gossipTrials)
 	}
 	requireLab(t)
 	bin := gslbdBinary(t)
@@ -155,11 +166,35 @@ func measureScale(t *testing.T, bin string, n int) string {
 	}
 	k := float64(len(h.nodes))
 
-	// Failover: the first site dies.
-	nodes, eps := h.sitesOf(first)
+	took := h.failoverTrials(t, lab, first, *gossipTrials)
+	sites := len(h.eps)
+	return fmt.Sprintf("%6d %6d %10.0f %10.1f %10.0f %10.1f %10.0f %10.1f %10.0f %10.1f %9.2f %10.3f\n",
+		n, sites, gtx/k, gtxp/k, grx/k, grxp/k, tx/k, txp/k, rx/k, rxp/k, cpu/k*100, took.Seconds())
+}
+
+// failoverTrials fails site over trials times and returns the p99 (with
+// few trials, the slowest) of the time until every node of the other
+// sites answers without it. Each trial black-holes the site's namespaces
+// (its nodes and its endpoint fall silent for everyone else: probes and
+// gossip time out), measures, lifts the black hole and waits until every
+// node answers the site again and the cluster has converged, then lets it
+// idle a few seconds so that the next trial starts with kept probe
+// connections and random probe phases. The last trial also kills the
+// site's processes, as a single trial always did; before that, behind the
+// black hole, a kill would change nothing the other nodes can see.
+//
+// Each trial logs, besides the answer times, when each surviving node's
+// own probes took the site's endpoint down (from its log) and the earliest
+// moment the merge rules could withdraw it: when a strict majority of the
+// other sites each had a majority of their nodes saying down (quorum).
+// What lies between that and the slowest answer is gossip, staleness and
+// publishing.
+func (h *harness) failoverTrials(t *testing.T, lab *netLab, site string, trials int) time.Duration {
+	ctx := t.Context()
+	nodes, eps := h.sitesOf(site)
 	var others []*node
 	for _, nd := range h.nodes {
-		if nd.site != first {
+		if nd.site != site {
 			others = append(others, nd)
 		}
 	}
@@ -167,19 +202,139 @@ func measureScale(t *testing.T, bin string, n int) string {
 	for _, nd := range nodes {
 		rules = append(rules, blackHole(nd.ns)...)
 	}
-	t0 := time.Now()
-	if err := lab.wire(rules...); err != nil {
-		t.Fatal(err)
+	var tooks, verdicts, quorums []time.Duration
+	for i := range trials {
+		last := i == trials-1
+		offsets := logOffsets(others)
+		t0 := time.Now()
+		if err := lab.wire(rules...); err != nil {
+			t.Fatal(err)
+		}
+		var ps []*proc
+		if last {
+			_, ps = h.kill(nodes, eps)
+		}
+		answered, err := h.dnsPollTimes(ctx, lab, others, h.noSite(site))
+		if err != nil {
+			t.Fatal(err)
+		}
+		took := time.Since(t0)
+		reap(ps)
+		var ans []time.Duration
+		for _, at := range answered {
+			ans = append(ans, at.Sub(t0))
+		}
+		// The nodes' own verdicts may come after the answers changed
+		// (the other sites' votes decided): give the slowest time to
+		// log it.
+		hold(ctx, 1500*time.Millisecond)
+		own, quorum := downVerdicts(t, others, offsets, eps, t0)
+		as, os := summarize(ans), summarize(slices.Collect(maps.Values(own)))
+		tooks, quorums = append(tooks, took), append(quorums, quorum)
+		verdicts = append(verdicts, os.max)
+		t.Logf("trial %d: every node answered without %s after %ss (nodes: min %ss, median %ss); own probes down: min %ss, median %ss, max %ss (%d of %d nodes); quorum of sites %ss",
+			i+1, site, secs(took), secs(as.min), secs(as.median), secs(os.min), secs(os.median), secs(os.max), len(own), len(others), secs(quorum))
+		if last {
+			break
+		}
+		t1 := time.Now()
+		if err := lab.wire(); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.dnsPoll(ctx, lab, h.nodes, h.steady(site)); err != nil {
+			t.Fatal(err)
+		}
+		back := time.Since(t1)
+		for range 2 {
+			if err = h.waitConverged(ctx); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("trial %d: healed: %s back everywhere after %ss, converged after %ss", i+1, site, secs(back), secs(time.Since(t1)))
+		hold(ctx, 5*time.Second)
 	}
-	_, ps := h.kill(nodes, eps)
-	if err := h.dnsPoll(ctx, lab, others, h.noSite(first)); err != nil {
-		t.Fatal(err)
+	if trials > 1 {
+		s, v, q := summarize(tooks), summarize(verdicts), summarize(quorums)
+		t.Logf("%d nodes, %d trials, seconds (min / median / p99 / max):\n  every node answers without %s: %s / %s / %s / %s\n  quorum of sites says down:     %s / %s / %s / %s\n  last node's own probes down:   %s / %s / %s / %s",
+			len(h.nodes), trials, site, secs(s.min), secs(s.median), secs(s.p99), secs(s.max),
+			secs(q.min), secs(q.median), secs(q.p99), secs(q.max), secs(v.min), secs(v.median), secs(v.p99), secs(v.max))
 	}
-	took := time.Since(t0)
-	reap(ps)
-	sites := len(h.eps)
-	return fmt.Sprintf("%6d %6d %10.0f %10.1f %10.0f %10.1f %10.0f %10.1f %10.0f %10.1f %9.2f %10.3f\n",
-		n, sites, gtx/k, gtxp/k, grx/k, grxp/k, tx/k, txp/k, rx/k, rxp/k, cpu/k*100, took.Seconds())
+	return summarize(tooks).p99
+}
+
+// logOffsets returns the size of each node's log.
+func logOffsets(nodes []*node) map[string]int64 {
+	out := map[string]int64{}
+	for _, n := range nodes {
+		if fi, err := os.Stat(n.log); err == nil {
+			out[n.name] = fi.Size()
+		}
+	}
+	return out
+}
+
+// downVerdicts reads what each node logged after its offset and returns,
+// per node, when (after t0) its own probes first took an endpoint of eps
+// down, and the earliest moment at which a strict majority of the sites
+// of nodes had each a majority of their nodes saying down (zero when they
+// never had).
+func downVerdicts(t *testing.T, nodes []*node, offsets map[string]int64, eps []*endpoint, t0 time.Time) (map[string]time.Duration, time.Duration) {
+	own := map[string]time.Duration{}
+	for _, n := range nodes {
+		data, err := os.ReadFile(n.log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data = data[min(offsets[n.name], int64(len(data))):]
+		for line := range strings.Lines(string(data)) {
+			if !strings.Contains(line, `msg="target state changed"`) || !strings.Contains(line, " to=down") {
+				continue
+			}
+			hit := false
+			for _, e := range eps {
+				hit = hit || strings.Contains(line, "/"+e.addr.Addr().String()+" ")
+			}
+			ts, ok := strings.CutPrefix(line, "time=")
+			if !hit || !ok {
+				continue
+			}
+			ts, _, _ = strings.Cut(ts, " ")
+			at, err := time.Parse(time.RFC3339Nano, ts)
+			if err != nil || at.Before(t0) {
+				continue
+			}
+			if _, seen := own[n.name]; !seen {
+				own[n.name] = at.Sub(t0)
+			}
+		}
+	}
+	// Each site says down when a majority of its nodes do; the quorum
+	// is the strict majority of sites.
+	bySite := map[string][]time.Duration{}
+	size := map[string]int{}
+	for _, n := range nodes {
+		size[n.site]++
+		if d, ok := own[n.name]; ok {
+			bySite[n.site] = append(bySite[n.site], d)
+		}
+	}
+	var siteDown []time.Duration
+	for site, ds := range bySite {
+		need := size[site]/2 + 1
+		if len(ds) >= need {
+			slices.Sort(ds)
+			siteDown = append(siteDown, ds[need-1])
+		}
+	}
+	need := len(size)/2 + 1
+	if len(siteDown) < need {
+		return own, 0
+	}
+	slices.Sort(siteDown)
+	return own, siteDown[need-1]
 }
 
 // scaleSample is every node's interface counters and CPU time at one
@@ -282,8 +437,19 @@ func (h *harness) sample(t *testing.T, lab *netLab) scaleSample {
 // dnsPoll asks every node of nodes for qname A every 20ms from the client
 // namespace until its answer meets cond, or fails after waitBound.
 func (h *harness) dnsPoll(ctx context.Context, lab *netLab, nodes []*node, cond condition) error {
+	_, err := h.dnsPollTimes(ctx, lab, nodes, cond)
+	return err
+}
+
+// dnsPollTimes is dnsPoll, and returns when each node's first answer that
+// met cond arrived.
+func (h *harness) dnsPollTimes(ctx context.Context, lab *netLab, nodes []*node, cond condition) (map[string]time.Time, error) {
 	dial := lab.dialer("client")
-	var wg sync.WaitGroup
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		when = map[string]time.Time{}
+	)
 	errs := make(chan error, len(nodes))
 	deadline := time.Now().Add(waitBound)
 	for _, n := range nodes {
@@ -299,6 +465,9 @@ func (h *harness) dnsPoll(ctx context.Context, lab *netLab, nodes []*node, cond 
 			for time.Now().Before(deadline) && ctx.Err() == nil {
 				last = queryOnce(conn)
 				if cond.ok(last) {
+					mu.Lock()
+					when[n.name] = last.end
+					mu.Unlock()
 					return
 				}
 				time.Sleep(20 * time.Millisecond)
@@ -309,9 +478,9 @@ func (h *harness) dnsPoll(ctx context.Context, lab *netLab, nodes []*node, cond 
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		return err
+		return nil, err
 	}
-	return nil
+	return when, nil
 }
 
 func queryOnce(conn *dns.Conn) answer {
