@@ -22,10 +22,16 @@
 // state (a failure while not Down, a success while Down) is confirmed by
 // another probe Interval/5 after the first one started, so with Fall 2 a
 // target that refuses connections is Down at most about 1.1×500ms +
-// 1.1×100ms ≈ 0.66s after it died, and one that hangs at most about
-// 0.55s + 2×300ms ≈ 1.2s after. A single lost or slow probe is outvoted
-// by its confirmation and never flips the state. Recovery with Rise 2 is
-// as fast. These are the figures for this node's own site; probes across
+// 1.1×100ms ≈ 0.66s after it died. A probe of an Up target that has had
+// no answer after half its Timeout gets its confirmation at once, on a
+// new connection, alongside it (a hedge; see the Checker), so one that
+// hangs or is black-holed is Down at most about 0.55s + 150ms + 300ms ≈
+// 1.0s after it stopped answering (1.2s without the hedge). A single lost
+// or slow probe is outvoted by its confirmation and never flips the
+// state: a lost packet stalls one connection, and the other probe
+// answers. An endpoint that takes more than half its Timeout to answer
+// gets two probes each time. Recovery with Rise 2 is as fast as the
+// refused case. These are the figures for this node's own site; probes across
 // sites add the path (below).
 //
 // # Probes across sites
@@ -58,10 +64,10 @@
 //
 // A dead remote endpoint is still judged quickly: the estimate is fed by
 // completed connects and exchanges only, so an endpoint that stops answering does not
-// stretch its own timeout, and it is Down at most about 1.1×I' + 2×T'
+// stretch its own timeout, and it is Down at most about 1.1×I' + 1.5×T'
 // after it died (refusing: 1.1×I' + 1.1×I'/5 plus a round trip). With
 // the defaults and a steady 200ms path T' ≈ 0.7s for HTTP and the bound
-// is about 2.2s (HTTPS: T' ≤ 1.1s, bound 3.4s); a path slower than 200ms a
+// is about 1.8s (HTTPS: T' ≤ 1.1s, bound 2.8s); a path slower than 200ms a
 // round trip needs a longer configured timeout. On a LAN
 // (RTO well under a millisecond) T' is the configured Timeout to the
 // millisecond and the figures of the previous section hold.
