@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"maps"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -202,7 +203,7 @@ func (h *harness) failoverTrials(t *testing.T, lab *netLab, site string, trials 
 	for _, nd := range nodes {
 		rules = append(rules, blackHole(nd.ns)...)
 	}
-	var tooks, verdicts, quorums []time.Duration
+	var tooks, verdicts, quorums, stales []time.Duration
 	for i := range trials {
 		last := i == trials-1
 		offsets := logOffsets(others)
@@ -214,8 +215,12 @@ func (h *harness) failoverTrials(t *testing.T, lab *netLab, site string, trials 
 		if last {
 			_, ps = h.kill(nodes, eps)
 		}
+		wctx, stopWatch := context.WithCancel(ctx)
+		watched := make(chan verdictTimes, 1)
+		go func() { watched <- h.watchVerdict(wctx, others[0], eps[0], t0) }()
 		answered, err := h.dnsPollTimes(ctx, lab, others, h.noSite(site))
 		if err != nil {
+			stopWatch()
 			t.Fatal(err)
 		}
 		took := time.Since(t0)
@@ -228,12 +233,16 @@ func (h *harness) failoverTrials(t *testing.T, lab *netLab, site string, trials 
 		// (the other sites' votes decided): give the slowest time to
 		// log it.
 		hold(ctx, 1500*time.Millisecond)
+		stopWatch()
+		w := <-watched
 		own, quorum := downVerdicts(t, others, offsets, eps, t0)
 		as, os := summarize(ans), summarize(slices.Collect(maps.Values(own)))
 		tooks, quorums = append(tooks, took), append(quorums, quorum)
 		verdicts = append(verdicts, os.max)
-		t.Logf("trial %d: every node answered without %s after %ss (nodes: min %ss, median %ss); own probes down: min %ss, median %ss, max %ss (%d of %d nodes); quorum of sites %ss",
-			i+1, site, secs(took), secs(as.min), secs(as.median), secs(os.min), secs(os.median), secs(os.max), len(own), len(others), secs(quorum))
+		t.Logf("trial %d: every node answered without %s after %ss (nodes: min %ss, median %ss); own probes down: min %ss, median %ss, max %ss (%d of %d nodes); quorum of sites %ss; at %s: site silent (stale) %ss, endpoint withdrawn %ss",
+			i+1, site, secs(took), secs(as.min), secs(as.median), secs(os.min), secs(os.median), secs(os.max), len(own), len(others), secs(quorum),
+			others[0].name, secs(w.silent), secs(w.down))
+		stales = append(stales, w.silent)
 		if last {
 			break
 		}
@@ -257,12 +266,62 @@ func (h *harness) failoverTrials(t *testing.T, lab *netLab, site string, trials 
 		hold(ctx, 5*time.Second)
 	}
 	if trials > 1 {
-		s, v, q := summarize(tooks), summarize(verdicts), summarize(quorums)
-		t.Logf("%d nodes, %d trials, seconds (min / median / p99 / max):\n  every node answers without %s: %s / %s / %s / %s\n  quorum of sites says down:     %s / %s / %s / %s\n  last node's own probes down:   %s / %s / %s / %s",
+		s, v, q, st := summarize(tooks), summarize(verdicts), summarize(quorums), summarize(stales)
+		t.Logf("%d nodes, %d trials, seconds (min / median / p99 / max):\n  every node answers without %s: %s / %s / %s / %s\n  quorum of sites says down:     %s / %s / %s / %s\n  last node's own probes down:   %s / %s / %s / %s\n  %s silent at %s (stale):      %s / %s / %s / %s",
 			len(h.nodes), trials, site, secs(s.min), secs(s.median), secs(s.p99), secs(s.max),
-			secs(q.min), secs(q.median), secs(q.p99), secs(q.max), secs(v.min), secs(v.median), secs(v.p99), secs(v.max))
+			secs(q.min), secs(q.median), secs(q.p99), secs(q.max), secs(v.min), secs(v.median), secs(v.p99), secs(v.max),
+			site, others[0].name, secs(st.min), secs(st.median), secs(st.p99), secs(st.max))
 	}
 	return summarize(tooks).p99
+}
+
+// verdictTimes is when, after a site fell silent, one node's merged view
+// first said that the site's endpoint's own site is silent (its nodes'
+// reports are stale) and first withdrew the endpoint; zero when not seen.
+type verdictTimes struct{ silent, down time.Duration }
+
+// watchVerdict polls n's status every 20ms until ctx is done and returns
+// when it first saw ep's site silent, and ep withdrawn.
+func (h *harness) watchVerdict(ctx context.Context, n *node, ep *endpoint, t0 time.Time) verdictTimes {
+	var out verdictTimes
+	id := "/" + ep.site + "/" + ep.addr.Addr().String()
+	for ctx.Err() == nil && (out.silent == 0 || out.down == 0) {
+		var doc struct {
+			Services []struct {
+				Sites []struct {
+					Endpoints []struct {
+						ID     string `json:"id"`
+						Up     bool   `json:"up"`
+						Reason string `json:"reason"`
+					} `json:"endpoints"`
+				} `json:"sites"`
+			} `json:"services"`
+		}
+		err := h.api(ctx, n, http.MethodGet, "/api/v1/status", h.readToken, nil, &doc, http.StatusOK)
+		at := time.Since(t0)
+		if err == nil {
+			for _, svc := range doc.Services {
+				for _, st := range svc.Sites {
+					for _, e := range st.Endpoints {
+						if !strings.HasSuffix(e.ID, id) {
+							continue
+						}
+						if out.silent == 0 && strings.Contains(e.Reason, "silent") {
+							out.silent = at
+						}
+						if out.down == 0 && !e.Up {
+							out.down = at
+						}
+					}
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return out
 }
 
 // logOffsets returns the size of each node's log.
