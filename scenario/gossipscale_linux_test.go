@@ -218,7 +218,7 @@ func (h *harness) failoverTrials(t *testing.T, lab *netLab, site string, trials 
 		wctx, stopWatch := context.WithCancel(ctx)
 		watched := make(chan verdictTimes, 1)
 		go func() { watched <- h.watchVerdict(wctx, others[0], eps[0], t0) }()
-		answered, err := h.dnsPollTimes(ctx, lab, others, h.noSite(site))
+		answered, lost, err := h.dnsPollTimes(ctx, lab, others, h.noSite(site))
 		if err != nil {
 			stopWatch()
 			t.Fatal(err)
@@ -239,9 +239,9 @@ func (h *harness) failoverTrials(t *testing.T, lab *netLab, site string, trials 
 		as, os := summarize(ans), summarize(slices.Collect(maps.Values(own)))
 		tooks, quorums = append(tooks, took), append(quorums, quorum)
 		verdicts = append(verdicts, os.max)
-		t.Logf("trial %d: every node answered without %s after %ss (nodes: min %ss, median %ss); own probes down: min %ss, median %ss, max %ss (%d of %d nodes); quorum of sites %ss; at %s: site silent (stale) %ss, endpoint withdrawn %ss",
+		t.Logf("trial %d: every node answered without %s after %ss (nodes: min %ss, median %ss); own probes down: min %ss, median %ss, max %ss (%d of %d nodes); quorum of sites %ss; at %s: site silent (stale) %ss, endpoint withdrawn %ss; %d queries unanswered",
 			i+1, site, secs(took), secs(as.min), secs(as.median), secs(os.min), secs(os.median), secs(os.max), len(own), len(others), secs(quorum),
-			others[0].name, secs(w.silent), secs(w.down))
+			others[0].name, secs(w.silent), secs(w.down), lost)
 		stales = append(stales, w.silent)
 		if last {
 			break
@@ -496,38 +496,55 @@ func (h *harness) sample(t *testing.T, lab *netLab) scaleSample {
 // dnsPoll asks every node of nodes for qname A every 20ms from the client
 // namespace until its answer meets cond, or fails after waitBound.
 func (h *harness) dnsPoll(ctx context.Context, lab *netLab, nodes []*node, cond condition) error {
-	_, err := h.dnsPollTimes(ctx, lab, nodes, cond)
+	_, _, err := h.dnsPollTimes(ctx, lab, nodes, cond)
 	return err
 }
 
 // dnsPollTimes is dnsPoll, and returns when each node's first answer that
-// met cond arrived.
-func (h *harness) dnsPollTimes(ctx context.Context, lab *netLab, nodes []*node, cond condition) (map[string]time.Time, error) {
+// met cond arrived, and how many queries got no answer. After a query
+// without an answer the poller asks again from a new socket (another
+// source port), as a resolver would.
+func (h *harness) dnsPollTimes(ctx context.Context, lab *netLab, nodes []*node, cond condition) (map[string]time.Time, int, error) {
 	dial := lab.dialer("client")
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
 		when = map[string]time.Time{}
+		lost int
 	)
 	errs := make(chan error, len(nodes))
 	deadline := time.Now().Add(waitBound)
 	for _, n := range nodes {
 		wg.Go(func() {
-			c, err := dial(ctx, "udp", n.dns.String())
-			if err != nil {
-				errs <- err
-				return
-			}
-			conn := &dns.Conn{Conn: c}
-			defer conn.Close()
+			var conn *dns.Conn
+			defer func() {
+				if conn != nil {
+					conn.Close()
+				}
+			}()
 			var last answer
 			for time.Now().Before(deadline) && ctx.Err() == nil {
+				if conn == nil {
+					c, err := dial(ctx, "udp", n.dns.String())
+					if err != nil {
+						errs <- err
+						return
+					}
+					conn = &dns.Conn{Conn: c}
+				}
 				last = queryOnce(conn)
 				if cond.ok(last) {
 					mu.Lock()
 					when[n.name] = last.end
 					mu.Unlock()
 					return
+				}
+				if last.err != nil {
+					mu.Lock()
+					lost++
+					mu.Unlock()
+					conn.Close()
+					conn = nil
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
@@ -537,9 +554,9 @@ func (h *harness) dnsPollTimes(ctx context.Context, lab *netLab, nodes []*node, 
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		return nil, err
+		return nil, lost, err
 	}
-	return when, nil
+	return when, lost, nil
 }
 
 func queryOnce(conn *dns.Conn) answer {
