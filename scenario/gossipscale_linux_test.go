@@ -211,6 +211,9 @@ func (h *harness) failoverTrials(t *testing.T, lab *netLab, site string, trials 
 		if err := lab.wire(rules...); err != nil {
 			t.Fatal(err)
 		}
+		// The black hole is in place somewhere between t0 and now:
+		// every figure counts from t0, and so includes up to this.
+		wired := time.Since(t0)
 		var ps []*proc
 		if last {
 			_, ps = h.kill(nodes, eps)
@@ -239,9 +242,9 @@ func (h *harness) failoverTrials(t *testing.T, lab *netLab, site string, trials 
 		as, os := summarize(ans), summarize(slices.Collect(maps.Values(own)))
 		tooks, quorums = append(tooks, took), append(quorums, quorum)
 		verdicts = append(verdicts, os.max)
-		t.Logf("trial %d: every node answered without %s after %ss (nodes: min %ss, median %ss); own probes down: min %ss, median %ss, max %ss (%d of %d nodes); quorum of sites %ss; at %s: site silent (stale) %ss, endpoint withdrawn %ss; %d queries unanswered",
+		t.Logf("trial %d: every node answered without %s after %ss (nodes: min %ss, median %ss); own probes down: min %ss, median %ss, max %ss (%d of %d nodes); quorum of sites %ss; at %s: site silent (stale) %ss, endpoint withdrawn %ss; %d queries unanswered; nft took %ss",
 			i+1, site, secs(took), secs(as.min), secs(as.median), secs(os.min), secs(os.median), secs(os.max), len(own), len(others), secs(quorum),
-			others[0].name, secs(w.silent), secs(w.down), lost)
+			others[0].name, secs(w.silent), secs(w.down), lost, secs(wired))
 		stales = append(stales, w.silent)
 		if last {
 			break
