@@ -26,6 +26,7 @@ var (
 		"comma-separated cluster sizes for TestGossipScale (e.g. 3,10,30); empty skips it")
 	gossipIdle = flag.Duration("scenario.gossipidle", 20*time.Second,
 		"how long TestGossipScale measures an idle cluster")
+	debugTrials  = flag.Bool("scenario.gossipdebug", false, "TestGossipScale shows the log of a node that logged no verdict of its own in a trial")
 	gossipTrials = flag.Int("scenario.gossiptrials", 1,
 		"how many failovers of the first site TestGossipScale measures per cluster size (at most 50)")
 )
@@ -246,6 +247,28 @@ func (h *harness) failoverTrials(t *testing.T, lab *netLab, site string, trials 
 			i+1, site, secs(took), secs(as.min), secs(as.median), secs(os.min), secs(os.median), secs(os.max), len(own), len(others), secs(quorum),
 			others[0].name, secs(w.silent), secs(w.down), lost, secs(wired))
 		stales = append(stales, w.silent)
+		var silent []string
+		for _, nd := range others {
+			if _, ok := own[nd.name]; !ok {
+				silent = append(silent, nd.name)
+				if *debugTrials && len(silent) == 1 {
+					h.showLog(nd.name, nd.log)
+					// Can it open a connection to a healthy endpoint of
+					// another site, and how full are that endpoint's
+					// accept queue and its neighbour table?
+					other := h.eps[len(h.eps)-1]
+					cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+					d, err := lab.connectTime(cctx, nd.ns, other.addr)
+					cancel()
+					ss, _ := exec.Command("ip", "netns", "exec", lab.spaces[other.ns], "ss", "-ltn").CombinedOutput()
+					neigh, _ := exec.Command("ip", "-n", lab.spaces[nd.ns], "neigh").CombinedOutput()
+					t.Logf("%s: connect to %s: %v %v\n%s listeners:\n%s\n%s neighbours:\n%s", nd.name, other.addr, d, err, other.ns, ss, nd.name, neigh)
+				}
+			}
+		}
+		if len(silent) > 0 {
+			t.Logf("trial %d: no down verdict of their own logged by %s", i+1, strings.Join(silent, ", "))
+		}
 		if last {
 			break
 		}
