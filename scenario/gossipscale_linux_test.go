@@ -111,7 +111,10 @@ func TestGossipScale(t *testing.T) {
 
 func measureScale(t *testing.T, bin string, n int) string {
 	lay := scaleLayout(n)
-	lab := newNetLab(t, netClientIP, labSpaces(lay))
+	spaces := labSpaces(lay)
+	lab := newNetLab(t, netClientIP, spaces)
+	spaces["client"] = []string{netClientIP}
+	lab.staticNeighbours(spaces)
 	h := newHarnessIn(t, bin, "", lay, lab)
 	ctx := t.Context()
 	if _, err := h.startEndpoints(h.eps); err != nil {
