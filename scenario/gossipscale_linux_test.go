@@ -211,6 +211,7 @@ func (h *harness) failoverTrials(t *testing.T, lab *netLab, site string, trials 
 	for i := range trials {
 		last := i == trials-1
 		offsets := logOffsets(others)
+		cpu0, busy0 := h.nodesCPU(), machineCPU()
 		t0 := time.Now()
 		if err := lab.wire(rules...); err != nil {
 			t.Fatal(err)
@@ -231,6 +232,10 @@ func (h *harness) failoverTrials(t *testing.T, lab *netLab, site string, trials 
 			t.Fatal(err)
 		}
 		took := time.Since(t0)
+		// What the nodes, and the whole machine, spent meanwhile: 30
+		// nodes on a few cores all merging and publishing at once.
+		nodesCPU := (h.nodesCPU() - cpu0).Seconds() / took.Seconds()
+		busy := machineCPU().since(busy0)
 		reap(ps)
 		var ans []time.Duration
 		for _, at := range answered {
@@ -246,9 +251,9 @@ func (h *harness) failoverTrials(t *testing.T, lab *netLab, site string, trials 
 		as, os := summarize(ans), summarize(slices.Collect(maps.Values(own)))
 		tooks, quorums = append(tooks, took), append(quorums, quorum)
 		verdicts = append(verdicts, os.max)
-		t.Logf("trial %d: every node answered without %s after %ss (nodes: min %ss, median %ss); own probes down: min %ss, median %ss, max %ss (%d of %d nodes); quorum of sites %ss; at %s: site silent (stale) %ss, endpoint withdrawn %ss; %d queries unanswered; nft took %ss",
+		t.Logf("trial %d: every node answered without %s after %ss (nodes: min %ss, median %ss); own probes down: min %ss, median %ss, max %ss (%d of %d nodes); quorum of sites %ss; at %s: site silent (stale) %ss, endpoint withdrawn %ss; %d queries unanswered; nft took %ss; meanwhile the nodes used %.2f cores, the machine was %.0f%% busy",
 			i+1, site, secs(took), secs(as.min), secs(as.median), secs(os.min), secs(os.median), secs(os.max), len(own), len(others), secs(quorum),
-			others[0].name, secs(w.silent), secs(w.down), lost, secs(wired))
+			others[0].name, secs(w.silent), secs(w.down), lost, secs(wired), nodesCPU, busy*100)
 		stales = append(stales, w.silent)
 		var silent []string
 		for _, nd := range others {
@@ -302,6 +307,49 @@ func (h *harness) failoverTrials(t *testing.T, lab *netLab, site string, trials 
 			site, others[0].name, secs(st.min), secs(st.median), secs(st.p99), secs(st.max))
 	}
 	return summarize(tooks).p99
+}
+
+// nodesCPU returns the CPU time the running nodes have used.
+func (h *harness) nodesCPU() time.Duration {
+	var sum time.Duration
+	for _, n := range h.nodes {
+		if n.proc == nil {
+			continue
+		}
+		if d, err := proctest.CPU(n.proc.cmd.Process.Pid); err == nil {
+			sum += d
+		}
+	}
+	return sum
+}
+
+// cpuTimes is the machine's busy and total CPU time, in clock ticks, from
+// /proc/stat.
+type cpuTimes struct{ busy, total uint64 }
+
+func machineCPU() cpuTimes {
+	var c cpuTimes
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return c
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	for i, f := range strings.Fields(line)[1:] {
+		v, _ := strconv.ParseUint(f, 10, 64)
+		c.total += v
+		if i != 3 && i != 4 { // idle, iowait
+			c.busy += v
+		}
+	}
+	return c
+}
+
+// since returns the busy fraction of the machine between c0 and c.
+func (c cpuTimes) since(c0 cpuTimes) float64 {
+	if c.total <= c0.total {
+		return 0
+	}
+	return float64(c.busy-c0.busy) / float64(c.total-c0.total)
 }
 
 // verdictTimes is when, after a site fell silent, one node's merged view
