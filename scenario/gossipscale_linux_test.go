@@ -211,7 +211,7 @@ func (h *harness) failoverTrials(t *testing.T, lab *netLab, site string, trials 
 	for i := range trials {
 		last := i == trials-1
 		offsets := logOffsets(others)
-		cpu0, busy0 := h.nodesCPU(), machineCPU()
+		cpu0, busy0 := nodesCPU(others), machineCPU()
 		t0 := time.Now()
 		if err := lab.wire(rules...); err != nil {
 			t.Fatal(err)
@@ -234,7 +234,7 @@ func (h *harness) failoverTrials(t *testing.T, lab *netLab, site string, trials 
 		took := time.Since(t0)
 		// What the nodes, and the whole machine, spent meanwhile: 30
 		// nodes on a few cores all merging and publishing at once.
-		nodesCPU := (h.nodesCPU() - cpu0).Seconds() / took.Seconds()
+		cores := (nodesCPU(others) - cpu0).Seconds() / took.Seconds()
 		busy := machineCPU().since(busy0)
 		reap(ps)
 		var ans []time.Duration
@@ -251,9 +251,9 @@ func (h *harness) failoverTrials(t *testing.T, lab *netLab, site string, trials 
 		as, os := summarize(ans), summarize(slices.Collect(maps.Values(own)))
 		tooks, quorums = append(tooks, took), append(quorums, quorum)
 		verdicts = append(verdicts, os.max)
-		t.Logf("trial %d: every node answered without %s after %ss (nodes: min %ss, median %ss); own probes down: min %ss, median %ss, max %ss (%d of %d nodes); quorum of sites %ss; at %s: site silent (stale) %ss, endpoint withdrawn %ss; %d queries unanswered; nft took %ss; meanwhile the nodes used %.2f cores, the machine was %.0f%% busy",
+		t.Logf("trial %d: every node answered without %s after %ss (nodes: min %ss, median %ss); own probes down: min %ss, median %ss, max %ss (%d of %d nodes); quorum of sites %ss; at %s: site silent (stale) %ss, endpoint withdrawn %ss; %d queries unanswered; nft took %ss; meanwhile the surviving nodes used %.2f cores, the machine was %.0f%% busy",
 			i+1, site, secs(took), secs(as.min), secs(as.median), secs(os.min), secs(os.median), secs(os.max), len(own), len(others), secs(quorum),
-			others[0].name, secs(w.silent), secs(w.down), lost, secs(wired), nodesCPU, busy*100)
+			others[0].name, secs(w.silent), secs(w.down), lost, secs(wired), cores, busy*100)
 		stales = append(stales, w.silent)
 		var silent []string
 		for _, nd := range others {
@@ -309,10 +309,10 @@ func (h *harness) failoverTrials(t *testing.T, lab *netLab, site string, trials 
 	return summarize(tooks).p99
 }
 
-// nodesCPU returns the CPU time the running nodes have used.
-func (h *harness) nodesCPU() time.Duration {
+// nodesCPU returns the CPU time that nodes, while running, have used.
+func nodesCPU(nodes []*node) time.Duration {
 	var sum time.Duration
-	for _, n := range h.nodes {
+	for _, n := range nodes {
 		if n.proc == nil {
 			continue
 		}
