@@ -239,6 +239,9 @@ type group struct {
 	// once, not per probe.
 	trace probeTrace
 	tctx  context.Context
+	// hedge is the group's confirming probe on a new connection (see
+	// hedge); only the group's probe uses it.
+	hedge hedge
 
 	// index is the group's place in the scheduler's heap, -1 while not in
 	// it; guarded by scheduler.mu.
@@ -463,64 +466,55 @@ func (c *Checker) storeLocked(s *Snapshot) {
 // of an interval, while a single lost or slow probe is outvoted by the
 // next one. A remote group's timeout and interval grow by the path
 // allowance (see pathTiming).
+//
+// A probe that has had no answer for half its timeout while a member is
+// Up gets its confirmation at once: a second probe, on a new connection,
+// alongside it (see hedge). Both results go through the state machines,
+// in the order they came, so a hung or black-holed endpoint is Down after
+// about Timeout/2 + Timeout rather than 2×Timeout, while one lost packet,
+// which stalls one connection, is outvoted by the other probe.
 func (c *Checker) probe(g *group) {
 	ctx, k := g.ctx, g.key
 	gc := g.cfg.Load()
 	timeout, interval := k.timeout, k.interval
+	start := time.Now()
 	if k.remote {
-		timeout, interval = pathTiming(k.kind, k.timeout, k.interval, g.path)
+		// A probe that finds a kept connection needs no connect.
+		timeout, interval = pathTiming(k.kind, !g.conns.kept(start), k.timeout, k.interval, g.path)
+	}
+	hedged := hedgeable(gc.members)
+	if hedged {
+		g.hedge.arm(g, gc.probe, timeout/2)
 	}
 	trace := &g.trace
-	trace.connect, trace.connected = 0, false
-	start := time.Now()
-	err := runProbe(g.tctx, gc.probe, k.addr, timeout)
-	end := time.Now()
+	trace.reset()
+	trace.wantRTT = k.remote
+	results := [2]probeResult{{err: runProbe(g.tctx, gc.probe, k.addr, timeout), start: start}}
+	results[0].end = time.Now()
+	n := 1
+	if hedged {
+		if r, ok := g.hedge.wait(); ok {
+			results[1], n = r, 2
+			if r.end.Before(results[0].end) {
+				results[0], results[1] = results[1], results[0]
+			}
+		}
+	}
 	if ctx.Err() != nil {
 		return // stopping or removed: a cancelled probe says nothing about the target
 	}
-	if trace.connected {
-		g.path.observe(trace.connect)
+	trace.feed(&g.path)
+	if n == 2 {
+		g.hedge.trace.feed(&g.path)
 	}
 
 	var (
 		pending bool
 		changes []change
 	)
-	if reason, ok := localFault(err); ok {
-		// This node could not make the probe: it says nothing about the
-		// endpoint, so no state machine moves. After Fall of them in a
-		// row (as long as the endpoint would take to be judged down) the
-		// node abstains from voting on it.
-		c.metrics.localFault(reason)
-		c.local.fault(ctx, end, gc.members[0].id, reason, err)
-		for _, tr := range gc.members {
-			tr.mu.Lock()
-			if tr.localRun++; tr.localRun == max(tr.fall, 1) {
-				changes = append(changes, change{tr: tr, setFault: true, fault: err.Error(), at: end})
-			}
-			tr.mu.Unlock()
-		}
-		pending = true // retried Interval/5 later
-	} else {
-		c.metrics.observe(k.kind, end.Sub(start), err)
-		for _, tr := range gc.members {
-			tr.mu.Lock()
-			abstained := tr.localRun >= max(tr.fall, 1)
-			tr.localRun = 0
-			prev := tr.m
-			tr.m = tr.m.next(err == nil, tr.rise, tr.fall)
-			pending = pending || tr.m.pending()
-			switch {
-			case tr.m.state != prev.state:
-				ch := change{tr: tr, moved: true, from: prev.state, to: tr.m.state, at: end}
-				if ch.to == Down && err != nil {
-					ch.lastError = err.Error()
-				}
-				changes = append(changes, ch)
-			case abstained:
-				changes = append(changes, change{tr: tr, setFault: true, at: end})
-			}
-			tr.mu.Unlock()
+	for _, res := range results[:n] {
+		if c.apply(g, gc, res, &changes) {
+			pending = true
 		}
 	}
 	if len(changes) > 0 {
@@ -533,6 +527,139 @@ func (c *Checker) probe(g *group) {
 	}
 	due, slack := spread(start, delay)
 	c.sched.add(g, due, slack)
+}
+
+// probeResult is one probe's outcome.
+type probeResult struct {
+	err        error
+	start, end time.Time
+}
+
+// apply hands one probe result of g to every member target, appending
+// what changed to changes. It reports whether the group should be probed
+// again soon: a member waits for confirmation, or the probe could not be
+// made because of this node.
+func (c *Checker) apply(g *group, gc *groupConfig, res probeResult, changes *[]change) (pending bool) {
+	ctx, k, err, end := g.ctx, g.key, res.err, res.end
+	if reason, ok := localFault(err); ok {
+		// This node could not make the probe: it says nothing about the
+		// endpoint, so no state machine moves. After Fall of them in a
+		// row (as long as the endpoint would take to be judged down) the
+		// node abstains from voting on it.
+		c.metrics.localFault(reason)
+		c.local.fault(ctx, end, gc.members[0].id, reason, err)
+		for _, tr := range gc.members {
+			tr.mu.Lock()
+			if tr.localRun++; tr.localRun == max(tr.fall, 1) {
+				*changes = append(*changes, change{tr: tr, setFault: true, fault: err.Error(), at: end})
+			}
+			tr.mu.Unlock()
+		}
+		return true // retried Interval/5 later
+	}
+	c.metrics.observe(k.kind, end.Sub(res.start), err)
+	for _, tr := range gc.members {
+		tr.mu.Lock()
+		abstained := tr.localRun >= max(tr.fall, 1)
+		tr.localRun = 0
+		prev := tr.m
+		tr.m = tr.m.next(err == nil, tr.rise, tr.fall)
+		pending = pending || tr.m.pending()
+		switch {
+		case tr.m.state != prev.state:
+			ch := change{tr: tr, moved: true, from: prev.state, to: tr.m.state, at: end}
+			if ch.to == Down && err != nil {
+				ch.lastError = err.Error()
+			}
+			*changes = append(*changes, ch)
+		case abstained:
+			*changes = append(*changes, change{tr: tr, setFault: true, at: end})
+		}
+		tr.mu.Unlock()
+	}
+	return pending
+}
+
+// hedgeable reports whether a probe of members gets a hedge: whether a
+// member is Up, so that a probe left unanswered could take it Down.
+func hedgeable(members []*tracker) bool {
+	for _, tr := range members {
+		tr.mu.Lock()
+		up := tr.m.state == Up
+		tr.mu.Unlock()
+		if up {
+			return true
+		}
+	}
+	return false
+}
+
+// hedge is the confirming probe that a group's probe starts alongside
+// itself when it has had no answer for half its timeout, while a member
+// target is Up. It runs on a new connection of its own (an HTTP probe is
+// given no connection slot, so it dials and says "Connection: close"),
+// with the timeout of a probe that dials, and its result joins the first
+// probe's.
+//
+// Why half the timeout: an endpoint that answers at all answers most
+// probes well within it, so a probe still waiting then is most likely
+// lost, on a stalled connection or to a dead endpoint; a second probe on a
+// new connection tells the two apart in the time the first would have
+// spent waiting, and a hung or black-holed endpoint is Down at
+// Timeout/2 + Timeout instead of 2×Timeout (and the wait for the
+// confirmation's schedule). Refused connections are not hedged: they
+// fail at once, and their confirmation comes Interval/5 later as before.
+// The cost is one more connection for a probe slower than half its
+// timeout, which a healthy endpoint rarely is; an endpoint that always is
+// gets two probes each interval.
+//
+// The timer's goroutine runs the hedge; the group's probe, which armed
+// it, waits for its result before it returns, so the hedge has an owner
+// and stops with the group (its context is the group's).
+type hedge struct {
+	timer *time.Timer
+	done  chan probeResult
+	// What the next hedge probes with, set by arm before the timer
+	// starts (the timer orders these writes before the hedge's reads).
+	probe   Probe
+	addr    netip.AddrPort
+	timeout time.Duration
+	trace   probeTrace
+	ctx     context.Context // the group's, carrying trace (no connection slot)
+}
+
+// arm starts the timer of g's hedge: after wait, a probe of g with p.
+func (h *hedge) arm(g *group, p Probe, wait time.Duration) {
+	k := g.key
+	h.probe, h.addr, h.timeout = p, k.addr, k.timeout
+	if k.remote {
+		h.timeout, _ = pathTiming(k.kind, true, k.timeout, k.interval, g.path)
+	}
+	if h.timer == nil {
+		h.done = make(chan probeResult, 1)
+		h.ctx = withTrace(g.ctx, &h.trace)
+		h.timer = time.AfterFunc(wait, func() { h.run(k.remote) })
+		return
+	}
+	h.timer.Reset(wait)
+}
+
+// run is the hedge probe itself, on the timer's goroutine.
+func (h *hedge) run(remote bool) {
+	h.trace.reset()
+	h.trace.wantRTT = remote
+	start := time.Now()
+	err := runProbe(h.ctx, h.probe, h.addr, h.timeout)
+	h.done <- probeResult{err: err, start: start, end: time.Now()}
+}
+
+// wait stops the hedge if it has not started, and otherwise waits for its
+// result (ok).
+func (h *hedge) wait() (probeResult, bool) {
+	if h.timer.Stop() {
+		return probeResult{}, false
+	}
+	return <-h.done, true
 }
 
 // change is what one probe result did to one target at a time: it entered

@@ -152,8 +152,9 @@ var errStopped = errors.New("probe stopped")
 
 func (p *httpProbe) probe(ctx context.Context, addr netip.AddrPort) error {
 	var slot *connSlot
-	if t, ok := ctx.Value(traceKey{}).(*probeTrace); ok {
-		slot = t.conns
+	trace, _ := ctx.Value(traceKey{}).(*probeTrace)
+	if trace != nil {
+		slot = trace.conns
 	}
 	reuse := p.reuse && slot != nil
 	if slot == nil {
@@ -188,6 +189,11 @@ func (p *httpProbe) probe(ctx context.Context, addr netip.AddrPort) error {
 			slot.drop(kc)
 			kc, reused = nil, false
 			continue
+		}
+		if err == nil && trace != nil && trace.wantRTT {
+			// A completed exchange: the kernel's estimate of the path
+			// now includes its round trip.
+			trace.srtt, trace.rttvar, trace.sampled = kernelRTT(kc.tcp)
 		}
 		if keep && err == nil && reuse {
 			slot.put(kc)
