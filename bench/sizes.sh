@@ -193,9 +193,9 @@ field() {
 }
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR) print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 for n in "${sizes[@]}"; do
-  QPS[$n]=$(field "$n" 1 | median)
-  CPU[$n]=$(field "$n" 2 | median)
-  BUSY[$n]=$(field "$n" 3 | median)
+  QPS[$n]=$(field "$n" 1 | median | awk '{ printf "%.0f", $1 }')
+  CPU[$n]=$(field "$n" 2 | median | awk '{ printf "%.3f", $1 }')
+  BUSY[$n]=$(field "$n" 3 | median | awk '{ printf "%.3f", $1 }')
   OTHERS[$n]=$(field "$n" 4 | sort -g | tail -1)
   [[ -n ${QPS[$n]} ]] || continue
   # What the queries cost beyond what the server spends idle.
@@ -239,7 +239,7 @@ round_ratio() {
     done
     ratio "${v[@]}"
     echo
-  done | median
+  done | median | awk '{ printf "%.3f", $1 }'
 }
 qs=() cs=() ns=()
 for n in "${sizes[@]}"; do qs+=("${QPS[$n]:--}") cs+=("${CPU[$n]:--}") ns+=("${NET[$n]:--}"); done
