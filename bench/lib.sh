@@ -172,11 +172,13 @@ PY
 # build_gslbd: the binary under test, built once into $tmp.
 build_gslbd() { go build -o "$tmp/gslbd" ./cmd/gslbd; }
 
-# start_gslbd port zonefile servicesfile: gslbd on 127.0.0.1:port, one
-# P (GOMAXPROCS=1: one UDP socket, one reader), pinned to SERVER_CPU.
-# Sets SERVER_PID; its log is $tmp/gslbd.log.
+# start_gslbd port zonefile servicesfile [name]: gslbd on
+# 127.0.0.1:port, one P (GOMAXPROCS=1: one UDP socket, one reader),
+# pinned to SERVER_CPU. Sets SERVER_PID; its config is $tmp/name.yaml
+# and its log $tmp/name.log (name: gslbd by default).
 start_gslbd() {
-  cat >"$tmp/gslbd.yaml" <<EOF
+  local name=${4:-gslbd}
+  cat >"$tmp/$name.yaml" <<EOF
 node: {name: bench, site: dc1}
 dns:
   listen: ["127.0.0.1:$1"]
@@ -187,7 +189,7 @@ zones:
 services: $3
 log: {level: warn}
 EOF
-  GOMAXPROCS=1 taskset -c "$SERVER_CPU" "$tmp/gslbd" serve -config "$tmp/gslbd.yaml" >"$tmp/gslbd.log" 2>&1 &
+  GOMAXPROCS=1 taskset -c "$SERVER_CPU" "$tmp/gslbd" serve -config "$tmp/$name.yaml" >"$tmp/$name.log" 2>&1 &
   SERVER_PID=$!
   track "$SERVER_PID"
 }
