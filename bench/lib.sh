@@ -13,7 +13,7 @@
 #     benchmark took CPU during it (see measure).
 #
 # Settings (environment): SECS (10) seconds a run, REPS (3) runs kept per
-# figure, MAX_TRIES (2*REPS) runs tried, NOISE (0.25) the share of one
+# figure (rounds), MAX_TRIES (2*REPS) tries for one run, NOISE (0.25) the share of one
 # core that outside load may take during a run, RETRY_WAIT (10) seconds
 # to wait after a disturbed run, AWAKE (1: keep the cores from halting
 # during latency runs, see awake_start; 0: do not), SERVER_CPU (0),
@@ -479,35 +479,6 @@ run_rate() {
       i = int(NR * 0.99 + 0.5); if (i < 1) i = 1
       printf "%.3f %.3f %s\n", m, a[i] * 1000, o }' "$shm/lat"
   rm -f "$shm/lat" "$shm/probe.out"
-}
-
-# kept_median n, kept_max n: the median and the largest of field n over
-# the kept runs (KEPT).
-kept_median() { printf '%s\n' "${KEPT[@]}" | awk -v n="$1" '{ print $n }' | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
-kept_max() { printf '%s\n' "${KEPT[@]}" | awk -v n="$1" '{ print $n }' | sort -g | tail -1; }
-
-# repeat what...: runs the command what... until REPS runs were not
-# disturbed (at most MAX_TRIES), waiting RETRY_WAIT seconds after a
-# disturbed one for the other load to pass; each kept result line is
-# appended to the array KEPT. Says on stderr which runs were discarded
-# and why. Returns 1 when too few runs were kept.
-repeat() {
-  local r o c tries=0
-  KEPT=()
-  while ((${#KEPT[@]} < REPS)); do
-    if ((tries++ >= MAX_TRIES)); then
-      echo "bench: too many disturbed runs (${#KEPT[@]} of $REPS kept); the machine is busy" >&2
-      return 1
-    fi
-    r=$("$@") || exit 1
-    if [[ $r == disturbed* ]]; then
-      read -r _ o c <<<"$r"
-      echo "bench: run disturbed: ${o} of a core went elsewhere (${c:-?}); repeating in ${RETRY_WAIT}s" >&2
-      sleep "$RETRY_WAIT"
-      continue
-    fi
-    KEPT+=("$r")
-  done
 }
 
 # keep_one file what...: runs the command what... until a run is not

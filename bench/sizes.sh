@@ -163,19 +163,9 @@ for r in $(seq "$ROUNDS"); do
     verify "${PORT[$n]}" "gslbd$n" "$tmp/$n/expect" 30
     sleep 2
     echo "sizes: round $r of $ROUNDS: $n services, ${SECS}s at full speed" >&2
-    tries=0
-    while :; do
-      res=$(run_full "${PORT[$n]}" "${PID[$n]}" "gslbd$n" "$tmp/$n/queries" "$tmp/$n/expect") || exit 1
-      [[ $res == disturbed* ]] || break
-      read -r _ o c <<<"$res"
-      if ((++tries >= MAX_TRIES)); then
-        echo "sizes: $MAX_TRIES disturbed runs in a row for $n services; the machine is busy" >&2
-        res=""
-        break
-      fi
-      echo "sizes: run disturbed: ${o} of a core went elsewhere (${c:-?}); repeating in ${RETRY_WAIT}s" >&2
-      sleep "$RETRY_WAIT"
-    done
+    res=""
+    keep_one "$tmp/$n/run.$r" run_full "${PORT[$n]}" "${PID[$n]}" "gslbd$n" "$tmp/$n/queries" "$tmp/$n/expect" &&
+      res=$(cat "$tmp/$n/run.$r")
     RUNS[$n,$r]=$res
   done
 done
