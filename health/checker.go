@@ -173,6 +173,10 @@ type Checker struct {
 	queued chan struct{}
 
 	wg sync.WaitGroup
+	// loop runs probes on kept plain-HTTP connections (see loop); nil
+	// until the first such connection is handed over, and on other
+	// platforms. Set under mu.
+	loop atomic.Pointer[loop]
 
 	// mu serialises snapshot writers and guards the fields below.
 	mu       sync.Mutex
@@ -181,6 +185,9 @@ type Checker struct {
 	pending  []change        // probe results not yet in a snapshot
 	runCtx   context.Context // set by Run; nil before
 	stopped  bool            // Run is returning: start no more probes
+	// noLoop says that the event loop could not be made: probes keep
+	// running on goroutines of their own.
+	noLoop bool
 }
 
 // tracker is one target's state: its thresholds and its state machine.
@@ -239,6 +246,15 @@ type group struct {
 	// once, not per probe.
 	trace probeTrace
 	tctx  context.Context
+	// looped says that the event loop holds the group's kept connection,
+	// so its next probe is the loop's to run. Set by the probe that hands
+	// the connection over, cleared by the loop when it lets it go.
+	looped atomic.Bool
+	// lc is the connection the loop holds; owned by the loop's goroutine.
+	lc *loopConn
+	// The group's probe metrics, looked up once.
+	duration prometheus.Observer
+	failures prometheus.Counter
 
 	// index is the group's place in the scheduler's heap, -1 while not in
 	// it; guarded by scheduler.mu.
@@ -351,14 +367,26 @@ func (c *Checker) Run(ctx context.Context) error {
 	c.mu.Unlock()
 
 	c.sched.run(ctx, func(g *group) {
+		if g.looped.Load() {
+			c.loop.Load().submit(g)
+			return
+		}
 		c.wg.Go(func() { c.probe(g) })
+	}, func() {
+		if l := c.loop.Load(); l != nil {
+			l.kick()
+		}
 	})
 	c.mu.Lock()
 	c.stopped = true
 	// Closing the kept connections also ends the probes in flight at
-	// once; one that puts its connection back after this closes it.
+	// once; one that puts its connection back after this closes it. The
+	// loop closes those it holds.
 	for _, g := range c.groups {
 		g.conns.close()
+	}
+	if l := c.loop.Load(); l != nil {
+		l.stop()
 	}
 	c.mu.Unlock()
 	c.wg.Wait()
@@ -413,6 +441,9 @@ func (c *Checker) Update(targets []Target) {
 				g.cancel()
 			}
 			g.conns.close()
+			if l := c.loop.Load(); l != nil {
+				l.forget(g)
+			}
 		}
 	}
 	if c.runCtx != nil {
@@ -439,6 +470,8 @@ func (c *Checker) scheduleLocked(g *group) {
 	g.ctx, g.cancel = context.WithCancel(c.runCtx)
 	g.trace.conns = &g.conns
 	g.tctx = withTrace(g.ctx, &g.trace)
+	g.duration = c.metrics.probeDuration.WithLabelValues(g.key.kind)
+	g.failures = c.metrics.probeFailures.WithLabelValues(g.key.kind)
 	first := rand.N(max(g.key.interval/4, 1))
 	c.sched.add(g, time.Now().Add(first), min(maxSlack, first/20))
 }
@@ -464,16 +497,20 @@ func (c *Checker) storeLocked(s *Snapshot) {
 // next one. A remote group's timeout and interval grow by the path
 // allowance (see pathTiming).
 func (c *Checker) probe(g *group) {
+	start := time.Now()
+	timeout, _ := g.timing()
+	c.probeUntil(g, start, start.Add(timeout), timeout)
+}
+
+// probeUntil runs g's probe on this goroutine with the given deadline
+// (timeout after the probe's start, for the error), and finishes it. It
+// is also how the event loop retries a probe on a new connection.
+func (c *Checker) probeUntil(g *group, start, deadline time.Time, timeout time.Duration) {
 	ctx, k := g.ctx, g.key
 	gc := g.cfg.Load()
-	timeout, interval := k.timeout, k.interval
-	if k.remote {
-		timeout, interval = pathTiming(k.kind, k.timeout, k.interval, g.path)
-	}
 	trace := &g.trace
-	trace.connect, trace.connected = 0, false
-	start := time.Now()
-	err := runProbe(g.tctx, gc.probe, k.addr, timeout)
+	trace.connect, trace.connected, trace.http = 0, false, nil
+	err := runProbeUntil(g.tctx, gc.probe, k.addr, deadline, timeout)
 	end := time.Now()
 	if ctx.Err() != nil {
 		return // stopping or removed: a cancelled probe says nothing about the target
@@ -481,7 +518,27 @@ func (c *Checker) probe(g *group) {
 	if trace.connected {
 		g.path.observe(trace.connect)
 	}
+	if err == nil && trace.http != nil {
+		c.handOver(g, gc, trace.http)
+	}
+	c.finish(g, gc, start, end, err)
+}
 
+// timing is the timeout and interval of g's probes: its own, or with the
+// path allowance of a remote endpoint (see pathTiming).
+func (g *group) timing() (timeout, interval time.Duration) {
+	k := g.key
+	if k.remote {
+		return pathTiming(k.kind, k.timeout, k.interval, g.path)
+	}
+	return k.timeout, k.interval
+}
+
+// finish hands the result of g's probe, made with gc from start to end,
+// to every member target and schedules g's next probe.
+func (c *Checker) finish(g *group, gc *groupConfig, start, end time.Time, err error) {
+	ctx := g.ctx
+	_, interval := g.timing()
 	var (
 		pending bool
 		changes []change
@@ -502,7 +559,10 @@ func (c *Checker) probe(g *group) {
 		}
 		pending = true // retried Interval/5 later
 	} else {
-		c.metrics.observe(k.kind, end.Sub(start), err)
+		g.duration.Observe(end.Sub(start).Seconds())
+		if err != nil {
+			g.failures.Inc()
+		}
 		for _, tr := range gc.members {
 			tr.mu.Lock()
 			abstained := tr.localRun >= max(tr.fall, 1)

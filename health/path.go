@@ -96,6 +96,9 @@ type probeTrace struct {
 	connect   time.Duration
 	connected bool
 	conns     *connSlot // nil: keep no connection
+	// http is set by a plain HTTP probe that keeps its connection: the
+	// Checker's event loop may run the next probes on it (see loop).
+	http *httpProbe
 }
 
 type traceKey struct{}
