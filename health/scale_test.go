@@ -129,7 +129,7 @@ func TestProbeScale(t *testing.T) {
 					st[x.State]++
 				}
 				t.Logf("second: %d probes, %d failed; CPU ms user %d, system %d, helpers %d; %v",
-					c1-lc, f1-lf, (u-lu).Milliseconds(), (s-ls).Milliseconds(), (h-lh).Milliseconds(), st)
+					c1-lc, f1-lf, (u - lu).Milliseconds(), (s - ls).Milliseconds(), (h - lh).Milliseconds(), st)
 				lc, lf, lu, ls, lh = c1, f1, u, s, h
 			}
 		}()
