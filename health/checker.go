@@ -173,6 +173,10 @@ type Checker struct {
 	queued chan struct{}
 
 	wg sync.WaitGroup
+
+	// own paces the probes that run on goroutines of their own (see
+	// maxOwn).
+	own ownProbes
 	// loop runs probes on kept plain-HTTP connections (see loop); nil
 	// until the first such connection is handed over, and on other
 	// platforms. Set under mu.
@@ -357,8 +361,9 @@ func (c *Checker) Run(ctx context.Context) error {
 		return errors.New("health: checker already ran")
 	}
 	c.runCtx = ctx
+	spread := firstSpread(len(c.groups))
 	for _, g := range c.groups {
-		c.scheduleLocked(g)
+		c.scheduleLocked(g, spread)
 	}
 	if !c.snap.Load().ready {
 		c.wg.Go(func() { c.boundFirstRound(ctx) })
@@ -371,7 +376,7 @@ func (c *Checker) Run(ctx context.Context) error {
 			c.loop.Load().submit(g)
 			return
 		}
-		c.wg.Go(func() { c.probe(g) })
+		c.startOwn(g)
 	}, func() {
 		if l := c.loop.Load(); l != nil {
 			l.kick()
@@ -447,9 +452,16 @@ func (c *Checker) Update(targets []Target) {
 		}
 	}
 	if c.runCtx != nil {
+		added := 0
 		for _, g := range groups {
 			if g.ctx == nil {
-				c.scheduleLocked(g)
+				added++
+			}
+		}
+		spread := firstSpread(added)
+		for _, g := range groups {
+			if g.ctx == nil {
+				c.scheduleLocked(g, spread)
 			}
 		}
 	}
@@ -459,11 +471,31 @@ func (c *Checker) Update(targets []Target) {
 	}
 }
 
+// firstGap and maxFirstSpread pace the first probes of many groups
+// started together (see firstSpread).
+const (
+	firstGap       = 200 * time.Microsecond
+	maxFirstSpread = 2 * time.Second
+)
+
+// firstSpread is how long the first probes of n groups started together
+// are spread over, at least: firstGap apart on average, at most
+// maxFirstSpread. Every first probe makes a new connection, which costs
+// this node (and, on loopback, the endpoint) several times a probe on a
+// kept one; 10,000 of them in the first quarter interval (125ms) would
+// ask for 80,000 connections a second, and the probes that time out in
+// that storm would each make another. Spread over 2s they ask for 5,000.
+// A few hundred groups are not slowed at all, and the first round still
+// ends within the default FirstRoundBound.
+func firstSpread(n int) time.Duration {
+	return min(time.Duration(n)*firstGap, maxFirstSpread)
+}
+
 // scheduleLocked gives g its context and its first probe, somewhere in
-// its first quarter interval so that targets and nodes do not probe in
-// lockstep, unless Run is stopping. c.mu must be held and Run must have
-// been called.
-func (c *Checker) scheduleLocked(g *group) {
+// its first quarter interval, or within spread when that is longer, so
+// that targets and nodes do not probe in lockstep, unless Run is
+// stopping. c.mu must be held and Run must have been called.
+func (c *Checker) scheduleLocked(g *group, spread time.Duration) {
 	if c.stopped {
 		return
 	}
@@ -472,7 +504,7 @@ func (c *Checker) scheduleLocked(g *group) {
 	g.tctx = withTrace(g.ctx, &g.trace)
 	g.duration = c.metrics.probeDuration.WithLabelValues(g.key.kind)
 	g.failures = c.metrics.probeFailures.WithLabelValues(g.key.kind)
-	first := rand.N(max(g.key.interval/4, 1))
+	first := rand.N(max(g.key.interval/4, spread, 1))
 	c.sched.add(g, time.Now().Add(first), min(maxSlack, first/20))
 }
 
@@ -484,6 +516,71 @@ func (c *Checker) storeLocked(s *Snapshot) {
 	case c.changed <- struct{}{}:
 	default:
 	}
+}
+
+// maxOwn bounds the probes that run on goroutines of their own at once:
+// those that make a new connection (the first probe of each endpoint,
+// the first after a failure or a retired connection; HTTPS and TCP
+// probes; every probe off Linux) and those of custom probes. The rest
+// wait in turn, and a probe's timeout runs from when it starts, not
+// from when it was due: a burst of new connections (10,000 endpoints
+// starting, or failing over together) is paced by what this node can
+// do rather than timing out in a storm of its own making, which would
+// make every timed-out probe's next one dial again. A probe that waits
+// starts late, never early, and its next one is scheduled from when it
+// started. Plain HTTP probes on kept connections do not wait: the event
+// loop runs them.
+const maxOwn = 256
+
+// ownProbes is the queue of probes waiting for a goroutine of their own.
+type ownProbes struct {
+	// mu guards the fields below.
+	mu      sync.Mutex
+	running int
+	waiting []*group
+	// busy says that probes are waiting: the loop then keeps a
+	// connection past its retirement rather than add one more.
+	busy atomic.Bool
+}
+
+// startOwn runs g's probe on a goroutine of its own now, or when one of
+// the maxOwn running ends.
+func (c *Checker) startOwn(g *group) {
+	o := &c.own
+	o.mu.Lock()
+	if o.running >= maxOwn {
+		o.waiting = append(o.waiting, g)
+		o.busy.Store(true)
+		o.mu.Unlock()
+		return
+	}
+	o.running++
+	o.mu.Unlock()
+	c.wg.Go(func() {
+		for g != nil {
+			if g.ctx.Err() == nil {
+				c.probe(g)
+			}
+			g = c.nextOwn()
+		}
+	})
+}
+
+// nextOwn returns the next waiting group, or nil after counting the
+// caller's goroutine out.
+func (c *Checker) nextOwn() *group {
+	o := &c.own
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.waiting) == 0 {
+		o.running--
+		return nil
+	}
+	g := o.waiting[0]
+	o.waiting[0] = nil
+	o.waiting = o.waiting[1:]
+	o.busy.Store(len(o.waiting) > 0)
+	return g
 }
 
 // probe makes one probe of g, hands the result to every member target

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -30,8 +31,13 @@ import (
 // Everything but submit, kick, forget, adopt and stop belongs to the
 // goroutine of run.
 type loop struct {
-	c     *Checker
-	epfd  int
+	c    *Checker
+	epfd int
+	// ep is epfd as a file of the Go runtime's poller: run waits for
+	// events there, as a goroutine waits on a socket, rather than
+	// blocking a thread in epoll_wait.
+	ep    *os.File
+	raw   syscall.RawConn
 	evfd  int // an eventfd that wakes run for new messages
 	epoch time.Time
 
@@ -48,6 +54,9 @@ type loop struct {
 	scratch []byte // what one read fills
 	r       bufio.Reader
 	src     loopSource
+
+	// handled counts the probes the loop finished, for tests.
+	handled atomic.Int64
 }
 
 // loopConn is a kept connection the loop holds for a group.
@@ -64,6 +73,11 @@ type loopConn struct {
 	// peer says that the endpoint sent something or closed the
 	// connection while no probe was waiting: it is not used again.
 	peer bool
+
+	// owed says that a probe timed out waiting for its answer: the
+	// answer is still read when it comes, and if it leaves the
+	// connection clean before the next probe, that probe uses it.
+	owed bool
 
 	// The probe in flight.
 	busy     bool
@@ -112,7 +126,22 @@ func newLoop(c *Checker) (*loop, error) {
 		syscall.Close(int(evfd))
 		return nil, os.NewSyscallError("epoll_ctl", err)
 	}
-	l := &loop{c: c, epfd: epfd, evfd: int(evfd), epoch: time.Now(), scratch: make([]byte, 64<<10)}
+	if err := syscall.SetNonblock(epfd, true); err != nil {
+		syscall.Close(epfd)
+		syscall.Close(int(evfd))
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	ep := os.NewFile(uintptr(epfd), "epoll")
+	raw, err := ep.SyscallConn()
+	if err == nil {
+		err = ep.SetReadDeadline(time.Time{}) // fails where the poller cannot wait on it
+	}
+	if err != nil {
+		ep.Close()
+		syscall.Close(int(evfd))
+		return nil, err
+	}
+	l := &loop{c: c, epfd: epfd, ep: ep, raw: raw, evfd: int(evfd), epoch: time.Now(), scratch: make([]byte, 64<<10)}
 	l.r = *bufio.NewReaderSize(nil, 4096) // as a probe's own reader
 	return l, nil
 }
@@ -172,16 +201,24 @@ func (l *loop) stop() {
 // run is the loop's goroutine.
 func (l *loop) run() {
 	defer l.closeAll()
+	var deadline int64 // the read deadline set on ep; 0: none
 	for {
-		wait := -1
-		if len(l.heap) > 0 {
-			d := l.heap[0].deadline - l.now(time.Now())
-			wait = int(max(0, (d+int64(time.Millisecond)-1)/int64(time.Millisecond)))
+		if len(l.heap) == 0 && deadline != 0 {
+			deadline = 0
+			l.ep.SetReadDeadline(time.Time{})
+		} else if len(l.heap) > 0 && l.heap[0].deadline != deadline {
+			deadline = l.heap[0].deadline
+			l.ep.SetReadDeadline(l.epoch.Add(time.Duration(deadline)))
 		}
-		n, err := syscall.EpollWait(l.epfd, l.events[:], wait)
-		if err != nil {
-			n = 0 // EINTR
-		}
+		n := 0
+		// Harvest what is ready, and when nothing is, wait in the
+		// runtime's poller until something is or the first deadline
+		// passes.
+		l.raw.Read(func(fd uintptr) bool {
+			k, err := syscall.EpollWait(int(fd), l.events[:], 0)
+			n = max(k, 0)
+			return err == nil && k > 0
+		})
 		now := time.Now()
 		for _, ev := range l.events[:n] {
 			if ev.Fd < 0 {
@@ -215,7 +252,11 @@ func (l *loop) run() {
 		if stopped {
 			return
 		}
-		l.expire(now)
+		if n < len(l.events) {
+			// Every answer that came is read: what is still out now
+			// is late. (A full harvest may have left answers ready.)
+			l.expire(now)
+		}
 	}
 }
 
@@ -265,12 +306,15 @@ func (l *loop) start(g *group, now time.Time) {
 		return
 	}
 	lc := g.lc
-	if lc == nil || lc.gc != g.cfg.Load() || lc.peer || l.now(now) >= lc.retire {
+	// A connection due for retirement is kept a little longer while
+	// probes wait to make new ones.
+	if lc == nil || lc.gc != g.cfg.Load() || lc.peer || lc.owed ||
+		(l.now(now) >= lc.retire && !l.c.own.busy.Load()) {
 		if lc != nil {
 			l.close(lc)
 		}
 		g.looped.Store(false)
-		l.c.wg.Go(func() { l.c.probe(g) })
+		l.c.startOwn(g)
 		return
 	}
 	timeout, _ := g.timing()
@@ -278,7 +322,7 @@ func (l *loop) start(g *group, now time.Time) {
 	k, err := retryEINTR(func() (int, error) { return syscall.Write(lc.fd, lc.req) })
 	switch {
 	case err != nil && closedByPeer(err):
-		l.retry(lc)
+		l.stale(lc)
 		return
 	case err != nil:
 		l.done(lc, now, shortError(os.NewSyscallError("write", err)), false)
@@ -291,10 +335,15 @@ func (l *loop) start(g *group, now time.Time) {
 	l.heapPush(lc)
 }
 
-// retry lets go of lc, which the endpoint closed while it was idle, and
-// probes again on a new connection, on a goroutine, within the same
-// deadline, as NewHTTPProbe does.
-func (l *loop) retry(lc *loopConn) {
+// stale lets go of lc, which the endpoint closed before any byte of an
+// answer. When that answer was a probe's, it was closed while idle: the
+// probe is made again on a new connection, on a goroutine, within the
+// same deadline, as NewHTTPProbe does.
+func (l *loop) stale(lc *loopConn) {
+	if lc.owed {
+		l.close(lc)
+		return
+	}
 	g, start, timeout := lc.g, lc.start, lc.timeout
 	l.close(lc)
 	l.c.wg.Go(func() { l.c.probeUntil(g, start, start.Add(timeout), timeout) })
@@ -302,7 +351,7 @@ func (l *loop) retry(lc *loopConn) {
 
 // event handles what epoll said about lc.
 func (l *loop) event(lc *loopConn, events uint32, now time.Time) {
-	if !lc.busy {
+	if !lc.busy && !lc.owed {
 		lc.peer = true
 		return
 	}
@@ -313,7 +362,7 @@ func (l *loop) event(lc *loopConn, events uint32, now time.Time) {
 		}
 		if err != nil {
 			if len(lc.got) == 0 && closedByPeer(err) {
-				l.retry(lc)
+				l.stale(lc)
 			} else {
 				l.done(lc, now, shortError(os.NewSyscallError("read", err)), false)
 			}
@@ -338,7 +387,7 @@ func (l *loop) event(lc *loopConn, events uint32, now time.Time) {
 	}
 	switch {
 	case len(lc.got) == 0 && lc.eof:
-		l.retry(lc)
+		l.stale(lc)
 		return
 	case len(lc.got) == 0:
 		return // nothing yet
@@ -371,20 +420,42 @@ func (l *loop) done(lc *loopConn, now time.Time, err error, keep bool) {
 		lc.busy = false
 	}
 	lc.got, lc.eof = nil, false
+	if lc.owed {
+		// A late answer: the probe has failed already; the answer
+		// decides only whether the connection can be used again.
+		lc.owed = false
+		if !keep || err != nil {
+			l.close(lc)
+		}
+		return
+	}
 	g, gc := lc.g, lc.gc
 	if !keep || err != nil {
 		l.close(lc)
 	}
+	l.handled.Add(1)
 	l.c.finish(g, gc, lc.start, now, err)
 }
 
 // expire times out the probes whose deadline passed. A response that
 // arrived meanwhile was read before: run handles events first.
+//
+// The connection of a probe that timed out is kept until the group's
+// next probe, and used again by it if the late answer came whole
+// meanwhile: an endpoint, or a node, that is slow for a moment does not
+// cost a new connection per late probe, which on a busy node would add
+// to the load that made it late. One that never answers has its
+// connection closed by the next probe, which makes a new one, as it
+// would have after a close now.
 func (l *loop) expire(now time.Time) {
 	t := l.now(now)
 	for len(l.heap) > 0 && l.heap[0].deadline <= t {
 		lc := l.heap[0]
-		l.done(lc, now, &timeoutError{after: lc.timeout}, false)
+		l.heapRemove(lc.hidx)
+		lc.busy = false
+		l.handled.Add(1)
+		l.c.finish(lc.g, lc.gc, lc.start, now, &timeoutError{after: lc.timeout})
+		lc.owed = true
 	}
 }
 
@@ -397,7 +468,7 @@ func (l *loop) closeAll() {
 		}
 	}
 	l.conns, l.heap = nil, nil
-	syscall.Close(l.epfd)
+	l.ep.Close()
 	syscall.Close(l.evfd)
 }
 
