@@ -145,8 +145,10 @@ type CheckerConfig struct {
 // result goes to each member target's own state machine. An endpoint
 // shared by several services thus costs one probe. One scheduler
 // goroutine keeps the groups in a heap ordered by when each is due and
-// starts a goroutine per probe as it falls due, so idle targets cost no
-// goroutine, and a group has at most one probe in flight. Probes due
+// starts each probe as it falls due, on the event loop (see loop) when it
+// is a plain HTTP probe with a kept connection on Linux, and otherwise on
+// a goroutine of its own (at most maxOwn at once), so idle targets cost
+// no goroutine, and a group has at most one probe in flight. Probes due
 // within a few milliseconds of each other start together (see spread),
 // so that the Checker wakes up tens of times a second, not once per
 // probe. A group's HTTP probe keeps its connection in the group (see
@@ -583,16 +585,8 @@ func (c *Checker) nextOwn() *group {
 	return g
 }
 
-// probe makes one probe of g, hands the result to every member target
-// and schedules g's next probe.
-//
-// Probes are scheduled from the start of the previous one: every Interval
-// (±10%), or every Interval/5 while a result that disagrees with a member
-// target's state waits for confirmation (a failure while not Down, a
-// success while Down). Fall 2 thus confirms a failure within about a fifth
-// of an interval, while a single lost or slow probe is outvoted by the
-// next one. A remote group's timeout and interval grow by the path
-// allowance (see pathTiming).
+// probe makes one probe of g on this goroutine, hands the result to
+// every member target and schedules g's next probe (see finish).
 func (c *Checker) probe(g *group) {
 	start := time.Now()
 	timeout, _ := g.timing()
@@ -633,6 +627,14 @@ func (g *group) timing() (timeout, interval time.Duration) {
 
 // finish hands the result of g's probe, made with gc from start to end,
 // to every member target and schedules g's next probe.
+//
+// Probes are scheduled from the start of the previous one: every Interval
+// (±10%), or every Interval/5 while a result that disagrees with a member
+// target's state waits for confirmation (a failure while not Down, a
+// success while Down). Fall 2 thus confirms a failure within about a fifth
+// of an interval, while a single lost or slow probe is outvoted by the
+// next one. A remote group's timeout and interval grow by the path
+// allowance (see pathTiming).
 func (c *Checker) finish(g *group, gc *groupConfig, start, end time.Time, err error) {
 	ctx := g.ctx
 	_, interval := g.timing()
