@@ -3,6 +3,9 @@ package health
 import (
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -216,4 +219,42 @@ func TestLoopHangingEndpoint(t *testing.T) {
 	if loopHandled(c) == 0 {
 		t.Error("no probe on the loop")
 	}
+}
+
+// TestLoopLeavesNothing: the loop's connections are closed with their
+// targets and when the Checker stops, and the loop's goroutine, its epoll
+// instance and its eventfd go with it.
+func TestLoopLeavesNothing(t *testing.T) {
+	var open atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	fds, goroutines := openFiles(t), runtime.NumGoroutine()
+	targets := make([]Target, 6)
+	for i := range targets {
+		targets[i] = Target{
+			ID: fmt.Sprintf("ep%d", i), Addr: addrPort(t, srv.Listener.Addr()), Kind: "http", Probe: NewHTTPProbe(HTTPCheck{}),
+			Interval: 50 * time.Millisecond, Timeout: 50 * time.Millisecond, Rise: 1, Fall: 3,
+		}
+	}
+	c, err := NewChecker(CheckerConfig{}, targets, testLogger(t), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runChecker(t, c)
+	waitUntil(t, "probes on the loop", func() bool { return loopHandled(c) >= 30 && open.Load() == 6 })
+	c.Update(targets[:2])
+	waitUntil(t, "four connections closed with their targets", func() bool { return open.Load() == 2 })
+	stop()
+	waitUntil(t, "every connection closed when the checker stopped", func() bool { return open.Load() == 0 })
+	waitUntil(t, "file descriptors back to before", func() bool { return openFiles(t) <= fds })
+	waitUntil(t, "goroutines back to before", func() bool { return runtime.NumGoroutine() <= goroutines })
 }
