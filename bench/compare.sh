@@ -10,12 +10,17 @@
 # record. One query file for all: 60% the service name, 30% static names,
 # 10% names that do not exist.
 #
-# For each server (bench/lib.sh has the details):
+# Every server runs from the start, on its own port, and the runs go in
+# rounds, one run of each server per round, so that the machine's slow
+# drifts fall on every server alike. For each server (bench/lib.sh has
+# the details):
 #   - REPS runs of SECS seconds at full speed: the median queries/s, the
 #     median server CPU per query (the server's CPU time from /proc over
 #     the queries answered) and how busy the server's core was;
-#   - REPS runs at half that median rate, each reply's latency written by
-#     dnsperf -v to memory: the median of the runs' mean and p99 latency.
+#   - REPS runs at half that median rate with a latency probe beside the
+#     load (a second dnsperf at 1,000 queries/s, one at a time, at a
+#     real-time priority; see run_rate): the median of the runs' mean
+#     (the load's) and p99 (the probe's) latency.
 #     During these runs an idle-priority busy loop keeps each core from
 #     halting (AWAKE=0: not): a halted virtual CPU takes the host's time
 #     to wake, which would be measured instead of the server; the
@@ -196,8 +201,11 @@ awake_start
 wake_awake=$(wakeup_latency)
 awake_stop
 
-declare -A QPS CPU BUSY MEAN P99 OTHERS
+declare -A QPS CPU BUSY MEAN P99 OTHERS PORT PID
 read -ra servers <<<"${SERVERS:-gslbd gdnsd nsd knot}"
+# Every server runs from the start, each on its own port, all pinned to
+# the server core; only the one under test gets queries (the others idle:
+# their CPU counts as outside load, a few ticks).
 for name in "${servers[@]}"; do
   start=start_$name
   [[ $name == gslbd ]] && start=start_gslbd_www
@@ -211,23 +219,57 @@ for name in "${servers[@]}"; do
     ((attempt < 3)) || exit 1
     echo "compare: $name: starting again on another port" >&2
   done
-  # Health checks come up (gdnsd's first http_status round, gslbd's rise).
-  verify "$port" "$name" "$tmp/expect" 15
-  echo "compare: $name: $REPS runs of ${SECS}s at full speed" >&2
-  if repeat run_full "$port" "$SERVER_PID" "$name" "$tmp/queries" "$tmp/expect"; then
-    QPS[$name]=$(kept_median 1)
-    CPU[$name]=$(kept_median 2)
-    BUSY[$name]=$(kept_median 3)
-    OTHERS[$name]=$(kept_max 4)
-    half=$(awk -v q="${QPS[$name]}" 'BEGIN { printf "%d", q / 2 }')
-    echo "compare: $name: $REPS runs at $half queries/s" >&2
-    if repeat run_rate "$port" "$SERVER_PID" "$name" "$tmp/queries" "$tmp/expect" "$half"; then
-      MEAN[$name]=$(kept_median 1)
-      P99[$name]=$(kept_median 2)
-    fi
-  fi
-  stop_tree "$SERVER_PID"
+  PORT[$name]=$port PID[$name]=$SERVER_PID
 done
+# Health checks come up (gdnsd's first http_status round, gslbd's rise).
+for name in "${servers[@]}"; do
+  verify "${PORT[$name]}" "$name" "$tmp/expect" 15
+done
+
+# Rounds: one run of each server per round, REPS rounds, so that a slow
+# drift of the machine (someone else's load coming and going) falls on
+# every server alike.
+ok=("${servers[@]}")
+# prune: ok without the servers in drop.
+prune() {
+  local name d keep=()
+  for name in "${ok[@]}"; do
+    for d in "${drop[@]}"; do [[ $d == "$name" ]] && continue 2; done
+    keep+=("$name")
+  done
+  ok=("${keep[@]}")
+}
+rounds() {
+  local kind=$1 r name rate drop=()
+  for r in $(seq "$REPS"); do
+    prune
+    echo "compare: round $r of $REPS, $kind: ${ok[*]}" >&2
+    for name in "${ok[@]}"; do
+      if [[ $kind == full ]]; then
+        keep_one "$tmp/full.$name" run_full "${PORT[$name]}" "${PID[$name]}" "$name" "$tmp/queries" "$tmp/expect" && continue
+      else
+        rate=$(awk -v q="${QPS[$name]}" 'BEGIN { printf "%d", q / 2 }')
+        keep_one "$tmp/rate.$name" run_rate "${PORT[$name]}" "${PID[$name]}" "$name" "$tmp/queries" "$tmp/expect" "$rate" && continue
+      fi
+      echo "compare: $name: left out" >&2
+      drop+=("$name")
+    done
+  done
+  prune
+}
+rounds full
+for name in "${ok[@]}"; do
+  QPS[$name]=$(file_median "$tmp/full.$name" 1)
+  CPU[$name]=$(file_median "$tmp/full.$name" 2)
+  BUSY[$name]=$(file_median "$tmp/full.$name" 3)
+  OTHERS[$name]=$(file_max "$tmp/full.$name" 4)
+done
+rounds rate
+for name in "${ok[@]}"; do
+  MEAN[$name]=$(file_median "$tmp/rate.$name" 1)
+  P99[$name]=$(file_median "$tmp/rate.$name" 2)
+done
+for name in "${servers[@]}"; do stop_tree "${PID[$name]}"; done
 
 echo
 printf '%-6s %10s %13s %10s %12s %11s %8s\n' server "queries/s" "CPU/query µs" "core busy" "mean ms @½" "p99 ms @½" "outside"

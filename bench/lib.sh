@@ -13,12 +13,14 @@
 #     benchmark took CPU during it (see measure).
 #
 # Settings (environment): SECS (10) seconds a run, REPS (3) runs kept per
-# figure, MAX_TRIES (2*REPS) runs tried, NOISE (0.25) the share of one
+# figure (rounds), MAX_TRIES (2*REPS) tries for one run, NOISE (0.25) the share of one
 # core that outside load may take during a run, RETRY_WAIT (10) seconds
 # to wait after a disturbed run, AWAKE (1: keep the cores from halting
 # during latency runs, see awake_start; 0: do not), SERVER_CPU (0),
 # PERF_CPU (1), CLIENTS (4) and OUTSTANDING (500) for dnsperf,
-# BENCH_DEBUG (set: print what every run's CPU time went to).
+# PROBE_RATE (1000) and LATENCY (probe, or load) for the latency runs (see
+# run_rate), BENCH_DEBUG (set: print what every run's CPU time went to,
+# and each latency run's percentiles).
 
 SECS=${SECS:-10}
 REPS=${REPS:-3}
@@ -150,7 +152,10 @@ for s in servers[1:]:
     threading.Thread(target=s.serve_forever, daemon=True).start()
 servers[0].serve_forever()
 PY
-  python3 "$tmp/backend.py" "$port" "$@" 2>"$tmp/backend.log" &
+  # On the load generator's core: the server's core is the server's
+  # alone, and the endpoints answer its health checks (every 500 ms for
+  # gslbd) on the other, as they would from another machine.
+  taskset -c "$PERF_CPU" python3 "$tmp/backend.py" "$port" "$@" 2>"$tmp/backend.log" &
   BACKEND_PID=$!
   track "$BACKEND_PID"
   for a in "$@"; do
@@ -167,11 +172,13 @@ PY
 # build_gslbd: the binary under test, built once into $tmp.
 build_gslbd() { go build -o "$tmp/gslbd" ./cmd/gslbd; }
 
-# start_gslbd port zonefile servicesfile: gslbd on 127.0.0.1:port, one
-# P (GOMAXPROCS=1: one UDP socket, one reader), pinned to SERVER_CPU.
-# Sets SERVER_PID; its log is $tmp/gslbd.log.
+# start_gslbd port zonefile servicesfile [name]: gslbd on
+# 127.0.0.1:port, one P (GOMAXPROCS=1: one UDP socket, one reader),
+# pinned to SERVER_CPU. Sets SERVER_PID; its config is $tmp/name.yaml
+# and its log $tmp/name.log (name: gslbd by default).
 start_gslbd() {
-  cat >"$tmp/gslbd.yaml" <<EOF
+  local name=${4:-gslbd}
+  cat >"$tmp/$name.yaml" <<EOF
 node: {name: bench, site: dc1}
 dns:
   listen: ["127.0.0.1:$1"]
@@ -182,7 +189,7 @@ zones:
 services: $3
 log: {level: warn}
 EOF
-  GOMAXPROCS=1 taskset -c "$SERVER_CPU" "$tmp/gslbd" serve -config "$tmp/gslbd.yaml" >"$tmp/gslbd.log" 2>&1 &
+  GOMAXPROCS=1 taskset -c "$SERVER_CPU" "$tmp/gslbd" serve -config "$tmp/$name.yaml" >"$tmp/$name.log" 2>&1 &
   SERVER_PID=$!
   track "$SERVER_PID"
 }
@@ -246,7 +253,7 @@ tree_ticks() {
   for p in $(descendants "$1"); do
     # utime and stime, counted after the command name, which may hold
     # spaces ("nsd: server 1").
-    x=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}')
+    x=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk -v f="${2:-}" '{print f == "user" ? $12 : f == "sys" ? $13 : $12 + $13}')
     t=$((t + ${x:-0}))
   done
   echo "$t"
@@ -338,20 +345,20 @@ d.sort(); print("%.2f" % (d[int(len(d) * 0.99)] * 1000))')")
 # and the endpoints' from /proc, and what is left of the machine's busy
 # time is load from outside.
 measure() {
-  local pid=$1 m0 m1 s0 s1 b0 b1 k0 k1 w0 w1 perf
+  local pid=$1 m0 m1 s0 s1 su0 su1 b0 b1 k0 k1 w0 w1 perf
   shift
   # The processes' counters are read outside the machine's window (the
   # commands that read them take time of their own, much of it on a
   # busy machine), so that no part of it counts twice.
   proc_cpu >"$tmp/ps0"
-  s0=$(tree_ticks "$pid") b0=$(tree_ticks "$BACKEND_PID") k0=$(($(kernel_ticks) + $(awake_ticks)))
+  s0=$(tree_ticks "$pid") b0=$(tree_ticks "$BACKEND_PID") k0=$(($(kernel_ticks) + $(awake_ticks))) su0=$(tree_ticks "$pid" user)
   read -r m0 w0 < <(machine_ticks)
   (
     taskset -c "$PERF_CPU" dnsperf "$@" >"$perf_out" 2>&1 || true
     times >"$tmp/perf.times"
   )
   read -r m1 w1 < <(machine_ticks)
-  s1=$(tree_ticks "$pid") b1=$(tree_ticks "$BACKEND_PID") k1=$(($(kernel_ticks) + $(awake_ticks)))
+  s1=$(tree_ticks "$pid") b1=$(tree_ticks "$BACKEND_PID") k1=$(($(kernel_ticks) + $(awake_ticks))) su1=$(tree_ticks "$pid" user)
   proc_cpu >"$tmp/ps1"
   # times: the subshell's line, then its children's (dnsperf): "0m1.234s 0m0.567s".
   perf=$(awk -v tck="$TCK" 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); print int((u[1] * 60 + u[2] + s[1] * 60 + s[2]) * tck + 0.5) }' "$tmp/perf.times")
@@ -360,7 +367,7 @@ measure() {
   RUN_OTHERS=$(awk -v o=$((m1 - m0 - (s1 - s0) - perf - (b1 - b0) - (k1 - k0))) -v tck="$TCK" -v w="$RUN_WALL" \
     'BEGIN { o = o / tck / w; if (o < 0) o = 0; printf "%.3f", o }')
   if [[ -n ${BENCH_DEBUG:-} ]]; then
-    echo "bench: run of ${RUN_WALL}s, in ticks: machine $((m1 - m0)), server $((s1 - s0)), dnsperf $perf, endpoints $((b1 - b0)), ksoftirqd and awake loops $((k1 - k0)); outside $RUN_OTHERS of a core (machine - server - one core: $(awk -v o=$((m1 - m0 - (s1 - s0))) -v tck="$TCK" -v w="$RUN_WALL" 'BEGIN { printf "%.3f", o / tck / w - 1 }'))" >&2
+    echo "bench: run of ${RUN_WALL}s, in ticks: machine $((m1 - m0)), server $((s1 - s0)) ($((su1 - su0)) user), dnsperf $perf, endpoints $((b1 - b0)), ksoftirqd and awake loops $((k1 - k0)); outside $RUN_OTHERS of a core (machine - server - one core: $(awk -v o=$((m1 - m0 - (s1 - s0))) -v tck="$TCK" -v w="$RUN_WALL" 'BEGIN { printf "%.3f", o / tck / w - 1 }'))" >&2
   fi
   RUN_DISTURBED=$(awk -v o="$RUN_OTHERS" -v n="$NOISE" 'BEGIN { print (o > n) ? 1 : 0 }')
   if ((RUN_DISTURBED)); then
@@ -412,50 +419,79 @@ run_full() {
 }
 
 # run_rate port pid name queries expectations rate: verify, then one run
-# at rate queries/s with every reply's latency written by dnsperf -v to
-# memory (a pipe to another process would make dnsperf wait for it, and
-# that process compete for the cores). Prints "mean_ms p99_ms others"
-# or "disturbed others culprits". A query lost counts as the timeout
-# (2 s: nothing comes back later than that over loopback).
+# at rate queries/s (the load) with a latency probe beside it. Prints
+# "mean_ms p99_ms others" or "disturbed others culprits".
+#
+# The load is one dnsperf at the rate; the probe is a second dnsperf on the
+# same core sending PROBE_RATE (1000) queries/s from the same file, one at
+# a time, every reply's latency written by -v to memory, at a real-time
+# priority (SCHED_FIFO, when allowed: root or CAP_SYS_NICE) so that the
+# load generator does not hold it up. What it measures is what a resolver
+# asking this server sees while the server answers half its maximum rate:
+# the path, the kernel and the server. The load generator's own latency
+# (LATENCY=load: the old way, the load dnsperf's own -v lines) is mostly
+# its own queue: at half of its own maximum rate, with a line written per
+# reply, its core is nearly full, and every server measured that way,
+# gdnsd, NSD and Knot as much as gslbd, showed a p99 of 2-3 ms. The mean
+# is the load's own (dnsperf's Average Latency), over all its queries.
+# A query lost counts as the timeout (2 s: nothing comes back later than
+# that over loopback).
+PROBE_RATE=${PROBE_RATE:-1000}
+LATENCY=${LATENCY:-probe}
 run_rate() {
-  local port=$1 pid=$2 name=$3 rate=$6
+  local port=$1 pid=$2 name=$3 rate=$6 probe_pid="" fifo=() mean
   verify "$port" "$name" "$5"
   ((AWAKE)) && awake_start
-  measure "$pid" -s 127.0.0.1 -p "$port" -d "$4" -l "$SECS" -t 2 -c "$CLIENTS" -q "$OUTSTANDING" -Q "$rate" -v
+  if [[ $LATENCY == load ]]; then
+    measure "$pid" -s 127.0.0.1 -p "$port" -d "$4" -l "$SECS" -t 2 -c "$CLIENTS" -q "$OUTSTANDING" -Q "$rate" -v
+    cp "$perf_out" "$shm/probe.out"
+  else
+    chrt -f 1 true 2>/dev/null && fifo=(chrt -f 1)
+    # The probe starts first and ends last, so it covers the whole load.
+    taskset -c "$PERF_CPU" "${fifo[@]}" dnsperf -s 127.0.0.1 -p "$port" -d "$4" -l $((SECS + 1)) -t 2 \
+      -c 1 -q 1 -Q "$PROBE_RATE" -v >"$shm/probe.out" 2>&1 &
+    probe_pid=$!
+    track "$probe_pid"
+    sleep 0.5
+    measure "$pid" -s 127.0.0.1 -p "$port" -d "$4" -l "$SECS" -t 2 -c "$CLIENTS" -q "$OUTSTANDING" -Q "$rate"
+    wait "$probe_pid" || true
+  fi
   awake_stop
-  # dnsperf -v puts the per-query lines and the summary on stdout.
   if ((RUN_DISTURBED)); then
     echo "disturbed $RUN_OTHERS ${RUN_CULPRITS:-}"
     return
   fi
   check_perf "$name"
-  awk '$1 == ">" && $2 == "T" { print 2; next } $1 == ">" && NF >= 5 { print $NF }' "$perf_out" >"$shm/lat"
+  if [[ -n ${BENCH_DEBUG:-} ]]; then
+    echo "bench: latency probe ${fifo[*]:-(no real-time priority)}: $(grep -E 'Queries (sent|lost)' "$shm/probe.out" | tr -s ' \n' ' ')" >&2
+  fi
+  mean=$(awk '/Average Latency/ { print $4 * 1000 }' "$perf_out")
+  # dnsperf -v puts the per-query lines and the summary on stdout.
+  awk '$1 == ">" && $2 == "T" { print 2; next } $1 == ">" && NF >= 5 { print $NF }' "$shm/probe.out" >"$shm/lat"
   sort -g "$shm/lat" -o "$shm/lat"
-  awk -v o="$RUN_OTHERS" '{ a[NR] = $1; s += $1 } END {
+  if [[ -n ${BENCH_DEBUG:-} ]]; then
+    awk '{ a[NR] = $1 } END { if (NR) printf "bench: %s: latency, ms: p50 %.3f p90 %.3f p99 %.3f p99.9 %.3f max %.3f\n", name,
+        a[int(NR * .5 + .5)] * 1000, a[int(NR * .9 + .5)] * 1000, a[int(NR * .99 + .5)] * 1000, a[int(NR * .999 + .5)] * 1000, a[NR] * 1000 }' name="$name" "$shm/lat" >&2
+  fi
+  awk -v o="$RUN_OTHERS" -v m="$mean" '{ a[NR] = $1; s += $1 } END {
       if (NR == 0) { print "- - " o; exit }
+      if (m == "") m = s / NR * 1000
       i = int(NR * 0.99 + 0.5); if (i < 1) i = 1
-      printf "%.3f %.3f %s\n", s / NR * 1000, a[i] * 1000, o }' "$shm/lat"
-  rm -f "$shm/lat"
+      printf "%.3f %.3f %s\n", m, a[i] * 1000, o }' "$shm/lat"
+  rm -f "$shm/lat" "$shm/probe.out"
 }
 
-# kept_median n, kept_max n: the median and the largest of field n over
-# the kept runs (KEPT).
-kept_median() { printf '%s\n' "${KEPT[@]}" | awk -v n="$1" '{ print $n }' | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
-kept_max() { printf '%s\n' "${KEPT[@]}" | awk -v n="$1" '{ print $n }' | sort -g | tail -1; }
-
-# repeat what...: runs the command what... until REPS runs were not
-# disturbed (at most MAX_TRIES), waiting RETRY_WAIT seconds after a
-# disturbed one for the other load to pass; each kept result line is
-# appended to the array KEPT. Says on stderr which runs were discarded
-# and why. Returns 1 when too few runs were kept.
-repeat() {
-  local r o c tries=0
-  KEPT=()
-  while ((${#KEPT[@]} < REPS)); do
-    if ((tries++ >= MAX_TRIES)); then
-      echo "bench: too many disturbed runs (${#KEPT[@]} of $REPS kept); the machine is busy" >&2
-      return 1
-    fi
+# keep_one file what...: runs the command what... until a run is not
+# disturbed (at most MAX_TRIES tries, waiting RETRY_WAIT seconds after a
+# disturbed one) and appends that run's result line to file. For
+# interleaved rounds (one run of each server, or size, per round), which
+# put the machine's slow drifts on every contender alike rather than on
+# whichever ran while the drift lasted. Returns 1 when every try was
+# disturbed.
+keep_one() {
+  local file=$1 r o c tries=0
+  shift
+  while ((tries++ < MAX_TRIES)); do
     r=$("$@") || exit 1
     if [[ $r == disturbed* ]]; then
       read -r _ o c <<<"$r"
@@ -463,6 +499,14 @@ repeat() {
       sleep "$RETRY_WAIT"
       continue
     fi
-    KEPT+=("$r")
+    echo "$r" >>"$file"
+    return 0
   done
+  echo "bench: too many disturbed runs in a row; the machine is busy" >&2
+  return 1
 }
+
+# file_median file n, file_max file n: the median and the largest of field
+# n over the lines of file.
+file_median() { awk -v n="$2" '{ print $n }' "$1" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+file_max() { awk -v n="$2" '{ print $n }' "$1" | sort -g | tail -1; }

@@ -261,6 +261,9 @@ type group struct {
 	// The group's probe metrics, looked up once.
 	duration prometheus.Observer
 	failures prometheus.Counter
+	// hedge is the group's confirming probe on a new connection (see
+	// hedge); only the group's probe uses it.
+	hedge hedge
 
 	// index is the group's place in the scheduler's heap, -1 while not in
 	// it; guarded by scheduler.mu.
@@ -589,44 +592,75 @@ func (c *Checker) nextOwn() *group {
 // every member target and schedules g's next probe (see finish).
 func (c *Checker) probe(g *group) {
 	start := time.Now()
-	timeout, _ := g.timing()
-	c.probeUntil(g, start, start.Add(timeout), timeout)
+	// A probe that finds a kept connection needs no connect.
+	timeout, interval := g.timing(!g.conns.kept(start))
+	c.probeUntil(g, start, timeout, interval, false)
 }
 
-// probeUntil runs g's probe on this goroutine with the given deadline
-// (timeout after the probe's start, for the error), and finishes it. It
-// is also how the event loop retries a probe on a new connection.
-func (c *Checker) probeUntil(g *group, start, deadline time.Time, timeout time.Duration) {
+// probeUntil runs g's probe on this goroutine until timeout after start,
+// and finishes it. It is also how the event loop retries a probe on a
+// new connection (within the loop probe's deadline); loopHedged then says
+// that the loop has started the probe's hedge already, which finishes
+// both (see loop.hedge).
+//
+// A probe that has had no answer for half its timeout while a member is
+// Up gets its confirmation at once: a second probe, on a new connection,
+// alongside it (see hedge). Both results go through the state machines,
+// in the order they came, so a hung or black-holed endpoint is Down after
+// about Timeout/2 + Timeout rather than 2×Timeout, while one lost packet,
+// which stalls one connection, is outvoted by the other probe.
+func (c *Checker) probeUntil(g *group, start time.Time, timeout, interval time.Duration, loopHedged bool) {
 	ctx, k := g.ctx, g.key
 	gc := g.cfg.Load()
+	hedged := !loopHedged && hedgeable(gc.members)
+	if hedged {
+		g.hedge.arm(g, gc.probe, time.Until(start.Add(timeout/2)))
+	}
 	trace := &g.trace
-	trace.connect, trace.connected, trace.http = 0, false, nil
-	err := runProbeUntil(g.tctx, gc.probe, k.addr, deadline, timeout)
-	end := time.Now()
+	trace.reset()
+	trace.wantRTT = k.remote
+	results := [2]probeResult{{err: runProbeUntil(g.tctx, gc.probe, k.addr, start.Add(timeout), timeout), start: start}}
+	results[0].end = time.Now()
+	if err := results[0].err; err == nil && trace.http != nil && ctx.Err() == nil {
+		c.handOver(g, gc, trace.http)
+	}
+	if loopHedged {
+		g.hedge.deliver(results[0], trace)
+		return
+	}
+	n := 1
+	if hedged {
+		if r, ok := g.hedge.wait(); ok {
+			results[1], n = r, 2
+			if r.end.Before(results[0].end) {
+				results[0], results[1] = results[1], results[0]
+			}
+		}
+	}
 	if ctx.Err() != nil {
 		return // stopping or removed: a cancelled probe says nothing about the target
 	}
-	if trace.connected {
-		g.path.observe(trace.connect)
+	trace.feed(&g.path)
+	if n == 2 {
+		g.hedge.trace.feed(&g.path)
 	}
-	if err == nil && trace.http != nil {
-		c.handOver(g, gc, trace.http)
-	}
-	c.finish(g, gc, start, end, err)
+	c.finish(g, gc, start, interval, results[:n])
 }
 
 // timing is the timeout and interval of g's probes: its own, or with the
-// path allowance of a remote endpoint (see pathTiming).
-func (g *group) timing() (timeout, interval time.Duration) {
+// path allowance of a remote endpoint (see pathTiming) for a probe that
+// dials or, when !dials, sends its request on a kept connection.
+func (g *group) timing(dials bool) (timeout, interval time.Duration) {
 	k := g.key
 	if k.remote {
-		return pathTiming(k.kind, k.timeout, k.interval, g.path)
+		return pathTiming(k.kind, dials, k.timeout, k.interval, g.path)
 	}
 	return k.timeout, k.interval
 }
 
-// finish hands the result of g's probe, made with gc from start to end,
-// to every member target and schedules g's next probe.
+// finish hands the results of g's probe that started at start, made with
+// gc, to every member target in the order given (the order they came:
+// one, or two when the probe was hedged), and schedules g's next probe.
 //
 // Probes are scheduled from the start of the previous one: every Interval
 // (±10%), or every Interval/5 while a result that disagrees with a member
@@ -634,52 +668,15 @@ func (g *group) timing() (timeout, interval time.Duration) {
 // success while Down). Fall 2 thus confirms a failure within about a fifth
 // of an interval, while a single lost or slow probe is outvoted by the
 // next one. A remote group's timeout and interval grow by the path
-// allowance (see pathTiming).
-func (c *Checker) finish(g *group, gc *groupConfig, start, end time.Time, err error) {
-	ctx := g.ctx
-	_, interval := g.timing()
+// allowance (see pathTiming), as computed when the probe started.
+func (c *Checker) finish(g *group, gc *groupConfig, start time.Time, interval time.Duration, results []probeResult) {
 	var (
 		pending bool
 		changes []change
 	)
-	if reason, ok := localFault(err); ok {
-		// This node could not make the probe: it says nothing about the
-		// endpoint, so no state machine moves. After Fall of them in a
-		// row (as long as the endpoint would take to be judged down) the
-		// node abstains from voting on it.
-		c.metrics.localFault(reason)
-		c.local.fault(ctx, end, gc.members[0].id, reason, err)
-		for _, tr := range gc.members {
-			tr.mu.Lock()
-			if tr.localRun++; tr.localRun == max(tr.fall, 1) {
-				changes = append(changes, change{tr: tr, setFault: true, fault: err.Error(), at: end})
-			}
-			tr.mu.Unlock()
-		}
-		pending = true // retried Interval/5 later
-	} else {
-		g.duration.Observe(end.Sub(start).Seconds())
-		if err != nil {
-			g.failures.Inc()
-		}
-		for _, tr := range gc.members {
-			tr.mu.Lock()
-			abstained := tr.localRun >= max(tr.fall, 1)
-			tr.localRun = 0
-			prev := tr.m
-			tr.m = tr.m.next(err == nil, tr.rise, tr.fall)
-			pending = pending || tr.m.pending()
-			switch {
-			case tr.m.state != prev.state:
-				ch := change{tr: tr, moved: true, from: prev.state, to: tr.m.state, at: end}
-				if ch.to == Down && err != nil {
-					ch.lastError = err.Error()
-				}
-				changes = append(changes, ch)
-			case abstained:
-				changes = append(changes, change{tr: tr, setFault: true, at: end})
-			}
-			tr.mu.Unlock()
+	for _, res := range results {
+		if c.apply(g, gc, res, &changes) {
+			pending = true
 		}
 	}
 	if len(changes) > 0 {
@@ -692,6 +689,203 @@ func (c *Checker) finish(g *group, gc *groupConfig, start, end time.Time, err er
 	}
 	due, slack := spread(start, delay)
 	c.sched.add(g, due, slack)
+}
+
+// probeResult is one probe's outcome.
+type probeResult struct {
+	err        error
+	start, end time.Time
+}
+
+// apply hands one probe result of g to every member target, appending
+// what changed to changes. It reports whether the group should be probed
+// again soon: a member waits for confirmation, or the probe could not be
+// made because of this node.
+func (c *Checker) apply(g *group, gc *groupConfig, res probeResult, changes *[]change) (pending bool) {
+	ctx, err, end := g.ctx, res.err, res.end
+	if reason, ok := localFault(err); ok {
+		// This node could not make the probe: it says nothing about the
+		// endpoint, so no state machine moves. After Fall of them in a
+		// row (as long as the endpoint would take to be judged down) the
+		// node abstains from voting on it.
+		c.metrics.localFault(reason)
+		c.local.fault(ctx, end, gc.members[0].id, reason, err)
+		for _, tr := range gc.members {
+			tr.mu.Lock()
+			if tr.localRun++; tr.localRun == max(tr.fall, 1) {
+				*changes = append(*changes, change{tr: tr, setFault: true, fault: err.Error(), at: end})
+			}
+			tr.mu.Unlock()
+		}
+		return true // retried Interval/5 later
+	}
+	g.duration.Observe(end.Sub(res.start).Seconds())
+	if err != nil {
+		g.failures.Inc()
+	}
+	for _, tr := range gc.members {
+		tr.mu.Lock()
+		abstained := tr.localRun >= max(tr.fall, 1)
+		tr.localRun = 0
+		prev := tr.m
+		tr.m = tr.m.next(err == nil, tr.rise, tr.fall)
+		pending = pending || tr.m.pending()
+		switch {
+		case tr.m.state != prev.state:
+			ch := change{tr: tr, moved: true, from: prev.state, to: tr.m.state, at: end}
+			if ch.to == Down && err != nil {
+				ch.lastError = err.Error()
+			}
+			*changes = append(*changes, ch)
+		case abstained:
+			*changes = append(*changes, change{tr: tr, setFault: true, at: end})
+		}
+		tr.mu.Unlock()
+	}
+	return pending
+}
+
+// hedgeable reports whether a probe of members gets a hedge: whether a
+// member is Up, so that a probe left unanswered could take it Down.
+func hedgeable(members []*tracker) bool {
+	for _, tr := range members {
+		tr.mu.Lock()
+		up := tr.m.state == Up
+		tr.mu.Unlock()
+		if up {
+			return true
+		}
+	}
+	return false
+}
+
+// hedge is the confirming probe that a group's probe starts alongside
+// itself when it has had no answer for half its timeout, while a member
+// target is Up. It runs on a new connection of its own (an HTTP probe is
+// given no connection slot, so it dials and says "Connection: close"),
+// with the timeout of a probe that dials, and its result joins the first
+// probe's.
+//
+// Why half the timeout: an endpoint that answers at all answers most
+// probes well within it, so a probe still waiting then is most likely
+// lost, on a stalled connection or to a dead endpoint; a second probe on a
+// new connection tells the two apart in the time the first would have
+// spent waiting, and a hung or black-holed endpoint is Down at
+// Timeout/2 + Timeout instead of 2×Timeout (and the wait for the
+// confirmation's schedule). Refused connections are not hedged: they
+// fail at once, and their confirmation comes Interval/5 later as before.
+// The cost is one more connection for a probe slower than half its
+// timeout, which a healthy endpoint rarely is; an endpoint that always is
+// gets two probes each interval.
+//
+// The timer's goroutine runs the hedge; the group's probe, which armed
+// it, waits for its result before it returns, so the hedge has an owner
+// and stops with the group (its context is the group's). A probe on the
+// event loop has no timer: the loop starts the hedge itself, on a
+// goroutine that then waits for the loop probe's result and finishes
+// both (see loop.hedge and Checker.finishHedged).
+type hedge struct {
+	timer *time.Timer
+	done  chan probeResult
+	// What the next hedge probes with, set by arm before the timer
+	// starts (the timer orders these writes before the hedge's reads).
+	probe   Probe
+	addr    netip.AddrPort
+	timeout time.Duration
+	trace   probeTrace
+	ctx     context.Context // the group's, carrying trace (no connection slot)
+
+	// first is where the event loop's probe, which a hedge started by
+	// the loop accompanies, delivers its result, and firstTrace what it
+	// measured of the path (see deliver).
+	first      chan probeResult
+	firstTrace probeTrace
+}
+
+// prepare sets what g's next hedge probes with: p, on a new connection,
+// with the timeout of a probe that dials.
+func (h *hedge) prepare(g *group, p Probe) {
+	k := g.key
+	h.probe, h.addr, h.timeout = p, k.addr, k.timeout
+	if k.remote {
+		h.timeout, _ = pathTiming(k.kind, true, k.timeout, k.interval, g.path)
+	}
+	if h.ctx == nil {
+		h.done = make(chan probeResult, 1)
+		h.first = make(chan probeResult, 1)
+		h.ctx = withTrace(g.ctx, &h.trace)
+	}
+}
+
+// arm starts the timer of g's hedge: after wait, a probe of g with p.
+func (h *hedge) arm(g *group, p Probe, wait time.Duration) {
+	h.prepare(g, p)
+	if h.timer == nil {
+		remote := g.key.remote
+		h.timer = time.AfterFunc(wait, func() { h.run(remote) })
+		return
+	}
+	h.timer.Reset(wait)
+}
+
+// run is the hedge probe itself, on the timer's goroutine.
+func (h *hedge) run(remote bool) { h.done <- h.do(remote) }
+
+// do makes the hedge probe on this goroutine.
+func (h *hedge) do(remote bool) probeResult {
+	h.trace.reset()
+	h.trace.wantRTT = remote
+	start := time.Now()
+	err := runProbe(h.ctx, h.probe, h.addr, h.timeout)
+	return probeResult{err: err, start: start, end: time.Now()}
+}
+
+// wait stops the hedge if it has not started, and otherwise waits for its
+// result (ok).
+func (h *hedge) wait() (probeResult, bool) {
+	if h.timer.Stop() {
+		return probeResult{}, false
+	}
+	return <-h.done, true
+}
+
+// deliver hands the result of the probe that a hedge started by the loop
+// accompanies, with what it measured of the path (tr), to the hedge's
+// goroutine. Each such hedge gets exactly one result, so this never
+// blocks.
+func (h *hedge) deliver(res probeResult, tr *probeTrace) {
+	h.firstTrace.reset()
+	if tr != nil {
+		h.firstTrace.connect, h.firstTrace.connected = tr.connect, tr.connected
+		h.firstTrace.srtt, h.firstTrace.rttvar, h.firstTrace.sampled = tr.srtt, tr.rttvar, tr.sampled
+	}
+	h.first <- res
+}
+
+// finishHedged runs the hedge of g's probe that the event loop started
+// at start (see loop.hedge), on a new connection, then waits for the
+// loop probe's result (deliver), and hands both to the state machines in
+// the order they came, as a probe on a goroutine of its own does with
+// its hedge.
+func (c *Checker) finishHedged(g *group, gc *groupConfig, start time.Time, interval time.Duration) {
+	h := &g.hedge
+	second := h.do(g.key.remote)
+	var first probeResult
+	select {
+	case first = <-h.first:
+	case <-g.ctx.Done():
+		return
+	}
+	if g.ctx.Err() != nil {
+		return // stopping or removed: a cancelled probe says nothing about the target
+	}
+	results := [2]probeResult{first, second}
+	if second.end.Before(first.end) {
+		results[0], results[1] = second, first
+	}
+	h.firstTrace.feed(&g.path)
+	h.trace.feed(&g.path)
+	c.finish(g, gc, start, interval, results[:])
 }
 
 // change is what one probe result did to one target at a time: it entered

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -206,8 +207,11 @@ func TestCheckerDetectsWithinASecond(t *testing.T) {
 	})
 }
 
-// TestCheckerDetectsHangingEndpoint: an endpoint that stops answering
-// costs two timeouts; with the defaults that is still about a second.
+// TestCheckerDetectsHangingEndpoint: a probe of an Up endpoint that has
+// had no answer for half its timeout gets its confirmation at once,
+// alongside it; when both time out the endpoint is Down, about 1.0s after
+// it stopped answering with the defaults (two timeouts and the wait for
+// the confirmation's schedule, 1.2s, before hedging).
 func TestCheckerDetectsHangingEndpoint(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := make(script)
@@ -217,15 +221,98 @@ func TestCheckerDetectsHangingEndpoint(t *testing.T) {
 		died := s.feed(pass)
 		h1 := s.feed(hang)
 		h2 := s.feed(hang)
-		// The confirmation is due 100ms after the first probe started,
-		// so it starts as soon as that probe times out.
-		within(t, "confirmation delay", h2.Sub(h1), 300*time.Millisecond, 300*time.Millisecond)
+		// The hedge starts half a timeout into the first probe.
+		within(t, "confirmation delay", h2.Sub(h1), testTimeout/2, testTimeout/2)
+		if got := r.state("a"); got != Up {
+			t.Fatalf("state with two probes in flight = %v, want up", got)
+		}
 		s.feed(pass) // blocks until h2 has timed out and the next probe is due
 		st, _ := r.Snapshot().Get("a")
 		if st.State != Down || st.LastError != "timeout after 300ms" {
 			t.Fatalf("status after two timeouts = %+v, want down with timeout after 300ms", st)
 		}
-		within(t, "detection time", st.Since.Sub(died), 0, 1200*time.Millisecond)
+		if want := h2.Add(testTimeout); !st.Since.Equal(want) {
+			t.Errorf("down since %v after the first hung probe, want %v (when the hedge timed out)", st.Since.Sub(h1), want.Sub(h1))
+		}
+		within(t, "detection time", st.Since.Sub(died), 0, 1000*time.Millisecond)
+	})
+}
+
+// TestCheckerHedgeRefusedWhileHung: the first probe hangs, its hedge is
+// refused at once: Down as soon as the first times out, with the
+// timeout as the last error.
+func TestCheckerHedgeRefusedWhileHung(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := make(script)
+		r := start(t, CheckerConfig{}, target("a", s.probe))
+		defer r.stop(t)
+		s.feed(pass)
+		h1 := s.feed(hang)
+		s.feed(fail)
+		if got := r.state("a"); got != Up {
+			t.Fatalf("state after the hedge failed, first probe in flight = %v, want up", got)
+		}
+		s.feed(pass) // the next probe
+		st, _ := r.Snapshot().Get("a")
+		if st.State != Down || !st.Since.Equal(h1.Add(testTimeout)) || st.LastError != "timeout after 300ms" {
+			t.Errorf("status = %+v, want down since the first probe timed out (%v), with its error", st, h1.Add(testTimeout))
+		}
+	})
+}
+
+// TestCheckerHedgeOnNewConnection: the hedge is not lent the group's
+// connection slot (an HTTP probe then dials a new connection), and a
+// probe that answers within half its timeout, or of a target that is not
+// Up, is not hedged.
+func TestCheckerHedgeOnNewConnection(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var (
+			mu     sync.Mutex
+			slots  []bool // whether each probe had a connection slot
+			result = pass
+		)
+		p := func(ctx context.Context, _ netip.AddrPort) error {
+			tr, _ := ctx.Value(traceKey{}).(*probeTrace)
+			mu.Lock()
+			slots = append(slots, tr != nil && tr.conns != nil)
+			f := result
+			mu.Unlock()
+			return f(ctx)
+		}
+		set := func(f func(context.Context) error) {
+			mu.Lock()
+			result = f
+			mu.Unlock()
+		}
+		r := start(t, CheckerConfig{}, target("a", p))
+		defer r.stop(t)
+		advance(2 * time.Second)
+		mu.Lock()
+		quick := len(slots)
+		for i, lent := range slots {
+			if !lent {
+				t.Errorf("probe %d of a quick endpoint ran without the connection slot: a hedge", i)
+			}
+		}
+		mu.Unlock()
+		set(hang)
+		advance(2 * time.Second)
+		if got := r.state("a"); got != Down {
+			t.Fatalf("state of a hung endpoint = %v, want down", got)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		hung := slots[quick:]
+		// Up: the first hung probe and its hedge; Down: probes on the
+		// slot only.
+		if len(hung) < 3 || !hung[0] || hung[1] || !hung[2] {
+			t.Errorf("probes of the hung endpoint had a slot: %v, want the first, not its hedge, then the probes while down", hung)
+		}
+		for i, lent := range hung[2:] {
+			if !lent {
+				t.Errorf("probe %d of a Down endpoint was hedged", i+2)
+			}
+		}
 	})
 }
 
@@ -293,6 +380,10 @@ func TestCheckerOneLostProbeDoesNotFlip(t *testing.T) {
 	})
 }
 
+// TestCheckerOneSlowProbeDoesNotFlip: a probe that hangs (one lost
+// packet on its connection) is hedged by a probe on a new connection,
+// which succeeds; the hung one's timeout is then one failure, outvoted by
+// its confirmation.
 func TestCheckerOneSlowProbeDoesNotFlip(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := make(script)
@@ -303,10 +394,12 @@ func TestCheckerOneSlowProbeDoesNotFlip(t *testing.T) {
 		before := r.Snapshot()
 
 		slow := s.feed(hang)
+		hedge := s.feed(pass)
+		within(t, "slow probe to its hedge", hedge.Sub(slow), testTimeout/2, testTimeout/2)
+		// The slow probe was cut at its 300ms timeout; its confirmation
+		// was already due then.
 		after := s.feed(pass)
-		// The probe was cut at its 300ms timeout; the confirmation was
-		// already due then.
-		within(t, "slow probe to next", after.Sub(slow), 300*time.Millisecond, 300*time.Millisecond)
+		within(t, "slow probe to its confirmation", after.Sub(slow), testTimeout, testTimeout)
 		s.feed(pass)
 		if got := r.state("a"); got != Up {
 			t.Errorf("state = %v, want up", got)

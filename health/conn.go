@@ -88,6 +88,15 @@ func (s *connSlot) takeIdle(owner *httpProbe) *keptConn {
 	return kc
 }
 
+// kept reports whether the slot holds a connection that the next probe
+// may use (one due for retirement at now does not count): that probe
+// then needs no connect.
+func (s *connSlot) kept(now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.idle != nil && now.Before(s.idle.retire)
+}
+
 // use marks tcp, just dialled, as the busy connection. When the slot is
 // closed it closes tcp and returns false.
 func (s *connSlot) use(tcp *net.TCPConn) bool {

@@ -22,10 +22,16 @@
 // state (a failure while not Down, a success while Down) is confirmed by
 // another probe Interval/5 after the first one started, so with Fall 2 a
 // target that refuses connections is Down at most about 1.1×500ms +
-// 1.1×100ms ≈ 0.66s after it died, and one that hangs at most about
-// 0.55s + 2×300ms ≈ 1.2s after. A single lost or slow probe is outvoted
-// by its confirmation and never flips the state. Recovery with Rise 2 is
-// as fast. These are the figures for this node's own site; probes across
+// 1.1×100ms ≈ 0.66s after it died. A probe of an Up target that has had
+// no answer after half its Timeout gets its confirmation at once, on a
+// new connection, alongside it (a hedge; see the Checker), so one that
+// hangs or is black-holed is Down at most about 0.55s + 150ms + 300ms ≈
+// 1.0s after it stopped answering (1.2s without the hedge). A single lost
+// or slow probe is outvoted by its confirmation and never flips the
+// state: a lost packet stalls one connection, and the other probe
+// answers. An endpoint that takes more than half its Timeout to answer
+// gets two probes each time. Recovery with Rise 2 is as fast as the
+// refused case. These are the figures for this node's own site; probes across
 // sites add the path (below).
 //
 // # Probes across sites
@@ -39,21 +45,29 @@
 //	T' = Timeout + n × min(RTO, MaxPathAllowance)    (MaxPathAllowance = 200ms)
 //	I' = max(Interval, T')
 //
-// where n is the round trips the probe needs (tcp 1, http 2, https 4) and
-// RTO is the retransmission timeout TCP would use on the path: the
-// smoothed round trip plus four times its variation (RFC 6298), measured
-// from the TCP connect of every earlier probe that completed one
-// (answered or refused). Before the first measurement the allowance is
-// n × MaxPathAllowance. Targets of this node's own site keep Timeout and
+// where n is the round trips the probe needs (tcp 1, http 2, https 4; an
+// http or https probe that finds a kept connection needs only its
+// request's, 1) and RTO is the retransmission timeout TCP would use on
+// the path: the smoothed round trip plus four times its variation (RFC
+// 6298, without the kernel's 200ms floor), measured from the TCP connect
+// of every earlier probe that completed one (answered or refused) and, on
+// Linux, after every successful HTTP exchange, from the kernel's estimate
+// of the connection (TCP_INFO's rtt and rttvar), which follows the path
+// while a connection is kept. Before the first measurement the allowance
+// is n × MaxPathAllowance. A kept connection that the endpoint closed
+// while idle is retried on a new one within the same timeout, which then
+// holds one round trip of allowance rather than the three it needs: on a
+// slow path that one probe may time out, and its confirmation, which
+// dials, has the full allowance. Targets of this node's own site keep Timeout and
 // Interval exactly: an overloaded local endpoint is not excused by a
 // growing estimate.
 //
 // A dead remote endpoint is still judged quickly: the estimate is fed by
-// completed connects only, so an endpoint that stops answering does not
-// stretch its own timeout, and it is Down at most about 1.1×I' + 2×T'
+// completed connects and exchanges only, so an endpoint that stops answering does not
+// stretch its own timeout, and it is Down at most about 1.1×I' + 1.5×T'
 // after it died (refusing: 1.1×I' + 1.1×I'/5 plus a round trip). With
 // the defaults and a steady 200ms path T' ≈ 0.7s for HTTP and the bound
-// is about 2.2s (HTTPS: T' ≤ 1.1s, bound 3.4s); a path slower than 200ms a
+// is about 1.8s (HTTPS: T' ≤ 1.1s, bound 2.8s); a path slower than 200ms a
 // round trip needs a longer configured timeout. On a LAN
 // (RTO well under a millisecond) T' is the configured Timeout to the
 // millisecond and the figures of the previous section hold.
@@ -120,7 +134,8 @@
 // new user could connect now. TCP probes only connect and close. Every
 // endpoint with an HTTP check therefore holds one file descriptor on
 // this node. The round trip of a remote endpoint (below) is measured on
-// the connects that new connections make, at least every 30s.
+// the connects that new connections make and on the kept connection's
+// exchanges.
 //
 // Probes speak HTTP/1.1 themselves, without TCP keep-alive, rather than
 // through net/http's client, whose per-connection goroutines cost more

@@ -80,10 +80,19 @@ type loopConn struct {
 	owed bool
 
 	// The probe in flight.
-	busy     bool
-	start    time.Time
-	deadline int64 // nanoseconds since the loop's epoch
+	busy  bool
+	start time.Time
+	// deadline is when the heap wakes the loop for the probe, in
+	// nanoseconds since the loop's epoch: its timeout, or, while
+	// hedgeDue, half of it, when its hedge starts (see hedge); end is
+	// the timeout itself.
+	deadline, end int64
+	hedgeDue      bool
+	// hedged says that the probe's hedge runs: its result goes to the
+	// hedge (hedge.deliver), which finishes both.
+	hedged   bool
 	timeout  time.Duration
+	interval time.Duration
 	hidx     int
 	got      []byte // what came back so far when it came in parts
 	eof      bool
@@ -290,7 +299,7 @@ func (l *loop) hold(g *group, lc *loopConn) {
 func (l *loop) close(lc *loopConn) {
 	if lc.busy {
 		l.heapRemove(lc.hidx)
-		lc.busy = false
+		lc.busy, lc.hedged = false, false
 	}
 	syscall.Close(lc.fd)
 	l.conns[lc.token] = nil
@@ -317,8 +326,15 @@ func (l *loop) start(g *group, now time.Time) {
 		l.c.startOwn(g)
 		return
 	}
-	timeout, _ := g.timing()
-	lc.start, lc.timeout, lc.deadline = now, timeout, l.now(now)+int64(timeout)
+	// The probe sends its request on a kept connection: one round trip
+	// of path allowance.
+	timeout, interval := g.timing(false)
+	lc.start, lc.timeout, lc.interval = now, timeout, interval
+	lc.end = l.now(now) + int64(timeout)
+	lc.deadline, lc.hedgeDue, lc.hedged = lc.end, false, false
+	if hedgeable(g.cfg.Load().members) {
+		lc.deadline, lc.hedgeDue = l.now(now)+int64(timeout/2), true
+	}
 	k, err := retryEINTR(func() (int, error) { return syscall.Write(lc.fd, lc.req) })
 	switch {
 	case err != nil && closedByPeer(err):
@@ -344,9 +360,9 @@ func (l *loop) stale(lc *loopConn) {
 		l.close(lc)
 		return
 	}
-	g, start, timeout := lc.g, lc.start, lc.timeout
+	g, start, timeout, interval, hedged := lc.g, lc.start, lc.timeout, lc.interval, lc.hedged
 	l.close(lc)
-	l.c.wg.Go(func() { l.c.probeUntil(g, start, start.Add(timeout), timeout) })
+	l.c.wg.Go(func() { l.c.probeUntil(g, start, timeout, interval, hedged) })
 }
 
 // event handles what epoll said about lc.
@@ -430,11 +446,53 @@ func (l *loop) done(lc *loopConn, now time.Time, err error, keep bool) {
 		return
 	}
 	g, gc := lc.g, lc.gc
+	var tr probeTrace
+	if err == nil && g.key.remote {
+		// A completed exchange: the kernel's estimate of the path now
+		// includes its round trip.
+		tr.srtt, tr.rttvar, tr.sampled = kernelRTTFD(lc.fd)
+	}
 	if !keep || err != nil {
 		l.close(lc)
 	}
+	l.finish(lc, g, gc, probeResult{err: err, start: lc.start, end: now}, &tr)
+}
+
+// finish hands the result of lc's probe of g, made with gc, on: to the
+// probe's hedge when it has one, which finishes both, and otherwise to
+// the state machines (Checker.finish), with what it measured of the
+// path (tr).
+func (l *loop) finish(lc *loopConn, g *group, gc *groupConfig, res probeResult, tr *probeTrace) {
 	l.handled.Add(1)
-	l.c.finish(g, gc, lc.start, now, err)
+	if lc.hedged {
+		lc.hedged = false
+		g.hedge.deliver(res, tr)
+		return
+	}
+	if tr != nil {
+		tr.feed(&g.path)
+	}
+	results := [1]probeResult{res}
+	l.c.finish(g, gc, lc.start, lc.interval, results[:])
+}
+
+// hedge starts the hedge of lc's probe, which has had no answer for half
+// its timeout while a member of its group is Up: a probe on a new
+// connection, on a goroutine of its own, as the hedge of a probe on a
+// goroutine is (see the hedge type). That goroutine then waits for the
+// loop probe's result, and hands both to the state machines in the order
+// they came (Checker.finishHedged). Only a probe that is this late costs
+// a goroutine.
+func (l *loop) hedge(lc *loopConn) {
+	g, gc, start, interval := lc.g, lc.gc, lc.start, lc.interval
+	lc.hedged = true
+	h := &g.hedge
+	h.prepare(g, gc.probe)
+	select {
+	case <-h.first: // left by a hedge whose group stopped waiting
+	default:
+	}
+	l.c.wg.Go(func() { l.c.finishHedged(g, gc, start, interval) })
 }
 
 // expire times out the probes whose deadline passed. A response that
@@ -451,11 +509,19 @@ func (l *loop) expire(now time.Time) {
 	t := l.now(now)
 	for len(l.heap) > 0 && l.heap[0].deadline <= t {
 		lc := l.heap[0]
+		if lc.hedgeDue {
+			// Half the timeout: the hedge starts, and the probe waits
+			// on until its own timeout.
+			lc.hedgeDue = false
+			lc.deadline = lc.end
+			l.heapDown(lc.hidx)
+			l.hedge(lc)
+			continue
+		}
 		l.heapRemove(lc.hidx)
 		lc.busy = false
-		l.handled.Add(1)
-		l.c.finish(lc.g, lc.gc, lc.start, now, &timeoutError{after: lc.timeout})
 		lc.owed = true
+		l.finish(lc, lc.g, lc.gc, probeResult{err: &timeoutError{after: lc.timeout}, start: lc.start, end: now}, nil)
 	}
 }
 

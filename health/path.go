@@ -18,12 +18,14 @@ const MaxPathAllowance = 200 * time.Millisecond
 
 // roundTrips is how many network round trips a probe of kind needs before
 // the endpoint's own answer: TCP's handshake, plus the request for HTTP,
-// plus two for a full TLS handshake.
-func roundTrips(kind string) int {
-	switch kind {
-	case "tcp":
+// plus two for a full TLS handshake. An HTTP or HTTPS probe that does not
+// dial (it sends its request on the connection an earlier probe kept)
+// needs the request's round trip only.
+func roundTrips(kind string, dials bool) int {
+	switch {
+	case kind == "tcp" || !dials:
 		return 1
-	case "https":
+	case kind == "https":
 		return 4
 	default:
 		return 2
@@ -32,10 +34,10 @@ func roundTrips(kind string) int {
 
 // pathTiming returns the timeout and interval of a probe to a remote
 // endpoint: the configured timeout plus a path allowance of
-// roundTrips(kind) × RTO, where RTO is the retransmission timeout TCP
-// would use for the path (smoothed round trip plus four times its
-// variation, RFC 6298) measured from the connects of earlier probes, at
-// most roundTrips(kind) × MaxPathAllowance (the allowance before the
+// roundTrips(kind, dials) × RTO, where RTO is the retransmission timeout
+// TCP would use for the path (smoothed round trip plus four times its
+// variation, RFC 6298) measured by earlier probes (see rtt), at most
+// roundTrips(kind, dials) × MaxPathAllowance (the allowance before the
 // first measurement).
 // The interval grows to the timeout if it is shorter, so that the
 // timeout never exceeds it.
@@ -46,8 +48,8 @@ func roundTrips(kind string) int {
 // is still judged by the same timeout plus a bounded, learnt allowance:
 // the estimate is fed by completed connects only (answered or refused),
 // so an endpoint that stops answering does not stretch its own timeout.
-func pathTiming(kind string, timeout, interval time.Duration, r rtt) (time.Duration, time.Duration) {
-	n := time.Duration(roundTrips(kind))
+func pathTiming(kind string, dials bool, timeout, interval time.Duration, r rtt) (time.Duration, time.Duration) {
+	n := time.Duration(roundTrips(kind, dials))
 	allowance := n * MaxPathAllowance
 	if rto, ok := r.rto(); ok {
 		allowance = min(n*rto, allowance)
@@ -58,7 +60,16 @@ func pathTiming(kind string, timeout, interval time.Duration, r rtt) (time.Durat
 }
 
 // rtt is a smoothed round-trip estimate, computed as TCP does (RFC 6298,
-// section 2). The zero value has no measurement.
+// section 2). Two kinds of measurement feed it, both of exchanges that
+// completed: the time a probe's TCP connect took (observe), and, after a
+// successful HTTP exchange, the kernel's own smoothed estimate of the
+// connection (adopt), which the kernel keeps from the acknowledgements of
+// everything sent on it. The second is what keeps the estimate current
+// while a probe reuses one connection for 15-30s: an estimate made from a
+// slow connect (a node starting among many others, starved of CPU) then
+// falls as the path's real round trips come in, instead of stretching the
+// endpoint's timeout until the connection is renewed. The zero value has
+// no measurement.
 type rtt struct {
 	srtt, rttvar time.Duration
 	n            int
@@ -79,6 +90,16 @@ func (r *rtt) observe(d time.Duration) {
 	r.n++
 }
 
+// adopt replaces the estimate with the kernel's smoothed round trip and
+// mean deviation of a connection to the endpoint (TCP_INFO), which are
+// computed by the same rules from every acknowledgement on it. The RTO is
+// then computed from them as RFC 6298 does, without the kernel's 200ms
+// floor.
+func (r *rtt) adopt(srtt, rttvar time.Duration) {
+	r.srtt, r.rttvar = srtt, rttvar
+	r.n++
+}
+
 // rto returns the smoothed round trip plus four times its variation, and
 // false before the first measurement.
 func (r rtt) rto() (time.Duration, bool) {
@@ -88,17 +109,40 @@ func (r rtt) rto() (time.Duration, bool) {
 // probeTrace is what a probe built by this package tells the Checker
 // about its connection besides the verdict: how long the TCP connect took,
 // when it completed (established or refused, either of which took one
-// round trip).
+// round trip), and, when the Checker asks for it (wantRTT), the kernel's
+// round-trip estimate of the connection after a successful HTTP exchange.
 //
 // It also carries what the Checker lends the probe: conns, where an HTTP
 // probe keeps its connection to the endpoint from one probe to the next.
 type probeTrace struct {
 	connect   time.Duration
 	connected bool
-	conns     *connSlot // nil: keep no connection
+	// srtt and rttvar are the kernel's estimate (see rtt.adopt), valid
+	// when sampled.
+	srtt, rttvar time.Duration
+	sampled      bool
+	wantRTT      bool      // set by the Checker for remote endpoints
+	conns        *connSlot // nil: keep no connection
 	// http is set by a plain HTTP probe that keeps its connection: the
 	// Checker's event loop may run the next probes on it (see loop).
 	http *httpProbe
+}
+
+// reset clears what the last probe reported.
+func (t *probeTrace) reset() {
+	t.connect, t.connected = 0, false
+	t.srtt, t.rttvar, t.sampled = 0, 0, false
+	t.http = nil
+}
+
+// feed adds what the probe measured to r.
+func (t *probeTrace) feed(r *rtt) {
+	if t.connected {
+		r.observe(t.connect)
+	}
+	if t.sampled {
+		r.adopt(t.srtt, t.rttvar)
+	}
 }
 
 type traceKey struct{}

@@ -152,10 +152,11 @@ var errStopped = errors.New("probe stopped")
 
 func (p *httpProbe) probe(ctx context.Context, addr netip.AddrPort) error {
 	var slot *connSlot
-	if t, ok := ctx.Value(traceKey{}).(*probeTrace); ok {
-		slot = t.conns
-		if p.reuse && p.tls == nil {
-			t.http = p // the Checker may take the connection over
+	trace, _ := ctx.Value(traceKey{}).(*probeTrace)
+	if trace != nil {
+		slot = trace.conns
+		if p.reuse && p.tls == nil && slot != nil {
+			trace.http = p // the Checker may take the connection over
 		}
 	}
 	reuse := p.reuse && slot != nil
@@ -191,6 +192,11 @@ func (p *httpProbe) probe(ctx context.Context, addr netip.AddrPort) error {
 			slot.drop(kc)
 			kc, reused = nil, false
 			continue
+		}
+		if err == nil && trace != nil && trace.wantRTT {
+			// A completed exchange: the kernel's estimate of the path
+			// now includes its round trip.
+			trace.srtt, trace.rttvar, trace.sampled = kernelRTT(kc.tcp)
 		}
 		if keep && err == nil && reuse {
 			slot.put(kc)

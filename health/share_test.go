@@ -2,7 +2,9 @@ package health
 
 import (
 	"context"
+	"net"
 	"net/netip"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -123,23 +125,28 @@ func TestPathTiming(t *testing.T) {
 	tests := []struct {
 		name                  string
 		kind                  string
+		dials                 bool
 		r                     rtt
 		wantTimeout, wantIntv time.Duration
 	}{
-		{"nothing measured yet", "http", rtt{}, 300*ms + 2*MaxPathAllowance, 300*ms + 2*MaxPathAllowance},
-		{"LAN", "http", steady(ms/2, 20), 301 * ms, 500 * ms},
-		{"200ms http", "http", steady(200*ms, 40), 700 * ms, 700 * ms},
-		{"200ms tcp", "tcp", steady(200*ms, 40), 500 * ms, 500 * ms},
-		{"200ms https", "https", steady(200*ms, 40), 1100 * ms, 1100 * ms},
-		{"300ms https capped", "https", steady(300*ms, 40), 300*ms + 4*MaxPathAllowance, 300*ms + 4*MaxPathAllowance},
-		{"first sample is cautious", "http", steady(100*ms, 1), 700 * ms, 700 * ms},
+		{"nothing measured yet", "http", true, rtt{}, 300*ms + 2*MaxPathAllowance, 300*ms + 2*MaxPathAllowance},
+		{"LAN", "http", true, steady(ms/2, 20), 301 * ms, 500 * ms},
+		{"200ms http", "http", true, steady(200*ms, 40), 700 * ms, 700 * ms},
+		{"200ms tcp", "tcp", true, steady(200*ms, 40), 500 * ms, 500 * ms},
+		{"200ms https", "https", true, steady(200*ms, 40), 1100 * ms, 1100 * ms},
+		{"300ms https capped", "https", true, steady(300*ms, 40), 300*ms + 4*MaxPathAllowance, 300*ms + 4*MaxPathAllowance},
+		{"first sample is cautious", "http", true, steady(100*ms, 1), 700 * ms, 700 * ms},
+		// On a kept connection the request is the only round trip.
+		{"200ms http, kept connection", "http", false, steady(200*ms, 40), 500 * ms, 500 * ms},
+		{"200ms https, kept connection", "https", false, steady(200*ms, 40), 500 * ms, 500 * ms},
+		{"nothing measured yet, kept connection", "http", false, rtt{}, 300*ms + MaxPathAllowance, 500 * ms},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			to, iv := pathTiming(tc.kind, 300*ms, 500*ms, tc.r)
+			to, iv := pathTiming(tc.kind, tc.dials, 300*ms, 500*ms, tc.r)
 			// The variation term decays geometrically: allow a little.
 			if to < tc.wantTimeout || to > tc.wantTimeout+5*ms || iv < tc.wantIntv || iv > tc.wantIntv+5*ms {
-				t.Errorf("pathTiming(%s, 300ms, 500ms, %+v) = %v, %v; want %v, %v", tc.kind, tc.r, to, iv, tc.wantTimeout, tc.wantIntv)
+				t.Errorf("pathTiming(%s, dials %v, 300ms, 500ms, %+v) = %v, %v; want %v, %v", tc.kind, tc.dials, tc.r, to, iv, tc.wantTimeout, tc.wantIntv)
 			}
 		})
 	}
@@ -183,6 +190,71 @@ func TestCheckerLearnsPath(t *testing.T) {
 		}
 		if got, _ := r.Snapshot().Get("remote"); !got.Since.Before(r.start.Add(2 * time.Second)) {
 			t.Errorf("remote up since %v, want within 2s of start", got.Since.Sub(r.start))
+		}
+	})
+}
+
+// TestCheckerPathFromKeptConnection: a remote HTTP endpoint whose first
+// connect was slow (150ms: a node starting among many others), probed
+// over the connection that connect made, on a path that is fast (1ms).
+// The probe on the kept connection is given one round trip of allowance,
+// not two, and the estimate follows the kernel's measurement of the kept
+// connection, so the timeout falls to the configured one plus a few
+// milliseconds instead of staying at 700ms until the connection is
+// renewed.
+func TestCheckerPathFromKeptConnection(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const ms = time.Millisecond
+		var (
+			mu    sync.Mutex
+			given []time.Duration // the timeout each probe had
+		)
+		p := func(ctx context.Context, _ netip.AddrPort) error {
+			tr, _ := ctx.Value(traceKey{}).(*probeTrace)
+			d, _ := ctx.Deadline()
+			mu.Lock()
+			given = append(given, d.Sub(time.Now()))
+			n := len(given)
+			mu.Unlock()
+			if tr == nil || !tr.wantRTT {
+				t.Error("remote probe not asked for the kernel's round trip")
+				return nil
+			}
+			if n == 1 { // dials, slowly, and keeps the connection
+				time.Sleep(150 * ms)
+				tr.connect, tr.connected = 150*ms, true
+				c, peer := net.Pipe()
+				t.Cleanup(func() { peer.Close() })
+				tr.conns.put(&keptConn{conn: c, retire: time.Now().Add(time.Hour)})
+				time.Sleep(ms)
+				return nil
+			}
+			time.Sleep(ms)
+			tr.srtt, tr.rttvar, tr.sampled = ms, ms/2, true
+			return nil
+		}
+		remote := target("remote", p)
+		remote.Kind, remote.Remote = "http", true
+		r := start(t, CheckerConfig{}, remote)
+		defer r.stop(t)
+		advance(10 * time.Second)
+		mu.Lock()
+		defer mu.Unlock()
+		if len(given) < 10 {
+			t.Fatalf("%d probes in 10s", len(given))
+		}
+		// Before any measurement: two round trips of MaxPathAllowance.
+		if want := 300*ms + 2*MaxPathAllowance; given[0] != want {
+			t.Errorf("first probe's timeout = %v, want %v", given[0], want)
+		}
+		// Kept connection, estimate from the slow connect (RTO 450ms,
+		// capped at 200ms): one round trip of it.
+		if want := 300*ms + MaxPathAllowance; given[1] != want {
+			t.Errorf("first probe on the kept connection: timeout %v, want %v (one round trip)", given[1], want)
+		}
+		// The kernel's 1ms ± 0.5ms: RTO 3ms.
+		if last, want := given[len(given)-1], 303*ms; last != want {
+			t.Errorf("timeout after 10s on a fast path = %v, want %v (all timeouts: %v)", last, want, given)
 		}
 	})
 }

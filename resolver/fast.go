@@ -309,6 +309,10 @@ func absentType(qtype uint16) bool {
 	return true
 }
 
+// tmplSlot returns the global slot of the service answer counter of the
+// template at off in the arena a, or noSlot.
+func tmplSlot(a []byte, off int) uint32 { return binary.LittleEndian.Uint32(a[off+8:]) }
+
 // tmplLen returns the length of the template at off in the arena a.
 func tmplLen(a []byte, off int) int {
 	if binary.LittleEndian.Uint16(a[off+4:])&sharedTail != 0 {
@@ -1025,29 +1029,47 @@ func fast(st *state, pkt, out, name []byte) (fastHit, bool) {
 		// A debug answer depends on the client: the general path.
 		return fastHit{}, false
 	}
-	// qname points into name, which the next query overwrites: nothing
-	// keeps it.
-	qname := unsafe.String(unsafe.SliceData(q.name), len(q.name))
-	// nx: a template for any qtype, whose counter cell is the query's.
-	t, nx := -1, false
-	if rec, ok := ft.find(qname, ft.hash(qname)); ok {
+	t, nx := ft.locate(st, q, ft.hash(qnameOf(q)))
+	return ft.reply(st, q, t, nx, pkt, out)
+}
+
+// qnameOf returns q's name as a string that points into the scratch
+// space parse wrote it to, which the next query overwrites: nothing may
+// keep it.
+func qnameOf(q fastQuery) string { return unsafe.String(unsafe.SliceData(q.name), len(q.name)) }
+
+// locate returns the offset of the template that answers q, whose name
+// hashes to h, or -1 when the general path must answer; nx is set for a
+// template of any qtype, whose counter cell is the query's.
+func (ft *fastTable) locate(st *state, q fastQuery, h uint64) (t int, nx bool) {
+	qname := qnameOf(q)
+	if rec, ok := ft.find(qname, h); ok {
 		if off, ok := ft.template(rec, q.qtype); ok {
-			t = off
-		} else if off, ok := ft.absent(rec); ok && absentType(q.qtype) {
-			t, nx = off, true
+			return off, false
 		}
-	} else if q.qtype != dns.TypeAXFR && q.qtype != dns.TypeIXFR {
-		// The name is not in the table: NXDOMAIN, REFUSED, or something
-		// the general path works out (a wildcard, below a cut, an empty
-		// non-terminal).
-		if z := st.set.Zone(qname); z == nil {
-			t, nx = ft.refused, true
-		} else if lookup(z, qname, q.qtype).kind == matchNone {
-			if zi := st.zones[z.Origin]; zi != nil && zi.nx != 0 {
-				t, nx = int(zi.nx)-1, true
-			}
+		if off, ok := ft.absent(rec); ok && absentType(q.qtype) {
+			return off, true
+		}
+		return -1, false
+	}
+	if q.qtype == dns.TypeAXFR || q.qtype == dns.TypeIXFR {
+		return -1, false
+	}
+	// The name is not in the table: NXDOMAIN, REFUSED, or something the
+	// general path works out (a wildcard, below a cut, an empty
+	// non-terminal).
+	if z := st.set.Zone(qname); z == nil {
+		return ft.refused, true
+	} else if lookup(z, qname, q.qtype).kind == matchNone {
+		if zi := st.zones[z.Origin]; zi != nil && zi.nx != 0 {
+			return int(zi.nx) - 1, true
 		}
 	}
+	return -1, false
+}
+
+// reply writes the reply to q (in pkt) from the template at t into out.
+func (ft *fastTable) reply(st *state, q fastQuery, t int, nx bool, pkt, out []byte) (fastHit, bool) {
 	if t < 0 {
 		return fastHit{}, false
 	}
@@ -1066,7 +1088,7 @@ func fast(st *state, pkt, out, name []byte) (fastHit, bool) {
 		q:        q,
 		zone:     ft.zones[binary.LittleEndian.Uint16(a[4:])&^sharedTail],
 		cell:     binary.LittleEndian.Uint16(a[6:]),
-		slot:     binary.LittleEndian.Uint32(a[8:]),
+		slot:     tmplSlot(ft.arena, t),
 		counters: ft.counters,
 	}
 	if nx {

@@ -327,6 +327,11 @@ func (c *answerCounters) release(base, n uint32) {
 	c.free[n] = append(c.free[n], base)
 }
 
+// loadAnswer returns the count of global slot g in shard.
+func loadAnswer(chunks [][]atomic.Uint64, shard int, g uint32) uint64 {
+	return chunks[g/counterChunkSlots][shard*counterChunkSlots+int(g%counterChunkSlots)].Load()
+}
+
 // countAnswer adds one to global slot g in shard.
 func countAnswer(chunks [][]atomic.Uint64, shard int, g uint32) {
 	chunks[g/counterChunkSlots][shard*counterChunkSlots+int(g%counterChunkSlots)].Add(1)

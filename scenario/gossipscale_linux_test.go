@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"maps"
+	"net/http"
 	"net/netip"
+	"os"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -23,6 +26,9 @@ var (
 		"comma-separated cluster sizes for TestGossipScale (e.g. 3,10,30); empty skips it")
 	gossipIdle = flag.Duration("scenario.gossipidle", 20*time.Second,
 		"how long TestGossipScale measures an idle cluster")
+	debugTrials  = flag.Bool("scenario.gossipdebug", false, "TestGossipScale shows the log of a node that logged no verdict of its own in a trial")
+	gossipTrials = flag.Int("scenario.gossiptrials", 1,
+		"how many failovers of the first site TestGossipScale measures per cluster size (at most 50)")
 )
 
 // scaleLayout is n nodes in max(3, min(10, n/3)) sites, one network
@@ -70,9 +76,16 @@ func labSpaces(lay layout) map[string][]string {
 // figure with 30 pollers on two cores). On demand only:
 //
 //	go test ./scenario -run TestGossipScale -v -count=1 -scenario.gossipscale=3,10,30 -timeout 30m
+//
+// With -scenario.gossiptrials=N each cluster fails its first site over N
+// times (see failoverTrials) and the failover column is the p99 of the
+// trials.
 func TestGossipScale(t *testing.T) {
 	if *gossipScale == "" {
 		t.Skip("skipped: on demand, with -scenario.gossipscale=3,10,30")
+	}
+	if *gossipTrials < 1 || *gossipTrials > 50 {
+		t.Fatalf("-scenario.gossiptrials=%d: want 1 to 50", *gossipTrials)
 	}
 	requireLab(t)
 	bin := gslbdBinary(t)
@@ -98,7 +111,10 @@ func TestGossipScale(t *testing.T) {
 
 func measureScale(t *testing.T, bin string, n int) string {
 	lay := scaleLayout(n)
-	lab := newNetLab(t, netClientIP, labSpaces(lay))
+	spaces := labSpaces(lay)
+	lab := newNetLab(t, netClientIP, spaces)
+	spaces["client"] = []string{netClientIP}
+	lab.staticNeighbours(spaces)
 	h := newHarnessIn(t, bin, "", lay, lab)
 	ctx := t.Context()
 	if _, err := h.startEndpoints(h.eps); err != nil {
@@ -155,11 +171,35 @@ func measureScale(t *testing.T, bin string, n int) string {
 	}
 	k := float64(len(h.nodes))
 
-	// Failover: the first site dies.
-	nodes, eps := h.sitesOf(first)
+	took := h.failoverTrials(t, lab, first, *gossipTrials)
+	sites := len(h.eps)
+	return fmt.Sprintf("%6d %6d %10.0f %10.1f %10.0f %10.1f %10.0f %10.1f %10.0f %10.1f %9.2f %10.3f\n",
+		n, sites, gtx/k, gtxp/k, grx/k, grxp/k, tx/k, txp/k, rx/k, rxp/k, cpu/k*100, took.Seconds())
+}
+
+// failoverTrials fails site over trials times and returns the p99 (with
+// few trials, the slowest) of the time until every node of the other
+// sites answers without it. Each trial black-holes the site's namespaces
+// (its nodes and its endpoint fall silent for everyone else: probes and
+// gossip time out), measures, lifts the black hole and waits until every
+// node answers the site again and the cluster has converged, then lets it
+// idle a few seconds so that the next trial starts with kept probe
+// connections and random probe phases. The last trial also kills the
+// site's processes, as a single trial always did; before that, behind the
+// black hole, a kill would change nothing the other nodes can see.
+//
+// Each trial logs, besides the answer times, when each surviving node's
+// own probes took the site's endpoint down (from its log) and the earliest
+// moment the merge rules could withdraw it: when a strict majority of the
+// other sites each had a majority of their nodes saying down (quorum).
+// What lies between that and the slowest answer is gossip, staleness and
+// publishing.
+func (h *harness) failoverTrials(t *testing.T, lab *netLab, site string, trials int) time.Duration {
+	ctx := t.Context()
+	nodes, eps := h.sitesOf(site)
 	var others []*node
 	for _, nd := range h.nodes {
-		if nd.site != first {
+		if nd.site != site {
 			others = append(others, nd)
 		}
 	}
@@ -167,19 +207,270 @@ func measureScale(t *testing.T, bin string, n int) string {
 	for _, nd := range nodes {
 		rules = append(rules, blackHole(nd.ns)...)
 	}
-	t0 := time.Now()
-	if err := lab.wire(rules...); err != nil {
-		t.Fatal(err)
+	var tooks, verdicts, quorums, stales []time.Duration
+	for i := range trials {
+		last := i == trials-1
+		offsets := logOffsets(others)
+		cpu0, busy0 := nodesCPU(others), machineCPU()
+		t0 := time.Now()
+		if err := lab.wire(rules...); err != nil {
+			t.Fatal(err)
+		}
+		// The black hole is in place somewhere between t0 and now:
+		// every figure counts from t0, and so includes up to this.
+		wired := time.Since(t0)
+		var ps []*proc
+		if last {
+			_, ps = h.kill(nodes, eps)
+		}
+		wctx, stopWatch := context.WithCancel(ctx)
+		watched := make(chan verdictTimes, 1)
+		go func() { watched <- h.watchVerdict(wctx, others[0], eps[0], t0) }()
+		answered, lost, err := h.dnsPollTimes(ctx, lab, others, h.noSite(site))
+		if err != nil {
+			stopWatch()
+			t.Fatal(err)
+		}
+		took := time.Since(t0)
+		// What the nodes, and the whole machine, spent meanwhile: 30
+		// nodes on a few cores all merging and publishing at once.
+		cores := (nodesCPU(others) - cpu0).Seconds() / took.Seconds()
+		busy := machineCPU().since(busy0)
+		reap(ps)
+		var ans []time.Duration
+		for _, at := range answered {
+			ans = append(ans, at.Sub(t0))
+		}
+		// The nodes' own verdicts may come after the answers changed
+		// (the other sites' votes decided): give the slowest time to
+		// log it.
+		hold(ctx, 1500*time.Millisecond)
+		stopWatch()
+		w := <-watched
+		own, quorum := downVerdicts(t, others, offsets, eps, t0)
+		as, os := summarize(ans), summarize(slices.Collect(maps.Values(own)))
+		tooks, quorums = append(tooks, took), append(quorums, quorum)
+		verdicts = append(verdicts, os.max)
+		t.Logf("trial %d: every node answered without %s after %ss (nodes: min %ss, median %ss); own probes down: min %ss, median %ss, max %ss (%d of %d nodes); quorum of sites %ss; at %s: site silent (stale) %ss, endpoint withdrawn %ss; %d queries unanswered; nft took %ss; meanwhile the surviving nodes used %.2f cores, the machine was %.0f%% busy",
+			i+1, site, secs(took), secs(as.min), secs(as.median), secs(os.min), secs(os.median), secs(os.max), len(own), len(others), secs(quorum),
+			others[0].name, secs(w.silent), secs(w.down), lost, secs(wired), cores, busy*100)
+		stales = append(stales, w.silent)
+		var silent []string
+		for _, nd := range others {
+			if _, ok := own[nd.name]; !ok {
+				silent = append(silent, nd.name)
+				if *debugTrials && len(silent) == 1 {
+					h.showLog(nd.name, nd.log)
+					// Can it open a connection to a healthy endpoint of
+					// another site, and how full are that endpoint's
+					// accept queue and its neighbour table?
+					other := h.eps[len(h.eps)-1]
+					cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+					d, err := lab.connectTime(cctx, nd.ns, other.addr)
+					cancel()
+					ss, _ := exec.Command("ip", "netns", "exec", lab.spaces[other.ns], "ss", "-ltn").CombinedOutput()
+					neigh, _ := exec.Command("ip", "-n", lab.spaces[nd.ns], "neigh").CombinedOutput()
+					t.Logf("%s: connect to %s: %v %v\n%s listeners:\n%s\n%s neighbours:\n%s", nd.name, other.addr, d, err, other.ns, ss, nd.name, neigh)
+				}
+			}
+		}
+		if len(silent) > 0 {
+			t.Logf("trial %d: no down verdict of their own logged by %s", i+1, strings.Join(silent, ", "))
+		}
+		if last {
+			break
+		}
+		t1 := time.Now()
+		if err := lab.wire(); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.dnsPoll(ctx, lab, h.nodes, h.steady(site)); err != nil {
+			t.Fatal(err)
+		}
+		back := time.Since(t1)
+		for range 2 {
+			if err = h.waitConverged(ctx); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("trial %d: healed: %s back everywhere after %ss, converged after %ss", i+1, site, secs(back), secs(time.Since(t1)))
+		hold(ctx, 5*time.Second)
 	}
-	_, ps := h.kill(nodes, eps)
-	if err := h.dnsPoll(ctx, lab, others, h.noSite(first)); err != nil {
-		t.Fatal(err)
+	if trials > 1 {
+		s, v, q, st := summarize(tooks), summarize(verdicts), summarize(quorums), summarize(stales)
+		t.Logf("%d nodes, %d trials, seconds (min / median / p99 / max):\n  every node answers without %s: %s / %s / %s / %s\n  quorum of sites says down:     %s / %s / %s / %s\n  last node's own probes down:   %s / %s / %s / %s\n  %s silent at %s (stale):      %s / %s / %s / %s",
+			len(h.nodes), trials, site, secs(s.min), secs(s.median), secs(s.p99), secs(s.max),
+			secs(q.min), secs(q.median), secs(q.p99), secs(q.max), secs(v.min), secs(v.median), secs(v.p99), secs(v.max),
+			site, others[0].name, secs(st.min), secs(st.median), secs(st.p99), secs(st.max))
 	}
-	took := time.Since(t0)
-	reap(ps)
-	sites := len(h.eps)
-	return fmt.Sprintf("%6d %6d %10.0f %10.1f %10.0f %10.1f %10.0f %10.1f %10.0f %10.1f %9.2f %10.3f\n",
-		n, sites, gtx/k, gtxp/k, grx/k, grxp/k, tx/k, txp/k, rx/k, rxp/k, cpu/k*100, took.Seconds())
+	return summarize(tooks).p99
+}
+
+// nodesCPU returns the CPU time that nodes, while running, have used.
+func nodesCPU(nodes []*node) time.Duration {
+	var sum time.Duration
+	for _, n := range nodes {
+		if n.proc == nil {
+			continue
+		}
+		if d, err := proctest.CPU(n.proc.cmd.Process.Pid); err == nil {
+			sum += d
+		}
+	}
+	return sum
+}
+
+// cpuTimes is the machine's busy and total CPU time, in clock ticks, from
+// /proc/stat.
+type cpuTimes struct{ busy, total uint64 }
+
+func machineCPU() cpuTimes {
+	var c cpuTimes
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return c
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	for i, f := range strings.Fields(line)[1:] {
+		v, _ := strconv.ParseUint(f, 10, 64)
+		c.total += v
+		if i != 3 && i != 4 { // idle, iowait
+			c.busy += v
+		}
+	}
+	return c
+}
+
+// since returns the busy fraction of the machine between c0 and c.
+func (c cpuTimes) since(c0 cpuTimes) float64 {
+	if c.total <= c0.total {
+		return 0
+	}
+	return float64(c.busy-c0.busy) / float64(c.total-c0.total)
+}
+
+// verdictTimes is when, after a site fell silent, one node's merged view
+// first said that the site's endpoint's own site is silent (its nodes'
+// reports are stale) and first withdrew the endpoint; zero when not seen.
+type verdictTimes struct{ silent, down time.Duration }
+
+// watchVerdict polls n's status every 20ms until ctx is done and returns
+// when it first saw ep's site silent, and ep withdrawn.
+func (h *harness) watchVerdict(ctx context.Context, n *node, ep *endpoint, t0 time.Time) verdictTimes {
+	var out verdictTimes
+	id := "/" + ep.site + "/" + ep.addr.Addr().String()
+	for ctx.Err() == nil && (out.silent == 0 || out.down == 0) {
+		var doc struct {
+			Services []struct {
+				Sites []struct {
+					Endpoints []struct {
+						ID     string `json:"id"`
+						Up     bool   `json:"up"`
+						Reason string `json:"reason"`
+					} `json:"endpoints"`
+				} `json:"sites"`
+			} `json:"services"`
+		}
+		err := h.api(ctx, n, http.MethodGet, "/api/v1/status", h.readToken, nil, &doc, http.StatusOK)
+		at := time.Since(t0)
+		if err == nil {
+			for _, svc := range doc.Services {
+				for _, st := range svc.Sites {
+					for _, e := range st.Endpoints {
+						if !strings.HasSuffix(e.ID, id) {
+							continue
+						}
+						if out.silent == 0 && strings.Contains(e.Reason, "silent") {
+							out.silent = at
+						}
+						if out.down == 0 && !e.Up {
+							out.down = at
+						}
+					}
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return out
+}
+
+// logOffsets returns the size of each node's log.
+func logOffsets(nodes []*node) map[string]int64 {
+	out := map[string]int64{}
+	for _, n := range nodes {
+		if fi, err := os.Stat(n.log); err == nil {
+			out[n.name] = fi.Size()
+		}
+	}
+	return out
+}
+
+// downVerdicts reads what each node logged after its offset and returns,
+// per node, when (after t0) its own probes first took an endpoint of eps
+// down, and the earliest moment at which a strict majority of the sites
+// of nodes had each a majority of their nodes saying down (zero when they
+// never had).
+func downVerdicts(t *testing.T, nodes []*node, offsets map[string]int64, eps []*endpoint, t0 time.Time) (map[string]time.Duration, time.Duration) {
+	own := map[string]time.Duration{}
+	for _, n := range nodes {
+		data, err := os.ReadFile(n.log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data = data[min(offsets[n.name], int64(len(data))):]
+		for line := range strings.Lines(string(data)) {
+			if !strings.Contains(line, `msg="target state changed"`) || !strings.Contains(line, " to=down") {
+				continue
+			}
+			hit := false
+			for _, e := range eps {
+				hit = hit || strings.Contains(line, "/"+e.addr.Addr().String()+" ")
+			}
+			ts, ok := strings.CutPrefix(line, "time=")
+			if !hit || !ok {
+				continue
+			}
+			ts, _, _ = strings.Cut(ts, " ")
+			at, err := time.Parse(time.RFC3339Nano, ts)
+			if err != nil || at.Before(t0) {
+				continue
+			}
+			if _, seen := own[n.name]; !seen {
+				own[n.name] = at.Sub(t0)
+			}
+		}
+	}
+	// Each site says down when a majority of its nodes do; the quorum
+	// is the strict majority of sites.
+	bySite := map[string][]time.Duration{}
+	size := map[string]int{}
+	for _, n := range nodes {
+		size[n.site]++
+		if d, ok := own[n.name]; ok {
+			bySite[n.site] = append(bySite[n.site], d)
+		}
+	}
+	var siteDown []time.Duration
+	for site, ds := range bySite {
+		need := size[site]/2 + 1
+		if len(ds) >= need {
+			slices.Sort(ds)
+			siteDown = append(siteDown, ds[need-1])
+		}
+	}
+	need := len(size)/2 + 1
+	if len(siteDown) < need {
+		return own, 0
+	}
+	slices.Sort(siteDown)
+	return own, siteDown[need-1]
 }
 
 // scaleSample is every node's interface counters and CPU time at one
@@ -282,24 +573,55 @@ func (h *harness) sample(t *testing.T, lab *netLab) scaleSample {
 // dnsPoll asks every node of nodes for qname A every 20ms from the client
 // namespace until its answer meets cond, or fails after waitBound.
 func (h *harness) dnsPoll(ctx context.Context, lab *netLab, nodes []*node, cond condition) error {
+	_, _, err := h.dnsPollTimes(ctx, lab, nodes, cond)
+	return err
+}
+
+// dnsPollTimes is dnsPoll, and returns when each node's first answer that
+// met cond arrived, and how many queries got no answer. After a query
+// without an answer the poller asks again from a new socket (another
+// source port), as a resolver would.
+func (h *harness) dnsPollTimes(ctx context.Context, lab *netLab, nodes []*node, cond condition) (map[string]time.Time, int, error) {
 	dial := lab.dialer("client")
-	var wg sync.WaitGroup
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		when = map[string]time.Time{}
+		lost int
+	)
 	errs := make(chan error, len(nodes))
 	deadline := time.Now().Add(waitBound)
 	for _, n := range nodes {
 		wg.Go(func() {
-			c, err := dial(ctx, "udp", n.dns.String())
-			if err != nil {
-				errs <- err
-				return
-			}
-			conn := &dns.Conn{Conn: c}
-			defer conn.Close()
+			var conn *dns.Conn
+			defer func() {
+				if conn != nil {
+					conn.Close()
+				}
+			}()
 			var last answer
 			for time.Now().Before(deadline) && ctx.Err() == nil {
+				if conn == nil {
+					c, err := dial(ctx, "udp", n.dns.String())
+					if err != nil {
+						errs <- err
+						return
+					}
+					conn = &dns.Conn{Conn: c}
+				}
 				last = queryOnce(conn)
 				if cond.ok(last) {
+					mu.Lock()
+					when[n.name] = last.end
+					mu.Unlock()
 					return
+				}
+				if last.err != nil {
+					mu.Lock()
+					lost++
+					mu.Unlock()
+					conn.Close()
+					conn = nil
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
@@ -309,9 +631,9 @@ func (h *harness) dnsPoll(ctx context.Context, lab *netLab, nodes []*node, cond 
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		return err
+		return nil, lost, err
 	}
-	return nil
+	return when, lost, nil
 }
 
 func queryOnce(conn *dns.Conn) answer {

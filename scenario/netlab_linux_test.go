@@ -3,6 +3,7 @@ package scenario
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"net"
@@ -84,6 +85,46 @@ func newNetLab(t *testing.T, clientIP string, sites map[string][]string) *netLab
 		attach(site, addrs)
 	}
 	return l
+}
+
+// staticNeighbours gives every namespace of the lab a permanent
+// neighbour entry for every address of every other namespace, so that no
+// ARP is needed. The kernel's neighbour table is one for all namespaces,
+// and its dynamic entries are limited in all (net.ipv4.neigh.default.
+// gc_thresh3, 1,024 by default): a lab of 30 nodes, each talking to every
+// other, overflows it ("neighbor table overflow!"), and a namespace then
+// cannot reach some addresses at all. Permanent entries are not counted
+// against that limit. Black holes are unchanged: they drop IP on the
+// wire, and a sender's packets still go out unanswered.
+func (l *netLab) staticNeighbours(addrs map[string][]string) {
+	l.t.Helper()
+	macs := map[string]string{}
+	for name := range addrs {
+		out, err := exec.Command("ip", "-n", l.spaces[name], "-j", "link", "show", "dev", "eth0").Output()
+		var links []struct {
+			Address string `json:"address"`
+		}
+		if err != nil || json.Unmarshal(out, &links) != nil || len(links) != 1 {
+			l.t.Fatalf("mac of %s: %v: %s", name, err, out)
+		}
+		macs[name] = links[0].Address
+	}
+	for name := range addrs {
+		var batch strings.Builder
+		for other, as := range addrs {
+			if other == name {
+				continue
+			}
+			for _, a := range as {
+				fmt.Fprintf(&batch, "neigh replace %s lladdr %s dev eth0 nud permanent\n", a, macs[other])
+			}
+		}
+		cmd := exec.Command("ip", "-n", l.spaces[name], "-batch", "-")
+		cmd.Stdin = strings.NewReader(batch.String())
+		if out, err := cmd.CombinedOutput(); err != nil {
+			l.t.Fatalf("neighbours of %s: %v: %s", name, err, out)
+		}
+	}
 }
 
 func (l *netLab) add(name string) {
