@@ -258,3 +258,94 @@ func TestLoopLeavesNothing(t *testing.T) {
 	waitUntil(t, "file descriptors back to before", func() bool { return openFiles(t) <= fds })
 	waitUntil(t, "goroutines back to before", func() bool { return runtime.NumGoroutine() <= goroutines })
 }
+
+// TestLoopHedgesHungEndpoint: a probe on the loop (a kept connection) of
+// an Up endpoint that stops answering gets its confirmation at half its
+// timeout, on a new connection, so the endpoint (Fall 2) is Down about
+// Timeout/2 + Timeout after that probe started. Without the hedge the
+// confirmation waited for Interval/5 and was Down no sooner than
+// Interval/5 + Timeout.
+func TestLoopHedgesHungEndpoint(t *testing.T) {
+	const timeout, interval = 100 * time.Millisecond, 2 * time.Second
+	release := make(chan struct{})
+	defer close(release)
+	var (
+		n      atomic.Int64
+		hungAt atomic.Pointer[time.Time]
+	)
+	srv := newRawServer(t, func(conn net.Conn, _ []byte) bool {
+		if n.Add(1) > 1 {
+			now := time.Now()
+			hungAt.CompareAndSwap(nil, &now)
+			<-release
+			return false
+		}
+		conn.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+		return true
+	})
+	c, err := NewChecker(CheckerConfig{}, []Target{{
+		ID: "ep", Addr: srv.addr(t), Kind: "http", Probe: NewHTTPProbe(HTTPCheck{}),
+		Interval: interval, Timeout: timeout, Rise: 1, Fall: 2,
+	}}, testLogger(t), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	runChecker(t, c)
+	waitUntil(t, "hung endpoint down", func() bool {
+		st, _ := c.Snapshot().Get("ep")
+		return st.State == Down
+	})
+	st, _ := c.Snapshot().Get("ep")
+	if loopHandled(c) == 0 {
+		t.Fatal("the hung probe did not run on the loop")
+	}
+	if got := srv.accepts.Load(); got < 2 {
+		t.Errorf("%d connections: want the hedge on a new one", got)
+	}
+	if st.LastError != "timeout after 100ms" {
+		t.Errorf("last error %q, want %q", st.LastError, "timeout after 100ms")
+	}
+	// About 150ms with the hedge; 500ms or more without it.
+	if d := st.Since.Sub(*hungAt.Load()); d < timeout || d >= interval/5 {
+		t.Errorf("down %v after the loop's probe hung: want Timeout/2 + Timeout (150ms), under Interval/5 (%v)", d, interval/5)
+	}
+}
+
+// TestLoopPathFromKeptConnection: the loop's probes of a remote endpoint
+// feed its path estimate with the kernel's round trip of the connection
+// the loop holds, one measurement per completed exchange, as a probe on
+// its own goroutine does; so the estimate follows the path while the
+// loop keeps the connection.
+func TestLoopPathFromKeptConnection(t *testing.T) {
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	c, err := NewChecker(CheckerConfig{}, []Target{{
+		ID: "ep", Addr: addrPort(t, srv.Listener.Addr()), Kind: "http", Probe: NewHTTPProbe(HTTPCheck{}), Remote: true,
+		Interval: 30 * time.Millisecond, Timeout: 30 * time.Millisecond, Rise: 1, Fall: 3,
+	}}, testLogger(t), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runChecker(t, c)
+	waitUntil(t, "probes on the loop", func() bool { return loopHandled(c) >= 10 })
+	stop()
+	var g *group
+	for _, g = range c.groups {
+	}
+	handled := loopHandled(c)
+	// Each connection's connect and first exchange were measured on a
+	// goroutine; every exchange on the loop adds one.
+	if want := handled + conns.Load(); int64(g.path.n) < want {
+		t.Errorf("%d measurements of the path after %d connections and %d probes on the loop: want at least %d", g.path.n, conns.Load(), handled, want)
+	}
+	if rto, ok := g.path.rto(); !ok || rto > 20*time.Millisecond {
+		t.Errorf("path RTO %v (measured: %v) on loopback, want a few milliseconds at most", rto, ok)
+	}
+}
