@@ -24,7 +24,8 @@
 // target that refuses connections is Down at most about 1.1×500ms +
 // 1.1×100ms ≈ 0.66s after it died. A probe of an Up target that has had
 // no answer after half its Timeout gets its confirmation at once, on a
-// new connection, alongside it (a hedge; see the Checker), so one that
+// new connection, alongside it (a hedge; see the Checker), whether it runs
+// on a goroutine of its own or on the event loop (below), so one that
 // hangs or is black-holed is Down at most about 0.55s + 150ms + 300ms ≈
 // 1.0s after it stopped answering (1.2s without the hedge). A single lost
 // or slow probe is outvoted by its confirmation and never flips the
@@ -51,9 +52,10 @@
 // the path: the smoothed round trip plus four times its variation (RFC
 // 6298, without the kernel's 200ms floor), measured from the TCP connect
 // of every earlier probe that completed one (answered or refused) and, on
-// Linux, after every successful HTTP exchange, from the kernel's estimate
-// of the connection (TCP_INFO's rtt and rttvar), which follows the path
-// while a connection is kept. Before the first measurement the allowance
+// Linux, after every successful HTTP exchange (on a goroutine or on the
+// event loop, which reads it from the socket it holds), from the kernel's
+// estimate of the connection (TCP_INFO's rtt and rttvar), which follows
+// the path while a connection is kept. Before the first measurement the allowance
 // is n × MaxPathAllowance. A kept connection that the endpoint closed
 // while idle is retried on a new one within the same timeout, which then
 // holds one round trip of allowance rather than the three it needs: on a
@@ -93,7 +95,15 @@
 // kept sockets, writes each request as its probe falls due, reads the
 // answer when it has come, judges it with the same code as any HTTP
 // probe, and times probes out from a heap of deadlines, with no
-// goroutine, context or timer per probe. Every other probe runs on a
+// goroutine, context or timer per probe. Its probes follow the same
+// rules as the others: a probe of an Up target that has had no answer at
+// half its timeout (the heap wakes the loop then too) gets its hedge on a
+// new connection, on a goroutine that also waits for the loop probe's
+// result and hands both to the state machines in the order they came, so
+// only a probe that late costs a goroutine; a loop probe has the path
+// allowance of a kept connection (one round trip), and after each
+// completed exchange with a remote endpoint the loop reads the kernel's
+// estimate (TCP_INFO) from the socket it holds. Every other probe runs on a
 // goroutine of its own: those that make a new connection (the first of
 // each endpoint, the first after a failure or a retired connection),
 // HTTPS, TCP, probes built outside this package, and every probe on other
@@ -133,9 +143,9 @@
 // for every probe, as all probes did before: each then answers whether a
 // new user could connect now. TCP probes only connect and close. Every
 // endpoint with an HTTP check therefore holds one file descriptor on
-// this node. The round trip of a remote endpoint (below) is measured on
-// the connects that new connections make and on the kept connection's
-// exchanges.
+// this node. The round trip of a remote endpoint (see Probes across
+// sites) is measured on the connects that new connections make and on
+// the kept connection's exchanges, whoever runs them.
 //
 // Probes speak HTTP/1.1 themselves, without TCP keep-alive, rather than
 // through net/http's client, whose per-connection goroutines cost more
