@@ -145,8 +145,10 @@ type CheckerConfig struct {
 // result goes to each member target's own state machine. An endpoint
 // shared by several services thus costs one probe. One scheduler
 // goroutine keeps the groups in a heap ordered by when each is due and
-// starts a goroutine per probe as it falls due, so idle targets cost no
-// goroutine, and a group has at most one probe in flight. Probes due
+// starts each probe as it falls due, on the event loop (see loop) when it
+// is a plain HTTP probe with a kept connection on Linux, and otherwise on
+// a goroutine of its own (at most maxOwn at once), so idle targets cost
+// no goroutine, and a group has at most one probe in flight. Probes due
 // within a few milliseconds of each other start together (see spread),
 // so that the Checker wakes up tens of times a second, not once per
 // probe. A group's HTTP probe keeps its connection in the group (see
@@ -174,6 +176,14 @@ type Checker struct {
 
 	wg sync.WaitGroup
 
+	// own paces the probes that run on goroutines of their own (see
+	// maxOwn).
+	own ownProbes
+	// loop runs probes on kept plain-HTTP connections (see loop); nil
+	// until the first such connection is handed over, and on other
+	// platforms. Set under mu.
+	loop atomic.Pointer[loop]
+
 	// mu serialises snapshot writers and guards the fields below.
 	mu       sync.Mutex
 	trackers map[string]*tracker
@@ -181,6 +191,9 @@ type Checker struct {
 	pending  []change        // probe results not yet in a snapshot
 	runCtx   context.Context // set by Run; nil before
 	stopped  bool            // Run is returning: start no more probes
+	// noLoop says that the event loop could not be made: probes keep
+	// running on goroutines of their own.
+	noLoop bool
 }
 
 // tracker is one target's state: its thresholds and its state machine.
@@ -239,6 +252,15 @@ type group struct {
 	// once, not per probe.
 	trace probeTrace
 	tctx  context.Context
+	// looped says that the event loop holds the group's kept connection,
+	// so its next probe is the loop's to run. Set by the probe that hands
+	// the connection over, cleared by the loop when it lets it go.
+	looped atomic.Bool
+	// lc is the connection the loop holds; owned by the loop's goroutine.
+	lc *loopConn
+	// The group's probe metrics, looked up once.
+	duration prometheus.Observer
+	failures prometheus.Counter
 	// hedge is the group's confirming probe on a new connection (see
 	// hedge); only the group's probe uses it.
 	hedge hedge
@@ -344,8 +366,9 @@ func (c *Checker) Run(ctx context.Context) error {
 		return errors.New("health: checker already ran")
 	}
 	c.runCtx = ctx
+	spread := firstSpread(len(c.groups))
 	for _, g := range c.groups {
-		c.scheduleLocked(g)
+		c.scheduleLocked(g, spread)
 	}
 	if !c.snap.Load().ready {
 		c.wg.Go(func() { c.boundFirstRound(ctx) })
@@ -354,14 +377,26 @@ func (c *Checker) Run(ctx context.Context) error {
 	c.mu.Unlock()
 
 	c.sched.run(ctx, func(g *group) {
-		c.wg.Go(func() { c.probe(g) })
+		if g.looped.Load() {
+			c.loop.Load().submit(g)
+			return
+		}
+		c.startOwn(g)
+	}, func() {
+		if l := c.loop.Load(); l != nil {
+			l.kick()
+		}
 	})
 	c.mu.Lock()
 	c.stopped = true
 	// Closing the kept connections also ends the probes in flight at
-	// once; one that puts its connection back after this closes it.
+	// once; one that puts its connection back after this closes it. The
+	// loop closes those it holds.
 	for _, g := range c.groups {
 		g.conns.close()
+	}
+	if l := c.loop.Load(); l != nil {
+		l.stop()
 	}
 	c.mu.Unlock()
 	c.wg.Wait()
@@ -416,12 +451,22 @@ func (c *Checker) Update(targets []Target) {
 				g.cancel()
 			}
 			g.conns.close()
+			if l := c.loop.Load(); l != nil {
+				l.forget(g)
+			}
 		}
 	}
 	if c.runCtx != nil {
+		added := 0
 		for _, g := range groups {
 			if g.ctx == nil {
-				c.scheduleLocked(g)
+				added++
+			}
+		}
+		spread := firstSpread(added)
+		for _, g := range groups {
+			if g.ctx == nil {
+				c.scheduleLocked(g, spread)
 			}
 		}
 	}
@@ -431,18 +476,40 @@ func (c *Checker) Update(targets []Target) {
 	}
 }
 
+// firstGap and maxFirstSpread pace the first probes of many groups
+// started together (see firstSpread).
+const (
+	firstGap       = 200 * time.Microsecond
+	maxFirstSpread = 2 * time.Second
+)
+
+// firstSpread is how long the first probes of n groups started together
+// are spread over, at least: firstGap apart on average, at most
+// maxFirstSpread. Every first probe makes a new connection, which costs
+// this node (and, on loopback, the endpoint) several times a probe on a
+// kept one; 10,000 of them in the first quarter interval (125ms) would
+// ask for 80,000 connections a second, and the probes that time out in
+// that storm would each make another. Spread over 2s they ask for 5,000.
+// A few hundred groups are not slowed at all, and the first round still
+// ends within the default FirstRoundBound.
+func firstSpread(n int) time.Duration {
+	return min(time.Duration(n)*firstGap, maxFirstSpread)
+}
+
 // scheduleLocked gives g its context and its first probe, somewhere in
-// its first quarter interval so that targets and nodes do not probe in
-// lockstep, unless Run is stopping. c.mu must be held and Run must have
-// been called.
-func (c *Checker) scheduleLocked(g *group) {
+// its first quarter interval, or within spread when that is longer, so
+// that targets and nodes do not probe in lockstep, unless Run is
+// stopping. c.mu must be held and Run must have been called.
+func (c *Checker) scheduleLocked(g *group, spread time.Duration) {
 	if c.stopped {
 		return
 	}
 	g.ctx, g.cancel = context.WithCancel(c.runCtx)
 	g.trace.conns = &g.conns
 	g.tctx = withTrace(g.ctx, &g.trace)
-	first := rand.N(max(g.key.interval/4, 1))
+	g.duration = c.metrics.probeDuration.WithLabelValues(g.key.kind)
+	g.failures = c.metrics.probeFailures.WithLabelValues(g.key.kind)
+	first := rand.N(max(g.key.interval/4, spread, 1))
 	c.sched.add(g, time.Now().Add(first), min(maxSlack, first/20))
 }
 
@@ -456,16 +523,85 @@ func (c *Checker) storeLocked(s *Snapshot) {
 	}
 }
 
-// probe makes one probe of g, hands the result to every member target
-// and schedules g's next probe.
-//
-// Probes are scheduled from the start of the previous one: every Interval
-// (±10%), or every Interval/5 while a result that disagrees with a member
-// target's state waits for confirmation (a failure while not Down, a
-// success while Down). Fall 2 thus confirms a failure within about a fifth
-// of an interval, while a single lost or slow probe is outvoted by the
-// next one. A remote group's timeout and interval grow by the path
-// allowance (see pathTiming).
+// maxOwn bounds the probes that run on goroutines of their own at once:
+// those that make a new connection (the first probe of each endpoint,
+// the first after a failure or a retired connection; HTTPS and TCP
+// probes; every probe off Linux) and those of custom probes. The rest
+// wait in turn, and a probe's timeout runs from when it starts, not
+// from when it was due: a burst of new connections (10,000 endpoints
+// starting, or failing over together) is paced by what this node can
+// do rather than timing out in a storm of its own making, which would
+// make every timed-out probe's next one dial again. A probe that waits
+// starts late, never early, and its next one is scheduled from when it
+// started. Plain HTTP probes on kept connections do not wait: the event
+// loop runs them.
+const maxOwn = 256
+
+// ownProbes is the queue of probes waiting for a goroutine of their own.
+type ownProbes struct {
+	// mu guards the fields below.
+	mu      sync.Mutex
+	running int
+	waiting []*group
+	// busy says that probes are waiting: the loop then keeps a
+	// connection past its retirement rather than add one more.
+	busy atomic.Bool
+}
+
+// startOwn runs g's probe on a goroutine of its own now, or when one of
+// the maxOwn running ends.
+func (c *Checker) startOwn(g *group) {
+	o := &c.own
+	o.mu.Lock()
+	if o.running >= maxOwn {
+		o.waiting = append(o.waiting, g)
+		o.busy.Store(true)
+		o.mu.Unlock()
+		return
+	}
+	o.running++
+	o.mu.Unlock()
+	c.wg.Go(func() {
+		for g != nil {
+			if g.ctx.Err() == nil {
+				c.probe(g)
+			}
+			g = c.nextOwn()
+		}
+	})
+}
+
+// nextOwn returns the next waiting group, or nil after counting the
+// caller's goroutine out.
+func (c *Checker) nextOwn() *group {
+	o := &c.own
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.waiting) == 0 {
+		o.running--
+		return nil
+	}
+	g := o.waiting[0]
+	o.waiting[0] = nil
+	o.waiting = o.waiting[1:]
+	o.busy.Store(len(o.waiting) > 0)
+	return g
+}
+
+// probe makes one probe of g on this goroutine, hands the result to
+// every member target and schedules g's next probe (see finish).
+func (c *Checker) probe(g *group) {
+	start := time.Now()
+	// A probe that finds a kept connection needs no connect.
+	timeout, interval := g.timing(!g.conns.kept(start))
+	c.probeUntil(g, start, timeout, interval, false)
+}
+
+// probeUntil runs g's probe on this goroutine until timeout after start,
+// and finishes it. It is also how the event loop retries a probe on a
+// new connection (within the loop probe's deadline); loopHedged then says
+// that the loop has started the probe's hedge already, which finishes
+// both (see loop.hedge).
 //
 // A probe that has had no answer for half its timeout while a member is
 // Up gets its confirmation at once: a second probe, on a new connection,
@@ -473,24 +609,25 @@ func (c *Checker) storeLocked(s *Snapshot) {
 // in the order they came, so a hung or black-holed endpoint is Down after
 // about Timeout/2 + Timeout rather than 2×Timeout, while one lost packet,
 // which stalls one connection, is outvoted by the other probe.
-func (c *Checker) probe(g *group) {
+func (c *Checker) probeUntil(g *group, start time.Time, timeout, interval time.Duration, loopHedged bool) {
 	ctx, k := g.ctx, g.key
 	gc := g.cfg.Load()
-	timeout, interval := k.timeout, k.interval
-	start := time.Now()
-	if k.remote {
-		// A probe that finds a kept connection needs no connect.
-		timeout, interval = pathTiming(k.kind, !g.conns.kept(start), k.timeout, k.interval, g.path)
-	}
-	hedged := hedgeable(gc.members)
+	hedged := !loopHedged && hedgeable(gc.members)
 	if hedged {
-		g.hedge.arm(g, gc.probe, timeout/2)
+		g.hedge.arm(g, gc.probe, time.Until(start.Add(timeout/2)))
 	}
 	trace := &g.trace
 	trace.reset()
 	trace.wantRTT = k.remote
-	results := [2]probeResult{{err: runProbe(g.tctx, gc.probe, k.addr, timeout), start: start}}
+	results := [2]probeResult{{err: runProbeUntil(g.tctx, gc.probe, k.addr, start.Add(timeout), timeout), start: start}}
 	results[0].end = time.Now()
+	if err := results[0].err; err == nil && trace.http != nil && ctx.Err() == nil {
+		c.handOver(g, gc, trace.http)
+	}
+	if loopHedged {
+		g.hedge.deliver(results[0], trace)
+		return
+	}
 	n := 1
 	if hedged {
 		if r, ok := g.hedge.wait(); ok {
@@ -507,12 +644,37 @@ func (c *Checker) probe(g *group) {
 	if n == 2 {
 		g.hedge.trace.feed(&g.path)
 	}
+	c.finish(g, gc, start, interval, results[:n])
+}
 
+// timing is the timeout and interval of g's probes: its own, or with the
+// path allowance of a remote endpoint (see pathTiming) for a probe that
+// dials or, when !dials, sends its request on a kept connection.
+func (g *group) timing(dials bool) (timeout, interval time.Duration) {
+	k := g.key
+	if k.remote {
+		return pathTiming(k.kind, dials, k.timeout, k.interval, g.path)
+	}
+	return k.timeout, k.interval
+}
+
+// finish hands the results of g's probe that started at start, made with
+// gc, to every member target in the order given (the order they came:
+// one, or two when the probe was hedged), and schedules g's next probe.
+//
+// Probes are scheduled from the start of the previous one: every Interval
+// (±10%), or every Interval/5 while a result that disagrees with a member
+// target's state waits for confirmation (a failure while not Down, a
+// success while Down). Fall 2 thus confirms a failure within about a fifth
+// of an interval, while a single lost or slow probe is outvoted by the
+// next one. A remote group's timeout and interval grow by the path
+// allowance (see pathTiming), as computed when the probe started.
+func (c *Checker) finish(g *group, gc *groupConfig, start time.Time, interval time.Duration, results []probeResult) {
 	var (
 		pending bool
 		changes []change
 	)
-	for _, res := range results[:n] {
+	for _, res := range results {
 		if c.apply(g, gc, res, &changes) {
 			pending = true
 		}
@@ -540,7 +702,7 @@ type probeResult struct {
 // again soon: a member waits for confirmation, or the probe could not be
 // made because of this node.
 func (c *Checker) apply(g *group, gc *groupConfig, res probeResult, changes *[]change) (pending bool) {
-	ctx, k, err, end := g.ctx, g.key, res.err, res.end
+	ctx, err, end := g.ctx, res.err, res.end
 	if reason, ok := localFault(err); ok {
 		// This node could not make the probe: it says nothing about the
 		// endpoint, so no state machine moves. After Fall of them in a
@@ -557,7 +719,10 @@ func (c *Checker) apply(g *group, gc *groupConfig, res probeResult, changes *[]c
 		}
 		return true // retried Interval/5 later
 	}
-	c.metrics.observe(k.kind, end.Sub(res.start), err)
+	g.duration.Observe(end.Sub(res.start).Seconds())
+	if err != nil {
+		g.failures.Inc()
+	}
 	for _, tr := range gc.members {
 		tr.mu.Lock()
 		abstained := tr.localRun >= max(tr.fall, 1)
@@ -615,7 +780,10 @@ func hedgeable(members []*tracker) bool {
 //
 // The timer's goroutine runs the hedge; the group's probe, which armed
 // it, waits for its result before it returns, so the hedge has an owner
-// and stops with the group (its context is the group's).
+// and stops with the group (its context is the group's). A probe on the
+// event loop has no timer: the loop starts the hedge itself, on a
+// goroutine that then waits for the loop probe's result and finishes
+// both (see loop.hedge and Checker.finishHedged).
 type hedge struct {
 	timer *time.Timer
 	done  chan probeResult
@@ -626,31 +794,50 @@ type hedge struct {
 	timeout time.Duration
 	trace   probeTrace
 	ctx     context.Context // the group's, carrying trace (no connection slot)
+
+	// first is where the event loop's probe, which a hedge started by
+	// the loop accompanies, delivers its result, and firstTrace what it
+	// measured of the path (see deliver).
+	first      chan probeResult
+	firstTrace probeTrace
 }
 
-// arm starts the timer of g's hedge: after wait, a probe of g with p.
-func (h *hedge) arm(g *group, p Probe, wait time.Duration) {
+// prepare sets what g's next hedge probes with: p, on a new connection,
+// with the timeout of a probe that dials.
+func (h *hedge) prepare(g *group, p Probe) {
 	k := g.key
 	h.probe, h.addr, h.timeout = p, k.addr, k.timeout
 	if k.remote {
 		h.timeout, _ = pathTiming(k.kind, true, k.timeout, k.interval, g.path)
 	}
-	if h.timer == nil {
+	if h.ctx == nil {
 		h.done = make(chan probeResult, 1)
+		h.first = make(chan probeResult, 1)
 		h.ctx = withTrace(g.ctx, &h.trace)
-		h.timer = time.AfterFunc(wait, func() { h.run(k.remote) })
+	}
+}
+
+// arm starts the timer of g's hedge: after wait, a probe of g with p.
+func (h *hedge) arm(g *group, p Probe, wait time.Duration) {
+	h.prepare(g, p)
+	if h.timer == nil {
+		remote := g.key.remote
+		h.timer = time.AfterFunc(wait, func() { h.run(remote) })
 		return
 	}
 	h.timer.Reset(wait)
 }
 
 // run is the hedge probe itself, on the timer's goroutine.
-func (h *hedge) run(remote bool) {
+func (h *hedge) run(remote bool) { h.done <- h.do(remote) }
+
+// do makes the hedge probe on this goroutine.
+func (h *hedge) do(remote bool) probeResult {
 	h.trace.reset()
 	h.trace.wantRTT = remote
 	start := time.Now()
 	err := runProbe(h.ctx, h.probe, h.addr, h.timeout)
-	h.done <- probeResult{err: err, start: start, end: time.Now()}
+	return probeResult{err: err, start: start, end: time.Now()}
 }
 
 // wait stops the hedge if it has not started, and otherwise waits for its
@@ -660,6 +847,45 @@ func (h *hedge) wait() (probeResult, bool) {
 		return probeResult{}, false
 	}
 	return <-h.done, true
+}
+
+// deliver hands the result of the probe that a hedge started by the loop
+// accompanies, with what it measured of the path (tr), to the hedge's
+// goroutine. Each such hedge gets exactly one result, so this never
+// blocks.
+func (h *hedge) deliver(res probeResult, tr *probeTrace) {
+	h.firstTrace.reset()
+	if tr != nil {
+		h.firstTrace.connect, h.firstTrace.connected = tr.connect, tr.connected
+		h.firstTrace.srtt, h.firstTrace.rttvar, h.firstTrace.sampled = tr.srtt, tr.rttvar, tr.sampled
+	}
+	h.first <- res
+}
+
+// finishHedged runs the hedge of g's probe that the event loop started
+// at start (see loop.hedge), on a new connection, then waits for the
+// loop probe's result (deliver), and hands both to the state machines in
+// the order they came, as a probe on a goroutine of its own does with
+// its hedge.
+func (c *Checker) finishHedged(g *group, gc *groupConfig, start time.Time, interval time.Duration) {
+	h := &g.hedge
+	second := h.do(g.key.remote)
+	var first probeResult
+	select {
+	case first = <-h.first:
+	case <-g.ctx.Done():
+		return
+	}
+	if g.ctx.Err() != nil {
+		return // stopping or removed: a cancelled probe says nothing about the target
+	}
+	results := [2]probeResult{first, second}
+	if second.end.Before(first.end) {
+		results[0], results[1] = second, first
+	}
+	h.firstTrace.feed(&g.path)
+	h.trace.feed(&g.path)
+	c.finish(g, gc, start, interval, results[:])
 }
 
 // change is what one probe result did to one target at a time: it entered

@@ -74,6 +74,20 @@ func (s *connSlot) take(owner *httpProbe, now time.Time) (kc *keptConn, ok bool)
 	return kc, true
 }
 
+// takeIdle returns the kept connection and leaves the slot empty when
+// owner opened it over plain TCP, for the Checker's event loop to take
+// over; otherwise nil.
+func (s *connSlot) takeIdle(owner *httpProbe) *keptConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	kc := s.idle
+	if s.closed || kc == nil || kc.owner != owner || kc.raw == nil {
+		return nil
+	}
+	s.idle = nil
+	return kc
+}
+
 // kept reports whether the slot holds a connection that the next probe
 // may use (one due for retirement at now does not count): that probe
 // then needs no connect.

@@ -24,7 +24,8 @@
 // target that refuses connections is Down at most about 1.1×500ms +
 // 1.1×100ms ≈ 0.66s after it died. A probe of an Up target that has had
 // no answer after half its Timeout gets its confirmation at once, on a
-// new connection, alongside it (a hedge; see the Checker), so one that
+// new connection, alongside it (a hedge; see the Checker), whether it runs
+// on a goroutine of its own or on the event loop (below), so one that
 // hangs or is black-holed is Down at most about 0.55s + 150ms + 300ms ≈
 // 1.0s after it stopped answering (1.2s without the hedge). A single lost
 // or slow probe is outvoted by its confirmation and never flips the
@@ -51,9 +52,10 @@
 // the path: the smoothed round trip plus four times its variation (RFC
 // 6298, without the kernel's 200ms floor), measured from the TCP connect
 // of every earlier probe that completed one (answered or refused) and, on
-// Linux, after every successful HTTP exchange, from the kernel's estimate
-// of the connection (TCP_INFO's rtt and rttvar), which follows the path
-// while a connection is kept. Before the first measurement the allowance
+// Linux, after every successful HTTP exchange (on a goroutine or on the
+// event loop, which reads it from the socket it holds), from the kernel's
+// estimate of the connection (TCP_INFO's rtt and rttvar), which follows
+// the path while a connection is kept. Before the first measurement the allowance
 // is n × MaxPathAllowance. A kept connection that the endpoint closed
 // while idle is retried on a new one within the same timeout, which then
 // holds one round trip of allowance rather than the three it needs: on a
@@ -80,14 +82,45 @@
 // same check is probed once per interval, and the result goes to each
 // service's target, which keeps its own ID, thresholds, state, metrics
 // and place in the [Report]. The Checker schedules these probes from one
-// heap, starts a goroutine per probe in flight only, and writes one
-// Snapshot per burst of changes rather than one per changed target.
-// Probes due close together start in one batch: a probe may start up to
-// a twentieth of its delay early (at most 20ms), and its due time is
-// drawn from the upper part of the jitter so that it still starts within
-// ±10% of its interval, and never later than due; 20,000 probes a second
-// then wake the Checker (and the endpoints) at most 50 times a second
-// rather than 20,000.
+// heap and writes one Snapshot per burst of changes rather than one per
+// changed target. Probes due close together start in one batch: a probe
+// may start up to a twentieth of its delay early (at most 20ms), and its
+// due time is drawn from the upper part of the jitter so that it still
+// starts within ±10% of its interval; 20,000 probes a second then wake
+// the Checker (and the endpoints) at most 50 times a second rather than
+// 20,000.
+//
+// On Linux, a plain HTTP probe on a kept connection (below) runs on the
+// Checker's event loop: one goroutine that owns an epoll instance and the
+// kept sockets, writes each request as its probe falls due, reads the
+// answer when it has come, judges it with the same code as any HTTP
+// probe, and times probes out from a heap of deadlines, with no
+// goroutine, context or timer per probe. Its probes follow the same
+// rules as the others: a probe of an Up target that has had no answer at
+// half its timeout (the heap wakes the loop then too) gets its hedge on a
+// new connection, on a goroutine that also waits for the loop probe's
+// result and hands both to the state machines in the order they came, so
+// only a probe that late costs a goroutine; a loop probe has the path
+// allowance of a kept connection (one round trip), and after each
+// completed exchange with a remote endpoint the loop reads the kernel's
+// estimate (TCP_INFO) from the socket it holds. Every other probe runs on a
+// goroutine of its own: those that make a new connection (the first of
+// each endpoint, the first after a failure or a retired connection),
+// HTTPS, TCP, probes built outside this package, and every probe on other
+// platforms. A plain HTTP probe that kept its connection hands it to the
+// loop, and the loop gives the group back whenever the connection goes.
+// The loop reads every answer that came before it times any probe out,
+// so a node that was too busy to look does not blame the endpoint for
+// its own lateness. At most 256 probes run on goroutines of their own at
+// once; the others wait their turn, and a probe's timeout runs from when
+// it starts: a burst of new connections (thousands of endpoints
+// starting, or coming back together) is paced by what the node can do
+// instead of timing out in a storm of its own making, in which each
+// timed-out probe's next probe would dial again. For the same reason the
+// first probes of many endpoints are spread over up to 2s (200µs apart
+// on average) rather than over the first quarter interval, and a kept
+// connection due for retirement is kept a little longer while probes
+// wait for a goroutine.
 //
 // An HTTP or HTTPS probe keeps its connection to the endpoint from one
 // probe to the next, as Envoy's health checker does: a new TCP connection
@@ -99,7 +132,9 @@
 // flight. The probe closes the connection after any failure, after a
 // response that says "Connection: close" or was not read to its end, and
 // at a random age between 15s and 30s, so a new connection is still made
-// regularly; a kept connection that the endpoint closed while idle (the
+// regularly (on the event loop, a connection whose probe timed out stays
+// open until the group's next probe, which uses it only if the late
+// answer came whole meanwhile, and makes a new one otherwise); a kept connection that the endpoint closed while idle (the
 // end or a reset before any byte of the answer) is retried once on a new
 // connection within the same timeout, so an endpoint's idle timeout never
 // reads as a failure, while a dead endpoint fails the retry (refused) and
@@ -108,9 +143,9 @@
 // for every probe, as all probes did before: each then answers whether a
 // new user could connect now. TCP probes only connect and close. Every
 // endpoint with an HTTP check therefore holds one file descriptor on
-// this node. The round trip of a remote endpoint (below) is measured on
-// the connects that new connections make and on the kept connection's
-// exchanges.
+// this node. The round trip of a remote endpoint (see Probes across
+// sites) is measured on the connects that new connections make and on
+// the kept connection's exchanges, whoever runs them.
 //
 // Probes speak HTTP/1.1 themselves, without TCP keep-alive, rather than
 // through net/http's client, whose per-connection goroutines cost more

@@ -123,12 +123,16 @@ type probeTrace struct {
 	sampled      bool
 	wantRTT      bool      // set by the Checker for remote endpoints
 	conns        *connSlot // nil: keep no connection
+	// http is set by a plain HTTP probe that keeps its connection: the
+	// Checker's event loop may run the next probes on it (see loop).
+	http *httpProbe
 }
 
 // reset clears what the last probe reported.
 func (t *probeTrace) reset() {
 	t.connect, t.connected = 0, false
 	t.srtt, t.rttvar, t.sampled = 0, 0, false
+	t.http = nil
 }
 
 // feed adds what the probe measured to r.

@@ -36,7 +36,13 @@ func (e *timeoutError) Unwrap() error { return context.DeadlineExceeded }
 // is reported as a timeout whatever the probe said; a panic in p is turned
 // into an error, so one bad probe cannot take the server down.
 func runProbe(ctx context.Context, p Probe, addr netip.AddrPort, timeout time.Duration) (err error) {
-	pctx, cancel := context.WithTimeout(ctx, timeout)
+	return runProbeUntil(ctx, p, addr, time.Now().Add(timeout), timeout)
+}
+
+// runProbeUntil is runProbe with the deadline given; timeout is what a
+// timeout error says.
+func runProbeUntil(ctx context.Context, p Probe, addr netip.AddrPort, deadline time.Time, timeout time.Duration) (err error) {
+	pctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	defer func() {
 		if r := recover(); r != nil {

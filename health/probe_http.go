@@ -155,6 +155,9 @@ func (p *httpProbe) probe(ctx context.Context, addr netip.AddrPort) error {
 	trace, _ := ctx.Value(traceKey{}).(*probeTrace)
 	if trace != nil {
 		slot = trace.conns
+		if p.reuse && p.tls == nil && slot != nil {
+			trace.http = p // the Checker may take the connection over
+		}
 	}
 	reuse := p.reuse && slot != nil
 	if slot == nil {
@@ -255,17 +258,7 @@ func (p *httpProbe) exchange(ctx context.Context, kc *keptConn, addr netip.AddrP
 		buf.rt.start(nil, nil)
 		bufs.Put(buf)
 	}()
-	w := append(buf.req[:0], p.head...)
-	if p.host != "" {
-		w = append(w, p.host...)
-	} else {
-		w = addr.AppendTo(w) // brackets IPv6 addresses
-	}
-	if reuse {
-		w = append(w, p.tailKeep...)
-	} else {
-		w = append(w, p.tailClose...)
-	}
+	w := p.request(buf.req[:0], addr, reuse)
 	buf.req = w
 	if kc.raw != nil {
 		buf.rt.start(kc, w)
@@ -279,30 +272,55 @@ func (p *httpProbe) exchange(ctx context.Context, kc *keptConn, addr netip.AddrP
 	if _, err := buf.r.Peek(1); err != nil {
 		return false, closedByPeer(err), failure(ctx, unexpectedEOF(err))
 	}
-	h, err := readHead(&buf.r, p.isHead)
+	keep, err = p.judge(&buf.r, reuse, func(err error) error { return failure(ctx, err) })
+	return keep && buf.r.Buffered() == 0, false, err
+}
+
+// request appends the probe's request to dst: for a connection that is
+// kept (reuse) or closed after it.
+func (p *httpProbe) request(dst []byte, addr netip.AddrPort, reuse bool) []byte {
+	dst = append(dst, p.head...)
+	if p.host != "" {
+		dst = append(dst, p.host...)
+	} else {
+		dst = addr.AppendTo(dst) // brackets IPv6 addresses
+	}
+	if reuse {
+		return append(dst, p.tailKeep...)
+	}
+	return append(dst, p.tailClose...)
+}
+
+// judge reads a response from r, which has at least its first byte, and
+// judges it by the probe's settings. keep says whether the response was
+// read to its end and lets the connection carry another request (bytes
+// still buffered in r are the caller's to rule out). fail turns an error
+// of r into the probe's.
+func (p *httpProbe) judge(r *bufio.Reader, reuse bool, fail func(error) error) (keep bool, err error) {
+	h, err := readHead(r, p.isHead)
 	if err != nil {
-		return false, false, failure(ctx, err)
+		return false, fail(err)
 	}
 	if !p.want.match(h.status) {
-		return false, false, fmt.Errorf("status %d, want %s", h.status, p.want)
+		return false, fmt.Errorf("status %d, want %s", h.status, p.want)
 	}
 	if len(p.body) == 0 {
 		if !reuse || h.close {
-			return false, false, nil
+			return false, nil
 		}
-		_, complete, _ := readBody(&buf.r, h, nil)
-		return complete && buf.r.Buffered() == 0, false, nil
+		_, complete, _ := readBody(r, h, nil)
+		return complete, nil
 	}
 	b := bodyBufs.Get().(*[maxBody]byte)
 	defer bodyBufs.Put(b)
-	n, complete, err := readBody(&buf.r, h, b[:])
+	n, complete, err := readBody(r, h, b[:])
 	if err != nil {
-		return false, false, fmt.Errorf("read body: %w", failure(ctx, err))
+		return false, fmt.Errorf("read body: %w", fail(err))
 	}
 	if !bytes.Contains(b[:n], p.body) {
-		return false, false, fmt.Errorf("body does not contain %q", p.body)
+		return false, fmt.Errorf("body does not contain %q", p.body)
 	}
-	return complete && !h.close && buf.r.Buffered() == 0, false, nil
+	return complete && !h.close, nil
 }
 
 // failure is the error of a probe whose I/O failed with err: the

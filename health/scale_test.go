@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -73,23 +72,14 @@ func TestProbeScale(t *testing.T) {
 		return sum
 	}
 
-	var inner Probe
+	var probe Probe
 	switch kind {
 	case "http":
-		inner = NewHTTPProbe(HTTPCheck{})
+		probe = NewHTTPProbe(HTTPCheck{})
 	case "tcp":
-		inner = NewTCPProbe()
+		probe = NewTCPProbe()
 	default:
 		t.Fatalf("GSLBD_PROBE_SCALE_KIND=%q, want http or tcp", kind)
-	}
-	var calls, failures atomic.Int64
-	probe := func(ctx context.Context, addr netip.AddrPort) error {
-		calls.Add(1)
-		err := inner(ctx, addr)
-		if err != nil {
-			failures.Add(1)
-		}
-		return err
 	}
 	targets := make([]Target, n)
 	for i, p := range ports {
@@ -104,7 +94,8 @@ func TestProbeScale(t *testing.T) {
 			Fall:     2,
 		}
 	}
-	c, err := NewChecker(CheckerConfig{}, targets, nil, prometheus.NewRegistry())
+	reg := prometheus.NewRegistry()
+	c, err := NewChecker(CheckerConfig{}, targets, nil, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,6 +104,36 @@ func TestProbeScale(t *testing.T) {
 	go func() { done <- c.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 
+	// GSLBD_PROBE_SCALE_TRACE=1 logs every second of the run, warm-up
+	// included.
+	if os.Getenv("GSLBD_PROBE_SCALE_TRACE") != "" {
+		stop, stopped := make(chan struct{}), make(chan struct{})
+		defer func() { close(stop); <-stopped }()
+		go func() {
+			defer close(stopped)
+			tick := time.NewTicker(time.Second)
+			defer tick.Stop()
+			var lc, lf int64
+			var lu, ls, lh time.Duration
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+				u, s := cpuTime()
+				h := helpersCPU()
+				c1, f1 := probeCounts(t, reg)
+				st := map[State]int{}
+				for _, x := range c.Snapshot().statuses {
+					st[x.State]++
+				}
+				t.Logf("second: %d probes, %d failed; CPU ms user %d, system %d, helpers %d; %v",
+					c1-lc, f1-lf, (u - lu).Milliseconds(), (s - ls).Milliseconds(), (h - lh).Milliseconds(), st)
+				lc, lf, lu, ls, lh = c1, f1, u, s, h
+			}
+		}()
+	}
 	// Warm up: every target probed to a conclusion, or 20s.
 	deadline := time.Now().Add(20 * time.Second)
 	for !allKnown(c.Snapshot().statuses) && time.Now().Before(deadline) {
@@ -120,13 +141,13 @@ func TestProbeScale(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second)
 
-	probes0, fails0 := calls.Load(), failures.Load()
+	probes0, fails0 := probeCounts(t, reg)
 	user0, sys0 := cpuTime()
 	helper0, wall0 := helpersCPU(), time.Now()
 	time.Sleep(time.Duration(secs) * time.Second)
 	user1, sys1 := cpuTime()
 	helper1, wall1 := helpersCPU(), time.Now()
-	probes1, fails1 := calls.Load(), failures.Load()
+	probes1, fails1 := probeCounts(t, reg)
 
 	wall := wall1.Sub(wall0)
 	cpu := user1 + sys1 - user0 - sys0
@@ -303,6 +324,26 @@ func raiseNoFile(t *testing.T, want uint64) uint64 {
 		t.Fatalf("needs %d open files, the limit is %d", want, lim.Cur)
 	}
 	return lim.Cur
+}
+
+// probeCounts reads the probes made and failed from the Checker's
+// metrics (local faults, none here, are in neither).
+func probeCounts(t *testing.T, reg *prometheus.Registry) (probes, failures int64) {
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Error(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			switch mf.GetName() {
+			case "gslb_health_probe_duration_seconds":
+				probes += int64(m.GetHistogram().GetSampleCount())
+			case "gslb_health_probe_failures_total":
+				failures += int64(m.GetCounter().GetValue())
+			}
+		}
+	}
+	return probes, failures
 }
 
 // cpuTime is this process's user and system CPU time.

@@ -81,12 +81,13 @@ func (s *scheduler) remove(g *group) {
 }
 
 // run calls start for each group as it falls due (taking it out of the
-// heap) until ctx is done. start must not block.
+// heap), and batch after each batch of starts, until ctx is done. start
+// and batch must not block.
 //
 // Every group behind the first has a due time at or after the first's,
 // and the scheduler wakes up at the first's: no group starts after it is
 // due, however the groups' slacks differ.
-func (s *scheduler) run(ctx context.Context, start func(*group)) {
+func (s *scheduler) run(ctx context.Context, start func(*group), batch func()) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -103,6 +104,7 @@ func (s *scheduler) run(ctx context.Context, start func(*group)) {
 			wait = time.Duration(s.heap[0].due - now)
 		}
 		s.mu.Unlock()
+		batch()
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():

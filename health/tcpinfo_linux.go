@@ -3,6 +3,7 @@ package health
 import (
 	"net"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -16,11 +17,24 @@ func kernelRTT(conn *net.TCPConn) (srtt, rttvar time.Duration, ok bool) {
 	if err != nil {
 		return 0, 0, false
 	}
-	var info *unix.TCPInfo
 	cerr := raw.Control(func(fd uintptr) {
-		info, err = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+		srtt, rttvar, ok = kernelRTTFD(int(fd))
 	})
-	if cerr != nil || err != nil || info.Rtt == 0 {
+	if cerr != nil {
+		return 0, 0, false
+	}
+	return srtt, rttvar, ok
+}
+
+// kernelRTTFD is kernelRTT for the socket fd, which the caller owns (the
+// event loop's connections).
+func kernelRTTFD(fd int) (srtt, rttvar time.Duration, ok bool) {
+	// unix.GetsockoptTCPInfo would allocate the struct on every call.
+	var info unix.TCPInfo
+	size := uint32(unix.SizeofTCPInfo)
+	_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.IPPROTO_TCP, unix.TCP_INFO,
+		uintptr(unsafe.Pointer(&info)), uintptr(unsafe.Pointer(&size)), 0)
+	if errno != 0 || info.Rtt == 0 {
 		return 0, 0, false
 	}
 	return time.Duration(info.Rtt) * time.Microsecond, time.Duration(info.Rttvar) * time.Microsecond, true

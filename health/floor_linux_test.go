@@ -1,0 +1,110 @@
+package health
+
+import (
+	"net"
+	"os"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestProbeFloor measures what the kernel alone charges this process for
+// the exchange of an HTTP probe on a kept loopback connection, one write
+// of the request and one read of the response, with nothing of the
+// Checker around it: the floor under TestProbeScale's figures. On demand:
+//
+//	GSLBD_PROBE_FLOOR=10000 go test -run TestProbeFloor -count=1 -v ./health/
+//
+// It opens that many connections to TestProbeScale's helper endpoints,
+// then for GSLBD_PROBE_SCALE_SECONDS (default 10) writes a request on
+// each of a batch of 400 connections (as the Checker's scheduler starts
+// probes in batches), waits with epoll until each has answered and reads
+// it, and starts the next batch, as fast as it can. It reports user and
+// system time per exchange, and how many exchanges a second that is.
+func TestProbeFloor(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("GSLBD_PROBE_FLOOR"))
+	if n <= 0 {
+		t.Skip("on demand: set GSLBD_PROBE_FLOOR=10000 (connections) to measure the kernel's cost of an exchange")
+	}
+	secs := 10
+	if s, err := strconv.Atoi(os.Getenv("GSLBD_PROBE_SCALE_SECONDS")); err == nil && s > 0 {
+		secs = s
+	}
+	limit := raiseNoFile(t, uint64(n+100))
+	per := max(int(limit)/2-100, 1)
+	var ports []uint16
+	for start := 0; start < n; start += per {
+		p, _ := startEndpoints(t, min(per, n-start))
+		ports = append(ports, p...)
+	}
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(epfd)
+	fds := make([]int, len(ports))
+	for i, p := range ports {
+		conn, err := net.DialTCP("tcp", nil, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: int(p)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := conn.File() // a descriptor of our own, outside the runtime's poller
+		conn.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fd, err := syscall.Dup(int(f.Fd()))
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		syscall.SetNonblock(fd, true)
+		defer syscall.Close(fd)
+		fds[i] = fd
+		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | epollET, Fd: int32(i)}
+		if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req := []byte("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: gslbd-health\r\nAccept-Encoding: identity\r\n\r\n")
+	buf := make([]byte, 4096)
+	events := make([]syscall.EpollEvent, 256)
+	const batch = 400
+	exchange := func(deadline time.Time) (count int) {
+		for next := 0; time.Now().Before(deadline); {
+			waiting := 0
+			for range batch {
+				if _, err := syscall.Write(fds[next], req); err != nil {
+					t.Fatal(err)
+				}
+				next = (next + 1) % len(fds)
+				waiting++
+			}
+			for waiting > 0 {
+				k, err := syscall.EpollWait(epfd, events, 1000)
+				if err != nil && err != syscall.EINTR {
+					t.Fatal(err)
+				}
+				for _, ev := range events[:max(k, 0)] {
+					if m, err := syscall.Read(fds[ev.Fd], buf); err != nil || m == 0 {
+						t.Fatalf("read: %d, %v", m, err)
+					}
+					waiting--
+					count++
+				}
+			}
+		}
+		return count
+	}
+	exchange(time.Now().Add(time.Second)) // warm up
+	user0, sys0 := cpuTime()
+	wall0 := time.Now()
+	count := exchange(wall0.Add(time.Duration(secs) * time.Second))
+	wall := time.Since(wall0)
+	user1, sys1 := cpuTime()
+	t.Logf("%d connections, %s: %d exchanges, %.0f/s; per exchange %.1fµs user, %.1fµs system; %.3f of a core for 20,000 a second",
+		len(fds), wall.Round(time.Millisecond), count, float64(count)/wall.Seconds(),
+		float64((user1-user0).Microseconds())/float64(count), float64((sys1-sys0).Microseconds())/float64(count),
+		(user1+sys1-user0-sys0).Seconds()/float64(count)*20000)
+}

@@ -1,0 +1,680 @@
+//go:build linux
+
+package health
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// loop runs the probes of plain HTTP checks on the connections they keep,
+// for every group at once, on one goroutine that owns an epoll instance
+// and the connections' sockets: it writes each request as its probe falls
+// due, reads the response when the socket says it has arrived, judges it
+// with the same code as a probe on its own goroutine (judge), and times
+// probes out from a heap of deadlines, with no goroutine, context, timer
+// or allocation per probe. New connections are made elsewhere: a group's
+// probe runs on a goroutine of its own (dial, request, response) until it
+// has a connection worth keeping, which it then hands over to the loop
+// (Checker.handOver); the loop gives the group back to that path whenever
+// the connection goes (a failure, "Connection: close", retirement, a
+// reload that changed the check, the endpoint closing it). So the rules
+// for kept connections are those of NewHTTPProbe, whoever runs the probe.
+//
+// Everything but submit, kick, forget, adopt and stop belongs to the
+// goroutine of run.
+type loop struct {
+	c    *Checker
+	epfd int
+	// ep is epfd as a file of the Go runtime's poller: run waits for
+	// events there, as a goroutine waits on a socket, rather than
+	// blocking a thread in epoll_wait.
+	ep    *os.File
+	raw   syscall.RawConn
+	evfd  int // an eventfd that wakes run for new messages
+	epoch time.Time
+
+	// mu guards the fields below.
+	mu      sync.Mutex
+	msgs    []loopMsg
+	stopped bool
+
+	conns   []*loopConn // by token, the epoll data of the socket
+	free    []int32     // unused tokens
+	heap    []*loopConn // connections with a probe in flight, by deadline
+	batch   []loopMsg
+	events  [256]syscall.EpollEvent
+	scratch []byte // what one read fills
+	r       bufio.Reader
+	src     loopSource
+
+	// handled counts the probes the loop finished, for tests.
+	handled atomic.Int64
+}
+
+// loopConn is a kept connection the loop holds for a group.
+type loopConn struct {
+	fd    int
+	token int32
+	g     *group
+	gc    *groupConfig // the group's check when the connection was made
+	p     *httpProbe
+	req   []byte // the request, built once
+	// retire is when the connection is let go rather than used again, in
+	// nanoseconds since the loop's epoch.
+	retire int64
+	// peer says that the endpoint sent something or closed the
+	// connection while no probe was waiting: it is not used again.
+	peer bool
+
+	// owed says that a probe timed out waiting for its answer: the
+	// answer is still read when it comes, and if it leaves the
+	// connection clean before the next probe, that probe uses it.
+	owed bool
+
+	// The probe in flight.
+	busy  bool
+	start time.Time
+	// deadline is when the heap wakes the loop for the probe, in
+	// nanoseconds since the loop's epoch: its timeout, or, while
+	// hedgeDue, half of it, when its hedge starts (see hedge); end is
+	// the timeout itself.
+	deadline, end int64
+	hedgeDue      bool
+	// hedged says that the probe's hedge runs: its result goes to the
+	// hedge (hedge.deliver), which finishes both.
+	hedged   bool
+	timeout  time.Duration
+	interval time.Duration
+	hidx     int
+	got      []byte // what came back so far when it came in parts
+	eof      bool
+}
+
+type loopMsg struct {
+	op uint8
+	g  *group
+	lc *loopConn
+}
+
+const (
+	msgStart  = iota // the group's probe is due
+	msgAdopt         // hold lc for the group
+	msgForget        // the group is gone: close its connection
+)
+
+// maxLoopResponse bounds what the loop keeps of one response. A response
+// the probe reads (head up to maxHead, a searched or discarded body up to
+// maxBody, chunk framing) fits in well under it; more is an endpoint that
+// does not stop.
+const maxLoopResponse = 4 * (maxHead + maxBody)
+
+// epollET is EPOLLET as the uint32 of an epoll event's mask.
+const epollET = 1 << 31
+
+func newLoop(c *Checker) (*loop, error) {
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	evfd, _, errno := syscall.Syscall(syscall.SYS_EVENTFD2, 0, syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
+	if errno != 0 {
+		syscall.Close(epfd)
+		return nil, os.NewSyscallError("eventfd2", errno)
+	}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: -1}
+	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, int(evfd), &ev); err != nil {
+		syscall.Close(epfd)
+		syscall.Close(int(evfd))
+		return nil, os.NewSyscallError("epoll_ctl", err)
+	}
+	if err := syscall.SetNonblock(epfd, true); err != nil {
+		syscall.Close(epfd)
+		syscall.Close(int(evfd))
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	ep := os.NewFile(uintptr(epfd), "epoll")
+	raw, err := ep.SyscallConn()
+	if err == nil {
+		err = ep.SetReadDeadline(time.Time{}) // fails where the poller cannot wait on it
+	}
+	if err != nil {
+		ep.Close()
+		syscall.Close(int(evfd))
+		return nil, err
+	}
+	l := &loop{c: c, epfd: epfd, ep: ep, raw: raw, evfd: int(evfd), epoch: time.Now(), scratch: make([]byte, 64<<10)}
+	l.r = *bufio.NewReaderSize(nil, 4096) // as a probe's own reader
+	return l, nil
+}
+
+// send queues m and wakes run if the queue was empty. It reports false
+// when the loop has stopped.
+func (l *loop) send(m loopMsg, wake bool) bool {
+	l.mu.Lock()
+	if l.stopped {
+		l.mu.Unlock()
+		return false
+	}
+	first := len(l.msgs) == 0
+	l.msgs = append(l.msgs, m)
+	l.mu.Unlock()
+	if first && wake {
+		l.wake()
+	}
+	return true
+}
+
+func (l *loop) wake() {
+	one := uint64(1)
+	syscall.Write(l.evfd, (*[8]byte)(unsafe.Pointer(&one))[:])
+}
+
+// submit queues g's probe; kick wakes the loop for it. The scheduler
+// submits a batch and kicks once.
+func (l *loop) submit(g *group) { l.send(loopMsg{op: msgStart, g: g}, false) }
+
+func (l *loop) kick() {
+	l.mu.Lock()
+	pending := len(l.msgs) > 0
+	l.mu.Unlock()
+	if pending {
+		l.wake()
+	}
+}
+
+// forget closes g's connection, if the loop holds one: g is gone.
+func (l *loop) forget(g *group) { l.send(loopMsg{op: msgForget, g: g}, true) }
+
+// adopt gives lc to the loop; false when the loop has stopped (lc is the
+// caller's to close).
+func (l *loop) adopt(g *group, lc *loopConn) bool {
+	return l.send(loopMsg{op: msgAdopt, g: g, lc: lc}, true)
+}
+
+// stop makes run close every connection and return.
+func (l *loop) stop() {
+	l.mu.Lock()
+	l.stopped = true
+	l.mu.Unlock()
+	l.wake()
+}
+
+// run is the loop's goroutine.
+func (l *loop) run() {
+	defer l.closeAll()
+	var deadline int64 // the read deadline set on ep; 0: none
+	for {
+		if len(l.heap) == 0 && deadline != 0 {
+			deadline = 0
+			l.ep.SetReadDeadline(time.Time{})
+		} else if len(l.heap) > 0 && l.heap[0].deadline != deadline {
+			deadline = l.heap[0].deadline
+			l.ep.SetReadDeadline(l.epoch.Add(time.Duration(deadline)))
+		}
+		n := 0
+		// Harvest what is ready, and when nothing is, wait in the
+		// runtime's poller until something is or the first deadline
+		// passes.
+		l.raw.Read(func(fd uintptr) bool {
+			k, err := syscall.EpollWait(int(fd), l.events[:], 0)
+			n = max(k, 0)
+			return err == nil && k > 0
+		})
+		now := time.Now()
+		for _, ev := range l.events[:n] {
+			if ev.Fd < 0 {
+				var b [8]byte
+				syscall.Read(l.evfd, b[:])
+				continue
+			}
+			if lc := l.conns[ev.Fd]; lc != nil {
+				l.event(lc, ev.Events, now)
+			}
+		}
+		l.mu.Lock()
+		l.batch, l.msgs = l.msgs, l.batch[:0]
+		stopped := l.stopped
+		l.mu.Unlock()
+		for i, m := range l.batch {
+			switch {
+			case m.op == msgAdopt && (stopped || m.g.ctx.Err() != nil):
+				syscall.Close(m.lc.fd)
+			case m.op == msgAdopt:
+				l.hold(m.g, m.lc)
+			case m.op == msgForget:
+				if m.g.lc != nil {
+					l.close(m.g.lc)
+				}
+			case !stopped:
+				l.start(m.g, now)
+			}
+			l.batch[i] = loopMsg{}
+		}
+		if stopped {
+			return
+		}
+		if n < len(l.events) {
+			// Every answer that came is read: what is still out now
+			// is late. (A full harvest may have left answers ready.)
+			l.expire(now)
+		}
+	}
+}
+
+func (l *loop) now(t time.Time) int64 { return int64(t.Sub(l.epoch)) }
+
+// hold registers lc, g's new connection.
+func (l *loop) hold(g *group, lc *loopConn) {
+	if old := g.lc; old != nil {
+		l.close(old)
+	}
+	if n := len(l.free); n > 0 {
+		lc.token, l.free = l.free[n-1], l.free[:n-1]
+	} else {
+		lc.token = int32(len(l.conns))
+		l.conns = append(l.conns, nil)
+	}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET, Fd: lc.token}
+	if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, lc.fd, &ev); err != nil {
+		syscall.Close(lc.fd)
+		l.free = append(l.free, lc.token)
+		g.looped.Store(false)
+		return
+	}
+	lc.g, lc.hidx = g, -1
+	l.conns[lc.token] = lc
+	g.lc = lc
+}
+
+// close closes lc and gives its group back to probes on their own
+// goroutines.
+func (l *loop) close(lc *loopConn) {
+	if lc.busy {
+		l.heapRemove(lc.hidx)
+		lc.busy, lc.hedged = false, false
+	}
+	syscall.Close(lc.fd)
+	l.conns[lc.token] = nil
+	l.free = append(l.free, lc.token)
+	lc.g.lc = nil
+	lc.g.looped.Store(false)
+}
+
+// start writes g's request, or hands the probe to a goroutine of its own
+// when the connection is not to be used again.
+func (l *loop) start(g *group, now time.Time) {
+	if g.ctx.Err() != nil {
+		return
+	}
+	lc := g.lc
+	// A connection due for retirement is kept a little longer while
+	// probes wait to make new ones.
+	if lc == nil || lc.gc != g.cfg.Load() || lc.peer || lc.owed ||
+		(l.now(now) >= lc.retire && !l.c.own.busy.Load()) {
+		if lc != nil {
+			l.close(lc)
+		}
+		g.looped.Store(false)
+		l.c.startOwn(g)
+		return
+	}
+	// The probe sends its request on a kept connection: one round trip
+	// of path allowance.
+	timeout, interval := g.timing(false)
+	lc.start, lc.timeout, lc.interval = now, timeout, interval
+	lc.end = l.now(now) + int64(timeout)
+	lc.deadline, lc.hedgeDue, lc.hedged = lc.end, false, false
+	if hedgeable(g.cfg.Load().members) {
+		lc.deadline, lc.hedgeDue = l.now(now)+int64(timeout/2), true
+	}
+	k, err := retryEINTR(func() (int, error) { return syscall.Write(lc.fd, lc.req) })
+	switch {
+	case err != nil && closedByPeer(err):
+		l.stale(lc)
+		return
+	case err != nil:
+		l.done(lc, now, shortError(os.NewSyscallError("write", err)), false)
+		return
+	case k < len(lc.req):
+		l.done(lc, now, io.ErrShortWrite, false)
+		return
+	}
+	lc.busy = true
+	l.heapPush(lc)
+}
+
+// stale lets go of lc, which the endpoint closed before any byte of an
+// answer. When that answer was a probe's, it was closed while idle: the
+// probe is made again on a new connection, on a goroutine, within the
+// same deadline, as NewHTTPProbe does.
+func (l *loop) stale(lc *loopConn) {
+	if lc.owed {
+		l.close(lc)
+		return
+	}
+	g, start, timeout, interval, hedged := lc.g, lc.start, lc.timeout, lc.interval, lc.hedged
+	l.close(lc)
+	l.c.wg.Go(func() { l.c.probeUntil(g, start, timeout, interval, hedged) })
+}
+
+// event handles what epoll said about lc.
+func (l *loop) event(lc *loopConn, events uint32, now time.Time) {
+	if !lc.busy && !lc.owed {
+		lc.peer = true
+		return
+	}
+	for {
+		n, err := retryEINTR(func() (int, error) { return syscall.Read(lc.fd, l.scratch) })
+		if err == syscall.EAGAIN {
+			break
+		}
+		if err != nil {
+			if len(lc.got) == 0 && closedByPeer(err) {
+				l.stale(lc)
+			} else {
+				l.done(lc, now, shortError(os.NewSyscallError("read", err)), false)
+			}
+			return
+		}
+		if n == 0 {
+			lc.eof = true
+			break
+		}
+		if n < len(l.scratch) && len(lc.got) == 0 {
+			l.judge(lc, l.scratch[:n], events, now)
+			return
+		}
+		lc.got = append(lc.got, l.scratch[:n]...)
+		if len(lc.got) > maxLoopResponse {
+			l.done(lc, now, errors.New("response too large"), false)
+			return
+		}
+		if n < len(l.scratch) {
+			break
+		}
+	}
+	switch {
+	case len(lc.got) == 0 && lc.eof:
+		l.stale(lc)
+		return
+	case len(lc.got) == 0:
+		return // nothing yet
+	}
+	l.judge(lc, lc.got, events, now)
+}
+
+// judge judges the response so far, data, unless it is not whole yet.
+func (l *loop) judge(lc *loopConn, data []byte, events uint32, now time.Time) {
+	l.src = loopSource{b: data, eof: lc.eof}
+	l.r.Reset(&l.src)
+	keep, err := lc.p.judge(&l.r, true, shortError)
+	if l.src.starved {
+		// More is to come: wait for it.
+		if len(lc.got) == 0 {
+			lc.got = append(lc.got, data...)
+		}
+		return
+	}
+	keep = keep && l.r.Buffered() == 0 && len(l.src.b) == 0 && !lc.eof && events&syscall.EPOLLRDHUP == 0
+	l.r.Reset(nil)
+	l.done(lc, now, err, keep)
+}
+
+// done finishes lc's probe with err and lets go of the connection unless
+// keep.
+func (l *loop) done(lc *loopConn, now time.Time, err error, keep bool) {
+	if lc.busy {
+		l.heapRemove(lc.hidx)
+		lc.busy = false
+	}
+	lc.got, lc.eof = nil, false
+	if lc.owed {
+		// A late answer: the probe has failed already; the answer
+		// decides only whether the connection can be used again.
+		lc.owed = false
+		if !keep || err != nil {
+			l.close(lc)
+		}
+		return
+	}
+	g, gc := lc.g, lc.gc
+	var tr probeTrace
+	if err == nil && g.key.remote {
+		// A completed exchange: the kernel's estimate of the path now
+		// includes its round trip.
+		tr.srtt, tr.rttvar, tr.sampled = kernelRTTFD(lc.fd)
+	}
+	if !keep || err != nil {
+		l.close(lc)
+	}
+	l.finish(lc, g, gc, probeResult{err: err, start: lc.start, end: now}, &tr)
+}
+
+// finish hands the result of lc's probe of g, made with gc, on: to the
+// probe's hedge when it has one, which finishes both, and otherwise to
+// the state machines (Checker.finish), with what it measured of the
+// path (tr).
+func (l *loop) finish(lc *loopConn, g *group, gc *groupConfig, res probeResult, tr *probeTrace) {
+	l.handled.Add(1)
+	if lc.hedged {
+		lc.hedged = false
+		g.hedge.deliver(res, tr)
+		return
+	}
+	if tr != nil {
+		tr.feed(&g.path)
+	}
+	results := [1]probeResult{res}
+	l.c.finish(g, gc, lc.start, lc.interval, results[:])
+}
+
+// hedge starts the hedge of lc's probe, which has had no answer for half
+// its timeout while a member of its group is Up: a probe on a new
+// connection, on a goroutine of its own, as the hedge of a probe on a
+// goroutine is (see the hedge type). That goroutine then waits for the
+// loop probe's result, and hands both to the state machines in the order
+// they came (Checker.finishHedged). Only a probe that is this late costs
+// a goroutine.
+func (l *loop) hedge(lc *loopConn) {
+	g, gc, start, interval := lc.g, lc.gc, lc.start, lc.interval
+	lc.hedged = true
+	h := &g.hedge
+	h.prepare(g, gc.probe)
+	select {
+	case <-h.first: // left by a hedge whose group stopped waiting
+	default:
+	}
+	l.c.wg.Go(func() { l.c.finishHedged(g, gc, start, interval) })
+}
+
+// expire times out the probes whose deadline passed. A response that
+// arrived meanwhile was read before: run handles events first.
+//
+// The connection of a probe that timed out is kept until the group's
+// next probe, and used again by it if the late answer came whole
+// meanwhile: an endpoint, or a node, that is slow for a moment does not
+// cost a new connection per late probe, which on a busy node would add
+// to the load that made it late. One that never answers has its
+// connection closed by the next probe, which makes a new one, as it
+// would have after a close now.
+func (l *loop) expire(now time.Time) {
+	t := l.now(now)
+	for len(l.heap) > 0 && l.heap[0].deadline <= t {
+		lc := l.heap[0]
+		if lc.hedgeDue {
+			// Half the timeout: the hedge starts, and the probe waits
+			// on until its own timeout.
+			lc.hedgeDue = false
+			lc.deadline = lc.end
+			l.heapDown(lc.hidx)
+			l.hedge(lc)
+			continue
+		}
+		l.heapRemove(lc.hidx)
+		lc.busy = false
+		lc.owed = true
+		l.finish(lc, lc.g, lc.gc, probeResult{err: &timeoutError{after: lc.timeout}, start: lc.start, end: now}, nil)
+	}
+}
+
+// closeAll closes every connection and the loop's own descriptors.
+func (l *loop) closeAll() {
+	for _, lc := range l.conns {
+		if lc != nil {
+			syscall.Close(lc.fd)
+			lc.g.lc = nil
+		}
+	}
+	l.conns, l.heap = nil, nil
+	l.ep.Close()
+	syscall.Close(l.evfd)
+}
+
+func (l *loop) heapPush(lc *loopConn) {
+	lc.hidx = len(l.heap)
+	l.heap = append(l.heap, lc)
+	l.heapUp(lc.hidx)
+}
+
+func (l *loop) heapRemove(i int) {
+	h := l.heap
+	last := len(h) - 1
+	lc := h[i]
+	if i != last {
+		h[i] = h[last]
+		h[i].hidx = i
+	}
+	h[last] = nil
+	l.heap = h[:last]
+	if i != last {
+		if !l.heapDown(i) {
+			l.heapUp(i)
+		}
+	}
+	lc.hidx = -1
+}
+
+func (l *loop) heapUp(i int) {
+	h := l.heap
+	lc := h[i]
+	for i > 0 {
+		p := (i - 1) / 2
+		if h[p].deadline <= lc.deadline {
+			break
+		}
+		h[i] = h[p]
+		h[i].hidx = i
+		i = p
+	}
+	h[i] = lc
+	lc.hidx = i
+}
+
+func (l *loop) heapDown(i int) bool {
+	h := l.heap
+	lc, start, n := h[i], i, len(h)
+	for {
+		c := 2*i + 1
+		if c >= n {
+			break
+		}
+		if r := c + 1; r < n && h[r].deadline < h[c].deadline {
+			c = r
+		}
+		if lc.deadline <= h[c].deadline {
+			break
+		}
+		h[i] = h[c]
+		h[i].hidx = i
+		i = c
+	}
+	h[i] = lc
+	lc.hidx = i
+	return i > start
+}
+
+// loopSource is what the loop's response reader reads: the bytes that
+// came back so far. At their end it says io.EOF when the endpoint closed
+// the connection, and otherwise notes that the response is not whole yet.
+type loopSource struct {
+	b       []byte
+	eof     bool
+	starved bool
+}
+
+var errMore = errors.New("response not whole yet")
+
+func (s *loopSource) Read(p []byte) (int, error) {
+	if len(s.b) == 0 {
+		if s.eof {
+			return 0, io.EOF
+		}
+		s.starved = true
+		return 0, errMore
+	}
+	n := copy(p, s.b)
+	s.b = s.b[n:]
+	return n, nil
+}
+
+// handOver gives g's kept connection, which p just used, to the loop:
+// the socket is duplicated out of the Go runtime's poller, so that the
+// loop alone owns it, and the connection closed.
+func (c *Checker) handOver(g *group, gc *groupConfig, p *httpProbe) {
+	l := c.startLoop()
+	if l == nil {
+		return
+	}
+	kc := g.conns.takeIdle(p)
+	if kc == nil {
+		return
+	}
+	fd := -1
+	kc.raw.Control(func(s uintptr) {
+		r, _, errno := syscall.Syscall(syscall.SYS_FCNTL, s, syscall.F_DUPFD_CLOEXEC, 0)
+		if errno == 0 {
+			fd = int(r)
+		}
+	})
+	kc.conn.Close()
+	if fd < 0 {
+		return
+	}
+	lc := &loopConn{fd: fd, gc: gc, p: p, req: p.request(nil, g.key.addr, true), retire: l.now(kc.retire)}
+	g.looped.Store(true)
+	if !l.adopt(g, lc) {
+		g.looped.Store(false)
+		syscall.Close(fd)
+	}
+}
+
+// startLoop returns the Checker's loop, started with the first connection
+// handed over (a Checker with no plain HTTP check has none), or nil when
+// the Checker is stopping or no loop can be made.
+func (c *Checker) startLoop() *loop {
+	if l := c.loop.Load(); l != nil {
+		return l
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if l := c.loop.Load(); l != nil || c.stopped || c.noLoop {
+		return l
+	}
+	l, err := newLoop(c)
+	if err != nil {
+		c.noLoop = true
+		c.logger.Warn("no event loop for probes: each runs on a goroutine of its own", "error", err)
+		return nil
+	}
+	c.loop.Store(l)
+	c.wg.Go(l.run)
+	return l
+}

@@ -1,0 +1,351 @@
+package health
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// These tests run HTTP probes through a Checker on Linux, where probes on
+// kept connections run on its event loop, and check that the loop judges
+// responses and treats connections as a probe on its own goroutine does
+// (probe_reuse_test.go).
+
+// loopChecker runs one target over NewHTTPProbe(cfg) against srv, probed
+// every timeout, until the endpoint has seen want requests, and returns
+// the Checker and its registry.
+func loopChecker(t *testing.T, cfg HTTPCheck, srv *rawServer, want int64, timeout time.Duration) (*Checker, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	c, err := NewChecker(CheckerConfig{}, []Target{{
+		ID: "ep", Addr: srv.addr(t), Kind: "http", Probe: NewHTTPProbe(cfg),
+		Interval: timeout, Timeout: timeout, Rise: 1, Fall: 1,
+	}}, testLogger(t), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runChecker(t, c)
+	waitUntil(t, fmt.Sprintf("%d requests", want), func() bool { return srv.requests.Load() >= want })
+	stop()
+	return c, reg
+}
+
+func loopHandled(c *Checker) int64 {
+	if l := c.loop.Load(); l != nil {
+		return l.handled.Load()
+	}
+	return 0
+}
+
+// TestLoopKeepsConnection: the loop keeps a connection when the response
+// allows it and lets it go when it does not (the cases of
+// TestHTTPProbeKeepsConnection), and every probe succeeds either way.
+func TestLoopKeepsConnection(t *testing.T) {
+	const ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+	tests := []struct {
+		name            string
+		resp            string
+		hasOK, wantKept bool
+	}{
+		{"content-length", ok, true, true},
+		{"chunked with extension and trailer", "HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n2;x=y\r\nok\r\n0\r\nX-Sum: 1\r\n\r\n", true, true},
+		{"no content", "HTTP/1.1 204 No Content\r\n\r\n", false, true},
+		{"interim response first", "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n" + ok, true, true},
+		{"header line longer than the buffer", "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("a", 5000) + "\r\nContent-Length: 2\r\n\r\nok", true, true},
+		{"body of 60 KiB", "HTTP/1.1 200 OK\r\nContent-Length: 61440\r\n\r\n" + strings.Repeat("x", 61438) + "ok", true, true},
+		{"Connection: close", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok", true, false},
+		{"HTTP/1.0", "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", true, false},
+		{"body over 64 KiB", "HTTP/1.1 200 OK\r\nContent-Length: 70002\r\n\r\nok" + strings.Repeat("x", 70000), true, false},
+		{"bytes after the response", ok + "HTTP/1.1 200 OK\r\n", true, false},
+	}
+	for _, tc := range tests {
+		for _, search := range []bool{false, true} {
+			if search && !tc.hasOK {
+				continue
+			}
+			name, cfg := tc.name, HTTPCheck{}
+			if search {
+				name += "/body searched"
+				cfg.BodyContains = "ok"
+			}
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				srv := newRawServer(t, reply(tc.resp))
+				c, reg := loopChecker(t, cfg, srv, 8, 100*time.Millisecond)
+				// A probe slowed past its timeout by a busy machine
+				// fails; one the loop misjudges fails every time.
+				if probes, failures := probeCounts(t, reg); failures*4 > probes {
+					st, _ := c.Snapshot().Get("ep")
+					t.Errorf("%d of %d probes failed (%s), want none", failures, probes, st.LastError)
+				}
+				accepts, requests, handled := srv.accepts.Load(), srv.requests.Load(), loopHandled(c)
+				if tc.wantKept {
+					if accepts > requests/4 || handled < requests/2 {
+						t.Errorf("%d requests on %d connections, %d of them on the loop; want one connection and the loop", requests, accepts, handled)
+					}
+				} else if accepts != requests || handled != 0 {
+					t.Errorf("%d requests on %d connections, %d of them on the loop; want a connection each and none on the loop", requests, accepts, handled)
+				}
+			})
+		}
+	}
+}
+
+// TestLoopResponses: the loop judges responses as a probe does on its own
+// goroutine (a few cases of TestHTTPProbeResponses, and a response that
+// arrives in parts).
+func TestLoopResponses(t *testing.T) {
+	const ok = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nok ready"
+	tests := []struct {
+		name string
+		cfg  HTTPCheck
+		bad  []string // the responses after the first, in parts
+		want string
+	}{
+		{"status", HTTPCheck{}, []string{"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"}, "status 503, want 200-399"},
+		{"body", HTTPCheck{BodyContains: "ok"}, []string{"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnope"}, `body does not contain "ok"`},
+		{"body in parts", HTTPCheck{BodyContains: "ready"}, []string{"HTTP/1.1 200 OK\r\nContent-Le", "ngth: 9\r\n\r\nall ", "ready"}, ""},
+		{"head cut short", HTTPCheck{}, []string{"HTTP/1.1 200 OK\r\nContent-Le", ""}, "unexpected EOF"},
+		{"not HTTP", HTTPCheck{}, []string{"SSH-2.0-OpenSSH_9.6\r\n"}, `malformed HTTP response "SSH-2.0-OpenSSH_9.6"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var n atomic.Int64
+			srv := newRawServer(t, func(conn net.Conn, _ []byte) bool {
+				if n.Add(1) <= 3 {
+					conn.Write([]byte(ok))
+					return true
+				}
+				for _, part := range tc.bad {
+					if part == "" {
+						conn.Close()
+						return false
+					}
+					conn.Write([]byte(part))
+					time.Sleep(5 * time.Millisecond)
+				}
+				return true
+			})
+			c, reg := loopChecker(t, tc.cfg, srv, 8, 100*time.Millisecond)
+			probes, failures := probeCounts(t, reg)
+			st, _ := c.Snapshot().Get("ep")
+			if tc.want == "" {
+				if failures*4 > probes {
+					t.Errorf("%d of %d probes failed, target %s (%q); want none failed", failures, probes, st.State, st.LastError)
+				}
+			} else if st.State != Down || st.LastError != tc.want {
+				t.Errorf("target %s (%q), want down (%q)", st.State, st.LastError, tc.want)
+			}
+			if loopHandled(c) == 0 {
+				t.Error("no probe on the loop")
+			}
+		})
+	}
+}
+
+// TestLoopIdleClose: an endpoint that closes each connection while it is
+// idle (or resets it) makes no probe fail on the loop either: the next
+// probe makes a new connection.
+func TestLoopIdleClose(t *testing.T) {
+	for _, reset := range []bool{false, true} {
+		t.Run(map[bool]string{false: "close", true: "reset"}[reset], func(t *testing.T) {
+			t.Parallel()
+			var n atomic.Int64
+			srv := newRawServer(t, func(conn net.Conn, _ []byte) bool {
+				conn.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+				if n.Add(1)%2 == 0 {
+					// The keep-alive timeout: after a second request,
+					// between two probes.
+					time.AfterFunc(5*time.Millisecond, func() {
+						if reset {
+							conn.(*net.TCPConn).SetLinger(0)
+						}
+						conn.Close()
+					})
+				}
+				return true
+			})
+			c, reg := loopChecker(t, HTTPCheck{}, srv, 12, 100*time.Millisecond)
+			if probes, failures := probeCounts(t, reg); failures*4 > probes {
+				st, _ := c.Snapshot().Get("ep")
+				t.Errorf("%d of %d probes failed (%s), want none", failures, probes, st.LastError)
+			}
+			if loopHandled(c) == 0 {
+				t.Error("no probe on the loop")
+			}
+		})
+	}
+}
+
+// TestLoopHangingEndpoint: an endpoint that stops answering on a kept
+// connection times the loop's probe out.
+func TestLoopHangingEndpoint(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	var n atomic.Int64
+	srv := newRawServer(t, func(conn net.Conn, _ []byte) bool {
+		if n.Add(1) > 3 {
+			<-release
+			return false
+		}
+		conn.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+		return true
+	})
+	reg := prometheus.NewRegistry()
+	c, err := NewChecker(CheckerConfig{}, []Target{{
+		ID: "ep", Addr: srv.addr(t), Kind: "http", Probe: NewHTTPProbe(HTTPCheck{}),
+		Interval: 100 * time.Millisecond, Timeout: 50 * time.Millisecond, Rise: 1, Fall: 1,
+	}}, testLogger(t), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runChecker(t, c)
+	waitUntil(t, "hanging endpoint down", func() bool {
+		st, _ := c.Snapshot().Get("ep")
+		return st.State == Down
+	})
+	if st, _ := c.Snapshot().Get("ep"); st.LastError != "timeout after 50ms" {
+		t.Errorf("last error %q, want %q", st.LastError, "timeout after 50ms")
+	}
+	if loopHandled(c) == 0 {
+		t.Error("no probe on the loop")
+	}
+}
+
+// TestLoopLeavesNothing: the loop's connections are closed with their
+// targets and when the Checker stops, and the loop's goroutine, its epoll
+// instance and its eventfd go with it.
+func TestLoopLeavesNothing(t *testing.T) {
+	var open atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	fds, goroutines := openFiles(t), runtime.NumGoroutine()
+	targets := make([]Target, 6)
+	for i := range targets {
+		targets[i] = Target{
+			ID: fmt.Sprintf("ep%d", i), Addr: addrPort(t, srv.Listener.Addr()), Kind: "http", Probe: NewHTTPProbe(HTTPCheck{}),
+			Interval: 50 * time.Millisecond, Timeout: 50 * time.Millisecond, Rise: 1, Fall: 3,
+		}
+	}
+	c, err := NewChecker(CheckerConfig{}, targets, testLogger(t), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runChecker(t, c)
+	waitUntil(t, "probes on the loop", func() bool { return loopHandled(c) >= 30 && open.Load() == 6 })
+	c.Update(targets[:2])
+	waitUntil(t, "four connections closed with their targets", func() bool { return open.Load() == 2 })
+	stop()
+	waitUntil(t, "every connection closed when the checker stopped", func() bool { return open.Load() == 0 })
+	waitUntil(t, "file descriptors back to before", func() bool { return openFiles(t) <= fds })
+	waitUntil(t, "goroutines back to before", func() bool { return runtime.NumGoroutine() <= goroutines })
+}
+
+// TestLoopHedgesHungEndpoint: a probe on the loop (a kept connection) of
+// an Up endpoint that stops answering gets its confirmation at half its
+// timeout, on a new connection, so the endpoint (Fall 2) is Down about
+// Timeout/2 + Timeout after that probe started. Without the hedge the
+// confirmation waited for Interval/5 and was Down no sooner than
+// Interval/5 + Timeout.
+func TestLoopHedgesHungEndpoint(t *testing.T) {
+	const timeout, interval = 100 * time.Millisecond, 2 * time.Second
+	release := make(chan struct{})
+	defer close(release)
+	var (
+		n      atomic.Int64
+		hungAt atomic.Pointer[time.Time]
+	)
+	srv := newRawServer(t, func(conn net.Conn, _ []byte) bool {
+		if n.Add(1) > 1 {
+			now := time.Now()
+			hungAt.CompareAndSwap(nil, &now)
+			<-release
+			return false
+		}
+		conn.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+		return true
+	})
+	c, err := NewChecker(CheckerConfig{}, []Target{{
+		ID: "ep", Addr: srv.addr(t), Kind: "http", Probe: NewHTTPProbe(HTTPCheck{}),
+		Interval: interval, Timeout: timeout, Rise: 1, Fall: 2,
+	}}, testLogger(t), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	runChecker(t, c)
+	waitUntil(t, "hung endpoint down", func() bool {
+		st, _ := c.Snapshot().Get("ep")
+		return st.State == Down
+	})
+	st, _ := c.Snapshot().Get("ep")
+	if loopHandled(c) == 0 {
+		t.Fatal("the hung probe did not run on the loop")
+	}
+	if got := srv.accepts.Load(); got < 2 {
+		t.Errorf("%d connections: want the hedge on a new one", got)
+	}
+	if st.LastError != "timeout after 100ms" {
+		t.Errorf("last error %q, want %q", st.LastError, "timeout after 100ms")
+	}
+	// About 150ms with the hedge; 500ms or more without it.
+	if d := st.Since.Sub(*hungAt.Load()); d < timeout || d >= interval/5 {
+		t.Errorf("down %v after the loop's probe hung: want Timeout/2 + Timeout (150ms), under Interval/5 (%v)", d, interval/5)
+	}
+}
+
+// TestLoopPathFromKeptConnection: the loop's probes of a remote endpoint
+// feed its path estimate with the kernel's round trip of the connection
+// the loop holds, one measurement per completed exchange, as a probe on
+// its own goroutine does; so the estimate follows the path while the
+// loop keeps the connection.
+func TestLoopPathFromKeptConnection(t *testing.T) {
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	c, err := NewChecker(CheckerConfig{}, []Target{{
+		ID: "ep", Addr: addrPort(t, srv.Listener.Addr()), Kind: "http", Probe: NewHTTPProbe(HTTPCheck{}), Remote: true,
+		Interval: 30 * time.Millisecond, Timeout: 30 * time.Millisecond, Rise: 1, Fall: 3,
+	}}, testLogger(t), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runChecker(t, c)
+	waitUntil(t, "probes on the loop", func() bool { return loopHandled(c) >= 10 })
+	stop()
+	var g *group
+	for _, g = range c.groups {
+	}
+	handled := loopHandled(c)
+	// Each connection's connect and first exchange were measured on a
+	// goroutine; every exchange on the loop adds one.
+	if want := handled + conns.Load(); int64(g.path.n) < want {
+		t.Errorf("%d measurements of the path after %d connections and %d probes on the loop: want at least %d", g.path.n, conns.Load(), handled, want)
+	}
+	if rto, ok := g.path.rto(); !ok || rto > 20*time.Millisecond {
+		t.Errorf("path RTO %v (measured: %v) on loopback, want a few milliseconds at most", rto, ok)
+	}
+}
