@@ -2,7 +2,6 @@ package health
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -72,13 +71,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 func (m *metrics) addKind(kind string) {
 	m.probeDuration.WithLabelValues(kind)
 	m.probeFailures.WithLabelValues(kind)
-}
-
-func (m *metrics) observe(kind string, d time.Duration, err error) {
-	m.probeDuration.WithLabelValues(kind).Observe(d.Seconds())
-	if err != nil {
-		m.probeFailures.WithLabelValues(kind).Inc()
-	}
 }
 
 func (m *metrics) localFault(reason string) {

@@ -15,7 +15,6 @@ func TestMetricsLint(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.addKind("http")
-	m.observe("http", 0, errRefused)
 	m.transition("a", Up)
 	problems, err := testutil.GatherAndLint(reg)
 	if err != nil {
