@@ -213,7 +213,7 @@ func TestCheckerPathFromKeptConnection(t *testing.T) {
 			tr, _ := ctx.Value(traceKey{}).(*probeTrace)
 			d, _ := ctx.Deadline()
 			mu.Lock()
-			given = append(given, d.Sub(time.Now()))
+			given = append(given, time.Until(d))
 			n := len(given)
 			mu.Unlock()
 			if tr == nil || !tr.wantRTT {
