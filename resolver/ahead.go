@@ -47,10 +47,10 @@ type ahead struct {
 // is recovered and answered.
 func (a *ahead) prepare(st *state, pkts [][]byte, shard int) {
 	a.st, a.n = st, 0
-	ft := st.fast
-	if ft == nil || len(pkts) < 2 || len(ft.arena)+8*len(ft.slots) < a.from {
-		return // one query has nothing to overlap with, nor a small table
+	if !a.wants(st, len(pkts)) {
+		return
 	}
+	ft := st.fast
 	defer func() {
 		if recover() != nil {
 			a.n = 0
@@ -99,6 +99,13 @@ func (a *ahead) prepare(st *state, pkts [][]byte, shard int) {
 	}
 	a.sink += sink
 	a.n = n
+}
+
+// wants reports whether a batch of n queries is worth looking at ahead
+// with st: one query has nothing to overlap with, nor a small table.
+func (a *ahead) wants(st *state, n int) bool {
+	ft := st.fast
+	return ft != nil && n >= 2 && len(ft.arena)+8*len(ft.slots) >= a.from
 }
 
 // answer answers query i of the prepared batch, pkt, into out, as fast

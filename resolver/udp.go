@@ -179,10 +179,12 @@ func (rd *reader) run() error {
 		}
 		start := time.Now()
 		answered := 0
-		for i := range min(n, aheadMax) {
-			rd.pkts[i], _ = rd.io.packet(i)
+		if st, m := rd.r.cur.Load(), min(n, aheadMax); rd.ahead.wants(st, m) {
+			for i := range m {
+				rd.pkts[i] = rd.io.data(i)
+			}
+			rd.ahead.prepare(st, rd.pkts[:m], rd.shard)
 		}
-		rd.ahead.prepare(rd.r.cur.Load(), rd.pkts[:min(n, aheadMax)], rd.shard)
 		for i := range n {
 			pkt, from := rd.io.packet(i)
 			if rd.handle(i, pkt, from) {

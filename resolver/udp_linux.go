@@ -197,8 +197,11 @@ func (b *batch) recvmmsg(fd uintptr) bool {
 
 // packet returns packet i and its client's address.
 func (b *batch) packet(i int) ([]byte, netip.AddrPort) {
-	return b.bufs[i][:b.in[i].n], sockaddrAddrPort(&b.names[i])
+	return b.data(i), sockaddrAddrPort(&b.names[i])
 }
+
+// data returns packet i alone.
+func (b *batch) data(i int) []byte { return b.bufs[i][:b.in[i].n] }
 
 // sockaddrAddrPort returns the address of a struct sockaddr_in or
 // sockaddr_in6, without the IPv6 scope: the reply goes to the raw address,

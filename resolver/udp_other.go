@@ -41,7 +41,9 @@ func (b *batch) recv() (int, error) {
 	return 1, nil
 }
 
-func (b *batch) packet(int) ([]byte, netip.AddrPort) { return b.buf[:b.n], b.from }
+func (b *batch) packet(i int) ([]byte, netip.AddrPort) { return b.data(i), b.from }
+
+func (b *batch) data(int) []byte { return b.buf[:b.n] }
 
 func (b *batch) buffer() []byte { return b.reply[:0] }
 
