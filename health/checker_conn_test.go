@@ -89,18 +89,7 @@ func TestCheckerKeepsConnections(t *testing.T) {
 // them is left: no connection at the endpoint, no file descriptor, no
 // goroutine.
 func TestCheckerClosesConnections(t *testing.T) {
-	var open atomic.Int64
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		switch s {
-		case http.StateNew:
-			open.Add(1)
-		case http.StateClosed, http.StateHijacked:
-			open.Add(-1)
-		}
-	}
-	srv.Start()
-	defer srv.Close()
+	srv, open := newOpenCountServer(t)
 	addr := addrPort(t, srv.Listener.Addr())
 	fds, goroutines := openFiles(t), runtime.NumGoroutine()
 
@@ -132,6 +121,26 @@ func TestCheckerClosesConnections(t *testing.T) {
 	waitUntil(t, "every connection closed when the checker stopped", func() bool { return open.Load() == 0 })
 	waitUntil(t, "file descriptors back to before", func() bool { return openFiles(t) <= fds })
 	waitUntil(t, "goroutines back to before", func() bool { return runtime.NumGoroutine() <= goroutines })
+}
+
+// newOpenCountServer starts an HTTP server that answers every request
+// with an empty 200 and counts the connections open to it; it is closed
+// when the test ends.
+func newOpenCountServer(t *testing.T) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	open := new(atomic.Int64)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, open
 }
 
 // openFiles counts this process's open file descriptors.

@@ -225,18 +225,7 @@ func TestLoopHangingEndpoint(t *testing.T) {
 // targets and when the Checker stops, and the loop's goroutine, its epoll
 // instance and its eventfd go with it.
 func TestLoopLeavesNothing(t *testing.T) {
-	var open atomic.Int64
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		switch s {
-		case http.StateNew:
-			open.Add(1)
-		case http.StateClosed, http.StateHijacked:
-			open.Add(-1)
-		}
-	}
-	srv.Start()
-	defer srv.Close()
+	srv, open := newOpenCountServer(t)
 	fds, goroutines := openFiles(t), runtime.NumGoroutine()
 	targets := make([]Target, 6)
 	for i := range targets {
