@@ -298,7 +298,7 @@ func (l *loop) hold(g *group, lc *loopConn) {
 // goroutines.
 func (l *loop) close(lc *loopConn) {
 	if lc.busy {
-		l.heapRemove(lc.hidx)
+		l.heap = heapRemove(l.heap, lc.hidx)
 		lc.busy, lc.hedged = false, false
 	}
 	syscall.Close(lc.fd)
@@ -348,7 +348,7 @@ func (l *loop) start(g *group, now time.Time) {
 		return
 	}
 	lc.busy = true
-	l.heapPush(lc)
+	l.heap = heapPush(l.heap, lc)
 }
 
 // stale lets go of lc, which the endpoint closed before any byte of an
@@ -432,7 +432,7 @@ func (l *loop) judge(lc *loopConn, data []byte, events uint32, now time.Time) {
 // keep.
 func (l *loop) done(lc *loopConn, now time.Time, err error, keep bool) {
 	if lc.busy {
-		l.heapRemove(lc.hidx)
+		l.heap = heapRemove(l.heap, lc.hidx)
 		lc.busy = false
 	}
 	lc.got, lc.eof = nil, false
@@ -514,11 +514,11 @@ func (l *loop) expire(now time.Time) {
 			// on until its own timeout.
 			lc.hedgeDue = false
 			lc.deadline = lc.end
-			l.heapDown(lc.hidx)
+			heapDown(l.heap, lc.hidx)
 			l.hedge(lc)
 			continue
 		}
-		l.heapRemove(lc.hidx)
+		l.heap = heapRemove(l.heap, lc.hidx)
 		lc.busy = false
 		lc.owed = true
 		l.finish(lc, lc.g, lc.gc, probeResult{err: &timeoutError{after: lc.timeout}, start: lc.start, end: now}, nil)
@@ -538,68 +538,8 @@ func (l *loop) closeAll() {
 	syscall.Close(l.evfd)
 }
 
-func (l *loop) heapPush(lc *loopConn) {
-	lc.hidx = len(l.heap)
-	l.heap = append(l.heap, lc)
-	l.heapUp(lc.hidx)
-}
-
-func (l *loop) heapRemove(i int) {
-	h := l.heap
-	last := len(h) - 1
-	lc := h[i]
-	if i != last {
-		h[i] = h[last]
-		h[i].hidx = i
-	}
-	h[last] = nil
-	l.heap = h[:last]
-	if i != last {
-		if !l.heapDown(i) {
-			l.heapUp(i)
-		}
-	}
-	lc.hidx = -1
-}
-
-func (l *loop) heapUp(i int) {
-	h := l.heap
-	lc := h[i]
-	for i > 0 {
-		p := (i - 1) / 2
-		if h[p].deadline <= lc.deadline {
-			break
-		}
-		h[i] = h[p]
-		h[i].hidx = i
-		i = p
-	}
-	h[i] = lc
-	lc.hidx = i
-}
-
-func (l *loop) heapDown(i int) bool {
-	h := l.heap
-	lc, start, n := h[i], i, len(h)
-	for {
-		c := 2*i + 1
-		if c >= n {
-			break
-		}
-		if r := c + 1; r < n && h[r].deadline < h[c].deadline {
-			c = r
-		}
-		if lc.deadline <= h[c].deadline {
-			break
-		}
-		h[i] = h[c]
-		h[i].hidx = i
-		i = c
-	}
-	h[i] = lc
-	lc.hidx = i
-	return i > start
-}
+func (lc *loopConn) heapKey() int64     { return lc.deadline }
+func (lc *loopConn) setHeapIndex(i int) { lc.hidx = i }
 
 // loopSource is what the loop's response reader reads: the bytes that
 // came back so far. At their end it says io.EOF when the endpoint closed
