@@ -79,8 +79,7 @@ type loopConn struct {
 	// connection clean before the next probe, that probe uses it.
 	owed bool
 
-	// The probe in flight.
-	busy  bool
+	// The probe in flight, while busy.
 	start time.Time
 	// deadline is when the heap wakes the loop for the probe, in
 	// nanoseconds since the loop's epoch: its timeout, or, while
@@ -93,9 +92,11 @@ type loopConn struct {
 	hedged   bool
 	timeout  time.Duration
 	interval time.Duration
-	hidx     int
-	got      []byte // what came back so far when it came in parts
-	eof      bool
+	// hidx is the connection's place in the loop's heap while a probe
+	// is in flight on it, and -1 otherwise.
+	hidx int
+	got  []byte // what came back so far when it came in parts
+	eof  bool
 }
 
 type loopMsg struct {
@@ -297,9 +298,9 @@ func (l *loop) hold(g *group, lc *loopConn) {
 // close closes lc and gives its group back to probes on their own
 // goroutines.
 func (l *loop) close(lc *loopConn) {
-	if lc.busy {
+	if lc.busy() {
 		l.heap = heapRemove(l.heap, lc.hidx)
-		lc.busy, lc.hedged = false, false
+		lc.hedged = false
 	}
 	syscall.Close(lc.fd)
 	l.conns[lc.token] = nil
@@ -347,7 +348,6 @@ func (l *loop) start(g *group, now time.Time) {
 		l.done(lc, now, io.ErrShortWrite, false)
 		return
 	}
-	lc.busy = true
 	l.heap = heapPush(l.heap, lc)
 }
 
@@ -367,7 +367,7 @@ func (l *loop) stale(lc *loopConn) {
 
 // event handles what epoll said about lc.
 func (l *loop) event(lc *loopConn, events uint32, now time.Time) {
-	if !lc.busy && !lc.owed {
+	if !lc.busy() && !lc.owed {
 		lc.peer = true
 		return
 	}
@@ -431,9 +431,8 @@ func (l *loop) judge(lc *loopConn, data []byte, events uint32, now time.Time) {
 // done finishes lc's probe with err and lets go of the connection unless
 // keep.
 func (l *loop) done(lc *loopConn, now time.Time, err error, keep bool) {
-	if lc.busy {
+	if lc.busy() {
 		l.heap = heapRemove(l.heap, lc.hidx)
-		lc.busy = false
 	}
 	lc.got, lc.eof = nil, false
 	if lc.owed {
@@ -519,7 +518,6 @@ func (l *loop) expire(now time.Time) {
 			continue
 		}
 		l.heap = heapRemove(l.heap, lc.hidx)
-		lc.busy = false
 		lc.owed = true
 		l.finish(lc, lc.g, lc.gc, probeResult{err: &timeoutError{after: lc.timeout}, start: lc.start, end: now}, nil)
 	}
@@ -537,6 +535,9 @@ func (l *loop) closeAll() {
 	l.ep.Close()
 	syscall.Close(l.evfd)
 }
+
+// busy says that a probe is in flight on lc: it is in the loop's heap.
+func (lc *loopConn) busy() bool { return lc.hidx >= 0 }
 
 func (lc *loopConn) heapKey() int64     { return lc.deadline }
 func (lc *loopConn) setHeapIndex(i int) { lc.hidx = i }
@@ -588,7 +589,7 @@ func (c *Checker) handOver(g *group, gc *groupConfig, p *httpProbe) {
 	if fd < 0 {
 		return
 	}
-	lc := &loopConn{fd: fd, gc: gc, p: p, req: p.request(nil, g.key.addr, true), retire: l.now(kc.retire)}
+	lc := &loopConn{fd: fd, gc: gc, p: p, req: p.request(nil, g.key.addr, true), retire: l.now(kc.retire), hidx: -1}
 	g.looped.Store(true)
 	if !l.adopt(g, lc) {
 		g.looped.Store(false)
