@@ -115,12 +115,7 @@ func TestCheckerClosesConnections(t *testing.T) {
 		return true
 	}
 	waitUntil(t, "six targets up over six kept connections", func() bool { return allUp() && open.Load() == 6 })
-	c.Update(targets[:2])
-	waitUntil(t, "four connections closed with their targets", func() bool { return open.Load() == 2 })
-	stop()
-	waitUntil(t, "every connection closed when the checker stopped", func() bool { return open.Load() == 0 })
-	waitUntil(t, "file descriptors back to before", func() bool { return openFiles(t) <= fds })
-	waitUntil(t, "goroutines back to before", func() bool { return runtime.NumGoroutine() <= goroutines })
+	waitConnsClosed(t, c, targets, stop, open, fds, goroutines)
 }
 
 // newOpenCountServer starts an HTTP server that answers every request
@@ -141,6 +136,20 @@ func newOpenCountServer(t *testing.T) (*httptest.Server, *atomic.Int64) {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return srv, open
+}
+
+// waitConnsClosed takes four of c's six targets away, then stops c with
+// stop, and waits for their connections to the server that counts them
+// in open to close with them, then every other connection, and for the
+// file descriptors and goroutines to be back to fds and goroutines.
+func waitConnsClosed(t *testing.T, c *Checker, targets []Target, stop func(), open *atomic.Int64, fds, goroutines int) {
+	t.Helper()
+	c.Update(targets[:2])
+	waitUntil(t, "four connections closed with their targets", func() bool { return open.Load() == 2 })
+	stop()
+	waitUntil(t, "every connection closed when the checker stopped", func() bool { return open.Load() == 0 })
+	waitUntil(t, "file descriptors back to before", func() bool { return openFiles(t) <= fds })
+	waitUntil(t, "goroutines back to before", func() bool { return runtime.NumGoroutine() <= goroutines })
 }
 
 // openFiles counts this process's open file descriptors.

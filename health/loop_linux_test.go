@@ -240,12 +240,7 @@ func TestLoopLeavesNothing(t *testing.T) {
 	}
 	stop := runChecker(t, c)
 	waitUntil(t, "probes on the loop", func() bool { return loopHandled(c) >= 30 && open.Load() == 6 })
-	c.Update(targets[:2])
-	waitUntil(t, "four connections closed with their targets", func() bool { return open.Load() == 2 })
-	stop()
-	waitUntil(t, "every connection closed when the checker stopped", func() bool { return open.Load() == 0 })
-	waitUntil(t, "file descriptors back to before", func() bool { return openFiles(t) <= fds })
-	waitUntil(t, "goroutines back to before", func() bool { return runtime.NumGoroutine() <= goroutines })
+	waitConnsClosed(t, c, targets, stop, open, fds, goroutines)
 }
 
 // TestLoopHedgesHungEndpoint: a probe on the loop (a kept connection) of
