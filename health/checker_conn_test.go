@@ -89,18 +89,7 @@ func TestCheckerKeepsConnections(t *testing.T) {
 // them is left: no connection at the endpoint, no file descriptor, no
 // goroutine.
 func TestCheckerClosesConnections(t *testing.T) {
-	var open atomic.Int64
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		switch s {
-		case http.StateNew:
-			open.Add(1)
-		case http.StateClosed, http.StateHijacked:
-			open.Add(-1)
-		}
-	}
-	srv.Start()
-	defer srv.Close()
+	srv, open := newOpenCountServer(t)
 	addr := addrPort(t, srv.Listener.Addr())
 	fds, goroutines := openFiles(t), runtime.NumGoroutine()
 
@@ -126,6 +115,35 @@ func TestCheckerClosesConnections(t *testing.T) {
 		return true
 	}
 	waitUntil(t, "six targets up over six kept connections", func() bool { return allUp() && open.Load() == 6 })
+	waitConnsClosed(t, c, targets, stop, open, fds, goroutines)
+}
+
+// newOpenCountServer starts an HTTP server that answers every request
+// with an empty 200 and counts the connections open to it; it is closed
+// when the test ends.
+func newOpenCountServer(t *testing.T) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	open := new(atomic.Int64)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, open
+}
+
+// waitConnsClosed takes four of c's six targets away, then stops c with
+// stop, and waits for their connections to the server that counts them
+// in open to close with them, then every other connection, and for the
+// file descriptors and goroutines to be back to fds and goroutines.
+func waitConnsClosed(t *testing.T, c *Checker, targets []Target, stop func(), open *atomic.Int64, fds, goroutines int) {
+	t.Helper()
 	c.Update(targets[:2])
 	waitUntil(t, "four connections closed with their targets", func() bool { return open.Load() == 2 })
 	stop()

@@ -27,17 +27,8 @@ func TestProbeFloor(t *testing.T) {
 	if n <= 0 {
 		t.Skip("on demand: set GSLBD_PROBE_FLOOR=10000 (connections) to measure the kernel's cost of an exchange")
 	}
-	secs := 10
-	if s, err := strconv.Atoi(os.Getenv("GSLBD_PROBE_SCALE_SECONDS")); err == nil && s > 0 {
-		secs = s
-	}
-	limit := raiseNoFile(t, uint64(n+100))
-	per := max(int(limit)/2-100, 1)
-	var ports []uint16
-	for start := 0; start < n; start += per {
-		p, _ := startEndpoints(t, min(per, n-start))
-		ports = append(ports, p...)
-	}
+	secs := scaleSeconds(10)
+	ports, _ := startHelperEndpoints(t, n)
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		t.Fatal(err)

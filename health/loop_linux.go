@@ -79,8 +79,7 @@ type loopConn struct {
 	// connection clean before the next probe, that probe uses it.
 	owed bool
 
-	// The probe in flight.
-	busy  bool
+	// The probe in flight, while busy.
 	start time.Time
 	// deadline is when the heap wakes the loop for the probe, in
 	// nanoseconds since the loop's epoch: its timeout, or, while
@@ -93,9 +92,11 @@ type loopConn struct {
 	hedged   bool
 	timeout  time.Duration
 	interval time.Duration
-	hidx     int
-	got      []byte // what came back so far when it came in parts
-	eof      bool
+	// hidx is the connection's place in the loop's heap while a probe
+	// is in flight on it, and -1 otherwise.
+	hidx int
+	got  []byte // what came back so far when it came in parts
+	eof  bool
 }
 
 type loopMsg struct {
@@ -297,9 +298,9 @@ func (l *loop) hold(g *group, lc *loopConn) {
 // close closes lc and gives its group back to probes on their own
 // goroutines.
 func (l *loop) close(lc *loopConn) {
-	if lc.busy {
-		l.heapRemove(lc.hidx)
-		lc.busy, lc.hedged = false, false
+	if lc.busy() {
+		l.heap = heapRemove(l.heap, lc.hidx)
+		lc.hedged = false
 	}
 	syscall.Close(lc.fd)
 	l.conns[lc.token] = nil
@@ -347,8 +348,7 @@ func (l *loop) start(g *group, now time.Time) {
 		l.done(lc, now, io.ErrShortWrite, false)
 		return
 	}
-	lc.busy = true
-	l.heapPush(lc)
+	l.heap = heapPush(l.heap, lc)
 }
 
 // stale lets go of lc, which the endpoint closed before any byte of an
@@ -367,7 +367,7 @@ func (l *loop) stale(lc *loopConn) {
 
 // event handles what epoll said about lc.
 func (l *loop) event(lc *loopConn, events uint32, now time.Time) {
-	if !lc.busy && !lc.owed {
+	if !lc.busy() && !lc.owed {
 		lc.peer = true
 		return
 	}
@@ -431,9 +431,8 @@ func (l *loop) judge(lc *loopConn, data []byte, events uint32, now time.Time) {
 // done finishes lc's probe with err and lets go of the connection unless
 // keep.
 func (l *loop) done(lc *loopConn, now time.Time, err error, keep bool) {
-	if lc.busy {
-		l.heapRemove(lc.hidx)
-		lc.busy = false
+	if lc.busy() {
+		l.heap = heapRemove(l.heap, lc.hidx)
 	}
 	lc.got, lc.eof = nil, false
 	if lc.owed {
@@ -514,12 +513,11 @@ func (l *loop) expire(now time.Time) {
 			// on until its own timeout.
 			lc.hedgeDue = false
 			lc.deadline = lc.end
-			l.heapDown(lc.hidx)
+			heapDown(l.heap, lc.hidx)
 			l.hedge(lc)
 			continue
 		}
-		l.heapRemove(lc.hidx)
-		lc.busy = false
+		l.heap = heapRemove(l.heap, lc.hidx)
 		lc.owed = true
 		l.finish(lc, lc.g, lc.gc, probeResult{err: &timeoutError{after: lc.timeout}, start: lc.start, end: now}, nil)
 	}
@@ -538,68 +536,11 @@ func (l *loop) closeAll() {
 	syscall.Close(l.evfd)
 }
 
-func (l *loop) heapPush(lc *loopConn) {
-	lc.hidx = len(l.heap)
-	l.heap = append(l.heap, lc)
-	l.heapUp(lc.hidx)
-}
+// busy says that a probe is in flight on lc: it is in the loop's heap.
+func (lc *loopConn) busy() bool { return lc.hidx >= 0 }
 
-func (l *loop) heapRemove(i int) {
-	h := l.heap
-	last := len(h) - 1
-	lc := h[i]
-	if i != last {
-		h[i] = h[last]
-		h[i].hidx = i
-	}
-	h[last] = nil
-	l.heap = h[:last]
-	if i != last {
-		if !l.heapDown(i) {
-			l.heapUp(i)
-		}
-	}
-	lc.hidx = -1
-}
-
-func (l *loop) heapUp(i int) {
-	h := l.heap
-	lc := h[i]
-	for i > 0 {
-		p := (i - 1) / 2
-		if h[p].deadline <= lc.deadline {
-			break
-		}
-		h[i] = h[p]
-		h[i].hidx = i
-		i = p
-	}
-	h[i] = lc
-	lc.hidx = i
-}
-
-func (l *loop) heapDown(i int) bool {
-	h := l.heap
-	lc, start, n := h[i], i, len(h)
-	for {
-		c := 2*i + 1
-		if c >= n {
-			break
-		}
-		if r := c + 1; r < n && h[r].deadline < h[c].deadline {
-			c = r
-		}
-		if lc.deadline <= h[c].deadline {
-			break
-		}
-		h[i] = h[c]
-		h[i].hidx = i
-		i = c
-	}
-	h[i] = lc
-	lc.hidx = i
-	return i > start
-}
+func (lc *loopConn) heapKey() int64     { return lc.deadline }
+func (lc *loopConn) setHeapIndex(i int) { lc.hidx = i }
 
 // loopSource is what the loop's response reader reads: the bytes that
 // came back so far. At their end it says io.EOF when the endpoint closed
@@ -648,7 +589,7 @@ func (c *Checker) handOver(g *group, gc *groupConfig, p *httpProbe) {
 	if fd < 0 {
 		return
 	}
-	lc := &loopConn{fd: fd, gc: gc, p: p, req: p.request(nil, g.key.addr, true), retire: l.now(kc.retire)}
+	lc := &loopConn{fd: fd, gc: gc, p: p, req: p.request(nil, g.key.addr, true), retire: l.now(kc.retire), hidx: -1}
 	g.looped.Store(true)
 	if !l.adopt(g, lc) {
 		g.looped.Store(false)

@@ -225,18 +225,7 @@ func TestLoopHangingEndpoint(t *testing.T) {
 // targets and when the Checker stops, and the loop's goroutine, its epoll
 // instance and its eventfd go with it.
 func TestLoopLeavesNothing(t *testing.T) {
-	var open atomic.Int64
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		switch s {
-		case http.StateNew:
-			open.Add(1)
-		case http.StateClosed, http.StateHijacked:
-			open.Add(-1)
-		}
-	}
-	srv.Start()
-	defer srv.Close()
+	srv, open := newOpenCountServer(t)
 	fds, goroutines := openFiles(t), runtime.NumGoroutine()
 	targets := make([]Target, 6)
 	for i := range targets {
@@ -251,12 +240,7 @@ func TestLoopLeavesNothing(t *testing.T) {
 	}
 	stop := runChecker(t, c)
 	waitUntil(t, "probes on the loop", func() bool { return loopHandled(c) >= 30 && open.Load() == 6 })
-	c.Update(targets[:2])
-	waitUntil(t, "four connections closed with their targets", func() bool { return open.Load() == 2 })
-	stop()
-	waitUntil(t, "every connection closed when the checker stopped", func() bool { return open.Load() == 0 })
-	waitUntil(t, "file descriptors back to before", func() bool { return openFiles(t) <= fds })
-	waitUntil(t, "goroutines back to before", func() bool { return runtime.NumGoroutine() <= goroutines })
+	waitConnsClosed(t, c, targets, stop, open, fds, goroutines)
 }
 
 // TestLoopHedgesHungEndpoint: a probe on the loop (a kept connection) of

@@ -21,6 +21,31 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// scaleSeconds is GSLBD_PROBE_SCALE_SECONDS, how long an on-demand
+// measurement runs, or def.
+func scaleSeconds(def int) int {
+	if s, err := strconv.Atoi(os.Getenv("GSLBD_PROBE_SCALE_SECONDS")); err == nil && s > 0 {
+		return s
+	}
+	return def
+}
+
+// startHelperEndpoints starts n helper endpoints on ports of 127.0.0.1
+// and returns their ports and the helpers' process IDs. A kept connection
+// per endpoint takes n descriptors here, and in the helpers a listener
+// and a connection per endpoint, so as many helpers as the limit on open
+// files needs.
+func startHelperEndpoints(t *testing.T, n int) (ports []uint16, pids []int) {
+	t.Helper()
+	limit := raiseNoFile(t, uint64(n+100))
+	per := max(int(limit)/2-100, 1)
+	for start := 0; start < n; start += per {
+		p, pid := startEndpoints(t, min(per, n-start))
+		ports, pids = append(ports, p...), append(pids, pid)
+	}
+	return ports, pids
+}
+
 // TestProbeScale measures what probing many endpoints costs this process.
 // It is on demand, because it runs for about half a minute and wants a
 // core's worth of headroom:
@@ -43,27 +68,12 @@ func TestProbeScale(t *testing.T) {
 	if n <= 0 {
 		t.Skip("on demand: set GSLBD_PROBE_SCALE=10000 (endpoints) to measure probing cost")
 	}
-	secs := 20
-	if s, err := strconv.Atoi(os.Getenv("GSLBD_PROBE_SCALE_SECONDS")); err == nil && s > 0 {
-		secs = s
-	}
+	secs := scaleSeconds(20)
 	kind := os.Getenv("GSLBD_PROBE_SCALE_KIND")
 	if kind == "" {
 		kind = "http"
 	}
-	// A kept connection per endpoint: n descriptors here, and in the
-	// helpers a listener and a connection per endpoint, so as many
-	// helpers as the limit on open files needs.
-	limit := raiseNoFile(t, uint64(n+100))
-	per := max(int(limit)/2-100, 1)
-	var (
-		ports      []uint16
-		helperPIDs []int
-	)
-	for start := 0; start < n; start += per {
-		p, pid := startEndpoints(t, min(per, n-start))
-		ports, helperPIDs = append(ports, p...), append(helperPIDs, pid)
-	}
+	ports, helperPIDs := startHelperEndpoints(t, n)
 	helpersCPU := func() time.Duration {
 		var sum time.Duration
 		for _, pid := range helperPIDs {

@@ -40,7 +40,7 @@ type scheduler struct {
 
 	// mu guards the heap and the groups' index.
 	mu   sync.Mutex
-	heap groupHeap
+	heap []heapEntry // by due time
 }
 
 func newScheduler() scheduler {
@@ -57,9 +57,9 @@ func (s *scheduler) add(g *group, due time.Time, slack time.Duration) {
 	s.mu.Lock()
 	if g.index >= 0 {
 		s.heap[g.index] = e
-		s.heap.fix(g.index)
+		heapFix(s.heap, g.index)
 	} else {
-		s.heap.push(e)
+		s.heap = heapPush(s.heap, e)
 	}
 	first := g.index == 0
 	s.mu.Unlock()
@@ -75,7 +75,7 @@ func (s *scheduler) add(g *group, due time.Time, slack time.Duration) {
 func (s *scheduler) remove(g *group) {
 	s.mu.Lock()
 	if g.index >= 0 {
-		s.heap.remove(g.index)
+		s.heap = heapRemove(s.heap, g.index)
 	}
 	s.mu.Unlock()
 }
@@ -94,7 +94,8 @@ func (s *scheduler) run(ctx context.Context, start func(*group), batch func()) {
 		s.mu.Lock()
 		now := int64(time.Since(s.epoch))
 		for len(s.heap) > 0 && s.heap[0].due-s.heap[0].slack <= now {
-			g := s.heap.remove(0)
+			g := s.heap[0].g
+			s.heap = heapRemove(s.heap, 0)
 			if g.ctx.Err() == nil {
 				start(g)
 			}
@@ -123,75 +124,5 @@ type heapEntry struct {
 	g          *group
 }
 
-// groupHeap is a binary min-heap of entries by due time; each group's
-// index is kept up to date.
-type groupHeap []heapEntry
-
-func (h *groupHeap) push(e heapEntry) {
-	*h = append(*h, e)
-	e.g.index = len(*h) - 1
-	h.up(len(*h) - 1)
-}
-
-// remove takes out the entry at i and returns its group.
-func (h *groupHeap) remove(i int) *group {
-	old := *h
-	g := old[i].g
-	last := len(old) - 1
-	if i != last {
-		old[i] = old[last]
-		old[i].g.index = i
-	}
-	old[last] = heapEntry{}
-	*h = old[:last]
-	if i != last {
-		h.fix(i)
-	}
-	g.index = -1
-	return g
-}
-
-// fix restores the heap after the entry at i changed.
-func (h groupHeap) fix(i int) {
-	if !h.down(i) {
-		h.up(i)
-	}
-}
-
-func (h groupHeap) up(i int) {
-	e := h[i]
-	for i > 0 {
-		parent := (i - 1) / 2
-		if h[parent].due <= e.due {
-			break
-		}
-		h[i] = h[parent]
-		h[i].g.index = i
-		i = parent
-	}
-	h[i] = e
-	e.g.index = i
-}
-
-// down moves the entry at i down; it reports whether it moved.
-func (h groupHeap) down(i int) bool {
-	e, start, n := h[i], i, len(h)
-	for {
-		child := 2*i + 1
-		if child >= n {
-			break
-		}
-		if r := child + 1; r < n && h[r].due < h[child].due {
-			child = r
-		}
-		if e.due <= h[child].due {
-			break
-		}
-		h[i] = h[child]
-		h[i].g.index = i
-		i = child
-	}
-	h[i] = e
-	e.g.index = i
-	return i > start
-}
+func (e heapEntry) heapKey() int64     { return e.due }
+func (e heapEntry) setHeapIndex(i int) { e.g.index = i }

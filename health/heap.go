@@ -1,0 +1,82 @@
+package health
+
+// heapItem is an element of a binary min-heap kept in a slice: its key
+// orders the heap, and it is told its place whenever that changes, so
+// that it can later be removed or fixed where it stands. The scheduler's
+// groups and the loop's probe deadlines are such heaps.
+type heapItem interface {
+	heapKey() int64
+	setHeapIndex(int)
+}
+
+// heapPush adds e to the heap h and returns the heap.
+func heapPush[E heapItem](h []E, e E) []E {
+	h = append(h, e)
+	heapUp(h, len(h)-1)
+	return h
+}
+
+// heapRemove takes the element at i out of the heap h, tells it it is at
+// -1, and returns the heap.
+func heapRemove[E heapItem](h []E, i int) []E {
+	e, last := h[i], len(h)-1
+	if i != last {
+		h[i] = h[last]
+		h[i].setHeapIndex(i)
+	}
+	var zero E
+	h[last] = zero
+	h = h[:last]
+	if i != last {
+		heapFix(h, i)
+	}
+	e.setHeapIndex(-1)
+	return h
+}
+
+// heapFix restores the heap h after the key of the element at i changed.
+func heapFix[E heapItem](h []E, i int) {
+	if !heapDown(h, i) {
+		heapUp(h, i)
+	}
+}
+
+// heapUp moves the element at i up to its place.
+func heapUp[E heapItem](h []E, i int) {
+	e := h[i]
+	for i > 0 {
+		p := (i - 1) / 2
+		if h[p].heapKey() <= e.heapKey() {
+			break
+		}
+		h[i] = h[p]
+		h[i].setHeapIndex(i)
+		i = p
+	}
+	h[i] = e
+	e.setHeapIndex(i)
+}
+
+// heapDown moves the element at i down to its place; it reports whether
+// it moved.
+func heapDown[E heapItem](h []E, i int) bool {
+	e, start, n := h[i], i, len(h)
+	for {
+		c := 2*i + 1
+		if c >= n {
+			break
+		}
+		if r := c + 1; r < n && h[r].heapKey() < h[c].heapKey() {
+			c = r
+		}
+		if e.heapKey() <= h[c].heapKey() {
+			break
+		}
+		h[i] = h[c]
+		h[i].setHeapIndex(i)
+		i = c
+	}
+	h[i] = e
+	e.setHeapIndex(i)
+	return i > start
+}
