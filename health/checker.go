@@ -606,8 +606,8 @@ func (c *Checker) probe(g *group) {
 // A probe that has had no answer for half its timeout while a member is
 // Up gets its confirmation at once: a second probe, on a new connection,
 // alongside it (see hedge). Both results go through the state machines,
-// in the order they came, so a hung or black-holed endpoint is Down after
-// about Timeout/2 + Timeout rather than 2×Timeout, while one lost packet,
+// in the order they came, so a hung or black-holed endpoint is Down one
+// Timeout after the probe started rather than 2×Timeout, while one lost packet,
 // which stalls one connection, is outvoted by the other probe.
 func (c *Checker) probeUntil(g *group, start time.Time, timeout, interval time.Duration, loopHedged bool) {
 	ctx, k := g.ctx, g.key
@@ -763,16 +763,18 @@ func hedgeable(members []*tracker) bool {
 // itself when it has had no answer for half its timeout, while a member
 // target is Up. It runs on a new connection of its own (an HTTP probe is
 // given no connection slot, so it dials and says "Connection: close"),
-// with the timeout of a probe that dials, and its result joins the first
-// probe's.
+// with what is left of the first probe's timeout plus the round trips of
+// a new connection (see prepare), and its result joins the first probe's.
 //
 // Why half the timeout: an endpoint that answers at all answers most
 // probes well within it, so a probe still waiting then is most likely
 // lost, on a stalled connection or to a dead endpoint; a second probe on a
 // new connection tells the two apart in the time the first would have
-// spent waiting, and a hung or black-holed endpoint is Down at
-// Timeout/2 + Timeout instead of 2×Timeout (and the wait for the
-// confirmation's schedule). Refused connections are not hedged: they
+// spent waiting, and a hung or black-holed endpoint is Down at Timeout
+// instead of 2×Timeout (and the wait for the confirmation's schedule).
+// An endpoint answers the hedge within the half timeout left on a LAN:
+// a new connection adds a round trip, well under a millisecond there, and
+// a remote endpoint's hedge gets its path allowance on top. Refused connections are not hedged: they
 // fail at once, and their confirmation comes Interval/5 later as before.
 // The cost is one more connection for a probe slower than half its
 // timeout, which a healthy endpoint rarely is; an endpoint that always is
@@ -789,11 +791,13 @@ type hedge struct {
 	done  chan probeResult
 	// What the next hedge probes with, set by arm before the timer
 	// starts (the timer orders these writes before the hedge's reads).
-	probe   Probe
-	addr    netip.AddrPort
-	timeout time.Duration
-	trace   probeTrace
-	ctx     context.Context // the group's, carrying trace (no connection slot)
+	probe Probe
+	addr  netip.AddrPort
+	// budget is how long the hedge may take; timeout is what its timeout
+	// error says (see prepare).
+	budget, timeout time.Duration
+	trace           probeTrace
+	ctx             context.Context // the group's, carrying trace (no connection slot)
 
 	// first is where the event loop's probe, which a hedge started by
 	// the loop accompanies, delivers its result, and firstTrace what it
@@ -802,14 +806,23 @@ type hedge struct {
 	firstTrace probeTrace
 }
 
-// prepare sets what g's next hedge probes with: p, on a new connection,
-// with the timeout of a probe that dials.
+// prepare sets what g's next hedge probes with: p, on a new connection.
+//
+// The hedge starts half a timeout into the first probe, and the endpoint
+// gets what is left of that timeout to answer it: both end together, so a
+// hung or black-holed endpoint is Down one Timeout after the first probe
+// started, not Timeout/2 later. A new connection needs more round trips
+// than a kept one, and those come on top: the budget is a dialling
+// probe's timeout (with its path allowance, for a remote endpoint) less
+// the half already spent. Its timeout error names the dialling probe's
+// timeout, what the endpoint was given in all.
 func (h *hedge) prepare(g *group, p Probe) {
 	k := g.key
 	h.probe, h.addr, h.timeout = p, k.addr, k.timeout
 	if k.remote {
 		h.timeout, _ = pathTiming(k.kind, true, k.timeout, k.interval, g.path)
 	}
+	h.budget = h.timeout - k.timeout/2
 	if h.ctx == nil {
 		h.done = make(chan probeResult, 1)
 		h.first = make(chan probeResult, 1)
@@ -836,7 +849,7 @@ func (h *hedge) do(remote bool) probeResult {
 	h.trace.reset()
 	h.trace.wantRTT = remote
 	start := time.Now()
-	err := runProbe(h.ctx, h.probe, h.addr, h.timeout)
+	err := runProbeUntil(h.ctx, h.probe, h.addr, start.Add(h.budget), h.timeout)
 	return probeResult{err: err, start: start, end: time.Now()}
 }
 

@@ -26,8 +26,9 @@
 // no answer after half its Timeout gets its confirmation at once, on a
 // new connection, alongside it (a hedge; see the Checker), whether it runs
 // on a goroutine of its own or on the event loop (below), so one that
-// hangs or is black-holed is Down at most about 0.55s + 150ms + 300ms ≈
-// 1.0s after it stopped answering (1.2s without the hedge). A single lost
+// hangs or is black-holed is Down at most about 0.55s + 300ms ≈ 0.85s
+// after it stopped answering: the confirmation gets what is left of the
+// first probe's timeout, and both end together (1.2s without the hedge). A single lost
 // or slow probe is outvoted by its confirmation and never flips the
 // state: a lost packet stalls one connection, and the other probe
 // answers. An endpoint that takes more than half its Timeout to answer
@@ -66,10 +67,11 @@
 //
 // A dead remote endpoint is still judged quickly: the estimate is fed by
 // completed connects and exchanges only, so an endpoint that stops answering does not
-// stretch its own timeout, and it is Down at most about 1.1×I' + 1.5×T'
-// after it died (refusing: 1.1×I' + 1.1×I'/5 plus a round trip). With
-// the defaults and a steady 200ms path T' ≈ 0.7s for HTTP and the bound
-// is about 1.8s (HTTPS: T' ≤ 1.1s, bound 2.8s); a path slower than 200ms a
+// stretch its own timeout, and it is Down at most about 1.1×I' + T' +
+// RTO/2 after it died, T' being that of a probe that dials (the hedge's
+// end; refusing: 1.1×I' + 1.1×I'/5 plus a round trip). With the defaults
+// and a steady 200ms path T' ≈ 0.7s for HTTP and the bound is about 1.6s
+// (HTTPS: T' ≤ 1.1s, bound 2.4s); a path slower than 200ms a
 // round trip needs a longer configured timeout. On a LAN
 // (RTO well under a millisecond) T' is the configured Timeout to the
 // millisecond and the figures of the previous section hold.
@@ -213,6 +215,14 @@
 //     probe): the other sites cross-check it, and it is withdrawn when a
 //     strict majority of their votes say down; a tie keeps it.
 //  5. Nobody votes: it is up (fail open).
+//
+// A site is quiet when every one of its nodes that votes on the endpoint
+// has gone [MergeInput].Quiet without a heartbeat (this node, which is
+// never quiet, not among them). Rule 4 then applies to it early, but only
+// to withdraw: when a strict majority of the other sites' votes say down,
+// the endpoint is out at once, as it would be once the site's reports
+// went stale. The site's silence and the other sites' probes must agree;
+// either alone changes nothing.
 //
 // A two-site deployment therefore still fails over when one site dies
 // whole: its nodes' reports go stale after Staleness, the site is silent,

@@ -246,9 +246,9 @@ func TestLoopLeavesNothing(t *testing.T) {
 // TestLoopHedgesHungEndpoint: a probe on the loop (a kept connection) of
 // an Up endpoint that stops answering gets its confirmation at half its
 // timeout, on a new connection, so the endpoint (Fall 2) is Down about
-// Timeout/2 + Timeout after that probe started. Without the hedge the
-// confirmation waited for Interval/5 and was Down no sooner than
-// Interval/5 + Timeout.
+// one Timeout after that probe started, when both time out. Without the
+// hedge the confirmation waited for Interval/5 and was Down no sooner
+// than Interval/5 + Timeout.
 func TestLoopHedgesHungEndpoint(t *testing.T) {
 	const timeout, interval = 100 * time.Millisecond, 2 * time.Second
 	release := make(chan struct{})
@@ -289,9 +289,9 @@ func TestLoopHedgesHungEndpoint(t *testing.T) {
 	if st.LastError != "timeout after 100ms" {
 		t.Errorf("last error %q, want %q", st.LastError, "timeout after 100ms")
 	}
-	// About 150ms with the hedge; 500ms or more without it.
+	// About 100ms with the hedge; 500ms or more without it.
 	if d := st.Since.Sub(*hungAt.Load()); d < timeout || d >= interval/5 {
-		t.Errorf("down %v after the loop's probe hung: want Timeout/2 + Timeout (150ms), under Interval/5 (%v)", d, interval/5)
+		t.Errorf("down %v after the loop's probe hung: want about one Timeout (100ms), under Interval/5 (%v)", d, interval/5)
 	}
 }
 

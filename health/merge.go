@@ -30,6 +30,16 @@ type MergeInput struct {
 	// Staleness is how long a remote report stays fresh after its At: a
 	// report with At at or before Now-Staleness counts as absent.
 	Staleness time.Duration
+	// Quiet, when positive and shorter than Staleness, is how long a
+	// remote report may go without a heartbeat before its site counts as
+	// quiet: an endpoint whose own site's votes all come from quiet
+	// reports is withdrawn as soon as the other sites' cross-check would
+	// withdraw it once those reports went stale (rule 4), rather than
+	// Staleness after their last heartbeat. A site that dies whole is
+	// then out once its heartbeats have been missing for Quiet and the
+	// other sites' probes have seen its endpoints fail, whichever comes
+	// later. Zero disables it.
+	Quiet time.Duration
 }
 
 // Votes counts fresh reports with a known state for one endpoint.
@@ -72,6 +82,7 @@ const (
 	ruleOverruled
 	ruleTie
 	ruleCross
+	ruleQuiet
 	ruleNobody
 	ruleUnknownEndpoint
 )
@@ -84,6 +95,8 @@ type verdict struct {
 	site       string
 	own, cross Votes
 	crossSites SiteVotes
+	// quiet is MergeInput.Quiet, for ruleQuiet's reason.
+	quiet time.Duration
 }
 
 // View is the merged health of every endpoint, as [Merge] computed it. It
@@ -146,6 +159,9 @@ func (vd verdict) export() Verdict {
 			vd.own.Up, vd.own.Total(), vd.cross.Up, vd.cross.Total())
 	case ruleCross:
 		out.Reason = fmt.Sprintf("site %s silent; cross-check %d/%d up", vd.site, vd.cross.Up, vd.cross.Total())
+	case ruleQuiet:
+		out.Reason = fmt.Sprintf("site %s quiet (no heartbeat for %s; own site %d/%d up); cross-check %d/%d up",
+			vd.site, vd.quiet, vd.own.Up, vd.own.Total(), vd.cross.Up, vd.cross.Total())
 	case ruleNobody:
 		out.Reason = "no known state; fail open"
 	default:
@@ -201,7 +217,10 @@ func (v *View) Suspect() []string {
 type voter struct {
 	origin string
 	site   string
-	state  func(id string) State
+	// at is the report's At; zero for this node's own snapshot, which is
+	// never quiet.
+	at    time.Time
+	state func(id string) State
 	// failing reports whether the voter's probes of the endpoint fail: it
 	// votes Down, or (for this node) it cannot probe the endpoint.
 	failing func(id string) bool
@@ -256,7 +275,7 @@ func Merge(in MergeInput) *View {
 		}
 		targets := r.Targets
 		voters = append(voters, voter{
-			origin: origin, site: r.Site,
+			origin: origin, site: r.Site, at: r.At,
 			state:   func(id string) State { return targets[id] },
 			failing: func(id string) bool { return targets[id] == Down },
 		})
@@ -275,10 +294,25 @@ func Merge(in MergeInput) *View {
 	ids := slices.Sorted(maps.Keys(in.Sites))
 	voters = v.setAsideSuspects(voters, ids, in.Sites)
 
+	quiet := quietRule{now: in.Now, after: in.Quiet}
+	if in.Quiet <= 0 || in.Quiet >= in.Staleness {
+		quiet.after = 0
+	}
 	for _, id := range ids {
-		v.verdicts[id] = decide(id, in.Sites[id], voters)
+		vd, recheck := decide(id, in.Sites[id], voters, quiet)
+		v.verdicts[id] = vd
+		if !recheck.IsZero() && (v.nextExpiry.IsZero() || recheck.Before(v.nextExpiry)) {
+			v.nextExpiry = recheck
+		}
 	}
 	return v
+}
+
+// quietRule is what decide needs to judge a site quiet: the time of the
+// merge and MergeInput.Quiet (after; zero when the rule is off).
+type quietRule struct {
+	now   time.Time
+	after time.Duration
 }
 
 // setAsideSuspects returns voters without those whose view is suspect,
@@ -347,19 +381,33 @@ func (v *View) setAsideSuspects(voters []voter, ids []string, sites map[string]s
 }
 
 // decide applies the merge rules to one endpoint in site. voters are
-// sorted by site.
-func decide(id, site string, voters []voter) verdict {
-	vd := verdict{site: site}
+// sorted by site. recheck, when not zero, is when the verdict changes by
+// itself if nothing else does: when the endpoint's own site turns quiet
+// (see MergeInput.Quiet) while the cross-check would withdraw it.
+func decide(id, site string, voters []voter, q quietRule) (vd verdict, recheck time.Time) {
+	vd = verdict{site: site}
+	// heard is the latest heartbeat of the site's own voters; zero when
+	// this node votes among them, as it is never quiet.
+	var heard time.Time
+	ownLocal := false
 	for i := 0; i < len(voters); {
 		// One site's votes.
 		var vs Votes
 		j := i
 		for ; j < len(voters) && voters[j].site == voters[i].site; j++ {
-			switch voters[j].state(id) {
+			st := voters[j].state(id)
+			switch st {
 			case Up:
 				vs.Up++
 			case Down:
 				vs.Down++
+			}
+			if voters[j].site == site && st != Unknown {
+				if voters[j].at.IsZero() {
+					ownLocal = true
+				} else if voters[j].at.After(heard) {
+					heard = voters[j].at
+				}
 			}
 		}
 		switch {
@@ -411,5 +459,16 @@ func decide(id, site string, voters []voter) verdict {
 	default:
 		vd.rule, vd.up = ruleNobody, true
 	}
-	return vd
+	// A quiet site: its own votes are all old news, and the cross-check
+	// would withdraw the endpoint once they went stale. Withdraw it now:
+	// this only brings forward what staleness would decide, and only
+	// when the other sites' probes and the site's silence agree.
+	if vd.up && q.after > 0 && !ownLocal && vd.own.Total() > 0 && cross.Down > cross.Up {
+		if quietAt := heard.Add(q.after); q.now.Before(quietAt) {
+			recheck = quietAt
+		} else {
+			vd.rule, vd.up, vd.quiet = ruleQuiet, false, q.after
+		}
+	}
+	return vd, recheck
 }

@@ -370,6 +370,129 @@ func TestMergeVotesAndLists(t *testing.T) {
 	}
 }
 
+// TestMergeQuietSite: an endpoint whose own site has gone Quiet without
+// a heartbeat is withdrawn as soon as the cross-check would withdraw it
+// once that site went stale, and not otherwise; until then the view asks
+// to be merged again when the site turns quiet.
+func TestMergeQuietSite(t *testing.T) {
+	// a1 in dc1; this node, n5, is in dc3 unless said otherwise.
+	sites := map[string]string{"a1": "dc1"}
+	const U, D = Up, Down
+	one := func(st State) map[string]State { return map[string]State{"a1": st} }
+	const staleness, quiet = 700 * time.Millisecond, 400 * time.Millisecond
+	tests := []struct {
+		name       string
+		site       string // this node's; dc3 when empty
+		local      State
+		remote     []Received
+		quiet      time.Duration
+		want       want
+		wantExpiry time.Time
+	}{
+		{
+			name:   "quiet site, cross-check down: withdrawn",
+			local:  D,
+			remote: []Received{report("n1", "dc1", 500*time.Millisecond, one(U)), report("n2", "dc2", 0, one(D))},
+			quiet:  quiet,
+			want:   want{false, "site dc1 quiet (no heartbeat for 400ms; own site 1/1 up); cross-check 0/2 up"},
+			// dc1's report goes stale.
+			wantExpiry: t0.Add(200 * time.Millisecond),
+		},
+		{
+			name:   "quiet off: own site decides until stale",
+			local:  D,
+			remote: []Received{report("n1", "dc1", 500*time.Millisecond, one(U)), report("n2", "dc2", 0, one(D))},
+			want:   want{true, "own site 1/1 up"},
+			// dc1's report goes stale.
+			wantExpiry: t0.Add(200 * time.Millisecond),
+		},
+		{
+			name:   "quiet not shorter than staleness: off",
+			local:  D,
+			remote: []Received{report("n1", "dc1", 500*time.Millisecond, one(U)), report("n2", "dc2", 0, one(D))},
+			quiet:  staleness,
+			want:   want{true, "own site 1/1 up"},
+			// dc1's report goes stale.
+			wantExpiry: t0.Add(200 * time.Millisecond),
+		},
+		{
+			name:   "site heard lately: up, merge again when it turns quiet",
+			local:  D,
+			remote: []Received{report("n1", "dc1", 300*time.Millisecond, one(U)), report("n2", "dc2", 0, one(D))},
+			quiet:  quiet,
+			want:   want{true, "own site 1/1 up"},
+			// dc1 turns quiet.
+			wantExpiry: t0.Add(100 * time.Millisecond),
+		},
+		{
+			name:  "one of the site's nodes heard lately: not quiet",
+			local: D,
+			remote: []Received{
+				report("n1", "dc1", 500*time.Millisecond, one(U)),
+				report("n4", "dc1", 100*time.Millisecond, one(U)),
+				report("n2", "dc2", 0, one(D)),
+			},
+			quiet: quiet,
+			want:  want{true, "own site 2/2 up"},
+			// n1 goes stale before dc1 turns quiet.
+			wantExpiry: t0.Add(200 * time.Millisecond),
+		},
+		{
+			name:   "quiet site, cross-check up: up",
+			local:  U,
+			remote: []Received{report("n1", "dc1", 500*time.Millisecond, one(U)), report("n2", "dc2", 0, one(D))},
+			quiet:  quiet,
+			want:   want{true, "own site 1/1 up"},
+			// dc1's report goes stale; nothing to recheck at quiet.
+			wantExpiry: t0.Add(200 * time.Millisecond),
+		},
+		{
+			name:       "quiet site, cross-check tied: up",
+			local:      D,
+			remote:     []Received{report("n1", "dc1", 500*time.Millisecond, one(U)), report("n2", "dc2", 0, one(U))},
+			quiet:      quiet,
+			want:       want{true, "own site 1/1 up"},
+			wantExpiry: t0.Add(200 * time.Millisecond),
+		},
+		{
+			name:       "this node in the site is never quiet",
+			site:       "dc1",
+			local:      U,
+			remote:     []Received{report("n2", "dc2", 0, one(D)), report("n3", "dc3", 0, one(D))},
+			quiet:      quiet,
+			want:       want{true, "own site 1/1 up"},
+			wantExpiry: t0.Add(staleness),
+		},
+		{
+			name:       "quiet site saying down stays down",
+			local:      U,
+			remote:     []Received{report("n1", "dc1", 500*time.Millisecond, one(D)), report("n2", "dc2", 0, one(D))},
+			quiet:      quiet,
+			want:       want{false, "own site 0/1 up"},
+			wantExpiry: t0.Add(200 * time.Millisecond),
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			site := tc.site
+			if site == "" {
+				site = "dc3"
+			}
+			v := Merge(MergeInput{
+				Self: "n5", Site: site, ConfigHash: "h", Local: snap(map[string]State{"a1": tc.local}),
+				Remote: tc.remote, Sites: sites, Now: t0, Staleness: staleness, Quiet: tc.quiet,
+			})
+			got := v.Verdict("a1")
+			if got.Up != tc.want.up || got.Reason != tc.want.reason {
+				t.Errorf("a1: up=%v %q, want up=%v %q", got.Up, got.Reason, tc.want.up, tc.want.reason)
+			}
+			if got := v.NextExpiry(); !got.Equal(tc.wantExpiry) {
+				t.Errorf("NextExpiry() = %v after now, want %v", got.Sub(t0), tc.wantExpiry.Sub(t0))
+			}
+		})
+	}
+}
+
 // TestMergeSuspectView: a node whose probes fail in every site while
 // others see the same endpoints up is set aside, whether it is a peer or
 // this node; real outages make nobody suspect.

@@ -99,8 +99,8 @@ func TestCrossSiteProbeOverSlowPath(t *testing.T) {
 
 	// Black hole: the endpoint is gone without a trace, so every probe
 	// runs into its timeout. The bound (package documentation): 1.1×I' +
-	// 1.5×T' with T' = 300ms + 2×RTO and I' = max(500ms, T'), about 1.8s
-	// for a steady 200ms; the test keeps the bound of 2×T' (4.0s with
+	// T' + RTO/2 with T' = 300ms + 2×RTO and I' = max(500ms, T'), about
+	// 1.6s for a steady 200ms; the test keeps the bound of 2×T' (4.0s with
 	// the defaults whatever the path, as T' is at most 1.3s).
 	w.blackhole.Store(true)
 	down := waitFor("black-holed remote target down", 5*time.Second, func() bool { return status(remote.ID).State == Down })

@@ -30,6 +30,8 @@ const (
 type publisherConfig struct {
 	Self, Site string
 	Staleness  time.Duration
+	// Quiet is health.MergeInput.Quiet: two heartbeats.
+	Quiet time.Duration
 }
 
 // published is what the publisher last handed to the resolver, kept for
@@ -303,6 +305,7 @@ func (p *publisher) merge() (*zones.Set, *health.Snapshot, []health.Received, ti
 		Sites:      p.endpointSites(set),
 		Now:        now,
 		Staleness:  p.cfg.Staleness,
+		Quiet:      p.cfg.Quiet,
 	})
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -167,4 +168,82 @@ func TestPublisherStalenessAndRevival(t *testing.T) {
 		}
 		cancel()
 	})
+}
+
+// TestPublisherQuietSite: a node in dc2 whose own probes, and dc3's, see
+// dc1's endpoint fail, while dc1's node last said it was up and then
+// fell silent (the whole site died). The endpoint is withdrawn once dc1's
+// report has gone two heartbeats without one (Quiet), by the publisher's
+// own timer, not Staleness after it: the silence and the other sites'
+// probes agree. Without Quiet it stays up until dc1's report is stale.
+func TestPublisherQuietSite(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		quiet time.Duration
+		want  time.Duration // how long after dc1's last heartbeat the endpoint is out
+	}{
+		{"quiet", 400 * time.Millisecond, 400 * time.Millisecond},
+		{"staleness only", 0, 700 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				set := publisherFixture(t)
+				up := func(context.Context, netip.AddrPort) error { return nil }
+				down := func(context.Context, netip.AddrPort) error { return errors.New("connect: connection refused") }
+				targets := []health.Target{
+					{ID: dc1Endpoint, Addr: netip.MustParseAddrPort("127.0.0.1:9"), Kind: "tcp", Probe: down,
+						Interval: 500 * time.Millisecond, Timeout: 300 * time.Millisecond, Rise: 2, Fall: 2},
+					{ID: dc2Endpoint, Addr: netip.MustParseAddrPort("127.0.0.1:9"), Kind: "tcp", Probe: up,
+						Interval: 500 * time.Millisecond, Timeout: 300 * time.Millisecond, Rise: 2, Fall: 2},
+				}
+				logger := slog.New(slog.DiscardHandler)
+				checker, err := health.NewChecker(health.CheckerConfig{}, targets, logger, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				res, err := resolver.New(resolver.Config{}, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				peers := &fakePeers{changed: make(chan struct{}, 1)}
+				p := newPublisher(publisherConfig{Self: "dc2-a", Site: "dc2", Staleness: 700 * time.Millisecond, Quiet: tc.quiet},
+					set, publisherDeps{Local: checker, Peers: peers, Resolver: res}, logger, prometheus.NewRegistry())
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				go checker.Run(ctx)
+				go p.run(ctx)
+				time.Sleep(time.Second) // the first probe round
+				synctest.Wait()
+
+				report := func(origin string, dc1 health.State) health.Received {
+					return health.Received{At: time.Now(), Report: health.Report{Origin: origin, Site: origin[:3], Seq: 1, ConfigHash: "h1", Ready: true,
+						Targets: map[string]health.State{dc1Endpoint: dc1, dc2Endpoint: health.Up}}}
+				}
+				last := time.Now() // dc1-a's last heartbeat
+				peers.set(report("dc1-a", health.Up), report("dc3-a", health.Down))
+				time.Sleep(publishMaxDelay)
+				synctest.Wait()
+				if v := p.current().View.Verdict(dc1Endpoint); !v.Up {
+					t.Fatalf("dc1's own node fresh and up: verdict %+v, want up", v)
+				}
+				// dc3 keeps its heartbeats; dc1 is silent.
+				var out time.Duration
+				for out == 0 && time.Since(last) < time.Second {
+					time.Sleep(10 * time.Millisecond)
+					peers.mu.Lock()
+					peers.reports[1].At = time.Now()
+					peers.mu.Unlock()
+					synctest.Wait()
+					if !p.current().View.Verdict(dc1Endpoint).Up {
+						out = time.Since(last)
+					}
+				}
+				if out < tc.want || out > tc.want+20*time.Millisecond {
+					t.Errorf("dc1's endpoint withdrawn %v after dc1's last heartbeat, want %v", out, tc.want)
+				}
+				t.Logf("withdrawn after %v: %s", out, p.current().View.Verdict(dc1Endpoint).Reason)
+				cancel()
+			})
+		})
+	}
 }

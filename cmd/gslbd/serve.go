@@ -167,6 +167,8 @@ func newNode(l *loaded, logger *slog.Logger, lv *slog.LevelVar) (*node, error) {
 		Self:      cfg.Node.Name,
 		Site:      cfg.Node.Site,
 		Staleness: cfg.Cluster.Staleness,
+		// A site is quiet when two of its heartbeats are missing.
+		Quiet: 2 * cfg.Cluster.Heartbeat,
 	}, set, deps, logger.With("component", "publisher"), reg)
 	api.state = n.pub
 	reg.MustRegister(&opsCollector{pub: n.pub, cluster: n.cluster, self: cfg.Node.Name, now: time.Now})
