@@ -56,6 +56,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 				[]string{"service", "site"}, nil),
 			duration: prometheus.NewDesc(prometheus.BuildFQName(ns, sub, "request_duration_seconds"),
 				"Time from reading a DNS request to writing its reply. Over UDP the requests read together in one batch count with the batch's time.", nil, nil),
+			reads: prometheus.NewDesc(prometheus.BuildFQName(ns, sub, "udp_reads_total"),
+				"UDP reads that returned requests; requests over UDP divided by this is how many one read carries.", nil, nil),
+			pauses: prometheus.NewDesc(prometheus.BuildFQName(ns, sub, "udp_read_pauses_total"),
+				"UDP reads after which the reader paused to let more requests gather (dns.udp_coalesce).", nil, nil),
 			durations: make([]durationShard, shards),
 		},
 		panics: prometheus.NewCounter(prometheus.CounterOpts{
@@ -82,6 +86,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 // zones and services that are gone disappear with them.
 type queryCollector struct {
 	requests, answers, duration *prometheus.Desc
+	reads, pauses               *prometheus.Desc
 
 	cur       func() *state // set by New
 	none      *zoneStats    // requests that matched no zone
@@ -95,6 +100,10 @@ type durationShard struct {
 	_      [64]byte
 	counts [len(durationBuckets) + 1]atomic.Uint64
 	sumNs  atomic.Uint64
+	// reads counts the UDP reads that returned queries, and pauses those
+	// after which the reader paused to let more gather (see
+	// UDPServer.SetCoalesce).
+	reads, pauses atomic.Uint64
 }
 
 // observe records one request that took ns nanoseconds.
@@ -115,6 +124,8 @@ func (c *queryCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.requests
 	ch <- c.answers
 	ch <- c.duration
+	ch <- c.reads
+	ch <- c.pauses
 }
 
 func (c *queryCollector) Collect(ch chan<- prometheus.Metric) {
@@ -134,14 +145,18 @@ func (c *queryCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 
 	var buckets [len(durationBuckets) + 1]uint64
-	var sum uint64
+	var sum, reads, pauses uint64
 	for i := range c.durations {
 		d := &c.durations[i]
 		for j := range buckets {
 			buckets[j] += d.counts[j].Load()
 		}
 		sum += d.sumNs.Load()
+		reads += d.reads.Load()
+		pauses += d.pauses.Load()
 	}
+	ch <- prometheus.MustNewConstMetric(c.reads, prometheus.CounterValue, float64(reads))
+	ch <- prometheus.MustNewConstMetric(c.pauses, prometheus.CounterValue, float64(pauses))
 	cum := make(map[float64]uint64, len(durationBuckets))
 	var n uint64
 	for j, ub := range durationBuckets {

@@ -27,6 +27,10 @@ type UDPServer struct {
 	r        *Resolver
 	conns    []*net.UDPConn
 	readSize int
+	coalesce time.Duration // see SetCoalesce
+	// pause waits d between two reads; a raw nanosleep on Linux (see
+	// pauseThread), replaced by tests.
+	pause func(d time.Duration)
 
 	shutdown atomic.Bool
 	wg       sync.WaitGroup
@@ -46,7 +50,32 @@ func (r *Resolver) NewUDPServer(conns []*net.UDPConn, readSize int) *UDPServer {
 	if readSize <= 0 {
 		readSize = dns.MinMsgSize
 	}
-	return &UDPServer{r: r, conns: conns, readSize: readSize, done: make(chan struct{})}
+	return &UDPServer{r: r, conns: conns, readSize: readSize, done: make(chan struct{}), pause: pauseThread}
+}
+
+// SetCoalesce sets how long a reader pauses before its next read when a
+// read returned a few queries but not many (from 2 to pauseBelow - 1):
+// queries then arrive faster than one at a time, and the pause lets more
+// of them gather on the socket, so that the next read and the send of its
+// replies carry more queries per system call. Under a steady load of
+// tens of thousands of queries a second this is most of the server's CPU
+// per query (the system calls' fixed cost), for a wait of about d plus
+// the kernel's timer slack (50 µs) for the queries that arrive meanwhile.
+// A lone query is never held (a read of one query does not pause), nor
+// is a full batch. 0, the default, turns it off. Call it before Serve.
+func (s *UDPServer) SetCoalesce(d time.Duration) { s.coalesce = max(d, 0) }
+
+// pauseBelow is the size of a read that carries enough queries per
+// system call not to pause after it: half of Linux's batch of 32.
+const pauseBelow = 16
+
+// pauseFor is how long a reader pauses after a read of n queries (see
+// SetCoalesce).
+func (s *UDPServer) pauseFor(n int) time.Duration {
+	if n < 2 || n >= pauseBelow {
+		return 0
+	}
+	return s.coalesce
 }
 
 // Addr returns the address the sockets are bound to.
@@ -196,7 +225,13 @@ func (rd *reader) run() error {
 		// Every reply of the batch left with the flush: the batch's time
 		// is each query's time in the server (the two clock reads are per
 		// batch, not per query).
-		rd.r.m.query.durations[rd.shard].observeN(int64(time.Since(start)), answered)
+		d := &rd.r.m.query.durations[rd.shard]
+		d.observeN(int64(time.Since(start)), answered)
+		d.reads.Add(1)
+		if p := rd.s.pauseFor(n); p > 0 && !rd.s.shutdown.Load() {
+			d.pauses.Add(1)
+			rd.s.pause(p)
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -351,4 +352,15 @@ func replyControl(oob, out []byte) int {
 		b = b[min(unix.CmsgSpace(l-unix.CmsgLen(0)), len(b)):]
 	}
 	return 0
+}
+
+// pauseThread sleeps d on this thread, holding its P: a raw nanosleep,
+// which the runtime does not see. Telling it (Syscall) would let its
+// monitor hand the P to another thread during the pause, which costs more
+// than the pause saves (see recvmmsg). Other goroutines of the P wait at
+// most d plus the timer slack, or until the runtime's preemption signal
+// ends the sleep early (EINTR), which only shortens the pause.
+func pauseThread(d time.Duration) {
+	ts := unix.NsecToTimespec(int64(d))
+	_, _, _ = unix.RawSyscall(unix.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&ts)), 0, 0)
 }

@@ -1,10 +1,17 @@
 package resolver
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/gslbd/gslbd/internal/dnstest"
+	"github.com/miekg/dns"
 	"golang.org/x/sys/unix"
 )
 
@@ -36,5 +43,141 @@ func TestUDPRecvBuffer(t *testing.T) {
 		if got < want {
 			t.Errorf("receive buffer %d bytes, want at least %d", got, want)
 		}
+	}
+}
+
+// TestUDPCoalescePolicy: which reads the reader pauses after, and how
+// long: only those of a few queries, never a lone query (its answer is
+// not held back behind a pause) nor a read that already carries many.
+func TestUDPCoalescePolicy(t *testing.T) {
+	s := &UDPServer{}
+	s.SetCoalesce(20 * time.Microsecond)
+	for n, want := range map[int]time.Duration{0: 0, 1: 0, 2: 20 * time.Microsecond, 15: 20 * time.Microsecond, 16: 0, 32: 0} {
+		if got := s.pauseFor(n); got != want {
+			t.Errorf("after a read of %d: pause %v, want %v", n, got, want)
+		}
+	}
+	s.SetCoalesce(0)
+	if got := s.pauseFor(3); got != 0 {
+		t.Errorf("coalescing off: pause %v after a read of 3, want none", got)
+	}
+}
+
+// TestUDPCoalesce queues queries on a real socket before its reader
+// starts, so that its first read returns them together, and checks that
+// every query is answered and that the reader paused (once, for the
+// configured time) exactly when the read carried a few queries: after
+// three, not after one, and not after twenty.
+func TestUDPCoalesce(t *testing.T) {
+	for _, tc := range []struct {
+		queued int
+		pauses uint64
+	}{{1, 0}, {3, 1}, {20, 0}} {
+		t.Run(fmt.Sprint(tc.queued), func(t *testing.T) {
+			conns, err := ListenUDP("127.0.0.1:0", 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, reg := newResolver(t, Config{})
+			r.Publish(State{Zones: testSet(t)})
+			srv := r.NewUDPServer(conns, 0)
+			srv.SetCoalesce(123 * time.Microsecond)
+			var paused []time.Duration // only the reader's goroutine appends
+			srv.pause = func(d time.Duration) { paused = append(paused, d) }
+
+			client, err := net.DialUDP("udp", nil, conns[0].LocalAddr().(*net.UDPAddr))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer client.Close()
+			port := conns[0].LocalAddr().(*net.UDPAddr).Port
+			one := 0 // bytes the kernel counts for one query
+			for i := range tc.queued {
+				m := dnstest.Case{Qname: "mail.example.org.", Qtype: dns.TypeA}.Msg()
+				m.Id = uint16(i + 1)
+				pkt, _ := m.Pack()
+				if _, err := client.Write(pkt); err != nil {
+					t.Fatal(err)
+				}
+				// Wait until the kernel has queued it on the server's socket.
+				if i == 0 {
+					waitUntil(t, "first query queued", func() bool { return udpQueued(t, port) > 0 })
+					one = udpQueued(t, port)
+				}
+			}
+			if tc.queued > 1 {
+				// Every query is as large as the first.
+				waitUntil(t, "queries queued", func() bool { return udpQueued(t, port) >= one*tc.queued })
+			}
+
+			done := make(chan error, 1)
+			go func() { done <- srv.Serve(nil) }()
+			client.SetReadDeadline(time.Now().Add(5 * time.Second))
+			buf := make([]byte, 1500)
+			for i := range tc.queued {
+				n, err := client.Read(buf)
+				if err != nil {
+					t.Fatalf("reply %d of %d: %v", i+1, tc.queued, err)
+				}
+				var m dns.Msg
+				if err := m.Unpack(buf[:n]); err != nil || len(m.Answer) == 0 {
+					t.Fatalf("reply %d: %v %v", i+1, err, m)
+				}
+			}
+			if err := srv.Shutdown(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			reads, pauses := metricValue(t, reg, "gslb_resolver_udp_reads_total"), metricValue(t, reg, "gslb_resolver_udp_read_pauses_total")
+			if reads != 1 {
+				t.Fatalf("%d queued queries took %v reads, want 1", tc.queued, reads)
+			}
+			if uint64(len(paused)) != tc.pauses || pauses != float64(tc.pauses) {
+				t.Errorf("after a read of %d: paused %v (counted %v), want %d pause(s)", tc.queued, paused, pauses, tc.pauses)
+			}
+			for _, d := range paused {
+				if d != 123*time.Microsecond {
+					t.Errorf("paused %v, want the configured 123µs", d)
+				}
+			}
+		})
+	}
+}
+
+// udpQueued returns the bytes queued on the IPv4 UDP socket of
+// 127.0.0.1:port (rx_queue in /proc/net/udp: the kernel's accounting,
+// the same for every query of one size).
+func udpQueued(t *testing.T, port int) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/net/udp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := fmt.Sprintf("0100007F:%04X", port)
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && f[1] == local {
+			_, rx, _ := strings.Cut(f[4], ":")
+			n, err := strconv.ParseInt(rx, 16, 64)
+			if err != nil {
+				t.Fatalf("/proc/net/udp: %q: %v", f[4], err)
+			}
+			return int(n)
+		}
+	}
+	t.Fatalf("no socket of 127.0.0.1:%d in /proc/net/udp", port)
+	return 0
+}
+
+// waitUntil polls cond until it holds, for at most 5s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 5s", what)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -41,10 +41,11 @@ func TestCheck(t *testing.T) {
 			want: []string{
 				`testdata/bad/badconfig.yaml:4: dns.listen[0]: "nonsense" is not host:port (an IP address and a port)`,
 				`testdata/bad/badconfig.yaml:5: dns.udp_size: 100 is below the minimum of 512`,
-				`testdata/bad/badconfig.yaml:8: cluster.staleness: 500ms must be longer than cluster.heartbeat 1s`,
-				`testdata/bad/badconfig.yaml:10: zones[0].origin: "bad..name" is not a domain name`,
-				`testdata/bad/badconfig.yaml:10: zones[0].file: required`,
-				`testdata/bad/badconfig.yaml:13: log.level: "loud" is not one of debug, info, warn, error`,
+				`testdata/bad/badconfig.yaml:6: dns.udp_coalesce: 5ms is not between 0 and 1ms`,
+				`testdata/bad/badconfig.yaml:9: cluster.staleness: 500ms must be longer than cluster.heartbeat 1s`,
+				`testdata/bad/badconfig.yaml:11: zones[0].origin: "bad..name" is not a domain name`,
+				`testdata/bad/badconfig.yaml:11: zones[0].file: required`,
+				`testdata/bad/badconfig.yaml:14: log.level: "loud" is not one of debug, info, warn, error`,
 			},
 		},
 		{

@@ -85,6 +85,11 @@ type DNSConfig struct {
 	Listen []string `yaml:"listen"`
 	// UDPSize is the EDNS(0) buffer size we advertise. Default 1232.
 	UDPSize uint16 `yaml:"udp_size"`
+	// UDPCoalesce is how long a UDP reader pauses, after a read that
+	// returned a few queries, to let more gather for its next read (see
+	// resolver.UDPServer.SetCoalesce). Default 20µs; 0 turns it off; at
+	// most 1ms.
+	UDPCoalesce *time.Duration `yaml:"udp_coalesce"`
 	// DebugClients lists the client prefixes (or addresses) whose TXT
 	// queries for _gslb.<service> are answered with the explanation of
 	// the service's answer; everyone else is REFUSED. Default: nobody.
@@ -232,6 +237,8 @@ const (
 	defaultDNSListen   = "127.0.0.1:5300"
 	defaultAdminListen = "127.0.0.1:5380"
 	defaultUDPSize     = 1232
+	defaultUDPCoalesce = 20 * time.Microsecond
+	maxUDPCoalesce     = time.Millisecond
 
 	defaultTCPPerClient = 32
 	defaultTCPQueries   = 100
@@ -313,6 +320,12 @@ func parseConfig(path string, data []byte) (*Config, error) {
 		cfg.DNS.UDPSize = defaultUDPSize
 	} else if cfg.DNS.UDPSize < 512 {
 		bad(pos.line("dns", "udp_size"), "dns.udp_size: %d is below the minimum of 512", cfg.DNS.UDPSize)
+	}
+	if cfg.DNS.UDPCoalesce == nil {
+		d := defaultUDPCoalesce
+		cfg.DNS.UDPCoalesce = &d
+	} else if d := *cfg.DNS.UDPCoalesce; d < 0 || d > maxUDPCoalesce {
+		bad(pos.line("dns", "udp_coalesce"), "dns.udp_coalesce: %s is not between 0 and %s", d, maxUDPCoalesce)
 	}
 	for i, p := range cfg.DNS.DebugClients {
 		if _, err := netprefix.Parse(p); err != nil {

@@ -64,3 +64,25 @@ func TestNeedsRestart(t *testing.T) {
 		})
 	}
 }
+
+// TestConfigUDPCoalesce: dns.udp_coalesce is 20µs when left out, and 0
+// (off) when set so, which a left-out value must not be confused with.
+func TestConfigUDPCoalesce(t *testing.T) {
+	const base = "node: {name: n}\nzones: [{origin: example.com., file: z}]\n"
+	for _, tc := range []struct {
+		yaml string
+		want time.Duration
+	}{
+		{"", 20 * time.Microsecond},
+		{"dns: {udp_coalesce: 0s}\n", 0},
+		{"dns: {udp_coalesce: 50us}\n", 50 * time.Microsecond},
+	} {
+		cfg, err := parseConfig("gslbd.yaml", []byte(base+tc.yaml))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.yaml, err)
+		}
+		if got := *cfg.DNS.UDPCoalesce; got != tc.want {
+			t.Errorf("%q: udp_coalesce %v, want %v", tc.yaml, got, tc.want)
+		}
+	}
+}

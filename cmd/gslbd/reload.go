@@ -121,7 +121,8 @@ func (c *Config) needsRestart(next *Config) string {
 // equal reports whether d and o are the same settings. A field added to
 // DNSConfig must be added here.
 func (d DNSConfig) equal(o DNSConfig) bool {
-	return slices.Equal(d.Listen, o.Listen) && d.UDPSize == o.UDPSize && slices.Equal(d.DebugClients, o.DebugClients) &&
+	return slices.Equal(d.Listen, o.Listen) && d.UDPSize == o.UDPSize && ptrEqual(d.UDPCoalesce, o.UDPCoalesce) &&
+		slices.Equal(d.DebugClients, o.DebugClients) &&
 		d.TCP == o.TCP && d.resolverRRL() == o.resolverRRL()
 }
 
@@ -160,4 +161,9 @@ func sighupReloads() (reload <-chan struct{}, stop func()) {
 		close(done)
 		wg.Wait()
 	}
+}
+
+// ptrEqual reports whether a and b are both nil or point to equal values.
+func ptrEqual[T comparable](a, b *T) bool {
+	return a == b || a != nil && b != nil && *a == *b
 }

@@ -214,7 +214,9 @@ func (n *node) listenDNS() error {
 			return fmt.Errorf("dns listener: %w", err)
 		}
 		n.udpConns = append(n.udpConns, conns...)
-		n.udpServers = append(n.udpServers, n.resolver.NewUDPServer(conns, int(n.cfg.DNS.UDPSize)))
+		srv := n.resolver.NewUDPServer(conns, int(n.cfg.DNS.UDPSize))
+		srv.SetCoalesce(*n.cfg.DNS.UDPCoalesce)
+		n.udpServers = append(n.udpServers, srv)
 		ln = newLimitListener(ln, tc.MaxConnections, tc.MaxConnectionsPerClient, n.metrics.tcpRefused, n.metrics.tcpOpen)
 		n.dnsServers = append(n.dnsServers,
 			&dns.Server{Listener: ln, Handler: n.resolver, MsgAcceptFunc: resolver.Accept,
