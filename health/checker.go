@@ -266,8 +266,10 @@ type group struct {
 	hedge hedge
 
 	// index is the group's place in the scheduler's heap, -1 while not in
-	// it; guarded by scheduler.mu.
-	index int
+	// it; expedited is when Expedite last moved its probe forward, in the
+	// scheduler's time (0: never). Both guarded by scheduler.mu.
+	index     int
+	expedited int64
 }
 
 type groupConfig struct {
@@ -349,6 +351,43 @@ func groupTargets(ts []Target, trackers map[string]*tracker, old map[groupKey]*g
 
 // Snapshot returns the current snapshot. It never returns nil.
 func (c *Checker) Snapshot() *Snapshot { return c.snap.Load() }
+
+// Expedite starts the next probe of the targets ids that are Up here now,
+// rather than at their turn: another node's probes have seen them fail
+// ([View.Contested]), and the sooner this node's own probe confirms or
+// contradicts that, the sooner the cluster's verdict stands. When a site
+// goes dark the first node to notice thus brings every other node's
+// probe forward, instead of each waiting up to an interval for its own
+// turn. A probe in flight is left alone, and a group's probe is brought
+// forward at most once per interval, so a node that keeps seeing an
+// endpoint fail that this node sees up costs at most one extra probe
+// per interval.
+func (c *Checker) Expedite(ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	want := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	c.mu.Lock()
+	var groups []*group
+	for _, g := range c.groups {
+		for _, tr := range g.cfg.Load().members {
+			if want[tr.id] {
+				groups = append(groups, g)
+				break
+			}
+		}
+	}
+	c.mu.Unlock()
+	now := time.Now()
+	for _, g := range groups {
+		if hedgeable(g.cfg.Load().members) && c.sched.expedite(g, now, g.key.interval) {
+			c.metrics.expedited.Inc()
+		}
+	}
+}
 
 // Changed returns a channel that receives a value after a new snapshot is
 // stored. It has room for one value and the Checker never blocks on it,

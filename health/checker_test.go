@@ -779,3 +779,52 @@ func TestCheckerLogsTransitions(t *testing.T) {
 		}
 	})
 }
+
+// TestCheckerExpedite: another node saw an Up target fail; Expedite
+// starts its next probe at once instead of at its turn, at most once per
+// interval, and never for a target that is not Up here.
+func TestCheckerExpedite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := make(script)
+		r := start(t, CheckerConfig{}, target("a", s.probe))
+		defer r.stop(t)
+		s.feed(pass)
+		last := s.feed(pass)
+		if got := r.state("a"); got != Up {
+			t.Fatalf("state = %v, want up", got)
+		}
+
+		advance(100 * time.Millisecond)
+		r.Expedite([]string{"a", "not-a-target"})
+		at := s.feed(pass)
+		within(t, "expedited probe after the previous one", at.Sub(last), 100*time.Millisecond, 100*time.Millisecond)
+		if got := testutil.ToFloat64(r.metrics.expedited); got != 1 {
+			t.Errorf("expedited probes counted: %v, want 1", got)
+		}
+
+		// Again within the interval: the probe keeps its turn.
+		advance(100 * time.Millisecond)
+		r.Expedite([]string{"a"})
+		next := s.feed(pass)
+		within(t, "probe after a second Expedite within the interval", next.Sub(at), 450*time.Millisecond, 550*time.Millisecond)
+
+	})
+
+	// Down here: nothing to bring forward.
+	synctest.Test(t, func(t *testing.T) {
+		var p flip
+		p.set(errors.New("connect: connection refused"))
+		r := start(t, CheckerConfig{}, target("a", p.probe))
+		defer r.stop(t)
+		advance(2 * time.Second)
+		if got := r.state("a"); got != Down {
+			t.Fatalf("state = %v, want down", got)
+		}
+		calls := p.calls.Load()
+		r.Expedite([]string{"a"})
+		advance(time.Millisecond)
+		if got := testutil.ToFloat64(r.metrics.expedited); got != 0 || p.calls.Load() != calls {
+			t.Errorf("Expedite of a down target: %v expedited, %d probes, want none", got, p.calls.Load()-calls)
+		}
+	})
+}

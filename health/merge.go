@@ -108,6 +108,7 @@ type View struct {
 	stale      []string
 	mismatched []string
 	suspect    []string
+	contested  []string
 }
 
 // Up reports whether traffic may go to endpoint. An endpoint the view
@@ -200,6 +201,17 @@ func (v *View) Mismatched() []string {
 		return nil
 	}
 	return slices.Clone(v.mismatched)
+}
+
+// Contested returns the sorted endpoints that this node's own probes see
+// Up while another node's fresh report, not set aside as suspect, says
+// Down: the endpoints to probe again now (see [Checker.Expedite]). The
+// caller owns the slice.
+func (v *View) Contested() []string {
+	if v == nil {
+		return nil
+	}
+	return slices.Clone(v.contested)
 }
 
 // Suspect returns the sorted nodes whose views were set aside because
@@ -299,8 +311,11 @@ func Merge(in MergeInput) *View {
 		quiet.after = 0
 	}
 	for _, id := range ids {
-		vd, recheck := decide(id, in.Sites[id], voters, quiet)
+		vd, recheck, contested := decide(id, in.Sites[id], voters, quiet)
 		v.verdicts[id] = vd
+		if contested {
+			v.contested = append(v.contested, id)
+		}
 		if !recheck.IsZero() && (v.nextExpiry.IsZero() || recheck.Before(v.nextExpiry)) {
 			v.nextExpiry = recheck
 		}
@@ -384,12 +399,13 @@ func (v *View) setAsideSuspects(voters []voter, ids []string, sites map[string]s
 // sorted by site. recheck, when not zero, is when the verdict changes by
 // itself if nothing else does: when the endpoint's own site turns quiet
 // (see MergeInput.Quiet) while the cross-check would withdraw it.
-func decide(id, site string, voters []voter, q quietRule) (vd verdict, recheck time.Time) {
+// contested says that this node votes Up and another voter Down.
+func decide(id, site string, voters []voter, q quietRule) (vd verdict, recheck time.Time, contested bool) {
 	vd = verdict{site: site}
 	// heard is the latest heartbeat of the site's own voters; zero when
 	// this node votes among them, as it is never quiet.
 	var heard time.Time
-	ownLocal := false
+	ownLocal, localUp, peerDown := false, false, false
 	for i := 0; i < len(voters); {
 		// One site's votes.
 		var vs Votes
@@ -401,6 +417,11 @@ func decide(id, site string, voters []voter, q quietRule) (vd verdict, recheck t
 				vs.Up++
 			case Down:
 				vs.Down++
+			}
+			if voters[j].at.IsZero() {
+				localUp = st == Up
+			} else if st == Down {
+				peerDown = true
 			}
 			if voters[j].site == site && st != Unknown {
 				if voters[j].at.IsZero() {
@@ -470,5 +491,5 @@ func decide(id, site string, voters []voter, q quietRule) (vd verdict, recheck t
 			vd.rule, vd.up, vd.quiet = ruleQuiet, false, q.after
 		}
 	}
-	return vd, recheck
+	return vd, recheck, localUp && peerDown
 }

@@ -493,6 +493,38 @@ func TestMergeQuietSite(t *testing.T) {
 	}
 }
 
+// TestMergeContested: the endpoints this node sees up while another
+// fresh, trusted report says down are the ones to probe again now.
+func TestMergeContested(t *testing.T) {
+	sites := map[string]string{"a1": "dc1", "a2": "dc1", "b1": "dc2"}
+	const U, D = Up, Down
+	stale := report("n4", "dc2", time.Hour, map[string]State{"a2": D})
+	v := Merge(MergeInput{
+		Self: "n1", Site: "dc1", ConfigHash: "h",
+		Local: snap(map[string]State{"a1": U, "a2": U, "b1": D}),
+		Remote: []Received{
+			report("n2", "dc1", 0, map[string]State{"a1": D, "a2": U, "b1": D}),
+			report("n3", "dc2", 0, map[string]State{"a1": U, "a2": U, "b1": U}),
+			stale,
+		},
+		Sites: sites, Now: t0, Staleness: 5 * time.Second,
+	})
+	// a1: up here, down at n2. a2: down only in a stale report. b1: down
+	// here already.
+	if got, want := v.Contested(), []string{"a1"}; !slices.Equal(got, want) {
+		t.Errorf("Contested() = %q, want %q", got, want)
+	}
+	// Without local probes nothing is contested.
+	v = Merge(MergeInput{Self: "n1", Site: "dc1", ConfigHash: "h",
+		Remote: []Received{report("n2", "dc1", 0, map[string]State{"a1": D})}, Sites: sites, Now: t0, Staleness: 5 * time.Second})
+	if got := v.Contested(); len(got) != 0 {
+		t.Errorf("Contested() without local probes = %q, want none", got)
+	}
+	if got := (*View)(nil).Contested(); got != nil {
+		t.Errorf("nil View: Contested() = %q", got)
+	}
+}
+
 // TestMergeSuspectView: a node whose probes fail in every site while
 // others see the same endpoints up is set aside, whether it is a peer or
 // this node; real outages make nobody suspect.

@@ -20,6 +20,8 @@ type metrics struct {
 	// localFaults counts probes that failed because of this node, by
 	// reason (see localFault); they are not in probeFailures.
 	localFaults *prometheus.CounterVec
+	// expedited counts probes started before their turn (Expedite).
+	expedited prometheus.Counter
 }
 
 // newMetrics builds the health collectors and registers them with reg
@@ -48,6 +50,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: ns, Subsystem: sub, Name: "local_probe_errors_total",
 			Help: "Health probes that failed because of this node (out of file descriptors, buffers, local addresses; denied locally), not the endpoint: they give no verdict.",
 		}, []string{"reason"}),
+		expedited: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "expedited_probes_total",
+			Help: "Probes started before their turn because another node's probes saw an endpoint fail that this node sees up.",
+		}),
 	}
 	for _, s := range []State{Up, Down} {
 		m.transitions.WithLabelValues(s.String())
@@ -58,7 +64,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.targetUp, m.transitions, m.probeDuration, m.probeFailures, m.localFaults} {
+	for _, c := range []prometheus.Collector{m.targetUp, m.transitions, m.probeDuration, m.probeFailures, m.localFaults, m.expedited} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}

@@ -71,6 +71,29 @@ func (s *scheduler) add(g *group, due time.Time, slack time.Duration) {
 	}
 }
 
+// expedite moves g's next probe to now, when g is waiting for it (not in
+// flight), is not due already, and was not expedited within gap before
+// now. It reports whether it did.
+func (s *scheduler) expedite(g *group, now time.Time, gap time.Duration) bool {
+	t := int64(now.Sub(s.epoch))
+	s.mu.Lock()
+	ok := g.index >= 0 && s.heap[g.index].due > t && (g.expedited == 0 || t-g.expedited >= int64(gap))
+	if ok {
+		g.expedited = t
+		s.heap[g.index].due, s.heap[g.index].slack = t, 0
+		heapFix(s.heap, g.index)
+	}
+	first := ok && g.index == 0
+	s.mu.Unlock()
+	if first {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+	return ok
+}
+
 // remove takes g out of the heap, if it is there.
 func (s *scheduler) remove(g *group) {
 	s.mu.Lock()

@@ -55,6 +55,9 @@ type published struct {
 type localHealth interface {
 	Snapshot() *health.Snapshot
 	Changed() <-chan struct{}
+	// Expedite probes now the endpoints another node saw fail
+	// (health.View.Contested); an output, like the cluster's Announce.
+	Expedite(ids []string)
 }
 
 // peers is the cluster: the other nodes' reports and a signal when they
@@ -249,6 +252,7 @@ func (p *publisher) armExpiry(t *time.Timer) {
 func (p *publisher) publish() {
 	set, local, remote, now, view := p.merge()
 	p.publishView(set, local, remote, now, view)
+	p.deps.Local.Expedite(view.Contested())
 }
 
 // remerge merges again after a peer's report may have gone stale. In a
@@ -257,6 +261,7 @@ func (p *publisher) publish() {
 // only the view held for the expiry timer and the status is replaced.
 func (p *publisher) remerge() {
 	set, local, remote, now, view := p.merge()
+	p.deps.Local.Expedite(view.Contested())
 	prev := p.current()
 	if prev == nil || prev.Zones != set || prev.Local != local ||
 		!maps.Equal(prev.View.Verdicts(), view.Verdicts()) || !slices.Equal(prev.View.Stale(), view.Stale()) ||

@@ -247,3 +247,63 @@ func TestPublisherQuietSite(t *testing.T) {
 		})
 	}
 }
+
+// TestPublisherExpeditesContested: a peer reports an endpoint down that
+// this node's probes see up; the publisher has the node probe it again at
+// once rather than at its next turn, half an interval later.
+func TestPublisherExpeditesContested(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		set := publisherFixture(t)
+		var mu sync.Mutex
+		var probes []time.Time // of dc1's endpoint
+		up := func(context.Context, netip.AddrPort) error { return nil }
+		counted := func(context.Context, netip.AddrPort) error {
+			mu.Lock()
+			probes = append(probes, time.Now())
+			mu.Unlock()
+			return nil
+		}
+		targets := []health.Target{
+			{ID: dc1Endpoint, Addr: netip.MustParseAddrPort("127.0.0.1:9"), Kind: "tcp", Probe: counted,
+				Interval: time.Second, Timeout: 300 * time.Millisecond, Rise: 2, Fall: 2},
+			{ID: dc2Endpoint, Addr: netip.MustParseAddrPort("127.0.0.2:9"), Kind: "tcp", Probe: up,
+				Interval: time.Second, Timeout: 300 * time.Millisecond, Rise: 2, Fall: 2},
+		}
+		logger := slog.New(slog.DiscardHandler)
+		checker, err := health.NewChecker(health.CheckerConfig{}, targets, logger, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := resolver.New(resolver.Config{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		peers := &fakePeers{changed: make(chan struct{}, 1)}
+		p := newPublisher(publisherConfig{Self: "dc2-a", Site: "dc2", Staleness: 700 * time.Millisecond},
+			set, publisherDeps{Local: checker, Peers: peers, Resolver: res}, logger, prometheus.NewRegistry())
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go checker.Run(ctx)
+		go p.run(ctx)
+		time.Sleep(2500 * time.Millisecond) // up, and between two probes
+		synctest.Wait()
+		mu.Lock()
+		last := probes[len(probes)-1]
+		mu.Unlock()
+		if since := time.Since(last); since >= 600*time.Millisecond {
+			t.Fatalf("last probe %v ago, want a probe due no sooner than 300ms from now", since)
+		}
+
+		told := time.Now()
+		peers.set(health.Received{At: told, Report: health.Report{Origin: "dc3-a", Site: "dc3", Seq: 1, ConfigHash: "h1", Ready: true,
+			Targets: map[string]health.State{dc1Endpoint: health.Down, dc2Endpoint: health.Up}}})
+		time.Sleep(publishMaxDelay)
+		synctest.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		if got := probes[len(probes)-1]; !got.After(last) || got.Sub(told) > publishMaxDelay {
+			t.Errorf("after a peer said down: last probe %v after it said so, want one within %v", got.Sub(told), publishMaxDelay)
+		}
+		cancel()
+	})
+}
