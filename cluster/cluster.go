@@ -183,28 +183,18 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Cluster, 
 	mc.Delegate = &delegate{c}
 	mc.Events = &events{c}
 	mc.Logger = newMemberlistLogger(logger, c.unauthenticated)
+	tr, err := newTransport(mc.BindAddr, mc.BindPort, mc.Logger)
+	if err != nil {
+		c.metrics.unregister()
+		return nil, fmt.Errorf("start memberlist on %s: %w", cfg.Bind, err)
+	}
+	mc.Transport = tr
 	if cfg.wrapTransport != nil {
-		// Port 0 binds TCP first and then UDP on the port TCP got, which
-		// may be taken: retry as memberlist.Create does for its own
-		// transport (its error keeps only the text of the cause).
-		var nt *memberlist.NetTransport
-		var err error
-		for try := 0; try < 10; try++ {
-			nt, err = memberlist.NewNetTransport(&memberlist.NetTransportConfig{
-				BindAddrs: []string{mc.BindAddr}, BindPort: mc.BindPort, Logger: mc.Logger,
-			})
-			if err == nil || mc.BindPort != 0 || !strings.Contains(err.Error(), "address already in use") {
-				break
-			}
-		}
-		if err != nil {
-			c.metrics.unregister()
-			return nil, fmt.Errorf("start memberlist on %s: %w", cfg.Bind, err)
-		}
-		mc.Transport = cfg.wrapTransport(nt)
+		mc.Transport = cfg.wrapTransport(tr)
 	}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
+		tr.Shutdown()
 		c.metrics.unregister()
 		return nil, fmt.Errorf("start memberlist on %s: %w", cfg.Bind, err)
 	}

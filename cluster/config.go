@@ -94,7 +94,7 @@ type Config struct {
 
 	// wrapTransport, set by tests only, wraps memberlist's network
 	// transport (to cut links between nodes on loopback).
-	wrapTransport func(*memberlist.NetTransport) memberlist.Transport
+	wrapTransport func(*transport) memberlist.Transport
 }
 
 // Defaults for the zero values of [Config].

@@ -25,14 +25,14 @@ var (
 // counted is a node's gossip transport with what it sent counted:
 // memberlist's own transport, real sockets and all.
 type counted struct {
-	*memberlist.NetTransport
+	*transport
 	packets, bytes, streams atomic.Int64
 }
 
 func (t *counted) WriteTo(b []byte, addr string) (time.Time, error) {
 	t.packets.Add(1)
 	t.bytes.Add(int64(len(b)))
-	return t.NetTransport.WriteTo(b, addr)
+	return t.transport.WriteTo(b, addr)
 }
 
 func (t *counted) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
@@ -41,7 +41,7 @@ func (t *counted) WriteToAddress(b []byte, a memberlist.Address) (time.Time, err
 
 func (t *counted) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
 	t.streams.Add(1)
-	return t.NetTransport.DialTimeout(addr, timeout)
+	return t.transport.DialTimeout(addr, timeout)
 }
 
 func (t *counted) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
@@ -67,8 +67,8 @@ func bigCluster(t *testing.T, n int, mod func(*Config)) ([]*testNode, []*counted
 		if i > 0 {
 			cfg.Seeds = nodes[0].seed()
 		}
-		cfg.wrapTransport = func(nt *memberlist.NetTransport) memberlist.Transport {
-			counts[i] = &counted{NetTransport: nt}
+		cfg.wrapTransport = func(nt *transport) memberlist.Transport {
+			counts[i] = &counted{transport: nt}
 			return counts[i]
 		}
 		if mod != nil {

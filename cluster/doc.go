@@ -56,6 +56,14 @@
 //   - [Cluster.Run] owns every goroutine cluster starts and returns only
 //     after they have ended and memberlist has shut down.
 //
+// # Transport
+//
+// memberlist runs on this package's transport (transport.go): TCP streams
+// and UDP packets on one address and port, as memberlist's own
+// NetTransport, except that every packet is read into one buffer and
+// handed over in a slice of its own length, where NetTransport allocates
+// and clears 64 KiB per packet.
+//
 // # Trust
 //
 // The gossip key is what makes a member: with [Config].Keys set, every

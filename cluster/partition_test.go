@@ -46,15 +46,15 @@ func (l *links) isCut(from, to string) bool {
 
 // wrap returns the option that puts a node's transport on the switchboard.
 func (l *links) wrap(c *Config) {
-	c.wrapTransport = func(nt *memberlist.NetTransport) memberlist.Transport {
-		return &cutTransport{NetTransport: nt, links: l, done: make(chan struct{})}
+	c.wrapTransport = func(nt *transport) memberlist.Transport {
+		return &cutTransport{transport: nt, links: l, done: make(chan struct{})}
 	}
 }
 
 // cutTransport is memberlist's own transport, real sockets and all, that
 // drops what goes over a cut link.
 type cutTransport struct {
-	*memberlist.NetTransport
+	*transport
 	links *links
 	self  string
 	done  chan struct{}
@@ -63,9 +63,9 @@ type cutTransport struct {
 
 func (t *cutTransport) FinalAdvertiseAddr(ip string, port int) (net.IP, int, error) {
 	if port == 0 {
-		port = t.GetAutoBindPort()
+		port = t.port()
 	}
-	a, p, err := t.NetTransport.FinalAdvertiseAddr(ip, port)
+	a, p, err := t.transport.FinalAdvertiseAddr(ip, port)
 	t.self = net.JoinHostPort(a.String(), strconv.Itoa(p))
 	return a, p, err
 }
@@ -74,7 +74,7 @@ func (t *cutTransport) WriteTo(b []byte, addr string) (time.Time, error) {
 	if t.links.isCut(t.self, addr) {
 		return time.Now(), nil
 	}
-	return t.NetTransport.WriteTo(b, addr)
+	return t.transport.WriteTo(b, addr)
 }
 
 func (t *cutTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
@@ -85,7 +85,7 @@ func (t *cutTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn
 		}
 		return nil, fmt.Errorf("dial %s: i/o timeout (link cut)", addr)
 	}
-	return t.NetTransport.DialTimeout(addr, timeout)
+	return t.transport.DialTimeout(addr, timeout)
 }
 
 func (t *cutTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
@@ -98,7 +98,7 @@ func (t *cutTransport) DialAddressTimeout(a memberlist.Address, timeout time.Dur
 
 func (t *cutTransport) Shutdown() error {
 	t.once.Do(func() { close(t.done) })
-	return t.NetTransport.Shutdown()
+	return t.transport.Shutdown()
 }
 
 // TestPartitionHeals cuts a off from b and c until memberlist on each side
