@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -151,13 +152,30 @@ func TestProbeScale(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second)
 
+	// GSLBD_PROBE_SCALE_PROFILE=FILE writes a CPU profile of the
+	// measured seconds (the warm-up left out) to FILE.
+	if file := os.Getenv("GSLBD_PROBE_SCALE_PROFILE"); file != "" {
+		f, err := os.Create(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			t.Fatal(err)
+		}
+	}
 	probes0, fails0 := probeCounts(t, reg)
+	loop0 := loopHandled(c)
 	user0, sys0 := cpuTime()
+	switches0 := contextSwitches()
 	helper0, wall0 := helpersCPU(), time.Now()
 	time.Sleep(time.Duration(secs) * time.Second)
 	user1, sys1 := cpuTime()
+	switches1 := contextSwitches()
 	helper1, wall1 := helpersCPU(), time.Now()
 	probes1, fails1 := probeCounts(t, reg)
+	loop1 := loopHandled(c)
+	pprof.StopCPUProfile()
 
 	wall := wall1.Sub(wall0)
 	cpu := user1 + sys1 - user0 - sys0
@@ -177,6 +195,9 @@ func TestProbeScale(t *testing.T) {
 		float64(cpu.Microseconds())/max(probes, 1), float64((user1-user0).Microseconds())/max(probes, 1),
 		float64((sys1-sys0).Microseconds())/max(probes, 1), probes/wall.Seconds(), fails1-fails0, down,
 		(helper1-helper0).Seconds()/wall.Seconds())
+	t.Logf("per second: %.0f probes on the event loop, %.0f on goroutines of their own; %.0f context switches",
+		float64(loop1-loop0)/wall.Seconds(), (probes-float64(loop1-loop0))/wall.Seconds(),
+		float64(switches1-switches0)/wall.Seconds())
 	if down > 0 {
 		t.Errorf("%d of %d targets not up: %v, e.g. %s", down, n, states, sample)
 	}
@@ -363,6 +384,16 @@ func cpuTime() (user, system time.Duration) {
 		return 0, 0
 	}
 	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
+}
+
+// contextSwitches is how often this process gave up the CPU, voluntarily
+// or not (getrusage): a measure of how often its threads wake up.
+func contextSwitches() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Nvcsw + ru.Nivcsw
 }
 
 // procCPU is another process's user plus system CPU time, from
