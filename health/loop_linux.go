@@ -55,8 +55,9 @@ type loop struct {
 	r       bufio.Reader
 	src     loopSource
 
-	// handled counts the probes the loop finished, for tests.
-	handled atomic.Int64
+	// handled counts the probes the loop finished, and wakes the times
+	// it woke up, for tests.
+	handled, wakes atomic.Int64
 }
 
 // loopConn is a kept connection the loop holds for a group.
@@ -73,6 +74,9 @@ type loopConn struct {
 	// peer says that the endpoint sent something or closed the
 	// connection while no probe was waiting: it is not used again.
 	peer bool
+	// exchanges counts the exchanges completed on the connection, for
+	// sampling the kernel's round trip (see sampleRTT).
+	exchanges uint32
 
 	// owed says that a probe timed out waiting for its answer: the
 	// answer is still read when it comes, and if it leaves the
@@ -229,6 +233,7 @@ func (l *loop) run() {
 			n = max(k, 0)
 			return err == nil && k > 0
 		})
+		l.wakes.Add(1)
 		now := time.Now()
 		for _, ev := range l.events[:n] {
 			if ev.Fd < 0 {
@@ -446,7 +451,7 @@ func (l *loop) done(lc *loopConn, now time.Time, err error, keep bool) {
 	}
 	g, gc := lc.g, lc.gc
 	var tr probeTrace
-	if err == nil && g.key.remote {
+	if err == nil && g.key.remote && lc.sampleRTT(&g.path) {
 		// A completed exchange: the kernel's estimate of the path now
 		// includes its round trip.
 		tr.srtt, tr.rttvar, tr.sampled = kernelRTTFD(lc.fd)
@@ -534,6 +539,30 @@ func (l *loop) closeAll() {
 	l.conns, l.heap = nil, nil
 	l.ep.Close()
 	syscall.Close(l.evfd)
+}
+
+// youngPath and rttEvery say when the loop reads the kernel's round trip
+// (TCP_INFO) after an exchange with a remote endpoint: after each one
+// while the endpoint's estimate has fewer than youngPath measurements,
+// and then after every rttEvery-th exchange on the connection.
+//
+// Why not after every exchange: it is a system call per probe, about a
+// tenth of what a probe on a kept connection costs this node, and the
+// kernel's estimate moves slowly at one exchange per interval (it gives
+// each new round trip a weight of 1/8), so reading it every 4th exchange
+// (2s at the default interval) follows the path nearly as closely. A
+// new estimate, which may come from a slow connect (a node starting
+// among many others), is corrected at once.
+const (
+	youngPath = 8
+	rttEvery  = 4
+)
+
+// sampleRTT counts an exchange completed on lc and says whether the
+// kernel's round trip is to be read after it, for the estimate path.
+func (lc *loopConn) sampleRTT(path *rtt) bool {
+	lc.exchanges++
+	return path.n < youngPath || lc.exchanges%rttEvery == 0
 }
 
 // busy says that a probe is in flight on lc: it is in the loop's heap.
