@@ -62,7 +62,8 @@ func startHelperEndpoints(t *testing.T, n int) (ports []uint16, pids []int) {
 // 300ms, rise 2, fall 2), and after a warm-up reads this process's CPU
 // time (getrusage: user plus system, which includes the kernel's loopback
 // work done on our behalf) over GSLBD_PROBE_SCALE_SECONDS (default 20).
-// GSLBD_PROBE_SCALE_KIND=tcp measures TCP connect probes instead. The
+// GSLBD_PROBE_SCALE_KIND=tcp measures TCP connect probes instead, and
+// GSLBD_PROBE_SCALE_REMOTE=1 endpoints of another site. The
 // helpers' own CPU is reported too, as context: it is not the checker's.
 func TestProbeScale(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("GSLBD_PROBE_SCALE"))
@@ -74,6 +75,10 @@ func TestProbeScale(t *testing.T) {
 	if kind == "" {
 		kind = "http"
 	}
+	// GSLBD_PROBE_SCALE_REMOTE=1 marks the endpoints remote (another
+	// site's): their probes then feed the path estimate, from the
+	// kernel's round trip of the kept connections among others.
+	remote := os.Getenv("GSLBD_PROBE_SCALE_REMOTE") != ""
 	ports, helperPIDs := startHelperEndpoints(t, n)
 	helpersCPU := func() time.Duration {
 		var sum time.Duration
@@ -103,6 +108,7 @@ func TestProbeScale(t *testing.T) {
 			Timeout:  300 * time.Millisecond,
 			Rise:     2,
 			Fall:     2,
+			Remote:   remote,
 		}
 	}
 	reg := prometheus.NewRegistry()
@@ -165,7 +171,7 @@ func TestProbeScale(t *testing.T) {
 		}
 	}
 	probes0, fails0 := probeCounts(t, reg)
-	loop0 := loopHandled(c)
+	loop0, wakes0, sched0 := loopHandled(c), loopWakes(c), c.sched.wakes.Load()
 	user0, sys0 := cpuTime()
 	switches0 := contextSwitches()
 	helper0, wall0 := helpersCPU(), time.Now()
@@ -174,7 +180,7 @@ func TestProbeScale(t *testing.T) {
 	switches1 := contextSwitches()
 	helper1, wall1 := helpersCPU(), time.Now()
 	probes1, fails1 := probeCounts(t, reg)
-	loop1 := loopHandled(c)
+	loop1, wakes1, sched1 := loopHandled(c), loopWakes(c), c.sched.wakes.Load()
 	pprof.StopCPUProfile()
 
 	wall := wall1.Sub(wall0)
@@ -195,8 +201,9 @@ func TestProbeScale(t *testing.T) {
 		float64(cpu.Microseconds())/max(probes, 1), float64((user1-user0).Microseconds())/max(probes, 1),
 		float64((sys1-sys0).Microseconds())/max(probes, 1), probes/wall.Seconds(), fails1-fails0, down,
 		(helper1-helper0).Seconds()/wall.Seconds())
-	t.Logf("per second: %.0f probes on the event loop, %.0f on goroutines of their own; %.0f context switches",
+	t.Logf("per second: %.0f probes on the event loop, %.0f on goroutines of their own; wake-ups: %.0f of the loop, %.0f of the scheduler; %.0f context switches",
 		float64(loop1-loop0)/wall.Seconds(), (probes-float64(loop1-loop0))/wall.Seconds(),
+		float64(wakes1-wakes0)/wall.Seconds(), float64(sched1-sched0)/wall.Seconds(),
 		float64(switches1-switches0)/wall.Seconds())
 	if down > 0 {
 		t.Errorf("%d of %d targets not up: %v, e.g. %s", down, n, states, sample)
