@@ -229,7 +229,7 @@ func (l *loop) run() {
 		// runtime's poller until something is or the first deadline
 		// passes.
 		l.raw.Read(func(fd uintptr) bool {
-			k, err := syscall.EpollWait(int(fd), l.events[:], 0)
+			k, err := rawEpollWait(int(fd), l.events[:])
 			n = max(k, 0)
 			return err == nil && k > 0
 		})
@@ -238,7 +238,7 @@ func (l *loop) run() {
 		for _, ev := range l.events[:n] {
 			if ev.Fd < 0 {
 				var b [8]byte
-				syscall.Read(l.evfd, b[:])
+				rawRead(l.evfd, b[:])
 				continue
 			}
 			if lc := l.conns[ev.Fd]; lc != nil {
@@ -289,8 +289,8 @@ func (l *loop) hold(g *group, lc *loopConn) {
 		l.conns = append(l.conns, nil)
 	}
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET, Fd: lc.token}
-	if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, lc.fd, &ev); err != nil {
-		syscall.Close(lc.fd)
+	if err := rawEpollAdd(l.epfd, lc.fd, &ev); err != nil {
+		rawClose(lc.fd)
 		l.free = append(l.free, lc.token)
 		g.looped.Store(false)
 		return
@@ -307,7 +307,7 @@ func (l *loop) close(lc *loopConn) {
 		l.heap = heapRemove(l.heap, lc.hidx)
 		lc.hedged = false
 	}
-	syscall.Close(lc.fd)
+	rawClose(lc.fd)
 	l.conns[lc.token] = nil
 	l.free = append(l.free, lc.token)
 	lc.g.lc = nil
@@ -341,7 +341,7 @@ func (l *loop) start(g *group, now time.Time) {
 	if hedgeable(g.cfg.Load().members) {
 		lc.deadline, lc.hedgeDue = l.now(now)+int64(timeout/2), true
 	}
-	k, err := retryEINTR(func() (int, error) { return syscall.Write(lc.fd, lc.req) })
+	k, err := retryEINTR(func() (int, error) { return rawWrite(lc.fd, lc.req) })
 	switch {
 	case err != nil && closedByPeer(err):
 		l.stale(lc)
@@ -377,7 +377,7 @@ func (l *loop) event(lc *loopConn, events uint32, now time.Time) {
 		return
 	}
 	for {
-		n, err := retryEINTR(func() (int, error) { return syscall.Read(lc.fd, l.scratch) })
+		n, err := retryEINTR(func() (int, error) { return rawRead(lc.fd, l.scratch) })
 		if err == syscall.EAGAIN {
 			break
 		}
@@ -563,6 +563,57 @@ const (
 func (lc *loopConn) sampleRTT(path *rtt) bool {
 	lc.exchanges++
 	return path.n < youngPath || lc.exchanges%rttEvery == 0
+}
+
+// rawRead, rawWrite, rawEpollWait, rawEpollAdd and rawClose are the
+// loop's system calls on its non-blocking sockets (which it closes
+// without lingering) and its epoll instance (which it polls without
+// waiting): made raw, without telling the Go scheduler that this thread
+// enters a system call, since none of them blocks.
+//
+// Why: a system call that the scheduler knows of may lose its P (the
+// runtime's processor) when it lasts more than 20µs, which a write on
+// loopback can, since it does the receiving end's work too; the loop
+// then waits for a P behind every other runnable goroutine when the call
+// returns. With hundreds of probes dialling on goroutines of their own
+// (after a burst of timeouts), the loop got to run a few times a second,
+// its probes timed out in turn, and each timeout made another probe dial:
+// the Checker never recovered. A raw call keeps the loop's P, and saves
+// the scheduler's bookkeeping twice per probe.
+func rawRead(fd int, b []byte) (int, error) {
+	n, _, errno := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+	if errno != 0 {
+		return -1, errno
+	}
+	return int(n), nil
+}
+
+func rawWrite(fd int, b []byte) (int, error) {
+	n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+	if errno != 0 {
+		return -1, errno
+	}
+	return int(n), nil
+}
+
+func rawEpollAdd(epfd, fd int, ev *syscall.EpollEvent) error {
+	_, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_CTL, uintptr(epfd), syscall.EPOLL_CTL_ADD, uintptr(fd), uintptr(unsafe.Pointer(ev)), 0, 0)
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+func rawClose(fd int) {
+	syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(fd), 0, 0)
+}
+
+func rawEpollWait(epfd int, events []syscall.EpollEvent) (int, error) {
+	n, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(unsafe.SliceData(events))), uintptr(len(events)), 0, 0, 0)
+	if errno != 0 {
+		return -1, errno
+	}
+	return int(n), nil
 }
 
 // busy says that a probe is in flight on lc: it is in the loop's heap.
