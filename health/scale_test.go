@@ -130,7 +130,7 @@ func TestProbeScale(t *testing.T) {
 			defer close(stopped)
 			tick := time.NewTicker(time.Second)
 			defer tick.Stop()
-			var lc, lf int64
+			var lc, lf, ll, lw int64
 			var lu, ls, lh time.Duration
 			for {
 				select {
@@ -145,9 +145,10 @@ func TestProbeScale(t *testing.T) {
 				for _, x := range c.Snapshot().statuses {
 					st[x.State]++
 				}
-				t.Logf("second: %d probes, %d failed; CPU ms user %d, system %d, helpers %d; %v",
-					c1-lc, f1-lf, (u - lu).Milliseconds(), (s - ls).Milliseconds(), (h - lh).Milliseconds(), st)
-				lc, lf, lu, ls, lh = c1, f1, u, s, h
+				l1, w1 := loopHandled(c), loopWakes(c)
+				t.Logf("second: %d probes (%d on the loop, which woke %d times), %d failed; CPU ms user %d, system %d, helpers %d; %v",
+					c1-lc, l1-ll, w1-lw, f1-lf, (u - lu).Milliseconds(), (s - ls).Milliseconds(), (h - lh).Milliseconds(), st)
+				lc, lf, lu, ls, lh, ll, lw = c1, f1, u, s, h, l1, w1
 			}
 		}()
 	}
