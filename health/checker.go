@@ -184,11 +184,17 @@ type Checker struct {
 	// platforms. Set under mu.
 	loop atomic.Pointer[loop]
 
+	// pendMu guards pending, the probe results not yet in a snapshot.
+	// It is not mu: a probe that queues a change (on the event loop,
+	// which runs thousands of probes) must not wait while the flusher
+	// copies the whole status map under mu. Lock order: mu, then pendMu.
+	pendMu  sync.Mutex
+	pending []change
+
 	// mu serialises snapshot writers and guards the fields below.
 	mu       sync.Mutex
 	trackers map[string]*tracker
 	groups   map[groupKey]*group
-	pending  []change        // probe results not yet in a snapshot
 	runCtx   context.Context // set by Run; nil before
 	stopped  bool            // Run is returning: start no more probes
 	// noLoop says that the event loop could not be made: probes keep
@@ -953,11 +959,12 @@ type change struct {
 	fault     string
 }
 
-// queue hands changes to the flusher.
+// queue hands changes to the flusher. It does not wait for a snapshot
+// being built.
 func (c *Checker) queue(changes []change) {
-	c.mu.Lock()
+	c.pendMu.Lock()
 	c.pending = append(c.pending, changes...)
-	c.mu.Unlock()
+	c.pendMu.Unlock()
 	select {
 	case c.queued <- struct{}{}:
 	default:
@@ -982,8 +989,10 @@ func (c *Checker) flushLoop(ctx context.Context) {
 // clears LocalFault too: a probe reached the endpoint.
 func (c *Checker) flush(ctx context.Context) {
 	c.mu.Lock()
+	c.pendMu.Lock()
 	changes := c.pending
 	c.pending = nil
+	c.pendMu.Unlock()
 	old := c.snap.Load()
 	var statuses map[string]Status
 	applied := changes[:0]

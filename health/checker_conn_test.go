@@ -191,3 +191,35 @@ func TestCheckerDetectsKilledServer(t *testing.T) {
 		t.Errorf("last error = %q, want %q", st.LastError, want)
 	}
 }
+
+// TestCheckerProbesWhileSnapshotBuilt: probes whose results change their
+// targets go on while the Checker builds a snapshot (it holds its lock
+// while it copies the whole status map, which at 10,000 targets takes
+// milliseconds): queueing a change does not wait for it. When it did,
+// the event loop, which finishes thousands of probes, stalled behind
+// every snapshot of a burst of changes, its probes timed out, and each
+// timeout was one more change.
+func TestCheckerProbesWhileSnapshotBuilt(t *testing.T) {
+	var requests atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if requests.Add(1)%2 == 0 {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	}))
+	defer srv.Close()
+	c, err := NewChecker(CheckerConfig{}, []Target{{
+		ID: "ep", Addr: addrPort(t, srv.Listener.Addr()), Kind: "http", Probe: NewHTTPProbe(HTTPCheck{}),
+		Interval: 20 * time.Millisecond, Timeout: 20 * time.Millisecond, Rise: 1, Fall: 1,
+	}}, testLogger(t), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	runChecker(t, c)
+	waitUntil(t, "a few probes", func() bool { return requests.Load() >= 4 })
+	// Every probe now changes the target's state. Hold the lock a
+	// snapshot is built under.
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := requests.Load()
+	waitUntil(t, "probes while a snapshot is built", func() bool { return requests.Load() >= n+6 })
+}

@@ -10,10 +10,22 @@ import (
 
 // maxConnAge bounds how long an HTTP probe keeps one connection: each is
 // retired at a random age between maxConnAge/2 and maxConnAge, so that the
-// new-connection path (connect, TLS handshake) is exercised regularly, and
-// so that the connections a Checker opened together at start (or after an
-// outage) are not all dialled again in the same instant.
-const maxConnAge = 30 * time.Second
+// new-connection path (connect, TLS handshake) is still exercised
+// regularly, and so that the connections a Checker opened together at
+// start (or after an outage) are not all dialled again in the same
+// instant.
+//
+// Why minutes: every retirement costs a close and a new connection on
+// both ends, several times what the exchanges on the connection cost
+// meanwhile, and at 10,000 endpoints a retirement every 15-30s was about
+// 450 new connections a second, a tenth of the probing's CPU. The new
+// connection path is tried far more often than this anyway: by the first
+// probe after any failure, and by the hedge of every probe still waiting
+// at half its timeout (see hedge). And a kept connection goes whenever
+// the endpoint closes it, says "Connection: close", or is reloaded with
+// another check. 2.5-5 minutes is about 44 new connections a second for
+// 10,000 endpoints.
+const maxConnAge = 5 * time.Minute
 
 // connSlot holds the connection a group's HTTP probe keeps from one probe
 // to the next. The Checker owns one per group, lends it to the probe

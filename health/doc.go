@@ -53,10 +53,13 @@
 // the path: the smoothed round trip plus four times its variation (RFC
 // 6298, without the kernel's 200ms floor), measured from the TCP connect
 // of every earlier probe that completed one (answered or refused) and, on
-// Linux, after every successful HTTP exchange (on a goroutine or on the
-// event loop, which reads it from the socket it holds), from the kernel's
-// estimate of the connection (TCP_INFO's rtt and rttvar), which follows
-// the path while a connection is kept. Before the first measurement the allowance
+// Linux, after successful HTTP exchanges, from the kernel's estimate of
+// the connection (TCP_INFO's rtt and rttvar), which follows the path
+// while a connection is kept: after every one on a goroutine, and on the
+// event loop, which reads it from the socket it holds, after every one
+// while the estimate has fewer than 8 measurements and then after every
+// 4th on the connection (the kernel's estimate moves slowly at one
+// exchange per interval, and a system call per probe is dear). Before the first measurement the allowance
 // is n × MaxPathAllowance. A kept connection that the endpoint closed
 // while idle is retried on a new one within the same timeout, which then
 // holds one round trip of allowance rather than the three it needs: on a
@@ -103,9 +106,9 @@
 // new connection, on a goroutine that also waits for the loop probe's
 // result and hands both to the state machines in the order they came, so
 // only a probe that late costs a goroutine; a loop probe has the path
-// allowance of a kept connection (one round trip), and after each
-// completed exchange with a remote endpoint the loop reads the kernel's
-// estimate (TCP_INFO) from the socket it holds. Every other probe runs on a
+// allowance of a kept connection (one round trip), and after completed
+// exchanges with a remote endpoint (see Probes across sites) the loop
+// reads the kernel's estimate (TCP_INFO) from the socket it holds. Every other probe runs on a
 // goroutine of its own: those that make a new connection (the first of
 // each endpoint, the first after a failure or a retired connection),
 // HTTPS, TCP, probes built outside this package, and every probe on other
@@ -133,8 +136,8 @@
 // group is removed or Run returns, which also interrupts a probe in
 // flight. The probe closes the connection after any failure, after a
 // response that says "Connection: close" or was not read to its end, and
-// at a random age between 15s and 30s, so a new connection is still made
-// regularly (on the event loop, a connection whose probe timed out stays
+// at a random age between 2.5 and 5 minutes, so a new connection is
+// still made regularly (on the event loop, a connection whose probe timed out stays
 // open until the group's next probe, which uses it only if the late
 // answer came whole meanwhile, and makes a new one otherwise); a kept connection that the endpoint closed while idle (the
 // end or a reset before any byte of the answer) is retried once on a new

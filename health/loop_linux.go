@@ -55,8 +55,9 @@ type loop struct {
 	r       bufio.Reader
 	src     loopSource
 
-	// handled counts the probes the loop finished, for tests.
-	handled atomic.Int64
+	// handled counts the probes the loop finished, and wakes the times
+	// it woke up, for tests.
+	handled, wakes atomic.Int64
 }
 
 // loopConn is a kept connection the loop holds for a group.
@@ -73,6 +74,9 @@ type loopConn struct {
 	// peer says that the endpoint sent something or closed the
 	// connection while no probe was waiting: it is not used again.
 	peer bool
+	// exchanges counts the exchanges completed on the connection, for
+	// sampling the kernel's round trip (see sampleRTT).
+	exchanges uint32
 
 	// owed says that a probe timed out waiting for its answer: the
 	// answer is still read when it comes, and if it leaves the
@@ -225,15 +229,16 @@ func (l *loop) run() {
 		// runtime's poller until something is or the first deadline
 		// passes.
 		l.raw.Read(func(fd uintptr) bool {
-			k, err := syscall.EpollWait(int(fd), l.events[:], 0)
+			k, err := rawEpollWait(int(fd), l.events[:])
 			n = max(k, 0)
 			return err == nil && k > 0
 		})
+		l.wakes.Add(1)
 		now := time.Now()
 		for _, ev := range l.events[:n] {
 			if ev.Fd < 0 {
 				var b [8]byte
-				syscall.Read(l.evfd, b[:])
+				rawRead(l.evfd, b[:])
 				continue
 			}
 			if lc := l.conns[ev.Fd]; lc != nil {
@@ -284,8 +289,8 @@ func (l *loop) hold(g *group, lc *loopConn) {
 		l.conns = append(l.conns, nil)
 	}
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET, Fd: lc.token}
-	if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, lc.fd, &ev); err != nil {
-		syscall.Close(lc.fd)
+	if err := rawEpollAdd(l.epfd, lc.fd, &ev); err != nil {
+		rawClose(lc.fd)
 		l.free = append(l.free, lc.token)
 		g.looped.Store(false)
 		return
@@ -302,7 +307,7 @@ func (l *loop) close(lc *loopConn) {
 		l.heap = heapRemove(l.heap, lc.hidx)
 		lc.hedged = false
 	}
-	syscall.Close(lc.fd)
+	rawClose(lc.fd)
 	l.conns[lc.token] = nil
 	l.free = append(l.free, lc.token)
 	lc.g.lc = nil
@@ -336,7 +341,7 @@ func (l *loop) start(g *group, now time.Time) {
 	if hedgeable(g.cfg.Load().members) {
 		lc.deadline, lc.hedgeDue = l.now(now)+int64(timeout/2), true
 	}
-	k, err := retryEINTR(func() (int, error) { return syscall.Write(lc.fd, lc.req) })
+	k, err := retryEINTR(func() (int, error) { return rawWrite(lc.fd, lc.req) })
 	switch {
 	case err != nil && closedByPeer(err):
 		l.stale(lc)
@@ -372,7 +377,7 @@ func (l *loop) event(lc *loopConn, events uint32, now time.Time) {
 		return
 	}
 	for {
-		n, err := retryEINTR(func() (int, error) { return syscall.Read(lc.fd, l.scratch) })
+		n, err := retryEINTR(func() (int, error) { return rawRead(lc.fd, l.scratch) })
 		if err == syscall.EAGAIN {
 			break
 		}
@@ -446,7 +451,7 @@ func (l *loop) done(lc *loopConn, now time.Time, err error, keep bool) {
 	}
 	g, gc := lc.g, lc.gc
 	var tr probeTrace
-	if err == nil && g.key.remote {
+	if err == nil && g.key.remote && lc.sampleRTT(&g.path) {
 		// A completed exchange: the kernel's estimate of the path now
 		// includes its round trip.
 		tr.srtt, tr.rttvar, tr.sampled = kernelRTTFD(lc.fd)
@@ -534,6 +539,81 @@ func (l *loop) closeAll() {
 	l.conns, l.heap = nil, nil
 	l.ep.Close()
 	syscall.Close(l.evfd)
+}
+
+// youngPath and rttEvery say when the loop reads the kernel's round trip
+// (TCP_INFO) after an exchange with a remote endpoint: after each one
+// while the endpoint's estimate has fewer than youngPath measurements,
+// and then after every rttEvery-th exchange on the connection.
+//
+// Why not after every exchange: it is a system call per probe, about a
+// tenth of what a probe on a kept connection costs this node, and the
+// kernel's estimate moves slowly at one exchange per interval (it gives
+// each new round trip a weight of 1/8), so reading it every 4th exchange
+// (2s at the default interval) follows the path nearly as closely. A
+// new estimate, which may come from a slow connect (a node starting
+// among many others), is corrected at once.
+const (
+	youngPath = 8
+	rttEvery  = 4
+)
+
+// sampleRTT counts an exchange completed on lc and says whether the
+// kernel's round trip is to be read after it, for the estimate path.
+func (lc *loopConn) sampleRTT(path *rtt) bool {
+	lc.exchanges++
+	return path.n < youngPath || lc.exchanges%rttEvery == 0
+}
+
+// rawRead, rawWrite, rawEpollWait, rawEpollAdd and rawClose are the
+// loop's system calls on its non-blocking sockets (which it closes
+// without lingering) and its epoll instance (which it polls without
+// waiting): made raw, without telling the Go scheduler that this thread
+// enters a system call, since none of them blocks.
+//
+// Why: a system call that the scheduler knows of may lose its P (the
+// runtime's processor) when it lasts more than 20µs, which a write on
+// loopback can, since it does the receiving end's work too; the loop
+// then waits for a P behind every other runnable goroutine when the call
+// returns. With hundreds of probes dialling on goroutines of their own
+// (after a burst of timeouts), the loop got to run a few times a second,
+// its probes timed out in turn, and each timeout made another probe dial:
+// the Checker never recovered. A raw call keeps the loop's P, and saves
+// the scheduler's bookkeeping twice per probe.
+func rawRead(fd int, b []byte) (int, error) {
+	n, _, errno := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+	if errno != 0 {
+		return -1, errno
+	}
+	return int(n), nil
+}
+
+func rawWrite(fd int, b []byte) (int, error) {
+	n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+	if errno != 0 {
+		return -1, errno
+	}
+	return int(n), nil
+}
+
+func rawEpollAdd(epfd, fd int, ev *syscall.EpollEvent) error {
+	_, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_CTL, uintptr(epfd), syscall.EPOLL_CTL_ADD, uintptr(fd), uintptr(unsafe.Pointer(ev)), 0, 0)
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+func rawClose(fd int) {
+	syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(fd), 0, 0)
+}
+
+func rawEpollWait(epfd int, events []syscall.EpollEvent) (int, error) {
+	n, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(unsafe.SliceData(events))), uintptr(len(events)), 0, 0, 0)
+	if errno != 0 {
+		return -1, errno
+	}
+	return int(n), nil
 }
 
 // busy says that a probe is in flight on lc: it is in the loop's heap.

@@ -65,7 +65,7 @@ func pathTiming(kind string, dials bool, timeout, interval time.Duration, r rtt)
 // successful HTTP exchange, the kernel's own smoothed estimate of the
 // connection (adopt), which the kernel keeps from the acknowledgements of
 // everything sent on it. The second is what keeps the estimate current
-// while a probe reuses one connection for 15-30s: an estimate made from a
+// while a probe reuses one connection for minutes: an estimate made from a
 // slow connect (a node starting among many others, starved of CPU) then
 // falls as the path's real round trips come in, instead of stretching the
 // endpoint's timeout until the connection is renewed. The zero value has

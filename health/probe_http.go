@@ -64,7 +64,7 @@ type HTTPCheck struct {
 // failed probe (an error, a timeout, an unexpected status or body), after
 // a response that says "Connection: close" or that was not read whole,
 // when the Checker drops the endpoint or stops, and at the latest at a
-// random age between 15s and 30s, so that a new connection is made
+// random age between 2.5 and 5 minutes, so that a new connection is made
 // regularly. A kept connection that the endpoint closed while it was idle
 // (the end of the connection or a reset before any byte of the response)
 // is retried once on a new connection within the same timeout, as

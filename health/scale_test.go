@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -61,7 +62,8 @@ func startHelperEndpoints(t *testing.T, n int) (ports []uint16, pids []int) {
 // 300ms, rise 2, fall 2), and after a warm-up reads this process's CPU
 // time (getrusage: user plus system, which includes the kernel's loopback
 // work done on our behalf) over GSLBD_PROBE_SCALE_SECONDS (default 20).
-// GSLBD_PROBE_SCALE_KIND=tcp measures TCP connect probes instead. The
+// GSLBD_PROBE_SCALE_KIND=tcp measures TCP connect probes instead, and
+// GSLBD_PROBE_SCALE_REMOTE=1 endpoints of another site. The
 // helpers' own CPU is reported too, as context: it is not the checker's.
 func TestProbeScale(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("GSLBD_PROBE_SCALE"))
@@ -73,6 +75,10 @@ func TestProbeScale(t *testing.T) {
 	if kind == "" {
 		kind = "http"
 	}
+	// GSLBD_PROBE_SCALE_REMOTE=1 marks the endpoints remote (another
+	// site's): their probes then feed the path estimate, from the
+	// kernel's round trip of the kept connections among others.
+	remote := os.Getenv("GSLBD_PROBE_SCALE_REMOTE") != ""
 	ports, helperPIDs := startHelperEndpoints(t, n)
 	helpersCPU := func() time.Duration {
 		var sum time.Duration
@@ -102,6 +108,7 @@ func TestProbeScale(t *testing.T) {
 			Timeout:  300 * time.Millisecond,
 			Rise:     2,
 			Fall:     2,
+			Remote:   remote,
 		}
 	}
 	reg := prometheus.NewRegistry()
@@ -123,7 +130,7 @@ func TestProbeScale(t *testing.T) {
 			defer close(stopped)
 			tick := time.NewTicker(time.Second)
 			defer tick.Stop()
-			var lc, lf int64
+			var lc, lf, ll, lw int64
 			var lu, ls, lh time.Duration
 			for {
 				select {
@@ -138,9 +145,10 @@ func TestProbeScale(t *testing.T) {
 				for _, x := range c.Snapshot().statuses {
 					st[x.State]++
 				}
-				t.Logf("second: %d probes, %d failed; CPU ms user %d, system %d, helpers %d; %v",
-					c1-lc, f1-lf, (u - lu).Milliseconds(), (s - ls).Milliseconds(), (h - lh).Milliseconds(), st)
-				lc, lf, lu, ls, lh = c1, f1, u, s, h
+				l1, w1 := loopHandled(c), loopWakes(c)
+				t.Logf("second: %d probes (%d on the loop, which woke %d times), %d failed; CPU ms user %d, system %d, helpers %d; %v",
+					c1-lc, l1-ll, w1-lw, f1-lf, (u - lu).Milliseconds(), (s - ls).Milliseconds(), (h - lh).Milliseconds(), st)
+				lc, lf, lu, ls, lh, ll, lw = c1, f1, u, s, h, l1, w1
 			}
 		}()
 	}
@@ -151,13 +159,30 @@ func TestProbeScale(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second)
 
+	// GSLBD_PROBE_SCALE_PROFILE=FILE writes a CPU profile of the
+	// measured seconds (the warm-up left out) to FILE.
+	if file := os.Getenv("GSLBD_PROBE_SCALE_PROFILE"); file != "" {
+		f, err := os.Create(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			t.Fatal(err)
+		}
+	}
 	probes0, fails0 := probeCounts(t, reg)
+	loop0, wakes0, sched0 := loopHandled(c), loopWakes(c), c.sched.wakes.Load()
 	user0, sys0 := cpuTime()
+	switches0 := contextSwitches()
 	helper0, wall0 := helpersCPU(), time.Now()
 	time.Sleep(time.Duration(secs) * time.Second)
 	user1, sys1 := cpuTime()
+	switches1 := contextSwitches()
 	helper1, wall1 := helpersCPU(), time.Now()
 	probes1, fails1 := probeCounts(t, reg)
+	loop1, wakes1, sched1 := loopHandled(c), loopWakes(c), c.sched.wakes.Load()
+	pprof.StopCPUProfile()
 
 	wall := wall1.Sub(wall0)
 	cpu := user1 + sys1 - user0 - sys0
@@ -177,6 +202,10 @@ func TestProbeScale(t *testing.T) {
 		float64(cpu.Microseconds())/max(probes, 1), float64((user1-user0).Microseconds())/max(probes, 1),
 		float64((sys1-sys0).Microseconds())/max(probes, 1), probes/wall.Seconds(), fails1-fails0, down,
 		(helper1-helper0).Seconds()/wall.Seconds())
+	t.Logf("per second: %.0f probes on the event loop, %.0f on goroutines of their own; wake-ups: %.0f of the loop, %.0f of the scheduler; %.0f context switches",
+		float64(loop1-loop0)/wall.Seconds(), (probes-float64(loop1-loop0))/wall.Seconds(),
+		float64(wakes1-wakes0)/wall.Seconds(), float64(sched1-sched0)/wall.Seconds(),
+		float64(switches1-switches0)/wall.Seconds())
 	if down > 0 {
 		t.Errorf("%d of %d targets not up: %v, e.g. %s", down, n, states, sample)
 	}
@@ -363,6 +392,16 @@ func cpuTime() (user, system time.Duration) {
 		return 0, 0
 	}
 	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
+}
+
+// contextSwitches is how often this process gave up the CPU, voluntarily
+// or not (getrusage): a measure of how often its threads wake up.
+func contextSwitches() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Nvcsw + ru.Nivcsw
 }
 
 // procCPU is another process's user plus system CPU time, from

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -41,6 +42,9 @@ type scheduler struct {
 	// mu guards the heap and the groups' index.
 	mu   sync.Mutex
 	heap []heapEntry // by due time
+
+	// wakes counts the times run woke up, for tests.
+	wakes atomic.Int64
 }
 
 func newScheduler() scheduler {
@@ -114,6 +118,7 @@ func (s *scheduler) run(ctx context.Context, start func(*group), batch func()) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
+		s.wakes.Add(1)
 		s.mu.Lock()
 		now := int64(time.Since(s.epoch))
 		for len(s.heap) > 0 && s.heap[0].due-s.heap[0].slack <= now {
