@@ -606,14 +606,42 @@ func (c *Checker) startOwn(g *group) {
 	}
 	o.running++
 	o.mu.Unlock()
-	c.wg.Go(func() {
-		for g != nil {
-			if g.ctx.Err() == nil {
-				c.probe(g)
-			}
-			g = c.nextOwn()
+	c.wg.Go(func() { c.runOwn(g) })
+}
+
+// runOwn probes g, then the waiting groups in turn, on this goroutine,
+// which holds a slot of maxOwn until none waits.
+func (c *Checker) runOwn(g *group) {
+	for g != nil {
+		if g.ctx.Err() == nil {
+			c.probe(g)
 		}
-	})
+		g = c.nextOwn()
+	}
+}
+
+// tryOwn takes a slot of maxOwn for a hedge, when one is free and no
+// probe waits for one: a hedge only speeds up a verdict, so on a node
+// that is already making as many new connections as it can, the probe
+// goes without and is confirmed Interval/5 later, as an unhedged one is,
+// rather than add a connection to the storm that made it late.
+func (c *Checker) tryOwn() bool {
+	o := &c.own
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.running >= maxOwn || len(o.waiting) > 0 {
+		return false
+	}
+	o.running++
+	return true
+}
+
+// releaseOwn gives back a slot taken by tryOwn: to the next waiting
+// probe, which then runs on a goroutine of its own, or to the pool.
+func (c *Checker) releaseOwn() {
+	if g := c.nextOwn(); g != nil {
+		c.wg.Go(func() { c.runOwn(g) })
+	}
 }
 
 // nextOwn returns the next waiting group, or nil after counting the
@@ -659,7 +687,7 @@ func (c *Checker) probeUntil(g *group, start time.Time, timeout, interval time.D
 	gc := g.cfg.Load()
 	hedged := !loopHedged && hedgeable(gc.members)
 	if hedged {
-		g.hedge.arm(g, gc.probe, time.Until(start.Add(timeout/2)))
+		g.hedge.arm(c, g, gc.probe, time.Until(start.Add(timeout/2)))
 	}
 	trace := &g.trace
 	trace.reset()
@@ -740,6 +768,8 @@ func (c *Checker) finish(g *group, gc *groupConfig, start time.Time, interval ti
 type probeResult struct {
 	err        error
 	start, end time.Time
+	// skipped: a hedge that found no slot free (tryOwn) and was not made.
+	skipped bool
 }
 
 // apply hands one probe result of g to every member target, appending
@@ -843,6 +873,8 @@ type hedge struct {
 	budget, timeout time.Duration
 	trace           probeTrace
 	ctx             context.Context // the group's, carrying trace (no connection slot)
+	// c is the Checker whose slots (maxOwn) the timer's hedge takes.
+	c *Checker
 
 	// first is where the event loop's probe, which a hedge started by
 	// the loop accompanies, delivers its result, and firstTrace what it
@@ -875,9 +907,11 @@ func (h *hedge) prepare(g *group, p Probe) {
 	}
 }
 
-// arm starts the timer of g's hedge: after wait, a probe of g with p.
-func (h *hedge) arm(g *group, p Probe, wait time.Duration) {
+// arm starts the timer of g's hedge: after wait, a probe of g with p,
+// if c has a slot free for it then.
+func (h *hedge) arm(c *Checker, g *group, p Probe, wait time.Duration) {
 	h.prepare(g, p)
+	h.c = c
 	if h.timer == nil {
 		remote := g.key.remote
 		h.timer = time.AfterFunc(wait, func() { h.run(remote) })
@@ -886,8 +920,19 @@ func (h *hedge) arm(g *group, p Probe, wait time.Duration) {
 	h.timer.Reset(wait)
 }
 
-// run is the hedge probe itself, on the timer's goroutine.
-func (h *hedge) run(remote bool) { h.done <- h.do(remote) }
+// run is the hedge probe itself, on the timer's goroutine, when a slot
+// is free for it. The slot is given back before the result is handed
+// over, while the probe that armed the hedge (and so the Checker's wait
+// group) is still waiting for it.
+func (h *hedge) run(remote bool) {
+	if !h.c.tryOwn() {
+		h.done <- probeResult{skipped: true}
+		return
+	}
+	r := h.do(remote)
+	h.c.releaseOwn()
+	h.done <- r
+}
 
 // do makes the hedge probe on this goroutine.
 func (h *hedge) do(remote bool) probeResult {
@@ -899,12 +944,13 @@ func (h *hedge) do(remote bool) probeResult {
 }
 
 // wait stops the hedge if it has not started, and otherwise waits for its
-// result (ok).
+// result (ok; not when it was skipped for want of a slot).
 func (h *hedge) wait() (probeResult, bool) {
 	if h.timer.Stop() {
 		return probeResult{}, false
 	}
-	return <-h.done, true
+	r := <-h.done
+	return r, !r.skipped
 }
 
 // deliver hands the result of the probe that a hedge started by the loop
@@ -928,6 +974,7 @@ func (h *hedge) deliver(res probeResult, tr *probeTrace) {
 func (c *Checker) finishHedged(g *group, gc *groupConfig, start time.Time, interval time.Duration) {
 	h := &g.hedge
 	second := h.do(g.key.remote)
+	c.releaseOwn() // taken by loop.hedge
 	var first probeResult
 	select {
 	case first = <-h.first:

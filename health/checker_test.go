@@ -828,3 +828,27 @@ func TestCheckerExpedite(t *testing.T) {
 		}
 	})
 }
+
+// TestCheckerHedgeNeedsASlot: on a node already making as many new
+// connections as it may (every slot of maxOwn taken), a hung probe gets
+// no hedge: its confirmation comes after its timeout, as an unhedged
+// probe's does, instead of adding a connection at half the timeout.
+func TestCheckerHedgeNeedsASlot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := make(script)
+		r := start(t, CheckerConfig{}, target("a", s.probe))
+		defer r.stop(t)
+		s.feed(pass)
+		s.feed(pass)
+		// Every other slot taken (the probe takes the last).
+		r.own.mu.Lock()
+		r.own.running += maxOwn - 1
+		r.own.mu.Unlock()
+		h1 := s.feed(hang)
+		h2 := s.feed(hang)
+		within(t, "confirmation after a hung probe with no slot free", h2.Sub(h1), testTimeout, testTimeout)
+		r.own.mu.Lock()
+		r.own.running -= maxOwn - 1
+		r.own.mu.Unlock()
+	})
+}

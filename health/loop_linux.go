@@ -488,6 +488,9 @@ func (l *loop) finish(lc *loopConn, g *group, gc *groupConfig, res probeResult, 
 // they came (Checker.finishHedged). Only a probe that is this late costs
 // a goroutine.
 func (l *loop) hedge(lc *loopConn) {
+	if !l.c.tryOwn() {
+		return // no slot free: the probe goes on alone (see tryOwn)
+	}
 	g, gc, start, interval := lc.g, lc.gc, lc.start, lc.interval
 	lc.hedged = true
 	h := &g.hedge
