@@ -78,6 +78,28 @@ func publisherFixture(t *testing.T) *zones.Set {
 	return zones.NewSet([]*zones.Zone{zones.NewZone("example.com.", "test", rrs)}, []*zones.Service{svc}, "h1")
 }
 
+// runPublisher runs, inside the caller's synctest bubble, a checker of
+// targets and a publisher for node dc2-a with cfg (Self and Site are set
+// here), fed by fake peers. Both stop when the test's context is done.
+func runPublisher(t *testing.T, cfg publisherConfig, targets []health.Target) (*publisher, *fakePeers) {
+	t.Helper()
+	logger := slog.New(slog.DiscardHandler)
+	checker, err := health.NewChecker(health.CheckerConfig{}, targets, logger, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := resolver.New(resolver.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peers := &fakePeers{changed: make(chan struct{}, 1)}
+	cfg.Self, cfg.Site = "dc2-a", "dc2"
+	p := newPublisher(cfg, publisherFixture(t), publisherDeps{Local: checker, Peers: peers, Resolver: res}, logger, prometheus.NewRegistry())
+	go checker.Run(t.Context())
+	go p.run(t.Context())
+	return p, peers
+}
+
 // TestPublisherStalenessAndRevival runs the publisher on a fake clock for a
 // node in dc2 whose own probes see both sites up. dc1's node reports its
 // endpoint down and a node in dc3 agrees, so dc1's verdict is down (dc1's
@@ -86,30 +108,14 @@ func publisherFixture(t *testing.T) *zones.Set {
 // cross-check (up) decides; when they are fresh again, they count again.
 func TestPublisherStalenessAndRevival(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		set := publisherFixture(t)
 		up := func(context.Context, netip.AddrPort) error { return nil }
 		var targets []health.Target
 		for _, id := range []string{dc1Endpoint, dc2Endpoint} {
 			targets = append(targets, health.Target{ID: id, Addr: netip.MustParseAddrPort("127.0.0.1:9"), Kind: "tcp",
 				Probe: up, Interval: 500 * time.Millisecond, Timeout: 300 * time.Millisecond, Rise: 2, Fall: 2})
 		}
-		logger := slog.New(slog.DiscardHandler)
-		checker, err := health.NewChecker(health.CheckerConfig{}, targets, logger, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := resolver.New(resolver.Config{}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		peers := &fakePeers{changed: make(chan struct{}, 1)}
 		const staleness = 700 * time.Millisecond
-		p := newPublisher(publisherConfig{Self: "dc2-a", Site: "dc2", Staleness: staleness},
-			set, publisherDeps{Local: checker, Peers: peers, Resolver: res}, logger, prometheus.NewRegistry())
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go checker.Run(ctx)
-		go p.run(ctx)
+		p, peers := runPublisher(t, publisherConfig{Staleness: staleness}, targets)
 
 		dc1Down := func(at time.Time) []health.Received {
 			var out []health.Received
@@ -166,7 +172,6 @@ func TestPublisherStalenessAndRevival(t *testing.T) {
 		if got := p.current().Generation; got != gen {
 			t.Errorf("generation moved from %d to %d with nothing changing", gen, got)
 		}
-		cancel()
 	})
 }
 
@@ -187,7 +192,6 @@ func TestPublisherQuietSite(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				set := publisherFixture(t)
 				up := func(context.Context, netip.AddrPort) error { return nil }
 				down := func(context.Context, netip.AddrPort) error { return errors.New("connect: connection refused") }
 				targets := []health.Target{
@@ -196,22 +200,7 @@ func TestPublisherQuietSite(t *testing.T) {
 					{ID: dc2Endpoint, Addr: netip.MustParseAddrPort("127.0.0.1:9"), Kind: "tcp", Probe: up,
 						Interval: 500 * time.Millisecond, Timeout: 300 * time.Millisecond, Rise: 2, Fall: 2},
 				}
-				logger := slog.New(slog.DiscardHandler)
-				checker, err := health.NewChecker(health.CheckerConfig{}, targets, logger, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				res, err := resolver.New(resolver.Config{}, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				peers := &fakePeers{changed: make(chan struct{}, 1)}
-				p := newPublisher(publisherConfig{Self: "dc2-a", Site: "dc2", Staleness: 700 * time.Millisecond, Quiet: tc.quiet},
-					set, publisherDeps{Local: checker, Peers: peers, Resolver: res}, logger, prometheus.NewRegistry())
-				ctx, cancel := context.WithCancel(context.Background())
-				defer cancel()
-				go checker.Run(ctx)
-				go p.run(ctx)
+				p, peers := runPublisher(t, publisherConfig{Staleness: 700 * time.Millisecond, Quiet: tc.quiet}, targets)
 				time.Sleep(time.Second) // the first probe round
 				synctest.Wait()
 
@@ -242,7 +231,6 @@ func TestPublisherQuietSite(t *testing.T) {
 					t.Errorf("dc1's endpoint withdrawn %v after dc1's last heartbeat, want %v", out, tc.want)
 				}
 				t.Logf("withdrawn after %v: %s", out, p.current().View.Verdict(dc1Endpoint).Reason)
-				cancel()
 			})
 		})
 	}
@@ -253,7 +241,6 @@ func TestPublisherQuietSite(t *testing.T) {
 // once rather than at its next turn, half an interval later.
 func TestPublisherExpeditesContested(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		set := publisherFixture(t)
 		var mu sync.Mutex
 		var probes []time.Time // of dc1's endpoint
 		up := func(context.Context, netip.AddrPort) error { return nil }
@@ -269,22 +256,7 @@ func TestPublisherExpeditesContested(t *testing.T) {
 			{ID: dc2Endpoint, Addr: netip.MustParseAddrPort("127.0.0.2:9"), Kind: "tcp", Probe: up,
 				Interval: time.Second, Timeout: 300 * time.Millisecond, Rise: 2, Fall: 2},
 		}
-		logger := slog.New(slog.DiscardHandler)
-		checker, err := health.NewChecker(health.CheckerConfig{}, targets, logger, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := resolver.New(resolver.Config{}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		peers := &fakePeers{changed: make(chan struct{}, 1)}
-		p := newPublisher(publisherConfig{Self: "dc2-a", Site: "dc2", Staleness: 700 * time.Millisecond},
-			set, publisherDeps{Local: checker, Peers: peers, Resolver: res}, logger, prometheus.NewRegistry())
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go checker.Run(ctx)
-		go p.run(ctx)
+		_, peers := runPublisher(t, publisherConfig{Staleness: 700 * time.Millisecond}, targets)
 		time.Sleep(2500 * time.Millisecond) // up, and between two probes
 		synctest.Wait()
 		mu.Lock()
@@ -304,6 +276,5 @@ func TestPublisherExpeditesContested(t *testing.T) {
 		if got := probes[len(probes)-1]; !got.After(last) || got.Sub(told) > publishMaxDelay {
 			t.Errorf("after a peer said down: last probe %v after it said so, want one within %v", got.Sub(told), publishMaxDelay)
 		}
-		cancel()
 	})
 }
