@@ -42,7 +42,10 @@ type transport struct {
 	streams chan net.Conn
 
 	shutdown atomic.Bool
-	wg       sync.WaitGroup
+	// done is closed by Shutdown: a delivery nobody takes any more (the
+	// memberlist failed to start, or stopped reading) is given up.
+	done chan struct{}
+	wg   sync.WaitGroup
 }
 
 var _ memberlist.NodeAwareTransport = (*transport)(nil)
@@ -82,7 +85,7 @@ func newTransport(ip string, port int, logger *log.Logger) (*transport, error) {
 		}
 	}
 	t := &transport{tcp: tcp, udp: udp, logger: logger,
-		packets: make(chan *memberlist.Packet), streams: make(chan net.Conn)}
+		packets: make(chan *memberlist.Packet), streams: make(chan net.Conn), done: make(chan struct{})}
 	t.wg.Add(2)
 	go t.acceptStreams()
 	go t.readPackets()
@@ -153,10 +156,13 @@ func (t *transport) DialAddressTimeout(a memberlist.Address, timeout time.Durati
 func (t *transport) StreamCh() <-chan net.Conn { return t.streams }
 
 // Shutdown closes both listeners and returns once their goroutines have
-// ended. memberlist calls it before it stops reading PacketCh and
-// StreamCh, so a delivery in progress completes.
+// ended; a packet or stream nobody takes is dropped. A second call does
+// nothing.
 func (t *transport) Shutdown() error {
-	t.shutdown.Store(true)
+	if t.shutdown.Swap(true) {
+		return nil
+	}
+	close(t.done)
 	t.tcp.Close()
 	t.udp.Close()
 	t.wg.Wait()
@@ -181,7 +187,12 @@ func (t *transport) acceptStreams() {
 			continue
 		}
 		pause = 0
-		t.streams <- conn
+		select {
+		case t.streams <- conn:
+		case <-t.done:
+			conn.Close()
+			return
+		}
 	}
 }
 
@@ -205,6 +216,10 @@ func (t *transport) readPackets() {
 		}
 		pkt := make([]byte, n)
 		copy(pkt, buf)
-		t.packets <- &memberlist.Packet{Buf: pkt, From: from, Timestamp: at}
+		select {
+		case t.packets <- &memberlist.Packet{Buf: pkt, From: from, Timestamp: at}:
+		case <-t.done:
+			return
+		}
 	}
 }

@@ -2,9 +2,12 @@ package cluster
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"log"
 	"net"
+	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -89,5 +92,54 @@ func TestTransport(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Shutdown did not return within 5s")
+	}
+}
+
+// TestTransportShutdownUnread: a transport whose packets nobody reads
+// (memberlist failed to start after it was made) still shuts down.
+func TestTransportShutdownUnread(t *testing.T) {
+	tr, err := newTransport("127.0.0.1", 0, log.New(io.Discard, "", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := net.Dial("udp", (&net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: tr.port()}).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	if _, err := client.Write([]byte("unread")); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the reader has taken the packet off the socket: it then
+	// holds it, waiting for someone to take it in turn.
+	local := fmt.Sprintf("0100007F:%04X", tr.port())
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		b, err := os.ReadFile("/proc/net/udp")
+		if err != nil {
+			t.Skipf("no /proc/net/udp to see the packet read: %v", err)
+		}
+		queued := ""
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) > 4 && f[1] == local {
+				_, queued, _ = strings.Cut(f[4], ":")
+			}
+		}
+		if queued == "00000000" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("packet still queued on the socket after 5s (rx_queue %q)", queued)
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		tr.Shutdown()
+		tr.Shutdown() // a second call does nothing
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Shutdown with a packet nobody read did not return within 5s")
 	}
 }
