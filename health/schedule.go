@@ -68,10 +68,15 @@ func (s *scheduler) add(g *group, due time.Time, slack time.Duration) {
 	first := g.index == 0
 	s.mu.Unlock()
 	if first {
-		select {
-		case s.wake <- struct{}{}:
-		default:
-		}
+		s.poke()
+	}
+}
+
+// poke wakes run up, without blocking: a group became the first due.
+func (s *scheduler) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -90,10 +95,7 @@ func (s *scheduler) expedite(g *group, now time.Time, gap time.Duration) bool {
 	first := ok && g.index == 0
 	s.mu.Unlock()
 	if first {
-		select {
-		case s.wake <- struct{}{}:
-		default:
-		}
+		s.poke()
 	}
 	return ok
 }
