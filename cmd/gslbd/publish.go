@@ -252,7 +252,6 @@ func (p *publisher) armExpiry(t *time.Timer) {
 func (p *publisher) publish() {
 	set, local, remote, now, view := p.merge()
 	p.publishView(set, local, remote, now, view)
-	p.deps.Local.Expedite(view.Contested())
 }
 
 // remerge merges again after a peer's report may have gone stale. In a
@@ -261,7 +260,6 @@ func (p *publisher) publish() {
 // only the view held for the expiry timer and the status is replaced.
 func (p *publisher) remerge() {
 	set, local, remote, now, view := p.merge()
-	p.deps.Local.Expedite(view.Contested())
 	prev := p.current()
 	if prev == nil || prev.Zones != set || prev.Local != local ||
 		!maps.Equal(prev.View.Verdicts(), view.Verdicts()) || !slices.Equal(prev.View.Stale(), view.Stale()) ||
@@ -292,7 +290,10 @@ func (p *publisher) noteSuspect(prev *published, view *health.View) {
 	}
 }
 
-// merge computes the verdicts from the current inputs.
+// merge computes the verdicts from the current inputs, and has this node
+// probe at once the endpoints another node saw fail (health.View.Contested):
+// every merge, whether it is published or not, since a peer's report that
+// changes no verdict can still be the first word of an outage.
 func (p *publisher) merge() (*zones.Set, *health.Snapshot, []health.Received, time.Time, *health.View) {
 	set := p.newZones.Load()
 	local := p.deps.Local.Snapshot()
@@ -301,7 +302,7 @@ func (p *publisher) merge() (*zones.Set, *health.Snapshot, []health.Received, ti
 		remote = p.deps.Peers.Reports()
 	}
 	now := time.Now()
-	return set, local, remote, now, health.Merge(health.MergeInput{
+	view := health.Merge(health.MergeInput{
 		Self:       p.cfg.Self,
 		Site:       p.cfg.Site,
 		ConfigHash: set.Hash(),
@@ -312,6 +313,8 @@ func (p *publisher) merge() (*zones.Set, *health.Snapshot, []health.Received, ti
 		Staleness:  p.cfg.Staleness,
 		Quiet:      p.cfg.Quiet,
 	})
+	p.deps.Local.Expedite(view.Contested())
+	return set, local, remote, now, view
 }
 
 // publishView hands a new snapshot to the resolver, then tells the
