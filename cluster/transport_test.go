@@ -2,14 +2,13 @@ package cluster
 
 import (
 	"bytes"
-	"fmt"
 	"io"
 	"log"
 	"net"
-	"os"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/gslbd/gslbd/internal/proctest"
 )
 
 // TestTransport: packets arrive whole, each in a slice of exactly its
@@ -112,23 +111,16 @@ func TestTransportShutdownUnread(t *testing.T) {
 	}
 	// Wait until the reader has taken the packet off the socket: it then
 	// holds it, waiting for someone to take it in turn.
-	local := fmt.Sprintf("0100007F:%04X", tr.port())
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		b, err := os.ReadFile("/proc/net/udp")
+		queued, err := proctest.UDPQueued(tr.port())
 		if err != nil {
-			t.Skipf("no /proc/net/udp to see the packet read: %v", err)
+			t.Skipf("cannot see the packet read: %v", err)
 		}
-		queued := ""
-		for _, line := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(line); len(f) > 4 && f[1] == local {
-				_, queued, _ = strings.Cut(f[4], ":")
-			}
-		}
-		if queued == "00000000" {
+		if queued == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("packet still queued on the socket after 5s (rx_queue %q)", queued)
+			t.Fatalf("packet still queued on the socket after 5s (%d bytes)", queued)
 		}
 	}
 	done := make(chan struct{})

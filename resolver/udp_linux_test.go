@@ -5,12 +5,11 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/gslbd/gslbd/internal/dnstest"
+	"github.com/gslbd/gslbd/internal/proctest"
 	"github.com/miekg/dns"
 	"golang.org/x/sys/unix"
 )
@@ -146,29 +145,14 @@ func TestUDPCoalesce(t *testing.T) {
 	}
 }
 
-// udpQueued returns the bytes queued on the IPv4 UDP socket of
-// 127.0.0.1:port (rx_queue in /proc/net/udp: the kernel's accounting,
-// the same for every query of one size).
+// udpQueued is proctest.UDPQueued, failing the test on an error.
 func udpQueued(t *testing.T, port int) int {
 	t.Helper()
-	b, err := os.ReadFile("/proc/net/udp")
+	n, err := proctest.UDPQueued(port)
 	if err != nil {
 		t.Fatal(err)
 	}
-	local := fmt.Sprintf("0100007F:%04X", port)
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && f[1] == local {
-			_, rx, _ := strings.Cut(f[4], ":")
-			n, err := strconv.ParseInt(rx, 16, 64)
-			if err != nil {
-				t.Fatalf("/proc/net/udp: %q: %v", f[4], err)
-			}
-			return int(n)
-		}
-	}
-	t.Fatalf("no socket of 127.0.0.1:%d in /proc/net/udp", port)
-	return 0
+	return n
 }
 
 // waitUntil polls cond until it holds, for at most 5s.
