@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -54,27 +53,10 @@ func loopWakes(c *Checker) int64 {
 }
 
 // TestLoopKeepsConnection: the loop keeps a connection when the response
-// allows it and lets it go when it does not (the cases of
+// allows it and lets it go when it does not (keepCases, as
 // TestHTTPProbeKeepsConnection), and every probe succeeds either way.
 func TestLoopKeepsConnection(t *testing.T) {
-	const ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
-	tests := []struct {
-		name            string
-		resp            string
-		hasOK, wantKept bool
-	}{
-		{"content-length", ok, true, true},
-		{"chunked with extension and trailer", "HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n2;x=y\r\nok\r\n0\r\nX-Sum: 1\r\n\r\n", true, true},
-		{"no content", "HTTP/1.1 204 No Content\r\n\r\n", false, true},
-		{"interim response first", "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n" + ok, true, true},
-		{"header line longer than the buffer", "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("a", 5000) + "\r\nContent-Length: 2\r\n\r\nok", true, true},
-		{"body of 60 KiB", "HTTP/1.1 200 OK\r\nContent-Length: 61440\r\n\r\n" + strings.Repeat("x", 61438) + "ok", true, true},
-		{"Connection: close", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok", true, false},
-		{"HTTP/1.0", "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", true, false},
-		{"body over 64 KiB", "HTTP/1.1 200 OK\r\nContent-Length: 70002\r\n\r\nok" + strings.Repeat("x", 70000), true, false},
-		{"bytes after the response", ok + "HTTP/1.1 200 OK\r\n", true, false},
-	}
-	for _, tc := range tests {
+	for _, tc := range keepCases {
 		for _, search := range []bool{false, true} {
 			if search && !tc.hasOK {
 				continue

@@ -125,33 +125,42 @@ func reply(resp string) func(net.Conn, []byte) bool {
 	}
 }
 
+// okResponse is a 200 with the body "ok".
+const okResponse = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+// keepCases are responses to a probe that keeps its connection: whether
+// the body contains "ok" (hasOK), and whether the connection may be used
+// again (wantKept). The probe on a goroutine of its own
+// (TestHTTPProbeKeepsConnection) and the event loop
+// (TestLoopKeepsConnection) are both held to every one.
+var keepCases = []struct {
+	name     string
+	resp     string
+	hasOK    bool // the body contains "ok"
+	wantKept bool
+}{
+	{"content-length", okResponse, true, true},
+	{"chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\no\r\n1\r\nk\r\n0\r\n\r\n", true, true},
+	{"chunked with extension and trailer", "HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n2;x=y\r\nok\r\n0\r\nX-Sum: 1\r\n\r\n", true, true},
+	{"no content", "HTTP/1.1 204 No Content\r\n\r\n", false, true},
+	{"interim response first", "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n" + okResponse, true, true},
+	{"header line longer than the buffer", "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("a", 5000) + "\r\nContent-Length: 2\r\n\r\nok", true, true},
+	{"HTTP/1.0 keep-alive", "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok", true, true},
+	{"Connection: close", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok", true, false},
+	{"Connection: close among tokens", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nconnection: x-foo, Close\r\n\r\nok", true, false},
+	{"HTTP/1.0", "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", true, false},
+	{"chunked and content-length", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", true, false},
+	{"body over 64 KiB", "HTTP/1.1 200 OK\r\nContent-Length: 70002\r\n\r\nok" + strings.Repeat("x", 70000), true, false},
+	{"body of 60 KiB", "HTTP/1.1 200 OK\r\nContent-Length: 61440\r\n\r\n" + strings.Repeat("x", 61438) + "ok", true, true},
+	{"bytes after the response", okResponse + "HTTP/1.1 200 OK\r\n", true, false},
+}
+
 // TestHTTPProbeKeepsConnection: three probes through one slot use one
 // connection when the response allows it, and a new connection each time
 // when it does not; every probe succeeds either way, with and without a
 // body to search.
 func TestHTTPProbeKeepsConnection(t *testing.T) {
-	const ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
-	tests := []struct {
-		name     string
-		resp     string
-		hasOK    bool // the body contains "ok"
-		wantKept bool
-	}{
-		{"content-length", ok, true, true},
-		{"chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\no\r\n1\r\nk\r\n0\r\n\r\n", true, true},
-		{"chunked with extension and trailer", "HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n2;x=y\r\nok\r\n0\r\nX-Sum: 1\r\n\r\n", true, true},
-		{"no content", "HTTP/1.1 204 No Content\r\n\r\n", false, true},
-		{"interim response first", "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n" + ok, true, true},
-		{"header line longer than the buffer", "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("a", 5000) + "\r\nContent-Length: 2\r\n\r\nok", true, true},
-		{"HTTP/1.0 keep-alive", "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok", true, true},
-		{"Connection: close", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok", true, false},
-		{"Connection: close among tokens", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nconnection: x-foo, Close\r\n\r\nok", true, false},
-		{"HTTP/1.0", "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", true, false},
-		{"chunked and content-length", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", true, false},
-		{"body over 64 KiB", "HTTP/1.1 200 OK\r\nContent-Length: 70002\r\n\r\nok" + strings.Repeat("x", 70000), true, false},
-		{"bytes after the response", ok + "HTTP/1.1 200 OK\r\n", true, false},
-	}
-	for _, tc := range tests {
+	for _, tc := range keepCases {
 		for _, search := range []bool{false, true} {
 			if search && !tc.hasOK {
 				continue
