@@ -402,10 +402,12 @@ func (v *View) setAsideSuspects(voters []voter, ids []string, sites map[string]s
 // contested says that this node votes Up and another voter Down.
 func decide(id, site string, voters []voter, q quietRule) (vd verdict, recheck time.Time, contested bool) {
 	vd = verdict{site: site}
-	// heard is the latest heartbeat of the site's own voters; zero when
-	// this node votes among them, as it is never quiet.
+	// heard is the latest heartbeat of the site's own voters that vote
+	// (this node's snapshot, whose at is zero, is never among them);
+	// local is this node's own vote, and ownLocal whether it is one of
+	// the site's.
 	var heard time.Time
-	ownLocal, localUp, peerDown := false, false, false
+	local, ownLocal, peerDown := Unknown, false, false
 	for i := 0; i < len(voters); {
 		// One site's votes.
 		var vs Votes
@@ -418,17 +420,14 @@ func decide(id, site string, voters []voter, q quietRule) (vd verdict, recheck t
 			case Down:
 				vs.Down++
 			}
-			if voters[j].at.IsZero() {
-				localUp = st == Up
-			} else if st == Down {
+			switch vt := voters[j]; {
+			case vt.at.IsZero():
+				local, ownLocal = st, vt.site == site
+			case st == Down:
 				peerDown = true
 			}
-			if voters[j].site == site && st != Unknown {
-				if voters[j].at.IsZero() {
-					ownLocal = true
-				} else if voters[j].at.After(heard) {
-					heard = voters[j].at
-				}
+			if voters[j].site == site && st != Unknown && voters[j].at.After(heard) {
+				heard = voters[j].at
 			}
 		}
 		switch {
@@ -484,12 +483,12 @@ func decide(id, site string, voters []voter, q quietRule) (vd verdict, recheck t
 	// would withdraw the endpoint once they went stale. Withdraw it now:
 	// this only brings forward what staleness would decide, and only
 	// when the other sites' probes and the site's silence agree.
-	if vd.up && q.after > 0 && !ownLocal && vd.own.Total() > 0 && cross.Down > cross.Up {
+	if vd.up && q.after > 0 && !(ownLocal && local != Unknown) && vd.own.Total() > 0 && cross.Down > cross.Up {
 		if quietAt := heard.Add(q.after); q.now.Before(quietAt) {
 			recheck = quietAt
 		} else {
 			vd.rule, vd.up, vd.quiet = ruleQuiet, false, q.after
 		}
 	}
-	return vd, recheck, localUp && peerDown
+	return vd, recheck, local == Up && peerDown
 }
