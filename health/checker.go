@@ -135,6 +135,10 @@ type CheckerConfig struct {
 	// Fall 3 and a long timeout should not keep a node out of service).
 	// Zero means DefaultFirstRoundBound.
 	FirstRoundBound time.Duration
+
+	// newRing makes the event loop's io_uring (see loop); nil means
+	// newURing. Tests make the loop do without one, or break it.
+	newRing ringMaker
 }
 
 // Checker probes targets and publishes what it finds as an immutable
@@ -199,7 +203,8 @@ type Checker struct {
 	stopped  bool            // Run is returning: start no more probes
 	// noLoop says that the event loop could not be made: probes keep
 	// running on goroutines of their own.
-	noLoop bool
+	noLoop  bool
+	newRing ringMaker // see CheckerConfig
 }
 
 // tracker is one target's state: its thresholds and its state machine.
@@ -307,6 +312,7 @@ func NewChecker(cfg CheckerConfig, targets []Target, logger *slog.Logger, reg pr
 	}
 	c := &Checker{
 		bound:    cfg.FirstRoundBound,
+		newRing:  cfg.newRing,
 		logger:   logger,
 		metrics:  m,
 		local:    &localLog{logger: logger},

@@ -18,10 +18,14 @@ import (
 //
 // It opens that many connections to TestProbeScale's helper endpoints,
 // then for GSLBD_PROBE_SCALE_SECONDS (default 10) writes a request on
-// each of a batch of 400 connections (all of them, when fewer) (as the Checker's scheduler starts
-// probes in batches), waits with epoll until each has answered and reads
-// it, and starts the next batch, as fast as it can. It reports user and
-// system time per exchange, and how many exchanges a second that is.
+// each of a batch of 400 connections (all of them, when fewer), as the
+// Checker's scheduler starts probes in batches, waits with epoll until
+// each has answered and reads it, and starts the next batch, as fast as
+// it can. It does so twice: with a system call per read and write, and
+// then with the batch's writes, and the reads of each harvest, in one
+// call on an io_uring, as the Checker's loop does where the kernel allows
+// it. It reports user and system time per exchange, and how many
+// exchanges a second that is.
 func TestProbeFloor(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("GSLBD_PROBE_FLOOR"))
 	if n <= 0 {
@@ -59,22 +63,61 @@ func TestProbeFloor(t *testing.T) {
 		}
 	}
 	req := []byte("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: gslbd-health\r\nAccept-Encoding: identity\r\n\r\n")
-	buf := make([]byte, 4096)
 	events := make([]syscall.EpollEvent, 256)
+	bufs := make([]byte, len(events)*ringSlot)
 	// At most one request in flight per connection: two answers that
 	// arrive in one read would be counted once.
 	batch := min(400, len(fds))
-	exchange := func(deadline time.Time) (count int) {
-		for next := 0; time.Now().Before(deadline); {
-			waiting := 0
-			for range batch {
-				if _, err := syscall.Write(fds[next], req); err != nil {
-					t.Fatal(err)
-				}
-				next = (next + 1) % len(fds)
-				waiting++
+	check := func(what string, n int, err error) {
+		if err != nil || n <= 0 {
+			t.Fatalf("%s: %d, %v", what, n, err)
+		}
+	}
+	// io makes a batch of sends (read false) or reads of fds[i] for i
+	// in idx, with a system call each, or on ring when it is not nil.
+	io := func(ring *uring, read bool, idx func(yield func(i, fd int) bool)) {
+		op := uint8(uringOpSend)
+		if read {
+			op = uringOpRecv
+		}
+		submit := func() {
+			_, err := ring.submit(func(_ uint64, res int32) { check("ring", int(res), nil) })
+			check("submit", 1, err)
+		}
+		for i, fd := range idx {
+			b := req
+			if read {
+				b = bufs[i*ringSlot : (i+1)*ringSlot]
 			}
-			for waiting > 0 {
+			if ring != nil {
+				if ring.room() == 0 {
+					submit()
+				}
+				ring.queue(op, fd, b, 0)
+				continue
+			}
+			var n int
+			var err error
+			if read {
+				n, err = syscall.Read(fd, b)
+			} else {
+				n, err = syscall.Write(fd, b)
+			}
+			check("plain", n, err)
+		}
+		if ring != nil {
+			submit()
+		}
+	}
+	exchange := func(ring *uring, deadline time.Time) (count int) {
+		for next := 0; time.Now().Before(deadline); {
+			io(ring, false, func(yield func(i, fd int) bool) {
+				for i := range batch {
+					yield(i, fds[next])
+					next = (next + 1) % len(fds)
+				}
+			})
+			for waiting := batch; waiting > 0; {
 				k, err := syscall.EpollWait(epfd, events, 1000)
 				if err != nil && err != syscall.EINTR {
 					t.Fatal(err)
@@ -82,25 +125,35 @@ func TestProbeFloor(t *testing.T) {
 				if k == 0 {
 					t.Fatalf("%d answers still missing after 1s", waiting)
 				}
-				for _, ev := range events[:max(k, 0)] {
-					if m, err := syscall.Read(fds[ev.Fd], buf); err != nil || m == 0 {
-						t.Fatalf("read: %d, %v", m, err)
+				io(ring, true, func(yield func(i, fd int) bool) {
+					for i, ev := range events[:max(k, 0)] {
+						yield(i, fds[ev.Fd])
 					}
-					waiting--
-					count++
-				}
+				})
+				waiting -= max(k, 0)
+				count += max(k, 0)
 			}
 		}
 		return count
 	}
-	exchange(time.Now().Add(time.Second)) // warm up
-	user0, sys0 := cpuTime()
-	wall0 := time.Now()
-	count := exchange(wall0.Add(time.Duration(secs) * time.Second))
-	wall := time.Since(wall0)
-	user1, sys1 := cpuTime()
-	t.Logf("%d connections, %s: %d exchanges, %.0f/s; per exchange %.1fµs user, %.1fµs system; %.3f of a core for 20,000 a second",
-		len(fds), wall.Round(time.Millisecond), count, float64(count)/wall.Seconds(),
-		float64((user1-user0).Microseconds())/float64(count), float64((sys1-sys0).Microseconds())/float64(count),
-		(user1+sys1-user0-sys0).Seconds()/float64(count)*20000)
+	measure := func(how string, ring *uring) {
+		exchange(ring, time.Now().Add(time.Second)) // warm up
+		user0, sys0 := cpuTime()
+		wall0 := time.Now()
+		count := exchange(ring, wall0.Add(time.Duration(secs)*time.Second))
+		wall := time.Since(wall0)
+		user1, sys1 := cpuTime()
+		t.Logf("%s: %d connections, %s: %d exchanges, %.0f/s; per exchange %.1fµs user, %.1fµs system; %.3f of a core for 20,000 a second",
+			how, len(fds), wall.Round(time.Millisecond), count, float64(count)/wall.Seconds(),
+			float64((user1-user0).Microseconds())/float64(count), float64((sys1-sys0).Microseconds())/float64(count),
+			(user1+sys1-user0-sys0).Seconds()/float64(count)*20000)
+	}
+	measure("a system call each", nil)
+	ring, err := newURing(uint32(len(events)))
+	if err != nil {
+		t.Logf("io_uring: refused (%v): not measured", err)
+		return
+	}
+	defer ring.close()
+	measure("io_uring", ring)
 }

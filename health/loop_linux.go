@@ -55,9 +55,20 @@ type loop struct {
 	r       bufio.Reader
 	src     loopSource
 
-	// handled counts the probes the loop finished, and wakes the times
-	// it woke up, for tests.
-	handled, wakes atomic.Int64
+	// ring, when the kernel offers io_uring, makes the sends of a batch
+	// of probes, and the first reads of the answers one harvest found,
+	// in one system call each (see uring): pend are the operations
+	// queued on it, and slots the buffers of the reads, ringSlot bytes
+	// each, one per event a harvest can return. Without it each is a
+	// system call of its own.
+	ring  *uring
+	pend  []ringOp
+	reads int32 // the reads in pend
+	slots []byte
+
+	// handled counts the probes the loop finished, wakes the times it
+	// woke up, and ringOps the operations made on its ring, for tests.
+	handled, wakes, ringOps atomic.Int64
 }
 
 // loopConn is a kept connection the loop holds for a group.
@@ -102,6 +113,27 @@ type loopConn struct {
 	got  []byte // what came back so far when it came in parts
 	eof  bool
 }
+
+// ringOp is a send or a read queued on the loop's ring for lc: a read
+// into the slot-th of the loop's slots, for the events epoll reported.
+type ringOp struct {
+	lc     *loopConn
+	op     uint8
+	slot   int32
+	events uint32
+}
+
+// ringSlot is the size of a read on the ring: a health endpoint's answer
+// fits in one, and what does not is read on with plain reads.
+const ringSlot = 4096
+
+// ringEntries bounds the operations of one call on the ring. The call is
+// a raw system call (see rawRead), which keeps the loop's P until it
+// returns, and so holds up a stop of the world (the garbage collector's)
+// for as long: 64 exchanges take well under a millisecond, and already
+// spread the cost of entering the kernel over 64. Larger batches saved
+// nothing measurable (TestProbeScale).
+const ringEntries = 64
 
 type loopMsg struct {
 	op uint8
@@ -157,6 +189,17 @@ func newLoop(c *Checker) (*loop, error) {
 	}
 	l := &loop{c: c, epfd: epfd, ep: ep, raw: raw, evfd: int(evfd), epoch: time.Now(), scratch: make([]byte, 64<<10)}
 	l.r = *bufio.NewReaderSize(nil, 4096) // as a probe's own reader
+	mk := c.newRing
+	if mk == nil {
+		mk = newURing
+	}
+	if l.ring, err = mk(ringEntries); err != nil {
+		// Refused by a sysctl (kernel.io_uring_disabled), a seccomp
+		// filter or an old kernel.
+		c.logger.Info("probes on kept connections make a system call per read and write: no io_uring", "error", err)
+	} else {
+		l.slots = make([]byte, ringEntries*ringSlot)
+	}
 	return l, nil
 }
 
@@ -245,11 +288,15 @@ func (l *loop) run() {
 				l.event(lc, ev.Events, now)
 			}
 		}
+		l.flush(now)
 		l.mu.Lock()
 		l.batch, l.msgs = l.msgs, l.batch[:0]
 		stopped := l.stopped
 		l.mu.Unlock()
 		for i, m := range l.batch {
+			if m.op != msgStart {
+				l.flush(now) // before a connection may close
+			}
 			switch {
 			case m.op == msgAdopt && (stopped || m.g.ctx.Err() != nil):
 				syscall.Close(m.lc.fd)
@@ -264,6 +311,7 @@ func (l *loop) run() {
 			}
 			l.batch[i] = loopMsg{}
 		}
+		l.flush(now)
 		if stopped {
 			return
 		}
@@ -341,19 +389,113 @@ func (l *loop) start(g *group, now time.Time) {
 	if hedgeable(g.cfg.Load().members) {
 		lc.deadline, lc.hedgeDue = l.now(now)+int64(timeout/2), true
 	}
+	l.heap = heapPush(l.heap, lc)
+	if l.ring != nil {
+		l.queue(ringOp{lc: lc, op: uringOpSend}, now)
+		return
+	}
 	k, err := retryEINTR(func() (int, error) { return rawWrite(lc.fd, lc.req) })
+	l.sent(lc, k, err, now)
+}
+
+// sent handles the write of lc's request, k bytes or err: a failed write
+// fails the probe (see stale for a connection the endpoint closed).
+func (l *loop) sent(lc *loopConn, k int, err error, now time.Time) {
 	switch {
 	case err != nil && closedByPeer(err):
 		l.stale(lc)
-		return
 	case err != nil:
 		l.done(lc, now, shortError(os.NewSyscallError("write", err)), false)
-		return
 	case k < len(lc.req):
 		l.done(lc, now, io.ErrShortWrite, false)
+	}
+}
+
+// queue queues op on the ring, making what is queued first when the ring
+// or the slots are full.
+func (l *loop) queue(op ringOp, now time.Time) {
+	if l.ring.room() == 0 || (op.op == uringOpRecv && int(l.reads) == len(l.slots)/ringSlot) {
+		l.flush(now)
+		if l.ring == nil { // it failed
+			l.completed(&op, 0, errRingGone, now)
+			return
+		}
+	}
+	buf := op.lc.req
+	if op.op == uringOpRecv {
+		op.slot = l.reads
+		l.reads++
+		buf = l.slot(op.slot)
+	}
+	l.ring.queue(op.op, op.lc.fd, buf, uint64(len(l.pend)))
+	l.pend = append(l.pend, op)
+}
+
+func (l *loop) slot(i int32) []byte { return l.slots[int(i)*ringSlot : int(i+1)*ringSlot] }
+
+// flush makes the operations queued on the ring, and handles each one's
+// result as the plain system call's. Should the ring fail, the loop goes
+// on without it: what it did not take is made with plain calls, and a
+// send it took whose result is unknown fails its probe.
+func (l *loop) flush(now time.Time) {
+	if len(l.pend) == 0 {
 		return
 	}
-	l.heap = heapPush(l.heap, lc)
+	submitted, err := l.ring.submit(func(tag uint64, res int32) {
+		op := &l.pend[tag]
+		n, err := int(res), error(nil)
+		if res < 0 {
+			n, err = -1, syscall.Errno(-res)
+		}
+		l.completed(op, n, err, now)
+		op.lc = nil
+	})
+	if err != nil {
+		l.c.logger.Warn("io_uring failed: probes on kept connections go on with a system call per read and write", "error", err)
+		l.ring.close()
+		l.ring = nil
+		for i := range l.pend {
+			switch op := &l.pend[i]; {
+			case op.lc == nil:
+			case i < submitted:
+				l.completed(op, 0, errRingGone, now)
+			default:
+				l.completed(op, 0, errNotTaken, now)
+			}
+		}
+	}
+	l.ringOps.Add(int64(submitted))
+	clear(l.pend)
+	l.pend, l.reads = l.pend[:0], 0
+}
+
+// errRingGone is the result of an operation the ring took and then
+// failed to report on; errNotTaken that of one it did not take, which is
+// then made with a plain system call.
+var (
+	errRingGone = errors.New("io_uring failed")
+	errNotTaken = errors.New("not taken by io_uring")
+)
+
+// completed handles the result of op, n bytes or err.
+func (l *loop) completed(op *ringOp, n int, err error, now time.Time) {
+	switch {
+	case err == errNotTaken && op.op == uringOpSend:
+		n, err = retryEINTR(func() (int, error) { return rawWrite(op.lc.fd, op.lc.req) })
+	case err == errNotTaken:
+		l.readFrom(op.lc, op.events, now)
+		return
+	case err == errRingGone && op.op == uringOpRecv:
+		// Whatever it read is lost: the probe times out.
+		return
+	}
+	if op.op == uringOpSend {
+		l.sent(op.lc, n, err, now)
+		return
+	}
+	if l.took(op.lc, l.slot(op.slot), n, err, op.events, now) {
+		l.readFrom(op.lc, op.events, now)
+	}
 }
 
 // stale lets go of lc, which the endpoint closed before any byte of an
@@ -376,44 +518,58 @@ func (l *loop) event(lc *loopConn, events uint32, now time.Time) {
 		lc.peer = true
 		return
 	}
+	if l.ring != nil {
+		l.queue(ringOp{lc: lc, op: uringOpRecv, events: events}, now)
+		return
+	}
+	l.readFrom(lc, events, now)
+}
+
+// readFrom reads what came on lc until the socket has no more.
+func (l *loop) readFrom(lc *loopConn, events uint32, now time.Time) {
 	for {
 		n, err := retryEINTR(func() (int, error) { return rawRead(lc.fd, l.scratch) })
-		if err == syscall.EAGAIN {
-			break
-		}
-		if err != nil {
-			if len(lc.got) == 0 && closedByPeer(err) {
-				l.stale(lc)
-			} else {
-				l.done(lc, now, shortError(os.NewSyscallError("read", err)), false)
-			}
+		if !l.took(lc, l.scratch, n, err, events, now) {
 			return
 		}
-		if n == 0 {
-			lc.eof = true
-			break
+	}
+}
+
+// took handles one read on lc into buf, of n bytes or err, and reports
+// whether more may wait to be read: a read that filled buf. Otherwise the
+// answer so far is judged, unless nothing came.
+func (l *loop) took(lc *loopConn, buf []byte, n int, err error, events uint32, now time.Time) bool {
+	switch {
+	case err == syscall.EAGAIN:
+	case err != nil:
+		if len(lc.got) == 0 && closedByPeer(err) {
+			l.stale(lc)
+		} else {
+			l.done(lc, now, shortError(os.NewSyscallError("read", err)), false)
 		}
-		if n < len(l.scratch) && len(lc.got) == 0 {
-			l.judge(lc, l.scratch[:n], events, now)
-			return
-		}
-		lc.got = append(lc.got, l.scratch[:n]...)
+		return false
+	case n == 0:
+		lc.eof = true
+	case n < len(buf) && len(lc.got) == 0:
+		l.judge(lc, buf[:n], events, now)
+		return false
+	default:
+		lc.got = append(lc.got, buf[:n]...)
 		if len(lc.got) > maxLoopResponse {
 			l.done(lc, now, errors.New("response too large"), false)
-			return
+			return false
 		}
-		if n < len(l.scratch) {
-			break
+		if n == len(buf) {
+			return true
 		}
 	}
 	switch {
 	case len(lc.got) == 0 && lc.eof:
 		l.stale(lc)
-		return
-	case len(lc.got) == 0:
-		return // nothing yet
+	case len(lc.got) > 0:
+		l.judge(lc, lc.got, events, now)
 	}
-	l.judge(lc, lc.got, events, now)
+	return false
 }
 
 // judge judges the response so far, data, unless it is not whole yet.
@@ -540,6 +696,9 @@ func (l *loop) closeAll() {
 		}
 	}
 	l.conns, l.heap = nil, nil
+	if l.ring != nil {
+		l.ring.close()
+	}
 	l.ep.Close()
 	syscall.Close(l.evfd)
 }

@@ -1,12 +1,18 @@
 package health
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"runtime"
+	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,13 +24,31 @@ import (
 // responses and treats connections as a probe on its own goroutine does
 // (probe_reuse_test.go).
 
+// ioModes are the two ways the loop reads and writes: on its io_uring,
+// and with a system call each, as where the kernel refuses io_uring. A
+// test run in both calls each mode's run from a subtest of that name;
+// "ring" is skipped, saying why, on a machine that refuses io_uring.
+func ioModes(t *testing.T, run func(t *testing.T, cc CheckerConfig)) {
+	t.Run("ring", func(t *testing.T) {
+		r, err := newURing(8)
+		if err != nil {
+			t.Skipf("the kernel refuses io_uring (%v): the loop's ring is not tested here", err)
+		}
+		r.close()
+		run(t, CheckerConfig{})
+	})
+	t.Run("plain", func(t *testing.T) { run(t, CheckerConfig{newRing: noRing}) })
+}
+
+func noRing(uint32) (*uring, error) { return nil, errors.New("no io_uring in this test") }
+
 // loopChecker runs one target over NewHTTPProbe(cfg) against srv, probed
 // every timeout, until the endpoint has seen want requests, and returns
 // the Checker and its registry.
-func loopChecker(t *testing.T, cfg HTTPCheck, srv *rawServer, want int64, timeout time.Duration) (*Checker, *prometheus.Registry) {
+func loopChecker(t *testing.T, cc CheckerConfig, cfg HTTPCheck, srv *rawServer, want int64, timeout time.Duration) (*Checker, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	c, err := NewChecker(CheckerConfig{}, []Target{{
+	c, err := NewChecker(cc, []Target{{
 		ID: "ep", Addr: srv.addr(t), Kind: "http", Probe: NewHTTPProbe(cfg),
 		Interval: timeout, Timeout: timeout, Rise: 1, Fall: 1,
 	}}, testLogger(t), reg)
@@ -55,7 +79,9 @@ func loopWakes(c *Checker) int64 {
 // TestLoopKeepsConnection: the loop keeps a connection when the response
 // allows it and lets it go when it does not (keepCases, as
 // TestHTTPProbeKeepsConnection), and every probe succeeds either way.
-func TestLoopKeepsConnection(t *testing.T) {
+func TestLoopKeepsConnection(t *testing.T) { ioModes(t, testLoopKeepsConnection) }
+
+func testLoopKeepsConnection(t *testing.T, cc CheckerConfig) {
 	for _, tc := range keepCases {
 		for _, search := range []bool{false, true} {
 			if search && !tc.hasOK {
@@ -69,7 +95,7 @@ func TestLoopKeepsConnection(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				t.Parallel()
 				srv := newRawServer(t, reply(tc.resp))
-				c, reg := loopChecker(t, cfg, srv, 8, 100*time.Millisecond)
+				c, reg := loopChecker(t, cc, cfg, srv, 8, 100*time.Millisecond)
 				// A probe slowed past its timeout by a busy machine
 				// fails; one the loop misjudges fails every time.
 				if probes, failures := probeCounts(t, reg); failures*4 > probes {
@@ -92,7 +118,9 @@ func TestLoopKeepsConnection(t *testing.T) {
 // TestLoopResponses: the loop judges responses as a probe does on its own
 // goroutine (a few cases of TestHTTPProbeResponses, and a response that
 // arrives in parts).
-func TestLoopResponses(t *testing.T) {
+func TestLoopResponses(t *testing.T) { ioModes(t, testLoopResponses) }
+
+func testLoopResponses(t *testing.T, cc CheckerConfig) {
 	const ok = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nok ready"
 	tests := []struct {
 		name string
@@ -125,7 +153,7 @@ func TestLoopResponses(t *testing.T) {
 				}
 				return true
 			})
-			c, reg := loopChecker(t, tc.cfg, srv, 8, 100*time.Millisecond)
+			c, reg := loopChecker(t, cc, tc.cfg, srv, 8, 100*time.Millisecond)
 			probes, failures := probeCounts(t, reg)
 			st, _ := c.Snapshot().Get("ep")
 			if tc.want == "" {
@@ -145,7 +173,9 @@ func TestLoopResponses(t *testing.T) {
 // TestLoopIdleClose: an endpoint that closes each connection while it is
 // idle (or resets it) makes no probe fail on the loop either: the next
 // probe makes a new connection.
-func TestLoopIdleClose(t *testing.T) {
+func TestLoopIdleClose(t *testing.T) { ioModes(t, testLoopIdleClose) }
+
+func testLoopIdleClose(t *testing.T, cc CheckerConfig) {
 	for _, reset := range []bool{false, true} {
 		t.Run(map[bool]string{false: "close", true: "reset"}[reset], func(t *testing.T) {
 			t.Parallel()
@@ -164,7 +194,7 @@ func TestLoopIdleClose(t *testing.T) {
 				}
 				return true
 			})
-			c, reg := loopChecker(t, HTTPCheck{}, srv, 12, 100*time.Millisecond)
+			c, reg := loopChecker(t, cc, HTTPCheck{}, srv, 12, 100*time.Millisecond)
 			if probes, failures := probeCounts(t, reg); failures*4 > probes {
 				st, _ := c.Snapshot().Get("ep")
 				t.Errorf("%d of %d probes failed (%s), want none", failures, probes, st.LastError)
@@ -178,7 +208,9 @@ func TestLoopIdleClose(t *testing.T) {
 
 // TestLoopHangingEndpoint: an endpoint that stops answering on a kept
 // connection times the loop's probe out.
-func TestLoopHangingEndpoint(t *testing.T) {
+func TestLoopHangingEndpoint(t *testing.T) { ioModes(t, testLoopHangingEndpoint) }
+
+func testLoopHangingEndpoint(t *testing.T, cc CheckerConfig) {
 	release := make(chan struct{})
 	defer close(release)
 	var n atomic.Int64
@@ -191,7 +223,7 @@ func TestLoopHangingEndpoint(t *testing.T) {
 		return true
 	})
 	reg := prometheus.NewRegistry()
-	c, err := NewChecker(CheckerConfig{}, []Target{{
+	c, err := NewChecker(cc, []Target{{
 		ID: "ep", Addr: srv.addr(t), Kind: "http", Probe: NewHTTPProbe(HTTPCheck{}),
 		Interval: 100 * time.Millisecond, Timeout: 50 * time.Millisecond, Rise: 1, Fall: 1,
 	}}, testLogger(t), reg)
@@ -326,5 +358,63 @@ func TestLoopPathFromKeptConnection(t *testing.T) {
 	}
 	if rto, ok := g.path.rto(); !ok || rto > 20*time.Millisecond {
 		t.Errorf("path RTO %v (measured: %v) on loopback, want a few milliseconds at most", rto, ok)
+	}
+}
+
+// TestLoopRing: where the kernel offers io_uring, the loop's reads and
+// writes go through its ring; when the ring fails, the loop says so and
+// goes on with a system call each, and no probe fails for it.
+func TestLoopRing(t *testing.T) {
+	if r, err := newURing(8); err != nil {
+		t.Skipf("the kernel refuses io_uring (%v): the loop's ring is not tested here", err)
+	} else {
+		r.close()
+	}
+	var ringFD atomic.Int64
+	var logs bytes.Buffer // written under the handler's lock, read once the Checker stopped
+	srv := newRawServer(t, reply("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+	reg := prometheus.NewRegistry()
+	c, err := NewChecker(CheckerConfig{newRing: func(n uint32) (*uring, error) {
+		r, err := newURing(n)
+		if err == nil {
+			ringFD.Store(int64(r.fd))
+		}
+		return r, err
+	}}, []Target{{
+		ID: "ep", Addr: srv.addr(t), Kind: "http", Probe: NewHTTPProbe(HTTPCheck{}),
+		Interval: 100 * time.Millisecond, Timeout: 100 * time.Millisecond, Rise: 1, Fall: 3,
+	}}, slog.New(slog.NewTextHandler(&logs, nil)), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runChecker(t, c)
+	waitUntil(t, "probes on the loop", func() bool { return loopHandled(c) >= 5 })
+	l := c.loop.Load()
+	if l.ringOps.Load() < 2*5 {
+		t.Fatalf("%d operations on the ring after %d probes on the loop, want a send and a read each", l.ringOps.Load(), loopHandled(c))
+	}
+	// Break the ring under the loop: its descriptor now names /dev/null.
+	null, err := syscall.Open(os.DevNull, syscall.O_RDWR|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(null)
+	if err := syscall.Dup2(null, int(ringFD.Load())); err != nil {
+		t.Fatal(err)
+	}
+	before, ops := loopHandled(c), l.ringOps.Load()
+	waitUntil(t, "probes on the loop without its ring", func() bool { return loopHandled(c) >= before+5 })
+	stop()
+	if probes, failures := probeCounts(t, reg); failures > 0 {
+		t.Errorf("%d of %d probes failed, want none", failures, probes)
+	}
+	if l.ring != nil || l.ringOps.Load() != ops {
+		t.Errorf("the loop kept its broken ring (%d operations on it since)", l.ringOps.Load()-ops)
+	}
+	if !strings.Contains(logs.String(), "io_uring failed") {
+		t.Errorf("nothing logged of the ring failing:\n%s", logs.String())
+	}
+	if st, _ := c.Snapshot().Get("ep"); st.State != Up {
+		t.Errorf("target %s (%q), want up", st.State, st.LastError)
 	}
 }

@@ -6,6 +6,9 @@ package health
 // runs on a goroutine of its own.
 type loop struct{}
 
+// ringMaker would make the loop's io_uring: there is none here.
+type ringMaker = func()
+
 // loopConn is a connection the loop holds; none here.
 type loopConn struct{}
 
