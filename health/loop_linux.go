@@ -97,9 +97,9 @@ type loopConn struct {
 	// The probe in flight, while busy.
 	start time.Time
 	// deadline is when the heap wakes the loop for the probe, in
-	// nanoseconds since the loop's epoch: its timeout, or, while
-	// hedgeDue, half of it, when its hedge starts (see hedge); end is
-	// the timeout itself.
+	// nanoseconds since the loop's epoch: while hedgeDue, half its
+	// timeout, when its hedge starts if a member of the group is Up then
+	// (see hedge), and after that end, the timeout itself.
 	deadline, end int64
 	hedgeDue      bool
 	// hedged says that the probe's hedge runs: its result goes to the
@@ -385,10 +385,9 @@ func (l *loop) start(g *group, now time.Time) {
 	timeout, interval := g.timing(false)
 	lc.start, lc.timeout, lc.interval = now, timeout, interval
 	lc.end = l.now(now) + int64(timeout)
-	lc.deadline, lc.hedgeDue, lc.hedged = lc.end, false, false
-	if hedgeable(g.cfg.Load().members) {
-		lc.deadline, lc.hedgeDue = l.now(now)+int64(timeout/2), true
-	}
+	// Whether it gets a hedge is known at half the timeout: only a
+	// probe unanswered then looks at its members' states.
+	lc.deadline, lc.hedgeDue, lc.hedged = l.now(now)+int64(timeout/2), true, false
 	l.heap = heapPush(l.heap, lc)
 	if l.ring != nil {
 		l.queue(ringOp{lc: lc, op: uringOpSend}, now)
@@ -678,7 +677,9 @@ func (l *loop) expire(now time.Time) {
 			lc.hedgeDue = false
 			lc.deadline = lc.end
 			heapDown(l.heap, lc.hidx)
-			l.hedge(lc)
+			if hedgeable(lc.g.cfg.Load().members) {
+				l.hedge(lc)
+			}
 			continue
 		}
 		l.heap = heapRemove(l.heap, lc.hidx)

@@ -317,6 +317,47 @@ func TestLoopHedgesHungEndpoint(t *testing.T) {
 	}
 }
 
+// TestLoopNoHedgeWhileDown: a probe on the loop that hangs while no
+// member of its group is Up (here a target still rising after being
+// down) gets no hedge: it could not take anything Down, and its hedge
+// would be a new connection for nothing.
+func TestLoopNoHedgeWhileDown(t *testing.T) {
+	const timeout, interval = 100 * time.Millisecond, 400 * time.Millisecond
+	release := make(chan struct{})
+	defer close(release)
+	var n atomic.Int64
+	srv := newRawServer(t, func(conn net.Conn, _ []byte) bool {
+		switch n.Add(1) {
+		case 1:
+			conn.Write([]byte("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"))
+		case 2, 3:
+			conn.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+		default:
+			<-release
+			return false
+		}
+		return true
+	})
+	c, err := NewChecker(CheckerConfig{}, []Target{{
+		ID: "ep", Addr: srv.addr(t), Kind: "http", Probe: NewHTTPProbe(HTTPCheck{}),
+		Interval: interval, Timeout: timeout, Rise: 3, Fall: 1,
+	}}, testLogger(t), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runChecker(t, c)
+	// The second 200 and the hung probe, on the loop's connection.
+	waitUntil(t, "the hung probe timed out on the loop", func() bool { return loopHandled(c) >= 2 })
+	accepts := srv.accepts.Load()
+	stop()
+	if st, _ := c.Snapshot().Get("ep"); st.State != Down {
+		t.Fatalf("target %s, want down (the test's premise)", st.State)
+	}
+	if accepts != 2 {
+		t.Errorf("%d connections when the hung probe timed out, want 2: a hedge made one more", accepts)
+	}
+}
+
 // TestLoopPathFromKeptConnection: the loop's probes of a remote endpoint
 // feed its path estimate with the kernel's round trip of the connection
 // the loop holds, as a probe on its own goroutine does: after every

@@ -9,8 +9,9 @@ import (
 )
 
 // TestGroupHeap checks the scheduler's heap against a sorted list under
-// random adds, moves and removals: the first entry is always the earliest
-// due, and every group knows its place.
+// random adds, moves and removals: every entry is due no sooner than its
+// parent, so the first is the earliest due, and every group knows its
+// place.
 func TestGroupHeap(t *testing.T) {
 	ctx := context.Background()
 	s := newScheduler()
@@ -39,6 +40,9 @@ func TestGroupHeap(t *testing.T) {
 			}
 			if time.Duration(e.due) != due[e.g] {
 				t.Fatalf("step %d: entry %d due %v, want %v", step, i, time.Duration(e.due), due[e.g])
+			}
+			if p := (i - 1) / heapArity; i > 0 && s.heap[p].due > e.due {
+				t.Fatalf("step %d: entry %d due %v before its parent %d, due %v", step, i, time.Duration(e.due), p, time.Duration(s.heap[p].due))
 			}
 		}
 		if len(due) > 0 {
