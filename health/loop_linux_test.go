@@ -440,7 +440,7 @@ func TestLoopRing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer syscall.Close(null)
-	if err := syscall.Dup2(null, int(ringFD.Load())); err != nil {
+	if err := syscall.Dup3(null, int(ringFD.Load()), 0); err != nil {
 		t.Fatal(err)
 	}
 	before, ops := loopHandled(c), l.ringOps.Load()
