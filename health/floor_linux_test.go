@@ -32,7 +32,7 @@ func TestProbeFloor(t *testing.T) {
 		t.Skip("on demand: set GSLBD_PROBE_FLOOR=10000 (connections) to measure the kernel's cost of an exchange")
 	}
 	secs := scaleSeconds(10)
-	ports, _ := startHelperEndpoints(t, n)
+	ports, helperPIDs := startHelperEndpoints(t, n)
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		t.Fatal(err)
@@ -139,14 +139,16 @@ func TestProbeFloor(t *testing.T) {
 	measure := func(how string, ring *uring) {
 		exchange(ring, time.Now().Add(time.Second)) // warm up
 		user0, sys0 := cpuTime()
-		wall0 := time.Now()
+		helper0, wall0 := processesCPU(helperPIDs), time.Now()
 		count := exchange(ring, wall0.Add(time.Duration(secs)*time.Second))
 		wall := time.Since(wall0)
 		user1, sys1 := cpuTime()
-		t.Logf("%s: %d connections, %s: %d exchanges, %.0f/s; per exchange %.1fµs user, %.1fµs system; %.3f of a core for 20,000 a second",
+		helper := processesCPU(helperPIDs) - helper0
+		cpu := user1 + sys1 - user0 - sys0
+		t.Logf("%s: %d connections, %s: %d exchanges, %.0f/s; per exchange %.1fµs user, %.1fµs system; %.3f of a core for 20,000 a second; this/helpers %.2f",
 			how, len(fds), wall.Round(time.Millisecond), count, float64(count)/wall.Seconds(),
 			float64((user1-user0).Microseconds())/float64(count), float64((sys1-sys0).Microseconds())/float64(count),
-			(user1+sys1-user0-sys0).Seconds()/float64(count)*20000)
+			cpu.Seconds()/float64(count)*20000, cpu.Seconds()/max(helper.Seconds(), 1e-9))
 	}
 	measure("a system call each", nil)
 	ring, err := newURing(uint32(len(events)))
