@@ -57,10 +57,10 @@ type loop struct {
 
 	// ring, when the kernel offers io_uring, makes the sends of a batch
 	// of probes, and the first reads of the answers one harvest found,
-	// in one system call each (see uring): pend are the operations
-	// queued on it, and slots the buffers of the reads, ringSlot bytes
-	// each, one per event a harvest can return. Without it each is a
-	// system call of its own.
+	// in one system call per ringEntries (see uring): pend are the
+	// operations queued on it, and slots the buffers of the reads,
+	// ringSlot bytes each, one per entry of the ring. Without it each is
+	// a system call of its own.
 	ring  *uring
 	pend  []ringOp
 	reads int32 // the reads in pend
@@ -411,12 +411,12 @@ func (l *loop) sent(lc *loopConn, k int, err error, now time.Time) {
 }
 
 // queue queues op on the ring, making what is queued first when the ring
-// or the slots are full.
+// is full (a read always has a slot: there is one per entry).
 func (l *loop) queue(op ringOp, now time.Time) {
-	if l.ring.room() == 0 || (op.op == uringOpRecv && int(l.reads) == len(l.slots)/ringSlot) {
+	if l.ring.room() == 0 {
 		l.flush(now)
 		if l.ring == nil { // it failed
-			l.completed(&op, 0, errRingGone, now)
+			l.completed(&op, 0, errNotTaken, now)
 			return
 		}
 	}
@@ -434,8 +434,11 @@ func (l *loop) slot(i int32) []byte { return l.slots[int(i)*ringSlot : int(i+1)*
 
 // flush makes the operations queued on the ring, and handles each one's
 // result as the plain system call's. Should the ring fail, the loop goes
-// on without it: what it did not take is made with plain calls, and a
-// send it took whose result is unknown fails its probe.
+// on without it: every operation whose result it did not report is made
+// again with a plain call. A request that the ring did send goes twice,
+// and the endpoint's second answer, unasked, makes the loop let that
+// connection go (see loopConn.peer); an answer that the ring did read is
+// lost, and the probe times out.
 func (l *loop) flush(now time.Time) {
 	if len(l.pend) == 0 {
 		return
@@ -454,11 +457,7 @@ func (l *loop) flush(now time.Time) {
 		l.ring.close()
 		l.ring = nil
 		for i := range l.pend {
-			switch op := &l.pend[i]; {
-			case op.lc == nil:
-			case i < submitted:
-				l.completed(op, 0, errRingGone, now)
-			default:
+			if op := &l.pend[i]; op.lc != nil {
 				l.completed(op, 0, errNotTaken, now)
 			}
 		}
@@ -468,13 +467,9 @@ func (l *loop) flush(now time.Time) {
 	l.pend, l.reads = l.pend[:0], 0
 }
 
-// errRingGone is the result of an operation the ring took and then
-// failed to report on; errNotTaken that of one it did not take, which is
-// then made with a plain system call.
-var (
-	errRingGone = errors.New("io_uring failed")
-	errNotTaken = errors.New("not taken by io_uring")
-)
+// errNotTaken is the result of an operation that the ring did not report
+// on: it is made with a plain system call.
+var errNotTaken = errors.New("not done by io_uring")
 
 // completed handles the result of op, n bytes or err.
 func (l *loop) completed(op *ringOp, n int, err error, now time.Time) {
@@ -483,9 +478,6 @@ func (l *loop) completed(op *ringOp, n int, err error, now time.Time) {
 		n, err = retryEINTR(func() (int, error) { return rawWrite(op.lc.fd, op.lc.req) })
 	case err == errNotTaken:
 		l.readFrom(op.lc, op.events, now)
-		return
-	case err == errRingGone && op.op == uringOpRecv:
-		// Whatever it read is lost: the probe times out.
 		return
 	}
 	if op.op == uringOpSend {
