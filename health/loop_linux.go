@@ -443,7 +443,8 @@ func (l *loop) flush(now time.Time) {
 	if len(l.pend) == 0 {
 		return
 	}
-	submitted, err := l.ring.submit(func(tag uint64, res int32) {
+	_, err := l.ring.submit(func(tag uint64, res int32) {
+		l.ringOps.Add(1) // before the probe it finishes counts as handled
 		op := &l.pend[tag]
 		n, err := int(res), error(nil)
 		if res < 0 {
@@ -462,7 +463,6 @@ func (l *loop) flush(now time.Time) {
 			}
 		}
 	}
-	l.ringOps.Add(int64(submitted))
 	clear(l.pend)
 	l.pend, l.reads = l.pend[:0], 0
 }
