@@ -322,7 +322,7 @@ func TestLoopHedgesHungEndpoint(t *testing.T) {
 // down) gets no hedge: it could not take anything Down, and its hedge
 // would be a new connection for nothing.
 func TestLoopNoHedgeWhileDown(t *testing.T) {
-	const timeout, interval = 100 * time.Millisecond, 400 * time.Millisecond
+	const timeout, interval = 100 * time.Millisecond, time.Second
 	release := make(chan struct{})
 	defer close(release)
 	var n atomic.Int64
@@ -346,7 +346,9 @@ func TestLoopNoHedgeWhileDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := runChecker(t, c)
-	// The second 200 and the hung probe, on the loop's connection.
+	// The second 200 and the hung probe, on the loop's connection. The
+	// next probe, with a connection of its own, comes an interval after
+	// the hung one started, 0.9s after it timed out at the earliest.
 	waitUntil(t, "the hung probe timed out on the loop", func() bool { return loopHandled(c) >= 2 })
 	accepts := srv.accepts.Load()
 	stop()
