@@ -59,11 +59,10 @@ type loop struct {
 	// of probes, and the first reads of the answers one harvest found,
 	// in one system call per ringEntries (see uring): pend are the
 	// operations queued on it, and slots the buffers of the reads,
-	// ringSlot bytes each, one per entry of the ring. Without it each is
-	// a system call of its own.
+	// ringSlot bytes each, the i-th for pend[i]. Without it each is a
+	// system call of its own (plain).
 	ring  *uring
 	pend  []ringOp
-	reads int32 // the reads in pend
 	slots []byte
 
 	// handled counts the probes the loop finished, wakes the times it
@@ -114,12 +113,11 @@ type loopConn struct {
 	eof  bool
 }
 
-// ringOp is a send or a read queued on the loop's ring for lc: a read
-// into the slot-th of the loop's slots, for the events epoll reported.
+// ringOp is a send of lc's request, or a read of its answer after the
+// events epoll reported.
 type ringOp struct {
 	lc     *loopConn
 	op     uint8
-	slot   int32
 	events uint32
 }
 
@@ -389,12 +387,7 @@ func (l *loop) start(g *group, now time.Time) {
 	// probe unanswered then looks at its members' states.
 	lc.deadline, lc.hedgeDue, lc.hedged = l.now(now)+int64(timeout/2), true, false
 	l.heap = heapPush(l.heap, lc)
-	if l.ring != nil {
-		l.queue(ringOp{lc: lc, op: uringOpSend}, now)
-		return
-	}
-	k, err := retryEINTR(func() (int, error) { return rawWrite(lc.fd, lc.req) })
-	l.sent(lc, k, err, now)
+	l.do(ringOp{lc: lc, op: uringOpSend}, now)
 }
 
 // sent handles the write of lc's request, k bytes or err: a failed write
@@ -410,27 +403,37 @@ func (l *loop) sent(lc *loopConn, k int, err error, now time.Time) {
 	}
 }
 
-// queue queues op on the ring, making what is queued first when the ring
-// is full (a read always has a slot: there is one per entry).
-func (l *loop) queue(op ringOp, now time.Time) {
-	if l.ring.room() == 0 {
+// do makes op: it queues it on the ring, making what is queued first
+// when the ring is full, or, without a ring, makes it at once (plain).
+func (l *loop) do(op ringOp, now time.Time) {
+	if l.ring != nil && l.ring.room() == 0 {
 		l.flush(now)
-		if l.ring == nil { // it failed
-			l.completed(&op, 0, errNotTaken, now)
-			return
-		}
 	}
+	if l.ring == nil {
+		l.plain(op, now)
+		return
+	}
+	i := len(l.pend)
 	buf := op.lc.req
 	if op.op == uringOpRecv {
-		op.slot = l.reads
-		l.reads++
-		buf = l.slot(op.slot)
+		buf = l.slot(i)
 	}
-	l.ring.queue(op.op, op.lc.fd, buf, uint64(len(l.pend)))
+	l.ring.queue(op.op, op.lc.fd, buf, uint64(i))
 	l.pend = append(l.pend, op)
 }
 
-func (l *loop) slot(i int32) []byte { return l.slots[int(i)*ringSlot : int(i+1)*ringSlot] }
+// plain makes op with a system call of its own.
+func (l *loop) plain(op ringOp, now time.Time) {
+	if op.op == uringOpSend {
+		k, err := retryEINTR(func() (int, error) { return rawWrite(op.lc.fd, op.lc.req) })
+		l.sent(op.lc, k, err, now)
+		return
+	}
+	l.readFrom(op.lc, op.events, now)
+}
+
+// slot is the buffer of the read pend[i].
+func (l *loop) slot(i int) []byte { return l.slots[i*ringSlot : (i+1)*ringSlot] }
 
 // flush makes the operations queued on the ring, and handles each one's
 // result as the plain system call's. Should the ring fail, the loop goes
@@ -450,41 +453,31 @@ func (l *loop) flush(now time.Time) {
 		if res < 0 {
 			n, err = -1, syscall.Errno(-res)
 		}
-		l.completed(op, n, err, now)
+		l.completed(op, int(tag), n, err, now)
 		op.lc = nil
 	})
 	if err != nil {
 		l.c.logger.Warn("io_uring failed: probes on kept connections go on with a system call per read and write", "error", err)
 		l.ring.close()
 		l.ring = nil
-		for i := range l.pend {
-			if op := &l.pend[i]; op.lc != nil {
-				l.completed(op, 0, errNotTaken, now)
+		for _, op := range l.pend {
+			if op.lc != nil {
+				l.plain(op, now)
 			}
 		}
 	}
 	clear(l.pend)
-	l.pend, l.reads = l.pend[:0], 0
+	l.pend = l.pend[:0]
 }
 
-// errNotTaken is the result of an operation that the ring did not report
-// on: it is made with a plain system call.
-var errNotTaken = errors.New("not done by io_uring")
-
-// completed handles the result of op, n bytes or err.
-func (l *loop) completed(op *ringOp, n int, err error, now time.Time) {
-	switch {
-	case err == errNotTaken && op.op == uringOpSend:
-		n, err = retryEINTR(func() (int, error) { return rawWrite(op.lc.fd, op.lc.req) })
-	case err == errNotTaken:
-		l.readFrom(op.lc, op.events, now)
-		return
-	}
+// completed handles the result of op, pend[i], on the ring: n bytes or
+// err, as plain's system call would have returned them.
+func (l *loop) completed(op *ringOp, i, n int, err error, now time.Time) {
 	if op.op == uringOpSend {
 		l.sent(op.lc, n, err, now)
 		return
 	}
-	if l.took(op.lc, l.slot(op.slot), n, err, op.events, now) {
+	if l.took(op.lc, l.slot(i), n, err, op.events, now) {
 		l.readFrom(op.lc, op.events, now)
 	}
 }
@@ -509,11 +502,7 @@ func (l *loop) event(lc *loopConn, events uint32, now time.Time) {
 		lc.peer = true
 		return
 	}
-	if l.ring != nil {
-		l.queue(ringOp{lc: lc, op: uringOpRecv, events: events}, now)
-		return
-	}
-	l.readFrom(lc, events, now)
+	l.do(ringOp{lc: lc, op: uringOpRecv, events: events}, now)
 }
 
 // readFrom reads what came on lc until the socket has no more.
