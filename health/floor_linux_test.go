@@ -44,18 +44,7 @@ func TestProbeFloor(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f, err := conn.File() // a descriptor of our own, outside the runtime's poller
-		conn.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		fd, err := syscall.Dup(int(f.Fd()))
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		syscall.SetNonblock(fd, true)
-		defer syscall.Close(fd)
+		fd := ownFD(t, conn)
 		fds[i] = fd
 		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | epollET, Fd: int32(i)}
 		if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {

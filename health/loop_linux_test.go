@@ -30,11 +30,7 @@ import (
 // "ring" is skipped, saying why, on a machine that refuses io_uring.
 func ioModes(t *testing.T, run func(t *testing.T, cc CheckerConfig)) {
 	t.Run("ring", func(t *testing.T) {
-		r, err := newURing(8)
-		if err != nil {
-			t.Skipf("the kernel refuses io_uring (%v): the loop's ring is not tested here", err)
-		}
-		r.close()
+		requireURing(t, 8)
 		run(t, CheckerConfig{})
 	})
 	t.Run("plain", func(t *testing.T) { run(t, CheckerConfig{newRing: noRing}) })
@@ -408,11 +404,7 @@ func TestLoopPathFromKeptConnection(t *testing.T) {
 // writes go through its ring; when the ring fails, the loop says so and
 // goes on with a system call each, and no probe fails for it.
 func TestLoopRing(t *testing.T) {
-	if r, err := newURing(8); err != nil {
-		t.Skipf("the kernel refuses io_uring (%v): the loop's ring is not tested here", err)
-	} else {
-		r.close()
-	}
+	requireURing(t, 8)
 	var ringFD atomic.Int64
 	var logs bytes.Buffer // written under the handler's lock, read once the Checker stopped
 	srv := newRawServer(t, reply("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))

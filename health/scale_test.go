@@ -80,7 +80,6 @@ func TestProbeScale(t *testing.T) {
 	// kernel's round trip of the kept connections among others.
 	remote := os.Getenv("GSLBD_PROBE_SCALE_REMOTE") != ""
 	ports, helperPIDs := startHelperEndpoints(t, n)
-	helpersCPU := func() time.Duration { return processesCPU(helperPIDs) }
 
 	var probe Probe
 	switch kind {
@@ -133,7 +132,7 @@ func TestProbeScale(t *testing.T) {
 				case <-tick.C:
 				}
 				u, s := cpuTime()
-				h := helpersCPU()
+				h := processesCPU(helperPIDs)
 				c1, f1 := probeCounts(t, reg)
 				st := map[State]int{}
 				for _, x := range c.Snapshot().statuses {
@@ -169,11 +168,11 @@ func TestProbeScale(t *testing.T) {
 	loop0, wakes0, sched0 := loopHandled(c), loopWakes(c), c.sched.wakes.Load()
 	user0, sys0 := cpuTime()
 	switches0 := contextSwitches()
-	helper0, wall0 := helpersCPU(), time.Now()
+	helper0, wall0 := processesCPU(helperPIDs), time.Now()
 	time.Sleep(time.Duration(secs) * time.Second)
 	user1, sys1 := cpuTime()
 	switches1 := contextSwitches()
-	helper1, wall1 := helpersCPU(), time.Now()
+	helper1, wall1 := processesCPU(helperPIDs), time.Now()
 	probes1, fails1 := probeCounts(t, reg)
 	loop1, wakes1, sched1 := loopHandled(c), loopWakes(c), c.sched.wakes.Load()
 	pprof.StopCPUProfile()

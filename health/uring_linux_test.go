@@ -23,22 +23,39 @@ func tcpPair(t *testing.T) (a, b int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fd := func(conn net.Conn) int {
-		f, err := conn.(*net.TCPConn).File()
-		conn.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		d, err := syscall.Dup(int(f.Fd()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		syscall.SetNonblock(d, true)
-		t.Cleanup(func() { syscall.Close(d) })
-		return d
+	return ownFD(t, c.(*net.TCPConn)), ownFD(t, s.(*net.TCPConn))
+}
+
+// ownFD returns a non-blocking descriptor of conn's socket of the test's
+// own, outside the runtime's poller (as the loop holds its sockets),
+// closed when the test ends; conn itself is closed.
+func ownFD(t *testing.T, conn *net.TCPConn) int {
+	t.Helper()
+	f, err := conn.File()
+	conn.Close()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return fd(c), fd(s)
+	defer f.Close()
+	fd, err := syscall.Dup(int(f.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscall.SetNonblock(fd, true)
+	t.Cleanup(func() { syscall.Close(fd) })
+	return fd
+}
+
+// requireURing returns an io_uring of entries, closed when the test ends,
+// or skips the test, saying why, where the kernel refuses io_uring.
+func requireURing(t *testing.T, entries uint32) *uring {
+	t.Helper()
+	r, err := newURing(entries)
+	if err != nil {
+		t.Skipf("the kernel refuses io_uring (%v): the loop's ring is not tested here", err)
+	}
+	t.Cleanup(r.close)
+	return r
 }
 
 // TestURing: a batch on the ring is done when submit returns, each
@@ -46,11 +63,7 @@ func tcpPair(t *testing.T) (a, b int) {
 // read, EAGAIN for a read with nothing to read (it never waits), and
 // EPIPE for a send on a connection that was shut down (with no SIGPIPE).
 func TestURing(t *testing.T) {
-	r, err := newURing(4)
-	if err != nil {
-		t.Skipf("the kernel refuses io_uring (%v): the loop's ring is not tested here", err)
-	}
-	defer r.close()
+	r := requireURing(t, 4)
 	a, b := tcpPair(t)
 	c, _ := tcpPair(t)
 	if err := syscall.Shutdown(c, syscall.SHUT_WR); err != nil {
