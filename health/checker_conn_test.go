@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gslbd/gslbd/internal/testwait"
 )
 
 // These tests run a real Checker with real HTTP probes against real
@@ -36,18 +38,6 @@ func runChecker(t *testing.T, c *Checker) (stop func()) {
 	}
 	t.Cleanup(stop)
 	return stop
-}
-
-// waitUntil polls ok until it holds or 10s passed.
-func waitUntil(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 10s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // TestCheckerKeepsConnections: a Checker probes an HTTP endpoint over one
@@ -114,7 +104,7 @@ func TestCheckerClosesConnections(t *testing.T) {
 		}
 		return true
 	}
-	waitUntil(t, "six targets up over six kept connections", func() bool { return allUp() && open.Load() == 6 })
+	testwait.Until(t, 10*time.Second, "six targets up over six kept connections", func() bool { return allUp() && open.Load() == 6 })
 	waitConnsClosed(t, c, targets, stop, open, fds, goroutines)
 }
 
@@ -145,11 +135,11 @@ func newOpenCountServer(t *testing.T) (*httptest.Server, *atomic.Int64) {
 func waitConnsClosed(t *testing.T, c *Checker, targets []Target, stop func(), open *atomic.Int64, fds, goroutines int) {
 	t.Helper()
 	c.Update(targets[:2])
-	waitUntil(t, "four connections closed with their targets", func() bool { return open.Load() == 2 })
+	testwait.Until(t, 10*time.Second, "four connections closed with their targets", func() bool { return open.Load() == 2 })
 	stop()
-	waitUntil(t, "every connection closed when the checker stopped", func() bool { return open.Load() == 0 })
-	waitUntil(t, "file descriptors back to before", func() bool { return openFiles(t) <= fds })
-	waitUntil(t, "goroutines back to before", func() bool { return runtime.NumGoroutine() <= goroutines })
+	testwait.Until(t, 10*time.Second, "every connection closed when the checker stopped", func() bool { return open.Load() == 0 })
+	testwait.Until(t, 10*time.Second, "file descriptors back to before", func() bool { return openFiles(t) <= fds })
+	testwait.Until(t, 10*time.Second, "goroutines back to before", func() bool { return runtime.NumGoroutine() <= goroutines })
 }
 
 // openFiles counts this process's open file descriptors.
@@ -177,10 +167,10 @@ func TestCheckerDetectsKilledServer(t *testing.T) {
 	}
 	runChecker(t, c)
 	state := func() State { st, _ := c.Snapshot().Get("ep"); return st.State }
-	waitUntil(t, "endpoint up", func() bool { return state() == Up })
+	testwait.Until(t, 10*time.Second, "endpoint up", func() bool { return state() == Up })
 	srv.kill(false)
 	killed := time.Now()
-	waitUntil(t, "killed endpoint down", func() bool { return state() == Down })
+	testwait.Until(t, 10*time.Second, "killed endpoint down", func() bool { return state() == Down })
 	d := time.Since(killed)
 	st, _ := c.Snapshot().Get("ep")
 	t.Logf("killed endpoint down after %v (%s)", d.Round(time.Millisecond), st.LastError)
@@ -215,11 +205,11 @@ func TestCheckerProbesWhileSnapshotBuilt(t *testing.T) {
 		t.Fatal(err)
 	}
 	runChecker(t, c)
-	waitUntil(t, "a few probes", func() bool { return requests.Load() >= 4 })
+	testwait.Until(t, 10*time.Second, "a few probes", func() bool { return requests.Load() >= 4 })
 	// Every probe now changes the target's state. Hold the lock a
 	// snapshot is built under.
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := requests.Load()
-	waitUntil(t, "probes while a snapshot is built", func() bool { return requests.Load() >= n+6 })
+	testwait.Until(t, 10*time.Second, "probes while a snapshot is built", func() bool { return requests.Load() >= n+6 })
 }

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gslbd/gslbd/internal/testwait"
 )
 
 // These tests run HTTP probes through a Checker on Linux, where probes on
@@ -52,7 +54,7 @@ func loopChecker(t *testing.T, cc CheckerConfig, cfg HTTPCheck, srv *rawServer, 
 		t.Fatal(err)
 	}
 	stop := runChecker(t, c)
-	waitUntil(t, fmt.Sprintf("%d requests", want), func() bool { return srv.requests.Load() >= want })
+	testwait.Until(t, 10*time.Second, fmt.Sprintf("%d requests", want), func() bool { return srv.requests.Load() >= want })
 	stop()
 	return c, reg
 }
@@ -227,7 +229,7 @@ func testLoopHangingEndpoint(t *testing.T, cc CheckerConfig) {
 		t.Fatal(err)
 	}
 	runChecker(t, c)
-	waitUntil(t, "hanging endpoint down", func() bool {
+	testwait.Until(t, 10*time.Second, "hanging endpoint down", func() bool {
 		st, _ := c.Snapshot().Get("ep")
 		return st.State == Down
 	})
@@ -257,7 +259,7 @@ func TestLoopLeavesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := runChecker(t, c)
-	waitUntil(t, "probes on the loop", func() bool { return loopHandled(c) >= 30 && open.Load() == 6 })
+	testwait.Until(t, 10*time.Second, "probes on the loop", func() bool { return loopHandled(c) >= 30 && open.Load() == 6 })
 	waitConnsClosed(t, c, targets, stop, open, fds, goroutines)
 }
 
@@ -293,7 +295,7 @@ func TestLoopHedgesHungEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	runChecker(t, c)
-	waitUntil(t, "hung endpoint down", func() bool {
+	testwait.Until(t, 10*time.Second, "hung endpoint down", func() bool {
 		st, _ := c.Snapshot().Get("ep")
 		return st.State == Down
 	})
@@ -345,7 +347,7 @@ func TestLoopNoHedgeWhileDown(t *testing.T) {
 	// The second 200 and the hung probe, on the loop's connection. The
 	// next probe, with a connection of its own, comes an interval after
 	// the hung one started, 0.9s after it timed out at the earliest.
-	waitUntil(t, "the hung probe timed out on the loop", func() bool { return loopHandled(c) >= 2 })
+	testwait.Until(t, 10*time.Second, "the hung probe timed out on the loop", func() bool { return loopHandled(c) >= 2 })
 	accepts := srv.accepts.Load()
 	stop()
 	if st, _ := c.Snapshot().Get("ep"); st.State != Down {
@@ -380,7 +382,7 @@ func TestLoopPathFromKeptConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := runChecker(t, c)
-	waitUntil(t, "probes on the loop", func() bool { return loopHandled(c) >= 40 })
+	testwait.Until(t, 10*time.Second, "probes on the loop", func() bool { return loopHandled(c) >= 40 })
 	stop()
 	var g *group
 	for _, g = range c.groups {
@@ -423,7 +425,7 @@ func TestLoopRing(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := runChecker(t, c)
-	waitUntil(t, "probes on the loop", func() bool { return loopHandled(c) >= 5 })
+	testwait.Until(t, 10*time.Second, "probes on the loop", func() bool { return loopHandled(c) >= 5 })
 	l := c.loop.Load()
 	// Each probe on the loop sent its request on the ring, and read its
 	// answer there unless it timed out.
@@ -442,9 +444,9 @@ func TestLoopRing(t *testing.T) {
 	// A batch the ring had already taken may still finish on it; after
 	// that, the loop is on plain calls.
 	before := loopHandled(c)
-	waitUntil(t, "probes on the loop without its ring", func() bool { return loopHandled(c) >= before+3 })
+	testwait.Until(t, 10*time.Second, "probes on the loop without its ring", func() bool { return loopHandled(c) >= before+3 })
 	before, ops := loopHandled(c), l.ringOps.Load()
-	waitUntil(t, "more probes on the loop without its ring", func() bool { return loopHandled(c) >= before+3 })
+	testwait.Until(t, 10*time.Second, "more probes on the loop without its ring", func() bool { return loopHandled(c) >= before+3 })
 	stop()
 	if probes, failures := probeCounts(t, reg); failures > 0 {
 		t.Errorf("%d of %d probes failed, want none", failures, probes)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gslbd/gslbd/internal/dnstest"
 	"github.com/gslbd/gslbd/internal/proctest"
+	"github.com/gslbd/gslbd/internal/testwait"
 	"github.com/miekg/dns"
 	"golang.org/x/sys/unix"
 )
@@ -100,13 +101,13 @@ func TestUDPCoalesce(t *testing.T) {
 				}
 				// Wait until the kernel has queued it on the server's socket.
 				if i == 0 {
-					waitUntil(t, "first query queued", func() bool { return udpQueued(t, port) > 0 })
+					testwait.Until(t, 5*time.Second, "first query queued", func() bool { return udpQueued(t, port) > 0 })
 					one = udpQueued(t, port)
 				}
 			}
 			if tc.queued > 1 {
 				// Every query is as large as the first.
-				waitUntil(t, "queries queued", func() bool { return udpQueued(t, port) >= one*tc.queued })
+				testwait.Until(t, 5*time.Second, "queries queued", func() bool { return udpQueued(t, port) >= one*tc.queued })
 			}
 
 			done := make(chan error, 1)
@@ -153,15 +154,4 @@ func udpQueued(t *testing.T, port int) int {
 		t.Fatal(err)
 	}
 	return n
-}
-
-// waitUntil polls cond until it holds, for at most 5s.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 5s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }

@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/gslbd/gslbd/internal/testwait"
 )
 
 // closedByPeer reports whether the server closed c: a read returns EOF or
@@ -110,8 +112,8 @@ zones: [{origin: example.com., file: example.com.zone}]
 	}
 
 	// The idle ones are closed after the idle timeout (1s; generous bound).
-	eventually(t, 10*time.Second, "every idle connection closed", func() bool { return open() == 0 })
-	eventually(t, 5*time.Second, "gslb_dns_tcp_connections back to 0", func() bool {
+	testwait.Until(t, 10*time.Second, "every idle connection closed", func() bool { return open() == 0 })
+	testwait.Until(t, 5*time.Second, "gslb_dns_tcp_connections back to 0", func() bool {
 		return metric(t, n.bound.Admin, "gslb_dns_tcp_connections") == "0"
 	})
 }
@@ -328,7 +330,7 @@ func TestAdminTLS(t *testing.T) {
 	}
 	ca.issue(t, 101, certFile, keyFile)
 	n.reload <- struct{}{}
-	eventually(t, 10*time.Second, "the renewed certificate served", func() bool { return serial() == 101 })
+	testwait.Until(t, 10*time.Second, "the renewed certificate served", func() bool { return serial() == 101 })
 
 	// A key that does not match the certificate fails the reload and
 	// keeps the certificate in use; check says why.
@@ -341,7 +343,7 @@ func TestAdminTLS(t *testing.T) {
 		t.Errorf("gslbd check with a mismatched key: exit %d %s", code, msg)
 	}
 	n.reload <- struct{}{}
-	eventually(t, 10*time.Second, "reload failure logged", func() bool { return strings.Contains(n.logs.String(), "reload failed") })
+	testwait.Until(t, 10*time.Second, "reload failure logged", func() bool { return strings.Contains(n.logs.String(), "reload failed") })
 	if s := serial(); s != 101 {
 		t.Errorf("after a failed reload serving certificate %d, want 101", s)
 	}

@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/gslbd/gslbd/internal/testwait"
 )
 
 // TestLimitListener holds connections from several client addresses
@@ -54,7 +56,7 @@ func TestLimitListener(t *testing.T) {
 	}
 	waitRefused := func(limit string, n float64) {
 		t.Helper()
-		eventually(t, 5*time.Second, "refusal counted", func() bool { return testutil.ToFloat64(refused.WithLabelValues(limit)) == n })
+		testwait.Until(t, 5*time.Second, "refusal counted", func() bool { return testutil.ToFloat64(refused.WithLabelValues(limit)) == n })
 	}
 	var server []net.Conn
 	for range 3 {
@@ -114,7 +116,7 @@ func TestLimitListenerIPv6Prefix(t *testing.T) {
 			t.Cleanup(func() { c.Close() })
 		}
 	}
-	eventually(t, 5*time.Second, "the second connection from ::1/64 refused", func() bool {
+	testwait.Until(t, 5*time.Second, "the second connection from ::1/64 refused", func() bool {
 		return testutil.ToFloat64(refused.WithLabelValues("per_client")) == 1
 	})
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/gslbd/gslbd/admin/api"
+	"github.com/gslbd/gslbd/internal/testwait"
 )
 
 const (
@@ -118,7 +119,7 @@ state_dir: %s
 // waitAlive waits until every node sees every node alive.
 func (c *drainCluster) waitAlive() {
 	c.t.Helper()
-	eventually(c.t, 10*time.Second, "every node alive everywhere", func() bool {
+	testwait.Until(c.t, 10*time.Second, "every node alive everywhere", func() bool {
 		for _, n := range c.nodes {
 			if metric(c.t, n.bound.Admin, `gslb_cluster_members{state="alive"}`) != fmt.Sprint(len(c.names)) {
 				return false
@@ -174,7 +175,7 @@ func (c *drainCluster) cli(node, token string, args ...string) (string, string, 
 func TestDrainAcrossCluster(t *testing.T) {
 	c := newDrainCluster(t)
 	c.start()
-	eventually(t, 10*time.Second, "every node answers dc1", func() bool { return c.allAnswer("127.0.1.10") })
+	testwait.Until(t, 10*time.Second, "every node answers dc1", func() bool { return c.allAnswer("127.0.1.10") })
 
 	out, errOut, err := c.cli("b", testWriteToken, "drain", "dc1", "--reason", "fire alarm", "-o", "json")
 	if err != nil {
@@ -240,7 +241,7 @@ func TestDrainAcrossCluster(t *testing.T) {
 func TestDrainPropagationTime(t *testing.T) {
 	c := newDrainCluster(t)
 	c.start()
-	eventually(t, 10*time.Second, "every node answers dc1", func() bool { return c.allAnswer("127.0.1.10") })
+	testwait.Until(t, 10*time.Second, "every node answers dc1", func() bool { return c.allAnswer("127.0.1.10") })
 	const trials = 10
 	var times []time.Duration
 	for i := range trials {
@@ -256,7 +257,7 @@ func TestDrainPropagationTime(t *testing.T) {
 				t.Fatalf("gslbd %s: %v\n%s", strings.Join(step.args, " "), err, errOut)
 			}
 			start := time.Now()
-			eventually(t, 5*time.Second, "every node answers "+step.want, func() bool { return c.allAnswer(step.want) })
+			testwait.Until(t, 5*time.Second, "every node answers "+step.want, func() bool { return c.allAnswer(step.want) })
 			times = append(times, time.Since(start))
 		}
 	}
@@ -295,7 +296,7 @@ func TestDrainCLI(t *testing.T) {
 	c.names = []string{"a"}
 	c.start()
 	a := c.nodes["a"]
-	eventually(t, 10*time.Second, "a answers dc1", func() bool { return c.allAnswer("127.0.1.10") })
+	testwait.Until(t, 10*time.Second, "a answers dc1", func() bool { return c.allAnswer("127.0.1.10") })
 
 	exit := func(err error) int {
 		var ee exitError
@@ -383,7 +384,7 @@ func TestDrainCLI(t *testing.T) {
 	if _, errOut, err := c.cli("a", testWriteToken, "drain", "dc1", "--reason", "blip", "--for", "300ms"); err != nil {
 		t.Fatalf("drain --for: %v %s", err, errOut)
 	}
-	eventually(t, 5*time.Second, "the drain expires and dc1 serves again", func() bool { return c.allAnswer("127.0.1.10") })
+	testwait.Until(t, 5*time.Second, "the drain expires and dc1 serves again", func() bool { return c.allAnswer("127.0.1.10") })
 	if ev := getJSON(t, a.bound.Admin, "/api/v1/events?limit=1", testReadToken); !strings.Contains(ev, `"action": "expire"`) {
 		t.Errorf("newest event = %s, want the expiry", ev)
 	}
@@ -392,7 +393,7 @@ func TestDrainCLI(t *testing.T) {
 	const rotated = "rotated-0123456789abcdef"
 	writeFile(t, filepath.Join(c.dir, "tokens"), "ops2 write "+rotated+"\n")
 	a.reload <- struct{}{}
-	eventually(t, 5*time.Second, "the old token is refused after the reload", func() bool {
+	testwait.Until(t, 5*time.Second, "the old token is refused after the reload", func() bool {
 		_, _, err := c.cli("a", testReadToken, "status")
 		return err != nil && strings.Contains(err.Error(), "invalid token (HTTP 401)")
 	})

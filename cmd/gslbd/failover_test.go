@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gslbd/gslbd/internal/testwait"
 )
 
 // freePort returns a TCP port that is free on every given loopback address.
@@ -93,8 +95,8 @@ demo: {endpoints: ["%s:%d"]}
 			return true
 		}
 	}
-	eventually(t, 10*time.Second, "both nodes answer dc1", answersOn("127.0.1.10"))
-	eventually(t, 10*time.Second, "the nodes see each other", func() bool {
+	testwait.Until(t, 10*time.Second, "both nodes answer dc1", answersOn("127.0.1.10"))
+	testwait.Until(t, 10*time.Second, "the nodes see each other", func() bool {
 		st := metric(t, a.bound.Admin, `gslb_cluster_members{state="alive"}`)
 		return st == "2"
 	})
@@ -118,7 +120,7 @@ demo: {endpoints: ["%s:%d"]}
 			return true
 		}
 	}
-	eventually(t, 10*time.Second, "both nodes' gauges say dc1 answers", gauges("dc1"))
+	testwait.Until(t, 10*time.Second, "both nodes' gauges say dc1 answers", gauges("dc1"))
 	if age, err := strconv.ParseFloat(metric(t, a.bound.Admin, `gslb_cluster_peer_report_age_seconds{peer="b"}`), 64); err != nil || age > 5 {
 		t.Errorf("a: gslb_cluster_peer_report_age_seconds{peer=\"b\"} = %v (%v), want a fresh report", age, err)
 	}
@@ -132,9 +134,9 @@ demo: {endpoints: ["%s:%d"]}
 	}
 	start := time.Now()
 	post("/fail")
-	eventually(t, 10*time.Second, "both nodes answer dc2 after dc1 fails", answersOn("127.0.2.10"))
+	testwait.Until(t, 10*time.Second, "both nodes answer dc2 after dc1 fails", answersOn("127.0.2.10"))
 	t.Logf("dc1 failure: every node answered dc2 after %s", time.Since(start).Round(time.Millisecond))
-	eventually(t, 10*time.Second, "both nodes' gauges say dc2 answers", gauges("dc2"))
+	testwait.Until(t, 10*time.Second, "both nodes' gauges say dc2 answers", gauges("dc2"))
 
 	// The node in dc2 decided from dc1's own report, which says down.
 	if s := adminGet(t, b.bound.Admin, "/api/v1/status"); !strings.Contains(s, `"reason": "own site 0/1 up"`) {
@@ -143,6 +145,6 @@ demo: {endpoints: ["%s:%d"]}
 
 	start = time.Now()
 	post("/recover")
-	eventually(t, 10*time.Second, "both nodes answer dc1 again", answersOn("127.0.1.10"))
+	testwait.Until(t, 10*time.Second, "both nodes answer dc1 again", answersOn("127.0.1.10"))
 	t.Logf("dc1 recovery: every node answered dc1 after %s", time.Since(start).Round(time.Millisecond))
 }

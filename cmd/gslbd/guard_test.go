@@ -14,6 +14,7 @@ import (
 
 	"github.com/gslbd/gslbd/admin/api"
 	"github.com/gslbd/gslbd/drain"
+	"github.com/gslbd/gslbd/internal/testwait"
 )
 
 // guardServices adds pay.example.com (dc2 then dc1, SERVFAIL when neither
@@ -95,7 +96,7 @@ func TestGuardrailAcrossCluster(t *testing.T) {
 	// which is what two writes at the same moment look like to the
 	// guardrail of each.
 	a, b := c.startOne("a"), c.startOne("b")
-	eventually(t, 10*time.Second, "a and b answer pay from dc2", func() bool {
+	testwait.Until(t, 10*time.Second, "a and b answer pay from dc2", func() bool {
 		return answer(t, a.bound.DNS[0], "pay.example.com.") == "127.0.2.10" && answer(t, b.bound.DNS[0], "pay.example.com.") == "127.0.2.10"
 	})
 	drainOn := func(node, site string) drain.Record {
@@ -119,7 +120,7 @@ func TestGuardrailAcrossCluster(t *testing.T) {
 	// c joins both: the cluster forms and the drains merge everywhere.
 	c.startOne("c", a.bound.Gossip, b.bound.Gossip)
 	c.waitAlive()
-	eventually(t, 10*time.Second, "every node holds both drains and sets the later one aside", func() bool {
+	testwait.Until(t, 10*time.Second, "every node holds both drains and sets the later one aside", func() bool {
 		for _, name := range c.names {
 			if !slices.Equal(c.setAside(name), []string{second.ID}) {
 				return false
@@ -163,7 +164,7 @@ func TestGuardrailAcrossCluster(t *testing.T) {
 	if _, errOut, err := c.cli("c", testWriteToken, "undrain", "dc1", "--reason", "done"); err != nil {
 		t.Fatalf("undrain dc1: %v %s", err, errOut)
 	}
-	eventually(t, 10*time.Second, "pay moves to dc1 as the dc2 drain applies", func() bool {
+	testwait.Until(t, 10*time.Second, "pay moves to dc1 as the dc2 drain applies", func() bool {
 		return c.everywhere("pay.example.com.", "127.0.1.10") && c.everywhere("talk.example.com.", "127.0.1.10")
 	})
 	for _, name := range c.names {
@@ -177,7 +178,7 @@ func TestGuardrailAcrossCluster(t *testing.T) {
 	if _, errOut, err := c.cli("a", testWriteToken, "undrain", "dc2"); err != nil {
 		t.Fatalf("undrain dc2: %v %s", err, errOut)
 	}
-	eventually(t, 10*time.Second, "pay back on dc2", func() bool { return c.everywhere("pay.example.com.", "127.0.2.10") })
+	testwait.Until(t, 10*time.Second, "pay back on dc2", func() bool { return c.everywhere("pay.example.com.", "127.0.2.10") })
 
 	// Now on the formed cluster, truly at once: dc1 on a and dc2 on b,
 	// released together. Each call may win its node's guardrail or be
@@ -200,7 +201,7 @@ func TestGuardrailAcrossCluster(t *testing.T) {
 		close(start)
 		wg.Wait()
 		both := errs["dc1"] == nil && errs["dc2"] == nil
-		eventually(t, 10*time.Second, "every node agrees on the drains", func() bool {
+		testwait.Until(t, 10*time.Second, "every node agrees on the drains", func() bool {
 			var want []string
 			for i, name := range c.names {
 				ids := c.setAside(name)
@@ -224,7 +225,7 @@ func TestGuardrailAcrossCluster(t *testing.T) {
 				}
 			}
 		}
-		eventually(t, 10*time.Second, "no drain left", func() bool { return c.everywhere("talk.example.com.", "127.0.1.10") })
+		testwait.Until(t, 10*time.Second, "no drain left", func() bool { return c.everywhere("talk.example.com.", "127.0.1.10") })
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gslbd/gslbd/admin/api"
+	"github.com/gslbd/gslbd/internal/testwait"
 )
 
 // notifyListener is a service manager's end of sd_notify: a real
@@ -78,7 +79,7 @@ state_dir: %s
 		}
 		return ""
 	}
-	eventually(t, 10*time.Second, "b sees a alive", func() bool { return peerState("a") == "alive" })
+	testwait.Until(t, 10*time.Second, "b sees a alive", func() bool { return peerState("a") == "alive" })
 
 	a.reload <- struct{}{}
 	expect("RELOADING=1")
@@ -94,7 +95,7 @@ state_dir: %s
 	if code := httpStatus(t, "http://"+a.bound.Admin+"/readyz"); code != http.StatusServiceUnavailable {
 		t.Errorf("GET /readyz once stopping = %d, want 503", code)
 	}
-	eventually(t, lameDuck, "b shows a as left", func() bool { return peerState("a") == "left" })
+	testwait.Until(t, lameDuck, "b shows a as left", func() bool { return peerState("a") == "left" })
 	dig := requireDig(t)
 	host, port, _ := net.SplitHostPort(a.bound.DNS[0])
 	out, err := exec.Command(dig, "@"+host, "-p", port, "+short", "+time=1", "+tries=1", "ns1.example.com", "A").Output()

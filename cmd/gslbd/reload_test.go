@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/gslbd/gslbd/internal/testwait"
 )
 
 const reloadZone = `$ORIGIN example.com.
@@ -51,18 +53,6 @@ func answerA(t *testing.T, addr, name string) string {
 	return strings.Join(out, ",")
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func metric(t *testing.T, admin, name string) string {
 	t.Helper()
 	for _, line := range strings.Split(adminGet(t, admin, "/metrics"), "\n") {
@@ -102,7 +92,7 @@ func TestReloadKeepsLastGoodData(t *testing.T) {
 	// A reload that fails validation keeps serving the old data.
 	writeFile(t, zone, strings.Replace(reloadZone, "%s", "192.0.2.20", 1)+"www IN CNAME elsewhere.example.net.\n")
 	n.reload <- struct{}{}
-	eventually(t, 10*time.Second, "reload failure logged", func() bool {
+	testwait.Until(t, 10*time.Second, "reload failure logged", func() bool {
 		return strings.Contains(n.logs.String(), "reload failed")
 	})
 	if !strings.Contains(n.logs.String(), "example.com.zone:7: CNAME record for www.example.com. beside other data") {
@@ -118,7 +108,7 @@ func TestReloadKeepsLastGoodData(t *testing.T) {
 	// A good reload swaps the data atomically.
 	writeFile(t, zone, strings.Replace(reloadZone, "%s", "192.0.2.30", 1))
 	n.reload <- struct{}{}
-	eventually(t, 10*time.Second, "www A becomes 192.0.2.30", func() bool {
+	testwait.Until(t, 10*time.Second, "www A becomes 192.0.2.30", func() bool {
 		return answerA(t, dnsAddr, "www.example.com.") == "192.0.2.30"
 	})
 	if got := metric(t, n.bound.Admin, "gslb_config_last_reload_successful"); got != "1" {
@@ -185,7 +175,7 @@ services:
 	}
 	writeFile(t, services, strings.Replace(good, "[127.0.0.0/8]", "[127.0.0.0/8, 127.0.0.0/16]", 1))
 	n.reload <- struct{}{}
-	eventually(t, 10*time.Second, "reload failure logged", func() bool {
+	testwait.Until(t, 10*time.Second, "reload failure logged", func() bool {
 		return strings.Contains(n.logs.String(), "reload failed")
 	})
 	if !strings.Contains(n.logs.String(), "services.yaml:4: regions.lo: network 127.0.0.0/16 overlaps 127.0.0.0/8") {

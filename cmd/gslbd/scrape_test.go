@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/gslbd/gslbd/internal/testwait"
 )
 
 var scrapePhase = flag.Duration("scrape.phase", time.Second, "length of each phase of TestScrapeDuringQueries (4 phases)")
@@ -46,7 +48,7 @@ state_dir: %s
 demo: {endpoints: ["127.0.1.10:%d", "127.0.2.10:%d"]}
 `, filepath.Join(dir, "state"), port, port))
 	n := startNode(t, cfg)
-	eventually(t, 10*time.Second, "s0 answers dc1", func() bool { return answerA(t, n.bound.DNS[0], "s0.example.com.") == "127.0.1.10" })
+	testwait.Until(t, 10*time.Second, "s0 answers dc1", func() bool { return answerA(t, n.bound.DNS[0], "s0.example.com.") == "127.0.1.10" })
 
 	type result struct {
 		lat   []time.Duration

@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gslbd/gslbd/internal/testwait"
 )
 
 // TestSIGHUPReloads sends the test process a real SIGHUP while a node
@@ -34,7 +36,7 @@ func TestSIGHUPReloads(t *testing.T) {
 	if err := syscall.Kill(syscall.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "www A becomes 192.0.2.99 after SIGHUP", func() bool {
+	testwait.Until(t, 10*time.Second, "www A becomes 192.0.2.99 after SIGHUP", func() bool {
 		return answerA(t, b.DNS[0], "www.example.com.") == "192.0.2.99"
 	})
 	cancel()

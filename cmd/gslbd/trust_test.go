@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gslbd/gslbd/admin/api"
+	"github.com/gslbd/gslbd/internal/testwait"
 )
 
 // Issue 8 on running nodes: the gossip keyring and its rotation over
@@ -98,7 +99,7 @@ func TestKeyRotationOverSIGHUP(t *testing.T) {
 			writeFile(t, filepath.Join(c.dir, name+".keys"), file.String())
 			n := c.nodes[name]
 			n.reload <- struct{}{}
-			eventually(t, 5*time.Second, st.name+": "+name+" reloaded its keyring", func() bool {
+			testwait.Until(t, 5*time.Second, st.name+": "+name+" reloaded its keyring", func() bool {
 				g := status(t, n).Gossip
 				return g != nil && g.Encrypted && slices.Equal(g.Keys, want)
 			})
@@ -123,7 +124,7 @@ func TestStrangerCannotDrain(t *testing.T) {
 		writeFile(t, filepath.Join(c.dir, name+".keys"), b64(gossipKey1)+"\n")
 	}
 	c.start()
-	eventually(t, 10*time.Second, "every node answers dc1", func() bool { return c.allAnswer("127.0.1.10") })
+	testwait.Until(t, 10*time.Second, "every node answers dc1", func() bool { return c.allAnswer("127.0.1.10") })
 	drainFrame := `{"origin":"a","records":[{"id":"x","site":"dc1","reason":"forged","by":"ops-oncall","at":"2026-01-01T00:00:00Z","stamp":{"wall":1,"logical":0,"node":"a"}}]}`
 	// memberlist's framing: the label header, a user message (type 8), our
 	// kind byte (4, drain records), the body; in clear text.
@@ -149,7 +150,7 @@ func TestStrangerCannotDrain(t *testing.T) {
 	}
 	const counter = `gslb_cluster_rejected_messages_total{kind="gossip",reason="unauthenticated"}`
 	for name, n := range c.nodes {
-		eventually(t, 5*time.Second, name+" counts the stranger's messages", func() bool {
+		testwait.Until(t, 5*time.Second, name+" counts the stranger's messages", func() bool {
 			v := metric(t, n.bound.Admin, counter)
 			return v != "" && v != "0" && v != "1" && v != "2"
 		})
