@@ -82,8 +82,12 @@ func TestUDPCoalesce(t *testing.T) {
 			r.Publish(State{Zones: testSet(t)})
 			srv := r.NewUDPServer(conns, 0)
 			srv.SetCoalesce(123 * time.Microsecond)
-			var paused []time.Duration // only the reader's goroutine appends
-			srv.pause = func(d time.Duration) { paused = append(paused, d) }
+			var paused []time.Duration         // only the reader's goroutine appends
+			pausing := make(chan struct{}, 32) // more than a test makes: the reader never blocks on it
+			srv.pause = func(d time.Duration) {
+				paused = append(paused, d)
+				pausing <- struct{}{}
+			}
 
 			client, err := net.DialUDP("udp", nil, conns[0].LocalAddr().(*net.UDPAddr))
 			if err != nil {
@@ -122,6 +126,15 @@ func TestUDPCoalesce(t *testing.T) {
 				var m dns.Msg
 				if err := m.Unpack(buf[:n]); err != nil || len(m.Answer) == 0 {
 					t.Fatalf("reply %d: %v %v", i+1, err, m)
+				}
+			}
+			// The reader pauses after it sent the replies, and not once
+			// Shutdown began: wait for the pauses expected (for at most
+			// 5s) before shutting down, or the test races the reader.
+			for range tc.pauses {
+				select {
+				case <-pausing:
+				case <-time.After(5 * time.Second):
 				}
 			}
 			if err := srv.Shutdown(context.Background()); err != nil {
