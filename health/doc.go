@@ -146,8 +146,9 @@
 // a silent one still runs into the timeout. [HTTPCheck].DisableReuse
 // (reuse_connection: false in the services file) opens a new connection
 // for every probe, as all probes did before: each then answers whether a
-// new user could connect now. TCP probes only connect and close. Every
-// endpoint with an HTTP check therefore holds one file descriptor on
+// new user could connect now. TCP probes only connect, and close with a
+// reset, which leaves no connection in TIME_WAIT here (see
+// [NewTCPProbe]). Every endpoint with an HTTP check therefore holds one file descriptor on
 // this node. The round trip of a remote endpoint (see Probes across
 // sites) is measured on the connects that new connections make and on
 // the kept connection's exchanges, whoever runs them.
