@@ -700,8 +700,12 @@ func (c *Checker) probeUntil(g *group, start time.Time, timeout, interval time.D
 	trace.wantRTT = k.remote
 	results := [2]probeResult{{err: runProbeUntil(g.tctx, gc.probe, k.addr, start.Add(timeout), timeout), start: start}}
 	results[0].end = time.Now()
-	if err := results[0].err; err == nil && trace.http != nil && ctx.Err() == nil {
+	switch err := results[0].err; {
+	case ctx.Err() != nil:
+	case err == nil && trace.http != nil:
 		c.handOver(g, gc, trace.http)
+	case trace.tcp && !loopHedged:
+		c.handOverConnect(g, gc)
 	}
 	if loopHedged {
 		g.hedge.deliver(results[0], trace)

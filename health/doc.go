@@ -108,12 +108,18 @@
 // only a probe that late costs a goroutine; a loop probe has the path
 // allowance of a kept connection (one round trip), and after completed
 // exchanges with a remote endpoint (see Probes across sites) the loop
-// reads the kernel's estimate (TCP_INFO) from the socket it holds. Every other probe runs on a
-// goroutine of its own: those that make a new connection (the first of
-// each endpoint, the first after a failure or a retired connection),
-// HTTPS, TCP, probes built outside this package, and every probe on other
-// platforms. A plain HTTP probe that kept its connection hands it to the
-// loop, and the loop gives the group back whenever the connection goes.
+// reads the kernel's estimate (TCP_INFO) from the socket it holds. The
+// loop also makes the connects of tcp checks after each endpoint's first
+// probe: a non-blocking connect, closed with a reset once the kernel says
+// how it went, at most 32 of them between two looks at what has come, so
+// that a node with thousands of tcp checks due at once judges the answers
+// to the first in time (the rest start a little later, each with its whole
+// timeout). Every other probe runs on a goroutine of its own: those that
+// make a new HTTP connection (the first of each endpoint, the first after
+// a failure or a retired connection), HTTPS, the first of a tcp check,
+// probes built outside this package, and every probe on other platforms.
+// A plain HTTP probe that kept its connection hands it to the loop, and
+// the loop gives the group back whenever the connection goes.
 // The loop reads every answer that came before it times any probe out,
 // so a node that was too busy to look does not blame the endpoint for
 // its own lateness. At most 256 probes run on goroutines of their own at

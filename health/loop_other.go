@@ -19,3 +19,4 @@ func (*loop) forget(*group) {}
 func (*loop) stop()         {}
 
 func (*Checker) handOver(*group, *groupConfig, *httpProbe) {}
+func (*Checker) handOverConnect(*group, *groupConfig)      {}

@@ -126,13 +126,16 @@ type probeTrace struct {
 	// http is set by a plain HTTP probe that keeps its connection: the
 	// Checker's event loop may run the next probes on it (see loop).
 	http *httpProbe
+	// tcp is set by NewTCPProbe's probes: the event loop may run the
+	// next ones.
+	tcp bool
 }
 
 // reset clears what the last probe reported.
 func (t *probeTrace) reset() {
 	t.connect, t.connected = 0, false
 	t.srtt, t.rttvar, t.sampled = 0, 0, false
-	t.http = nil
+	t.http, t.tcp = nil, false
 }
 
 // feed adds what the probe measured to r.

@@ -20,6 +20,9 @@ import (
 func NewTCPProbe() Probe {
 	d := newDialer()
 	return func(ctx context.Context, addr netip.AddrPort) error {
+		if t, ok := ctx.Value(traceKey{}).(*probeTrace); ok {
+			t.tcp = true // the Checker's event loop may run the next ones
+		}
 		conn, err := dial(ctx, d, addr)
 		if err != nil {
 			return shortError(err)

@@ -1,13 +1,14 @@
 package health
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -24,65 +25,101 @@ import (
 // leave one behind for a minute: at 10,000 endpoints probed twice a
 // second, far more than the kernel's table of them holds.
 func TestTCPProbeLeavesNoTimeWait(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	srv := newResetServer(t, "127.0.0.1:0")
+	p := NewTCPProbe()
+	const probes = 5
+	for range probes {
+		if got := probeErr(p, srv.addr, 5*time.Second); got != "" {
+			t.Fatalf("probe(listener) = %q, want success", got)
+		}
+	}
+	srv.checkReset(t, probes)
+}
+
+// resetServer accepts connections and reads each until the client closes
+// it, counting the connections that the client reset.
+type resetServer struct {
+	ln            net.Listener
+	addr          netip.AddrPort
+	closed, reset atomic.Int64
+	// timeWait holds the connections to the server's port that were in
+	// TIME_WAIT before it listened: ones a test ran earlier, to another
+	// server that had the port.
+	timeWait map[string]bool
+}
+
+func newResetServer(t *testing.T, addr string) *resetServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	var closed, reset atomic.Int64
-	go func() {
+	s := &resetServer{ln: ln, addr: addrPort(t, ln.Addr())}
+	s.timeWait = timeWaitTo(t, s.addr.Port())
+	var wg sync.WaitGroup
+	wg.Go(func() {
 		for {
 			conn, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			go func() {
+			wg.Go(func() {
 				_, err := io.Copy(io.Discard, conn)
 				if errors.Is(err, syscall.ECONNRESET) {
-					reset.Add(1)
+					s.reset.Add(1)
 				}
 				conn.Close()
-				closed.Add(1)
-			}()
+				s.closed.Add(1)
+			})
 		}
-	}()
-	addr := addrPort(t, ln.Addr())
-	p := NewTCPProbe()
-	const probes = 5
-	for range probes {
-		if got := probeErr(p, addr, 5*time.Second); got != "" {
-			t.Fatalf("probe(listener) = %q, want success", got)
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	return s
+}
+
+// checkReset waits until the server has closed at least n connections,
+// and checks that the client reset each, leaving none in TIME_WAIT on
+// this host.
+func (s *resetServer) checkReset(t *testing.T, n int64) {
+	t.Helper()
+	testwait.Until(t, 5*time.Second, "the server closing the probes' connections", func() bool { return s.closed.Load() >= n })
+	if closed, reset := s.closed.Load(), s.reset.Load(); reset != closed {
+		t.Errorf("the server saw %d of %d probe connections reset", reset, closed)
+	}
+	tw := 0
+	for c := range timeWaitTo(t, s.addr.Port()) {
+		if !s.timeWait[c] {
+			tw++
 		}
 	}
-	testwait.Until(t, 5*time.Second, "the server closing every probe's connection", func() bool { return closed.Load() == probes })
-	if got := reset.Load(); got != probes {
-		t.Errorf("the server saw %d of %d probe connections reset", got, probes)
-	}
-	if n := timeWaitTo(t, addr.Port()); n > 0 {
-		t.Errorf("%d connections to the endpoint in TIME_WAIT after %d probes, want none", n, probes)
+	if tw > 0 {
+		t.Errorf("%d connections to the endpoint in TIME_WAIT after %d probes, want none", tw, s.closed.Load())
 	}
 }
 
-// timeWaitTo counts this host's IPv4 TCP connections to remote port port
-// in TIME_WAIT (state 06 of /proc/net/tcp).
-func timeWaitTo(t *testing.T, port uint16) int {
+// timeWaitTo returns this host's TCP connections to remote port port in
+// TIME_WAIT (state 06 of /proc/net/tcp and tcp6), by their addresses.
+func timeWaitTo(t *testing.T, port uint16) map[string]bool {
 	t.Helper()
-	f, err := os.Open("/proc/net/tcp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	n := 0
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		// sl local_address rem_address st ...
-		fields := strings.Fields(s.Text())
-		if len(fields) > 3 && strings.HasSuffix(fields[2], fmt.Sprintf(":%04X", port)) && fields[3] == "06" {
-			n++
+	tw := map[string]bool{}
+	for _, name := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(name)
+		if errors.Is(err, os.ErrNotExist) && name == "/proc/net/tcp6" {
+			continue // no IPv6 on this host
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.Lines(string(b)) {
+			// sl local_address rem_address st ...
+			fields := strings.Fields(line)
+			if len(fields) > 3 && strings.HasSuffix(fields[2], fmt.Sprintf(":%04X", port)) && fields[3] == "06" {
+				tw[fields[1]+" "+fields[2]] = true
+			}
 		}
 	}
-	if err := s.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return tw
 }

@@ -1,0 +1,189 @@
+package health
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gslbd/gslbd/internal/testwait"
+)
+
+// These tests run tcp checks through a Checker on Linux, where the event
+// loop makes their connects after the first probe, and check that it
+// judges them as NewTCPProbe does on a goroutine (TestTCPProbe).
+
+// tcpChecker runs one tcp check of addr, probed every interval with
+// the interval as its timeout, and returns the Checker and its registry.
+func tcpChecker(t *testing.T, addr netip.AddrPort, interval time.Duration) (*Checker, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	c, err := NewChecker(CheckerConfig{}, []Target{{
+		ID: "ep", Addr: addr, Kind: "tcp", Probe: NewTCPProbe(),
+		Interval: interval, Timeout: interval, Rise: 1, Fall: 1,
+	}}, testLogger(t), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runChecker(t, c)
+	return c, reg
+}
+
+// TestLoopConnect: after its first probe a tcp check's connects run on
+// the loop, over IPv4 and IPv6, which closes each with a reset (no
+// TIME_WAIT here), keeps the endpoint Up while it accepts, and takes it
+// Down with the goroutine probe's error once it refuses.
+func TestLoopConnect(t *testing.T) {
+	t.Run("IPv4", func(t *testing.T) { testLoopConnect(t, newResetServer(t, "127.0.0.1:0")) })
+	t.Run("IPv6", func(t *testing.T) {
+		if ln, err := net.Listen("tcp", "[::1]:0"); err != nil {
+			t.Skipf("no IPv6 loopback: %v", err)
+		} else {
+			ln.Close()
+		}
+		testLoopConnect(t, newResetServer(t, "[::1]:0"))
+	})
+}
+
+func testLoopConnect(t *testing.T, srv *resetServer) {
+	c, reg := tcpChecker(t, srv.addr, 100*time.Millisecond)
+	testwait.Until(t, 10*time.Second, "10 connects on the loop", func() bool { return loopHandled(c) >= 10 })
+	probes, failures := probeCounts(t, reg)
+	if st, _ := c.Snapshot().Get("ep"); st.State != Up || failures*4 > probes {
+		t.Errorf("endpoint %s after %d of %d probes failed (%s), want up", st.State, failures, probes, st.LastError)
+	}
+	if handled := loopHandled(c); handled < probes-2 {
+		t.Errorf("%d of %d probes on the loop, want all but the first", handled, probes)
+	}
+	srv.checkReset(t, 10)
+
+	srv.ln.Close()
+	before := loopHandled(c)
+	testwait.Until(t, 10*time.Second, "the refusing endpoint down", func() bool {
+		st, _ := c.Snapshot().Get("ep")
+		return st.State == Down
+	})
+	st, _ := c.Snapshot().Get("ep")
+	if want := "connect: connection refused"; st.LastError != want {
+		t.Errorf("last error %q, want %q (as TestTCPProbe)", st.LastError, want)
+	}
+	if loopHandled(c) == before {
+		t.Error("the refused connects did not run on the loop")
+	}
+}
+
+// TestLoopConnectTimeout: a connect that gets no answer (the listener's
+// queue is full, so the kernel drops the SYN) fails at its timeout, on
+// the loop, with the goroutine probe's error.
+func TestLoopConnectTimeout(t *testing.T) {
+	addr := fullListener(t)
+	c, _ := tcpChecker(t, addr, 100*time.Millisecond)
+	testwait.Until(t, 10*time.Second, "3 timed-out connects on the loop", func() bool { return loopHandled(c) >= 3 })
+	st, _ := c.Snapshot().Get("ep")
+	if want := "timeout after 100ms"; st.State != Down || st.LastError != want {
+		t.Errorf("endpoint %s (%q), want down (%q)", st.State, st.LastError, want)
+	}
+}
+
+// fullListener returns the address of a listener on 127.0.0.1 whose
+// queue of connections to accept is full: the kernel drops further SYNs,
+// so a connect to it gets no answer.
+func fullListener(t *testing.T) netip.AddrPort {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	bound, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(bound.(*syscall.SockaddrInet4).Port))
+	// A backlog of 0 holds one connection, which fills the queue. The
+	// connects do not wait for their answer: a second one would get none.
+	sa, _ := connectAddr(addr)
+	for range 2 {
+		cfd, err := rawConnect(sa)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { syscall.Close(cfd) })
+	}
+	if err := rawConnectWaits(addr, 200*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+// rawConnectWaits checks that a connect to addr gets no answer within d.
+func rawConnectWaits(addr netip.AddrPort, d time.Duration) error {
+	sa, _ := connectAddr(addr)
+	fd, err := rawConnect(sa)
+	if err != nil {
+		return err
+	}
+	defer syscall.Close(fd)
+	fds := []syscall.FdSet{{}}
+	fds[0].Bits[fd/64] |= 1 << (uint(fd) % 64)
+	tv := syscall.NsecToTimeval(int64(d))
+	n, err := syscall.Select(fd+1, nil, &fds[0], nil, &tv)
+	if err != nil {
+		return err
+	}
+	if n != 0 {
+		return fmt.Errorf("a connect to the full listener %s was answered: %v", addr, connectError(fd))
+	}
+	return nil
+}
+
+// TestLoopConnectsInRounds: the loop starts at most roundConnects
+// connects between two harvests, in the order they fell due, and the
+// rest in the next rounds, so that answers to the first wait for no more
+// than a round.
+func TestLoopConnectsInRounds(t *testing.T) {
+	srv := newResetServer(t, "127.0.0.1:0")
+	c, err := NewChecker(CheckerConfig{}, nil, testLogger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := newLoop(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.closeAll()
+	const n = 2*roundConnects + 5
+	sa, _ := connectAddr(srv.addr)
+	for range n {
+		g := &group{key: groupKey{addr: srv.addr, kind: "tcp", timeout: time.Second, interval: time.Second}, ctx: context.Background()}
+		gc := &groupConfig{probe: NewTCPProbe()}
+		g.cfg.Store(gc)
+		l.hold(g, &loopConn{fd: -1, gc: gc, connect: true, req: sa, retire: 1 << 62, hidx: -1})
+		l.due = append(l.due, g)
+	}
+	for round, want := range []int{roundConnects, 2 * roundConnects, n} {
+		l.startDue(time.Now())
+		if len(l.heap) != want {
+			t.Fatalf("round %d: %d connects in flight, want %d", round, len(l.heap), want)
+		}
+		for i, g := range l.due[:want] {
+			if g != nil {
+				t.Fatalf("round %d: due group %d not started", round, i)
+			}
+		}
+	}
+	if len(l.due) != 0 || l.next != 0 {
+		t.Errorf("%d groups still due (next %d), want none", len(l.due)-l.next, l.next)
+	}
+}
