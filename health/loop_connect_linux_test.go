@@ -95,22 +95,7 @@ func TestLoopConnectTimeout(t *testing.T) {
 // so a connect to it gets no answer.
 func fullListener(t *testing.T) netip.AddrPort {
 	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Close(fd) })
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	bound, err := syscall.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(bound.(*syscall.SockaddrInet4).Port))
+	addr := silentListener(t)
 	// A backlog of 0 holds one connection, which fills the queue. The
 	// connects do not wait for their answer: a second one would get none.
 	sa, _ := connectAddr(addr)
@@ -186,4 +171,71 @@ func TestLoopConnectsInRounds(t *testing.T) {
 	if len(l.due) != 0 || l.next != 0 {
 		t.Errorf("%d groups still due (next %d), want none", len(l.due)-l.next, l.next)
 	}
+}
+
+// TestLoopConnectHedged: a connect on the loop that an Up endpoint has
+// not answered at half its timeout gets its hedge at once, as an HTTP
+// probe on the loop does (TestLoopHedgesHungEndpoint), so the endpoint
+// goes Down about one timeout after it went silent, not an interval
+// later. The endpoint is a listener that accepts nothing: the first
+// probe's connection fills its queue, and later SYNs get no answer.
+func TestLoopConnectHedged(t *testing.T) {
+	const timeout, interval = 100 * time.Millisecond, 2 * time.Second
+	addr := silentListener(t)
+	reg := prometheus.NewRegistry()
+	c, err := NewChecker(CheckerConfig{}, []Target{{
+		ID: "ep", Addr: addr, Kind: "tcp", Probe: NewTCPProbe(),
+		Interval: interval, Timeout: timeout, Rise: 1, Fall: 2,
+	}}, testLogger(t), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runChecker(t, c)
+	testwait.Until(t, 10*time.Second, "the endpoint up", func() bool {
+		st, _ := c.Snapshot().Get("ep")
+		return st.State == Up
+	})
+	// The next probe's connect, on the loop, waits for an answer.
+	testwait.Until(t, 10*time.Second, "a connect waiting", func() bool { return len(connsTo(t, addr.Port(), "02")) > 0 })
+	silent := time.Now()
+	testwait.Until(t, 10*time.Second, "the silent endpoint down", func() bool {
+		st, _ := c.Snapshot().Get("ep")
+		return st.State == Down
+	})
+	st, _ := c.Snapshot().Get("ep")
+	if loopHandled(c) == 0 {
+		t.Error("the silent connect did not run on the loop")
+	}
+	if want := "timeout after 100ms"; st.LastError != want {
+		t.Errorf("last error %q, want %q", st.LastError, want)
+	}
+	// The probe and its hedge (from half the timeout on) fail about
+	// 150ms after the connect started; without the hedge the second
+	// failure would come Interval/5 (400ms) and a timeout later.
+	if d := st.Since.Sub(silent); d >= timeout+interval/10 {
+		t.Errorf("down %v after the connect started: want about 1.5 timeouts (150ms), under %v", d, timeout+interval/10)
+	}
+}
+
+// silentListener returns the address of a listener on 127.0.0.1 that
+// never accepts, with a queue of one connection: the first connect to it
+// completes, and later ones get no answer.
+func silentListener(t *testing.T) netip.AddrPort {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	bound, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(bound.(*syscall.SockaddrInet4).Port))
 }

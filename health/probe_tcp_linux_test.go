@@ -101,8 +101,13 @@ func (s *resetServer) checkReset(t *testing.T, n int64) {
 }
 
 // timeWaitTo returns this host's TCP connections to remote port port in
-// TIME_WAIT (state 06 of /proc/net/tcp and tcp6), by their addresses.
-func timeWaitTo(t *testing.T, port uint16) map[string]bool {
+// TIME_WAIT, by their addresses.
+func timeWaitTo(t *testing.T, port uint16) map[string]bool { return connsTo(t, port, "06") }
+
+// connsTo returns this host's TCP connections to remote port port in
+// state (as /proc/net/tcp and tcp6 write it: 02 SYN_SENT, 06 TIME_WAIT),
+// by their addresses.
+func connsTo(t *testing.T, port uint16, state string) map[string]bool {
 	t.Helper()
 	tw := map[string]bool{}
 	for _, name := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
@@ -116,7 +121,7 @@ func timeWaitTo(t *testing.T, port uint16) map[string]bool {
 		for line := range strings.Lines(string(b)) {
 			// sl local_address rem_address st ...
 			fields := strings.Fields(line)
-			if len(fields) > 3 && strings.HasSuffix(fields[2], fmt.Sprintf(":%04X", port)) && fields[3] == "06" {
+			if len(fields) > 3 && strings.HasSuffix(fields[2], fmt.Sprintf(":%04X", port)) && fields[3] == state {
 				tw[fields[1]+" "+fields[2]] = true
 			}
 		}
