@@ -96,14 +96,18 @@ const (
 type ringMaker = func(entries uint32) (*uring, error)
 
 // newURing makes a ring of entries submission slots (a power of two).
-func newURing(entries uint32) (*uring, error) {
+func newURing(entries uint32) (*uring, error) { return newURingFlags(entries, 0) }
+
+// newURingFlags makes a ring with setup flags (IORING_SETUP_*) besides
+// those newURing sets.
+func newURingFlags(entries, flags uint32) (*uring, error) {
 	var p uringParams
-	p.flags = uringSetupSubmitAll
+	p.flags = uringSetupSubmitAll | flags
 	fd, _, errno := syscall.RawSyscall(sysIOURingSetup, uintptr(entries), uintptr(unsafe.Pointer(&p)), 0)
 	if errno == syscall.EINVAL {
 		// A kernel before 5.18: every operation here is submitted
 		// anyway, since none fails before it is issued.
-		p = uringParams{}
+		p = uringParams{flags: flags}
 		fd, _, errno = syscall.RawSyscall(sysIOURingSetup, uintptr(entries), uintptr(unsafe.Pointer(&p)), 0)
 	}
 	if errno != 0 {
