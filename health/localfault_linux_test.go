@@ -60,6 +60,7 @@ func inFDChild(t *testing.T, test, kind string, child func() error) {
 // healthy endpoint down, and the endpoint is up again once the limit is
 // restored.
 func TestLocalFaultOnLoopConnect(t *testing.T) {
+	requireLoopConnects(t)
 	inFDChild(t, "TestLocalFaultOnLoopConnect", "tcp", exhaustedLoopChild)
 }
 

@@ -18,6 +18,15 @@ import (
 // loop makes their connects after the first probe, and check that it
 // judges them as NewTCPProbe does on a goroutine (TestTCPProbe).
 
+// requireLoopConnects skips a test of the loop's connects where the loop
+// makes none (linux/386, see loopConnects).
+func requireLoopConnects(t *testing.T) {
+	t.Helper()
+	if !loopConnects {
+		t.Skip("the event loop makes no connects on this platform: tcp checks run on goroutines")
+	}
+}
+
 // tcpChecker runs one tcp check of addr, probed every interval with
 // the interval as its timeout, and returns the Checker and its registry.
 func tcpChecker(t *testing.T, addr netip.AddrPort, interval time.Duration) (*Checker, *prometheus.Registry) {
@@ -39,6 +48,7 @@ func tcpChecker(t *testing.T, addr netip.AddrPort, interval time.Duration) (*Che
 // TIME_WAIT here), keeps the endpoint Up while it accepts, and takes it
 // Down with the goroutine probe's error once it refuses.
 func TestLoopConnect(t *testing.T) {
+	requireLoopConnects(t)
 	t.Run("IPv4", func(t *testing.T) { testLoopConnect(t, newResetServer(t, "127.0.0.1:0")) })
 	t.Run("IPv6", func(t *testing.T) {
 		if ln, err := net.Listen("tcp", "[::1]:0"); err != nil {
@@ -81,6 +91,7 @@ func testLoopConnect(t *testing.T, srv *resetServer) {
 // queue is full, so the kernel drops the SYN) fails at its timeout, on
 // the loop, with the goroutine probe's error.
 func TestLoopConnectTimeout(t *testing.T) {
+	requireLoopConnects(t)
 	addr := fullListener(t)
 	c, _ := tcpChecker(t, addr, 100*time.Millisecond)
 	testwait.Until(t, 10*time.Second, "3 timed-out connects on the loop", func() bool { return loopHandled(c) >= 3 })
@@ -138,6 +149,7 @@ func rawConnectWaits(addr netip.AddrPort, d time.Duration) error {
 // rest in the next rounds, so that answers to the first wait for no more
 // than a round.
 func TestLoopConnectsInRounds(t *testing.T) {
+	requireLoopConnects(t)
 	srv := newResetServer(t, "127.0.0.1:0")
 	c, err := NewChecker(CheckerConfig{}, nil, testLogger(t), nil)
 	if err != nil {
@@ -180,6 +192,7 @@ func TestLoopConnectsInRounds(t *testing.T) {
 // later. The endpoint is a listener that accepts nothing: the first
 // probe's connection fills its queue, and later SYNs get no answer.
 func TestLoopConnectHedged(t *testing.T) {
+	requireLoopConnects(t)
 	const timeout, interval = 100 * time.Millisecond, 2 * time.Second
 	addr := silentListener(t)
 	reg := prometheus.NewRegistry()
