@@ -40,6 +40,18 @@ func runChecker(t *testing.T, c *Checker) (stop func()) {
 	return stop
 }
 
+// waitState waits up to 10s until target id of c is in state want, and
+// returns its status then.
+func waitState(t *testing.T, c *Checker, id string, want State) Status {
+	t.Helper()
+	var st Status
+	testwait.Until(t, 10*time.Second, fmt.Sprintf("%s %s", id, want), func() bool {
+		st, _ = c.Snapshot().Get(id)
+		return st.State == want
+	})
+	return st
+}
+
 // TestCheckerKeepsConnections: a Checker probes an HTTP endpoint over one
 // kept connection, not a new one per probe.
 func TestCheckerKeepsConnections(t *testing.T) {

@@ -231,8 +231,8 @@ func newMultishot(fds []int) (*multishot, error) {
 		flags   uint16
 		_       [3]uint64
 	}{addr: uint64(uintptr(unsafe.Pointer(&m.bufRing[0]))), entries: msBufs, bgid: msBufGroup}
-	const registerPbufRing = 22
-	if _, _, errno := syscall.Syscall6(427, uintptr(r.fd), registerPbufRing, uintptr(unsafe.Pointer(&reg)), 1, 0, 0); errno != 0 {
+	const sysIOURingRegister, registerPbufRing = 427, 22
+	if _, _, errno := syscall.Syscall6(sysIOURingRegister, uintptr(r.fd), registerPbufRing, uintptr(unsafe.Pointer(&reg)), 1, 0, 0); errno != 0 {
 		m.close()
 		return nil, os.NewSyscallError("io_uring_register", errno)
 	}
@@ -242,7 +242,7 @@ func newMultishot(fds []int) (*multishot, error) {
 	for i := range fds {
 		m.arm(i)
 	}
-	if _, err := m.enter(0); err != nil {
+	if err := m.enter(0); err != nil {
 		m.close()
 		return nil, err
 	}
@@ -263,21 +263,19 @@ func (m *multishot) recycle(bid uint16) {
 	*(*uint32)(unsafe.Pointer(&e[8])) = ringSlot
 	*(*uint16)(unsafe.Pointer(&e[12])) = bid
 	m.tail++
+	// The ring's tail is the u16 at offset 14, over the first entry's
+	// unused last field: stored with the first entry's bid beside it, in
+	// one aligned 32-bit store, there being no 16-bit one.
 	atomic.StoreUint32((*uint32)(unsafe.Pointer(&m.bufRing[12])), uint32(m.tail)<<16|uint32(*(*uint16)(unsafe.Pointer(&m.bufRing[12]))))
 }
 
 func (m *multishot) push(sqe uringSQE) {
 	if m.r.room() == 0 {
-		if _, err := m.enter(0); err != nil {
+		if err := m.enter(0); err != nil {
 			panic(err)
 		}
 	}
-	tail := *m.r.sqTail
-	i := tail & m.r.sqMask
-	m.r.sqes[i] = sqe
-	m.r.sqArray[i] = i
-	atomic.StoreUint32(m.r.sqTail, tail+1)
-	m.r.queued++
+	m.r.push(sqe)
 }
 
 // arm starts connection i's multishot receive.
@@ -291,22 +289,22 @@ func (m *multishot) send(i int, req []byte) {
 		msgFlags: syscall.MSG_DONTWAIT | syscall.MSG_NOSIGNAL, userData: msSendTag | uint64(i)})
 }
 
-// enter submits what is queued and waits for min completions.
-func (m *multishot) enter(min uint32) (int, error) {
+// enter submits what is queued and waits for wait completions.
+func (m *multishot) enter(wait uint32) error {
 	flags := uintptr(0)
-	if min > 0 {
+	if wait > 0 {
 		flags = uringEnterGetEvents
 	}
 	for {
-		_, _, errno := syscall.Syscall6(sysIOURingEnter, uintptr(m.r.fd), uintptr(m.r.queued), uintptr(min), flags, 0, 0)
+		_, _, errno := syscall.Syscall6(sysIOURingEnter, uintptr(m.r.fd), uintptr(m.r.queued), uintptr(wait), flags, 0, 0)
 		if errno == syscall.EINTR {
 			continue
 		}
 		m.r.queued = 0
 		if errno != 0 {
-			return 0, os.NewSyscallError("io_uring_enter", errno)
+			return os.NewSyscallError("io_uring_enter", errno)
 		}
-		return 0, nil
+		return nil
 	}
 }
 
@@ -316,7 +314,7 @@ func (m *multishot) wait() (int, error) {
 	for {
 		head, tail := *m.r.cqHead, atomic.LoadUint32(m.r.cqTail)
 		if head == tail {
-			if _, err := m.enter(1); err != nil {
+			if err := m.enter(1); err != nil {
 				return 0, err
 			}
 			continue

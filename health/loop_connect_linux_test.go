@@ -27,14 +27,15 @@ func requireLoopConnects(t *testing.T) {
 	}
 }
 
-// tcpChecker runs one tcp check of addr, probed every interval with
-// the interval as its timeout, and returns the Checker and its registry.
-func tcpChecker(t *testing.T, addr netip.AddrPort, interval time.Duration) (*Checker, *prometheus.Registry) {
+// tcpChecker runs one tcp check of addr, "ep", probed every interval
+// within timeout, down after fall failures (up after one success), and
+// returns the Checker and its registry.
+func tcpChecker(t *testing.T, addr netip.AddrPort, interval, timeout time.Duration, fall int) (*Checker, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	c, err := NewChecker(CheckerConfig{}, []Target{{
 		ID: "ep", Addr: addr, Kind: "tcp", Probe: NewTCPProbe(),
-		Interval: interval, Timeout: interval, Rise: 1, Fall: 1,
+		Interval: interval, Timeout: timeout, Rise: 1, Fall: fall,
 	}}, testLogger(t), reg)
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +62,7 @@ func TestLoopConnect(t *testing.T) {
 }
 
 func testLoopConnect(t *testing.T, srv *resetServer) {
-	c, reg := tcpChecker(t, srv.addr, 100*time.Millisecond)
+	c, reg := tcpChecker(t, srv.addr, 100*time.Millisecond, 100*time.Millisecond, 1)
 	testwait.Until(t, 10*time.Second, "10 connects on the loop", func() bool { return loopHandled(c) >= 10 })
 	probes, failures := probeCounts(t, reg)
 	if st, _ := c.Snapshot().Get("ep"); st.State != Up || failures*4 > probes {
@@ -74,11 +75,7 @@ func testLoopConnect(t *testing.T, srv *resetServer) {
 
 	srv.ln.Close()
 	before := loopHandled(c)
-	testwait.Until(t, 10*time.Second, "the refusing endpoint down", func() bool {
-		st, _ := c.Snapshot().Get("ep")
-		return st.State == Down
-	})
-	st, _ := c.Snapshot().Get("ep")
+	st := waitState(t, c, "ep", Down)
 	if want := "connect: connection refused"; st.LastError != want {
 		t.Errorf("last error %q, want %q (as TestTCPProbe)", st.LastError, want)
 	}
@@ -93,7 +90,7 @@ func testLoopConnect(t *testing.T, srv *resetServer) {
 func TestLoopConnectTimeout(t *testing.T) {
 	requireLoopConnects(t)
 	addr := fullListener(t)
-	c, _ := tcpChecker(t, addr, 100*time.Millisecond)
+	c, _ := tcpChecker(t, addr, 100*time.Millisecond, 100*time.Millisecond, 1)
 	testwait.Until(t, 10*time.Second, "3 timed-out connects on the loop", func() bool { return loopHandled(c) >= 3 })
 	st, _ := c.Snapshot().Get("ep")
 	if want := "timeout after 100ms"; st.State != Down || st.LastError != want {
@@ -195,27 +192,12 @@ func TestLoopConnectHedged(t *testing.T) {
 	requireLoopConnects(t)
 	const timeout, interval = 100 * time.Millisecond, 2 * time.Second
 	addr := silentListener(t)
-	reg := prometheus.NewRegistry()
-	c, err := NewChecker(CheckerConfig{}, []Target{{
-		ID: "ep", Addr: addr, Kind: "tcp", Probe: NewTCPProbe(),
-		Interval: interval, Timeout: timeout, Rise: 1, Fall: 2,
-	}}, testLogger(t), reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runChecker(t, c)
-	testwait.Until(t, 10*time.Second, "the endpoint up", func() bool {
-		st, _ := c.Snapshot().Get("ep")
-		return st.State == Up
-	})
+	c, _ := tcpChecker(t, addr, interval, timeout, 2)
+	waitState(t, c, "ep", Up)
 	// The next probe's connect, on the loop, waits for an answer.
 	testwait.Until(t, 10*time.Second, "a connect waiting", func() bool { return len(connsTo(t, addr.Port(), "02")) > 0 })
 	silent := time.Now()
-	testwait.Until(t, 10*time.Second, "the silent endpoint down", func() bool {
-		st, _ := c.Snapshot().Get("ep")
-		return st.State == Down
-	})
-	st, _ := c.Snapshot().Get("ep")
+	st := waitState(t, c, "ep", Down)
 	if loopHandled(c) == 0 {
 		t.Error("the silent connect did not run on the loop")
 	}

@@ -392,8 +392,8 @@ func (l *loop) hold(g *group, lc *loopConn) {
 		lc.token = int32(len(l.conns))
 		l.conns = append(l.conns, nil)
 	}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET, Fd: lc.token}
-	if lc.fd >= 0 {
+	if lc.fd >= 0 { // a tcp check's socket is its probe's (see dial)
+		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET, Fd: lc.token}
 		if err := rawEpollAdd(l.epfd, lc.fd, &ev); err != nil {
 			rawClose(lc.fd)
 			l.free = append(l.free, lc.token)
@@ -933,8 +933,11 @@ func (c *Checker) handOver(g *group, gc *groupConfig, p *httpProbe) {
 // then connect without a goroutine each. Where the loop cannot connect
 // to the endpoint's address, the probes stay on goroutines.
 func (c *Checker) handOverConnect(g *group, gc *groupConfig) {
+	if !loopConnects {
+		return
+	}
 	sa, ok := connectAddr(g.key.addr)
-	if !ok || !loopConnects {
+	if !ok {
 		return
 	}
 	l := c.startLoop()

@@ -229,10 +229,7 @@ func testLoopHangingEndpoint(t *testing.T, cc CheckerConfig) {
 		t.Fatal(err)
 	}
 	runChecker(t, c)
-	testwait.Until(t, 10*time.Second, "hanging endpoint down", func() bool {
-		st, _ := c.Snapshot().Get("ep")
-		return st.State == Down
-	})
+	waitState(t, c, "ep", Down)
 	if st, _ := c.Snapshot().Get("ep"); st.LastError != "timeout after 50ms" {
 		t.Errorf("last error %q, want %q", st.LastError, "timeout after 50ms")
 	}
@@ -295,10 +292,7 @@ func TestLoopHedgesHungEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	runChecker(t, c)
-	testwait.Until(t, 10*time.Second, "hung endpoint down", func() bool {
-		st, _ := c.Snapshot().Get("ep")
-		return st.State == Down
-	})
+	waitState(t, c, "ep", Down)
 	st, _ := c.Snapshot().Get("ep")
 	if loopHandled(c) == 0 {
 		t.Fatal("the hung probe did not run on the loop")

@@ -109,7 +109,7 @@ func timeWaitTo(t *testing.T, port uint16) map[string]bool { return connsTo(t, p
 // by their addresses.
 func connsTo(t *testing.T, port uint16, state string) map[string]bool {
 	t.Helper()
-	tw := map[string]bool{}
+	conns := map[string]bool{}
 	for _, name := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
 		b, err := os.ReadFile(name)
 		if errors.Is(err, os.ErrNotExist) && name == "/proc/net/tcp6" {
@@ -122,9 +122,9 @@ func connsTo(t *testing.T, port uint16, state string) map[string]bool {
 			// sl local_address rem_address st ...
 			fields := strings.Fields(line)
 			if len(fields) > 3 && strings.HasSuffix(fields[2], fmt.Sprintf(":%04X", port)) && fields[3] == state {
-				tw[fields[1]+" "+fields[2]] = true
+				conns[fields[1]+" "+fields[2]] = true
 			}
 		}
 	}
-	return tw
+	return conns
 }

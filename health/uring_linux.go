@@ -177,16 +177,21 @@ func (r *uring) room() int { return int(r.sqEntries - r.queued) }
 // (uringOpRecv) into b, tagged with tag. The caller keeps b alive and
 // untouched until submit returns, and checks room first.
 func (r *uring) queue(op uint8, fd int, b []byte, tag uint64) {
-	tail := *r.sqTail
-	i := tail & r.sqMask
-	r.sqes[i] = uringSQE{
+	r.push(uringSQE{
 		opcode:   op,
 		fd:       int32(fd),
 		addr:     uint64(uintptr(unsafe.Pointer(unsafe.SliceData(b)))),
 		len:      uint32(len(b)),
 		msgFlags: syscall.MSG_DONTWAIT | syscall.MSG_NOSIGNAL,
 		userData: tag,
-	}
+	})
+}
+
+// push adds sqe to the submission queue; the caller checks room first.
+func (r *uring) push(sqe uringSQE) {
+	tail := *r.sqTail
+	i := tail & r.sqMask
+	r.sqes[i] = sqe
 	r.sqArray[i] = i
 	atomic.StoreUint32(r.sqTail, tail+1)
 	r.queued++
