@@ -28,9 +28,12 @@ import (
 // it can. It does so twice: with a system call per read and write, and
 // then with the batch's writes, and the reads of each harvest, in one
 // call on an io_uring, as the Checker's loop does where the kernel allows
-// it; and a third time with a multishot receive armed on each
-// connection (see newMultishot). It reports user and system time per
-// exchange, and how many exchanges a second that is.
+// it; then on the ring again at the pace of TestProbeScale (every
+// connection every 500ms, in a batch every 20ms); and a last time with a
+// multishot receive armed on each connection (see newMultishot). It
+// reports user and system time per exchange, how many exchanges a second
+// that is, and what 20,000 a second cost at that price (measured, for
+// the paced run).
 func TestProbeFloor(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("GSLBD_PROBE_FLOOR"))
 	if n <= 0 {
@@ -103,8 +106,16 @@ func TestProbeFloor(t *testing.T) {
 			submit()
 		}
 	}
+	// exchange runs batches until deadline; every is how often a batch
+	// starts (0: as soon as the last one is answered).
+	var every time.Duration
 	exchange := func(ring *uring, deadline time.Time) (count int) {
+		tick := time.Now()
 		for next := 0; time.Now().Before(deadline); {
+			if every > 0 {
+				tick = tick.Add(every)
+				time.Sleep(time.Until(tick))
+			}
 			io(ring, false, func(yield func(i, fd int) bool) {
 				for i := range batch {
 					yield(i, fds[next])
@@ -139,10 +150,10 @@ func TestProbeFloor(t *testing.T) {
 		user1, sys1 := cpuTime()
 		helper := processesCPU(helperPIDs) - helper0
 		cpu := user1 + sys1 - user0 - sys0
-		t.Logf("%s: %d connections, %s: %d exchanges, %.0f/s; per exchange %.1fµs user, %.1fµs system; %.3f of a core for 20,000 a second; this/helpers %.2f",
+		t.Logf("%s: %d connections, %s: %d exchanges, %.0f/s; per exchange %.1fµs user, %.1fµs system; %.3f of a core for 20,000 a second (%.3f measured); this/helpers %.2f",
 			how, len(fds), wall.Round(time.Millisecond), count, float64(count)/wall.Seconds(),
 			float64((user1-user0).Microseconds())/float64(count), float64((sys1-sys0).Microseconds())/float64(count),
-			cpu.Seconds()/float64(count)*20000, cpu.Seconds()/max(helper.Seconds(), 1e-9))
+			cpu.Seconds()/float64(count)*20000, cpu.Seconds()/wall.Seconds(), cpu.Seconds()/max(helper.Seconds(), 1e-9))
 	}
 	measure("a system call each", nil)
 	ring, err := newURing(uint32(len(events)))
@@ -152,6 +163,15 @@ func TestProbeFloor(t *testing.T) {
 	}
 	defer ring.close()
 	measure("io_uring", ring)
+
+	// The same at TestProbeScale's pace: each connection's exchange
+	// every 500ms, started in batches every 20ms (the scheduler's
+	// maxSlack), so that the figure is that of the Checker's exchanges
+	// at their own rate, which batch less than a saturated run's.
+	saved := batch
+	every, batch = maxSlack, max(len(fds)*int(maxSlack)/int(500*time.Millisecond), 1)
+	measure(fmt.Sprintf("io_uring, every connection every 500ms (%d every %s)", batch, every), ring)
+	every, batch = 0, saved
 
 	// The same with multishot receives: each connection has one receive
 	// that stays armed on the ring, into buffers the kernel picks from a
