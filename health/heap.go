@@ -2,13 +2,14 @@ package health
 
 // heapItem is an element of a 4-ary min-heap kept in a slice: its key
 // orders the heap, and it is told its place whenever that changes, so
-// that it can later be removed or fixed where it stands. The scheduler's
-// groups and the loop's probe deadlines are such heaps.
+// that it can later be removed or fixed where it stands (the loop's
+// probe deadlines), or not, when it does not need to be (the scheduler's
+// entries).
 //
 // Why 4-ary: telling an element its place writes to the element (a
-// group, a connection), which at 10,000 endpoints is mostly a cache
-// miss, and a 4-ary heap has half the levels of a binary one; the keys
-// a step compares sit next to each other.
+// connection), which at 10,000 endpoints is mostly a cache miss, and a
+// 4-ary heap has half the levels of a binary one; the keys a step
+// compares sit next to each other.
 type heapItem interface {
 	heapKey() int64
 	setHeapIndex(int)

@@ -160,7 +160,7 @@ func TestLoopConnectsInRounds(t *testing.T) {
 	const n = 2*roundConnects + 5
 	sa, _ := connectAddr(srv.addr)
 	for range n {
-		g := &group{key: groupKey{addr: srv.addr, kind: "tcp", timeout: time.Second, interval: time.Second}, ctx: context.Background()}
+		g := &group{key: groupKey{addr: srv.addr, kind: "tcp", timeout: time.Second, interval: time.Second}, ctx: context.Background(), run: context.Background()}
 		gc := &groupConfig{probe: NewTCPProbe()}
 		g.cfg.Store(gc)
 		l.hold(g, &loopConn{fd: -1, gc: gc, connect: true, req: sa, retire: 1 << 62, hidx: -1})

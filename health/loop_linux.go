@@ -425,7 +425,7 @@ func (l *loop) close(lc *loopConn) {
 // start writes g's request, or hands the probe to a goroutine of its own
 // when the connection is not to be used again.
 func (l *loop) start(g *group, now time.Time) {
-	if g.ctx.Err() != nil {
+	if g.stopped() {
 		return
 	}
 	lc := g.lc

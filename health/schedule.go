@@ -17,6 +17,9 @@ import (
 // of the ±10% jitter so that its start stays within it (see spread).
 const maxSlack = 20 * time.Millisecond
 
+// A heap entry keeps a slack in an int32 of nanoseconds.
+const _ = int32(maxSlack)
+
 // spread returns when a probe d after start is due and how early it may
 // start: it starts between due-slack and due, which is uniformly spread
 // over d ± 10% except that the slack is taken off the low end.
@@ -27,19 +30,30 @@ func spread(start time.Time, d time.Duration) (due time.Time, slack time.Duratio
 
 // scheduler holds the groups waiting for their next probe, in a heap
 // ordered by when each is due, and starts their probes as they fall due.
-// A group is in the heap only between probes, so it never has two in
+// A group waits in the heap only between probes, so it never has two in
 // flight; a probe puts its group back when it is done (add).
 //
 // The scheduler wakes up when the first group is due, and then starts
 // every group that may start (due within its slack), so that probes due
 // close together start in one batch.
+//
+// The heap never writes to a group: moving a group's probe (expedite,
+// add while it waits) pushes a new entry and leaves the old one in the
+// heap, stale, and removing a group only marks its entry stale; a stale
+// entry is dropped when it comes first. Why: a heap that tells each
+// element its place writes to every group it moves, about five of them
+// per probe at 10,000 groups (a 4-ary heap's depth), and each write is a
+// cache miss, since a group is touched once per interval. Stale entries
+// are few (expedites are rate-limited per group; removals come with
+// reloads), and each leaves within one interval, when it falls due.
 type scheduler struct {
 	// wake is signalled when a group became the first due.
 	wake chan struct{}
 	// epoch is what due times in the heap count from.
 	epoch time.Time
 
-	// mu guards the heap and the groups' index.
+	// mu guards the heap and the groups' entry fields (group.seq,
+	// queued, due, expedited).
 	mu   sync.Mutex
 	heap []heapEntry // by due time
 
@@ -51,25 +65,29 @@ func newScheduler() scheduler {
 	return scheduler{wake: make(chan struct{}, 1), epoch: time.Now()}
 }
 
-// add schedules g's next probe at due, or up to slack earlier. A group
-// removed meanwhile (its context is done) is not scheduled again.
+// add schedules g's next probe at due, or up to slack earlier, in place of
+// any it had. A group removed meanwhile (its context is done) is not
+// scheduled again.
 func (s *scheduler) add(g *group, due time.Time, slack time.Duration) {
-	if g.ctx.Err() != nil {
+	if g.stopped() {
 		return
 	}
-	e := heapEntry{due: int64(due.Sub(s.epoch)), slack: int64(slack), g: g}
 	s.mu.Lock()
-	if g.index >= 0 {
-		s.heap[g.index] = e
-		heapFix(s.heap, g.index)
-	} else {
-		s.heap = heapPush(s.heap, e)
-	}
-	first := g.index == 0
+	first := s.pushLocked(g, int64(due.Sub(s.epoch)), slack)
 	s.mu.Unlock()
 	if first {
 		s.poke()
 	}
+}
+
+// pushLocked gives g a new entry, due at due (in the scheduler's time)
+// or up to slack earlier, which makes any entry it had stale, and reports
+// whether the new entry is the first. s.mu must be held.
+func (s *scheduler) pushLocked(g *group, due int64, slack time.Duration) bool {
+	g.seq++
+	g.queued, g.due = true, due
+	s.heap = heapPush(s.heap, heapEntry{due: due, g: g, slack: int32(slack), seq: g.seq})
+	return s.heap[0].g == g && s.heap[0].seq == g.seq
 }
 
 // poke wakes run up, without blocking: a group became the first due.
@@ -86,13 +104,12 @@ func (s *scheduler) poke() {
 func (s *scheduler) expedite(g *group, now time.Time, gap time.Duration) bool {
 	t := int64(now.Sub(s.epoch))
 	s.mu.Lock()
-	ok := g.index >= 0 && s.heap[g.index].due > t && (g.expedited == 0 || t-g.expedited >= int64(gap))
+	ok := g.queued && g.due > t && (g.expedited == 0 || t-g.expedited >= int64(gap))
+	first := false
 	if ok {
 		g.expedited = t
-		s.heap[g.index].due, s.heap[g.index].slack = t, 0
-		heapFix(s.heap, g.index)
+		first = s.pushLocked(g, t, 0)
 	}
-	first := ok && g.index == 0
 	s.mu.Unlock()
 	if first {
 		s.poke()
@@ -100,13 +117,32 @@ func (s *scheduler) expedite(g *group, now time.Time, gap time.Duration) bool {
 	return ok
 }
 
-// remove takes g out of the heap, if it is there.
+// remove takes g out of the heap, if it is there: its entry goes stale.
 func (s *scheduler) remove(g *group) {
 	s.mu.Lock()
-	if g.index >= 0 {
-		s.heap = heapRemove(s.heap, g.index)
-	}
+	g.queued = false
 	s.mu.Unlock()
+}
+
+// popLocked takes the first group that may start at now (its due time
+// less its slack is not after now) out of the heap, dropping the stale
+// entries before it; nil when none may. s.mu must be held.
+func (s *scheduler) popLocked(now int64) *group {
+	for len(s.heap) > 0 {
+		e := &s.heap[0]
+		g := e.g
+		if !g.queued || e.seq != g.seq {
+			s.heap = heapRemove(s.heap, 0)
+			continue
+		}
+		if e.due-int64(e.slack) > now {
+			return nil
+		}
+		s.heap = heapRemove(s.heap, 0)
+		g.queued = false
+		return g
+	}
+	return nil
 }
 
 // run calls start for each group as it falls due (taking it out of the
@@ -115,7 +151,9 @@ func (s *scheduler) remove(g *group) {
 //
 // Every group behind the first has a due time at or after the first's,
 // and the scheduler wakes up at the first's: no group starts after it is
-// due, however the groups' slacks differ.
+// due, however the groups' slacks differ. (The first may be a stale
+// entry, due no later than any live one: the scheduler then wakes up
+// early, drops it, and waits again.)
 func (s *scheduler) run(ctx context.Context, start func(*group), batch func()) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -123,10 +161,8 @@ func (s *scheduler) run(ctx context.Context, start func(*group), batch func()) {
 		s.wakes.Add(1)
 		s.mu.Lock()
 		now := int64(time.Since(s.epoch))
-		for len(s.heap) > 0 && s.heap[0].due-s.heap[0].slack <= now {
-			g := s.heap[0].g
-			s.heap = heapRemove(s.heap, 0)
-			if g.ctx.Err() == nil {
+		for g := s.popLocked(now); g != nil; g = s.popLocked(now) {
+			if !g.stopped() {
 				start(g)
 			}
 		}
@@ -146,13 +182,18 @@ func (s *scheduler) run(ctx context.Context, start func(*group), batch func()) {
 	}
 }
 
-// heapEntry is a group in the heap, with its due time and slack in
-// nanoseconds since the scheduler's epoch, kept in the entry so that
-// ordering the heap does not visit the groups.
+// heapEntry is a group's entry in the heap, with its due time and slack
+// in nanoseconds since the scheduler's epoch, kept in the entry so that
+// ordering the heap does not visit the groups, and the sequence number
+// that says whether the entry is still the group's (see scheduler).
 type heapEntry struct {
-	due, slack int64
-	g          *group
+	due   int64
+	g     *group
+	slack int32 // at most maxSlack
+	seq   uint32
 }
 
-func (e heapEntry) heapKey() int64     { return e.due }
-func (e heapEntry) setHeapIndex(i int) { e.g.index = i }
+func (e heapEntry) heapKey() int64 { return e.due }
+
+// setHeapIndex tells the group nothing: see scheduler.
+func (heapEntry) setHeapIndex(int) {}
