@@ -114,29 +114,21 @@ func fullListener(t *testing.T) netip.AddrPort {
 		}
 		t.Cleanup(func() { syscall.Close(cfd) })
 	}
-	if err := rawConnectWaits(addr, 200*time.Millisecond); err != nil {
+	if err := connectWaits(addr, 200*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	return addr
 }
 
-// rawConnectWaits checks that a connect to addr gets no answer within d.
-func rawConnectWaits(addr netip.AddrPort, d time.Duration) error {
-	sa, _ := connectAddr(addr)
-	fd, err := rawConnect(sa)
-	if err != nil {
-		return err
+// connectWaits checks that a connect to addr gets no answer within d.
+func connectWaits(addr netip.AddrPort, d time.Duration) error {
+	conn, err := net.DialTimeout("tcp", addr.String(), d)
+	if err == nil {
+		conn.Close()
+		return fmt.Errorf("a connect to the full listener %s was answered", addr)
 	}
-	defer syscall.Close(fd)
-	fds := []syscall.FdSet{{}}
-	fds[0].Bits[fd/64] |= 1 << (uint(fd) % 64)
-	tv := syscall.NsecToTimeval(int64(d))
-	n, err := syscall.Select(fd+1, nil, &fds[0], nil, &tv)
-	if err != nil {
-		return err
-	}
-	if n != 0 {
-		return fmt.Errorf("a connect to the full listener %s was answered: %v", addr, connectError(fd))
+	if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+		return fmt.Errorf("a connect to the full listener %s: %w", addr, err)
 	}
 	return nil
 }

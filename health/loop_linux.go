@@ -255,10 +255,16 @@ func (l *loop) kick() {
 // forget closes g's connection, if the loop holds one: g is gone.
 func (l *loop) forget(g *group) { l.send(loopMsg{op: msgForget, g: g}, true) }
 
-// adopt gives lc to the loop; false when the loop has stopped (lc is the
-// caller's to close).
+// adopt gives lc to the loop, which from then on runs g's probes (see
+// group.looped); false when the loop has stopped: g's probes stay on
+// goroutines, and lc's socket is the caller's to close.
 func (l *loop) adopt(g *group, lc *loopConn) bool {
-	return l.send(loopMsg{op: msgAdopt, g: g, lc: lc}, true)
+	g.looped.Store(true)
+	if !l.send(loopMsg{op: msgAdopt, g: g, lc: lc}, true) {
+		g.looped.Store(false)
+		return false
+	}
+	return true
 }
 
 // stop makes run close every connection and return.
@@ -319,9 +325,7 @@ func (l *loop) run() {
 			}
 			switch {
 			case m.op == msgAdopt && (stopped || m.g.ctx.Err() != nil):
-				if m.lc.fd >= 0 {
-					syscall.Close(m.lc.fd)
-				}
+				m.lc.closeFD()
 			case m.op == msgAdopt:
 				l.hold(m.g, m.lc)
 			case m.op == msgForget:
@@ -395,7 +399,7 @@ func (l *loop) hold(g *group, lc *loopConn) {
 	if lc.fd >= 0 { // a tcp check's socket is its probe's (see dial)
 		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET, Fd: lc.token}
 		if err := rawEpollAdd(l.epfd, lc.fd, &ev); err != nil {
-			rawClose(lc.fd)
+			lc.closeFD()
 			l.free = append(l.free, lc.token)
 			g.looped.Store(false)
 			return
@@ -413,9 +417,7 @@ func (l *loop) close(lc *loopConn) {
 		l.heap = heapRemove(l.heap, lc.hidx)
 		lc.hedged = false
 	}
-	if lc.fd >= 0 {
-		rawClose(lc.fd)
-	}
+	lc.closeFD()
 	l.conns[lc.token] = nil
 	l.free = append(l.free, lc.token)
 	lc.g.lc = nil
@@ -477,10 +479,7 @@ func (l *loop) connected(lc *loopConn, now time.Time, err error) {
 	if lc.busy() {
 		l.heap = heapRemove(l.heap, lc.hidx)
 	}
-	if lc.fd >= 0 {
-		rawClose(lc.fd)
-		lc.fd = -1
-	}
+	lc.closeFD()
 	var tr probeTrace
 	if err == nil || errors.Is(err, syscall.ECONNREFUSED) {
 		// The connect's round trip, as dial measures it.
@@ -782,9 +781,7 @@ func (l *loop) expire(now time.Time) {
 func (l *loop) closeAll() {
 	for _, lc := range l.conns {
 		if lc != nil {
-			if lc.fd >= 0 {
-				syscall.Close(lc.fd)
-			}
+			lc.closeFD()
 			lc.g.lc = nil
 		}
 	}
@@ -868,6 +865,15 @@ func rawEpollWait(epfd int, events []syscall.EpollEvent) (int, error) {
 	return int(n), nil
 }
 
+// closeFD closes lc's socket, if it has one: a tcp check's connection has
+// none between probes (see dial).
+func (lc *loopConn) closeFD() {
+	if lc.fd >= 0 {
+		rawClose(lc.fd)
+		lc.fd = -1
+	}
+}
+
 // busy says that a probe is in flight on lc: it is in the loop's heap.
 func (lc *loopConn) busy() bool { return lc.hidx >= 0 }
 
@@ -922,10 +928,8 @@ func (c *Checker) handOver(g *group, gc *groupConfig, p *httpProbe) {
 		return
 	}
 	lc := &loopConn{fd: fd, gc: gc, p: p, req: p.request(nil, g.key.addr, true), retire: l.now(kc.retire), hidx: -1}
-	g.looped.Store(true)
 	if !l.adopt(g, lc) {
-		g.looped.Store(false)
-		syscall.Close(fd)
+		lc.closeFD()
 	}
 }
 
@@ -944,11 +948,7 @@ func (c *Checker) handOverConnect(g *group, gc *groupConfig) {
 	if l == nil {
 		return
 	}
-	lc := &loopConn{fd: -1, gc: gc, connect: true, req: sa, retire: math.MaxInt64, hidx: -1}
-	g.looped.Store(true)
-	if !l.adopt(g, lc) {
-		g.looped.Store(false)
-	}
+	l.adopt(g, &loopConn{fd: -1, gc: gc, connect: true, req: sa, retire: math.MaxInt64, hidx: -1})
 }
 
 // connectAddr is addr as connect(2) takes it: an IPv4 address, also one
