@@ -2,6 +2,7 @@ package health
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -28,8 +29,9 @@ func spread(start time.Time, d time.Duration) (due time.Time, slack time.Duratio
 	return start.Add(d - d/10 + slack + rand.N(d/5-slack+1)), slack
 }
 
-// scheduler holds the groups waiting for their next probe, in a heap
-// ordered by when each is due, and starts their probes as they fall due.
+// scheduler holds the groups waiting for their next probe, on a timing
+// wheel by when each may start (see wheel), and starts their probes as
+// they fall due.
 // A group waits in the heap only between probes, so it never has two in
 // flight; a probe puts its group back when it is done (add).
 //
@@ -37,32 +39,35 @@ func spread(start time.Time, d time.Duration) (due time.Time, slack time.Duratio
 // every group that may start (due within its slack), so that probes due
 // close together start in one batch.
 //
-// The heap never writes to a group: moving a group's probe (expedite,
-// add while it waits) pushes a new entry and leaves the old one in the
-// heap, stale, and removing a group only marks its entry stale; a stale
-// entry is dropped when it comes first. Why: a heap that tells each
-// element its place writes to every group it moves, about five of them
-// per probe at 10,000 groups (a 4-ary heap's depth), and each write is a
-// cache miss, since a group is touched once per interval. Stale entries
-// are few (expedites are rate-limited per group; removals come with
-// reloads), and each leaves within one interval, when it falls due.
+// The wheel never writes to a group: moving a group's probe (expedite,
+// add while it waits) adds a new entry and leaves the old one in the
+// wheel, stale, and removing a group only marks its entry stale; a stale
+// entry is dropped when its time comes. Why: at 10,000 groups a group is
+// touched once per interval, so each visit to one is a cache miss, and
+// an entry that carries its times lets the wheel order the probes without
+// visiting the groups. Stale entries are few (expedites are rate-limited
+// per group; removals come with reloads), and each leaves within one
+// interval, when it falls due.
 type scheduler struct {
 	// wake is signalled when a group became the first due.
 	wake chan struct{}
 	// epoch is what due times in the heap count from.
 	epoch time.Time
 
-	// mu guards the heap and the groups' entry fields (group.seq,
-	// queued, due, expedited).
-	mu   sync.Mutex
-	heap []heapEntry // by due time
+	// mu guards the wheel, wakeAt and the groups' entry fields
+	// (group.seq, queued, due, expedited).
+	mu sync.Mutex
+	w  wheel
+	// wakeAt is when run wakes up next (MaxInt64: only when poked): an
+	// entry due before it pokes run.
+	wakeAt int64
 
 	// wakes counts the times run woke up, for tests.
 	wakes atomic.Int64
 }
 
 func newScheduler() scheduler {
-	return scheduler{wake: make(chan struct{}, 1), epoch: time.Now()}
+	return scheduler{wake: make(chan struct{}, 1), epoch: time.Now(), wakeAt: math.MaxInt64}
 }
 
 // add schedules g's next probe at due, or up to slack earlier, in place of
@@ -82,12 +87,16 @@ func (s *scheduler) add(g *group, due time.Time, slack time.Duration) {
 
 // pushLocked gives g a new entry, due at due (in the scheduler's time)
 // or up to slack earlier, which makes any entry it had stale, and reports
-// whether the new entry is the first. s.mu must be held.
+// whether it is due before run wakes up. s.mu must be held.
 func (s *scheduler) pushLocked(g *group, due int64, slack time.Duration) bool {
 	g.seq++
 	g.queued, g.due = true, due
-	s.heap = heapPush(s.heap, heapEntry{due: due, g: g, slack: int32(slack), seq: g.seq})
-	return s.heap[0].g == g && s.heap[0].seq == g.seq
+	s.w.push(heapEntry{due: due, g: g, slack: int32(slack), seq: g.seq})
+	if due < s.wakeAt {
+		s.wakeAt = due // one poke is enough
+		return true
+	}
+	return false
 }
 
 // poke wakes run up, without blocking: a group became the first due.
@@ -117,43 +126,35 @@ func (s *scheduler) expedite(g *group, now time.Time, gap time.Duration) bool {
 	return ok
 }
 
-// remove takes g out of the heap, if it is there: its entry goes stale.
+// remove takes g out of the wheel, if it is there: its entry goes stale.
 func (s *scheduler) remove(g *group) {
 	s.mu.Lock()
 	g.queued = false
 	s.mu.Unlock()
 }
 
-// popLocked takes the first group that may start at now (its due time
-// less its slack is not after now) out of the heap, dropping the stale
-// entries before it; nil when none may. s.mu must be held.
-func (s *scheduler) popLocked(now int64) *group {
-	for len(s.heap) > 0 {
-		e := &s.heap[0]
+// takeLocked takes every group that may start at now (its due time less
+// its slack is not after now) out of the wheel, and calls start with it,
+// dropping the stale entries it meets. s.mu must be held.
+func (s *scheduler) takeLocked(now int64, start func(*group)) {
+	s.w.take(now, func(e heapEntry) {
 		g := e.g
 		if !g.queued || e.seq != g.seq {
-			s.heap = heapRemove(s.heap, 0)
-			continue
+			return // stale
 		}
-		if e.due-int64(e.slack) > now {
-			return nil
-		}
-		s.heap = heapRemove(s.heap, 0)
 		g.queued = false
-		return g
-	}
-	return nil
+		start(g)
+	})
 }
 
 // run calls start for each group as it falls due (taking it out of the
-// heap), and batch after each batch of starts, until ctx is done. start
+// wheel), and batch after each batch of starts, until ctx is done. start
 // and batch must not block.
 //
-// Every group behind the first has a due time at or after the first's,
-// and the scheduler wakes up at the first's: no group starts after it is
-// due, however the groups' slacks differ. (The first may be a stale
-// entry, due no later than any live one: the scheduler then wakes up
-// early, drops it, and waits again.)
+// The scheduler wakes up when the first entry is due (wheel.next): no
+// group starts after it is due, however the groups' slacks differ. (The
+// first may be a stale entry: the scheduler then wakes up early, drops
+// it, and waits again.)
 func (s *scheduler) run(ctx context.Context, start func(*group), batch func()) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -161,14 +162,16 @@ func (s *scheduler) run(ctx context.Context, start func(*group), batch func()) {
 		s.wakes.Add(1)
 		s.mu.Lock()
 		now := int64(time.Since(s.epoch))
-		for g := s.popLocked(now); g != nil; g = s.popLocked(now) {
+		s.takeLocked(now, func(g *group) {
 			if !g.stopped() {
 				start(g)
 			}
-		}
+		})
 		wait := time.Hour
-		if len(s.heap) > 0 {
-			wait = time.Duration(s.heap[0].due - now)
+		s.wakeAt = math.MaxInt64
+		if due, ok := s.w.next(); ok {
+			wait = time.Duration(due - now)
+			s.wakeAt = due
 		}
 		s.mu.Unlock()
 		batch()
@@ -182,10 +185,11 @@ func (s *scheduler) run(ctx context.Context, start func(*group), batch func()) {
 	}
 }
 
-// heapEntry is a group's entry in the heap, with its due time and slack
+// heapEntry is a group's entry in the wheel, with its due time and slack
 // in nanoseconds since the scheduler's epoch, kept in the entry so that
-// ordering the heap does not visit the groups, and the sequence number
-// that says whether the entry is still the group's (see scheduler).
+// ordering the entries does not visit the groups, and the sequence number
+// that says whether the entry is still the group's (see scheduler). The
+// wheel keeps those it does not span yet in a heap, by start.
 type heapEntry struct {
 	due   int64
 	g     *group
@@ -193,7 +197,7 @@ type heapEntry struct {
 	seq   uint32
 }
 
-func (e heapEntry) heapKey() int64 { return e.due }
+func (e heapEntry) heapKey() int64 { return e.start() }
 
 // setHeapIndex tells the group nothing: see scheduler.
 func (heapEntry) setHeapIndex(int) {}

@@ -9,98 +9,94 @@ import (
 	"time"
 )
 
-// TestGroupHeap checks the scheduler against a list of what is queued,
-// under random adds, expedites and removals: every entry is due no sooner
-// than its parent, each queued group has exactly one entry of its own
-// (the others are stale), due when it was last scheduled, and groups come
-// out of it in due order, each once, never one that was removed.
-func TestGroupHeap(t *testing.T) {
+// TestSchedulerWheel checks the scheduler against a list of what is
+// queued, under random adds (some beyond the wheel's span), expedites and
+// removals, taking what may start at random times: a group comes out only
+// once its start has come, once, never one that was removed, and every
+// group whose start has come does; the scheduler never means to wake up
+// after a queued group is due; and once every group is out, no entry is
+// left, stale ones included.
+func TestSchedulerWheel(t *testing.T) {
 	ctx := context.Background()
 	s := newScheduler()
-	groups := make([]*group, 200)
-	due := map[*group]int64{}
+	groups := make([]*group, 300)
+	type queued struct{ due, slack int64 }
+	want := map[*group]queued{}
 	for i := range groups {
 		groups[i] = &group{ctx: ctx, run: ctx}
 	}
 	r := rand.New(rand.NewPCG(1, 2))
-	check := func(step int) {
+	now := int64(0)
+	take := func(step int) {
 		t.Helper()
-		live := map[*group]int{}
-		for i, e := range s.heap {
-			if p := (i - 1) / heapArity; i > 0 && s.heap[p].due > e.due {
-				t.Fatalf("step %d: entry %d due %v before its parent %d, due %v", step, i, time.Duration(e.due), p, time.Duration(s.heap[p].due))
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		seen := map[*group]bool{}
+		s.takeLocked(now, func(g *group) {
+			q, ok := want[g]
+			switch {
+			case !ok:
+				t.Fatalf("step %d: a group that is not queued came out", step)
+			case seen[g]:
+				t.Fatalf("step %d: a group came out twice", step)
+			case q.due-q.slack > now:
+				t.Fatalf("step %d: a group that may start at %v came out at %v", step, time.Duration(q.due-q.slack), time.Duration(now))
 			}
-			if e.g.queued && e.seq == e.g.seq {
-				live[e.g]++
-				if e.due != due[e.g] {
-					t.Fatalf("step %d: entry %d due %v, want %v", step, i, time.Duration(e.due), time.Duration(due[e.g]))
-				}
+			seen[g] = true
+			delete(want, g)
+		})
+		for _, q := range want {
+			if q.due-q.slack <= now {
+				t.Fatalf("step %d: a group that may start at %v stayed in at %v", step, time.Duration(q.due-q.slack), time.Duration(now))
 			}
 		}
-		for g := range due {
-			if live[g] != 1 {
-				t.Fatalf("step %d: a queued group has %d entries of its own, want 1", step, live[g])
+		// run wakes up at next: never after a queued group is due.
+		next, ok := s.w.next()
+		for _, q := range want {
+			if !ok || next > q.due {
+				t.Fatalf("step %d: the scheduler would wake up at %v (%v), after a group due at %v", step, time.Duration(next), ok, time.Duration(q.due))
 			}
-		}
-		if len(live) != len(due) {
-			t.Fatalf("step %d: %d groups have an entry, want %d", step, len(live), len(due))
 		}
 	}
-	for step := range 5000 {
+	for step := range 20000 {
 		g := groups[r.IntN(len(groups))]
-		now := time.Duration(step) * time.Millisecond
-		switch r.IntN(8) {
+		switch r.IntN(10) {
 		case 0, 1:
 			s.remove(g)
-			delete(due, g)
+			delete(want, g)
 		case 2:
 			// Expedite moves only a queued group that is not due yet,
 			// and at most once per gap.
 			gap := 50 * time.Millisecond
-			want := g.queued && g.due > int64(now) && (g.expedited == 0 || int64(now)-g.expedited >= int64(gap))
-			if got := s.expedite(g, s.epoch.Add(now), gap); got != want {
-				t.Fatalf("step %d: expedite reported %v, want %v", step, got, want)
+			ok := g.queued && g.due > now && (g.expedited == 0 || now-g.expedited >= int64(gap))
+			if got := s.expedite(g, s.epoch.Add(time.Duration(now)), gap); got != ok {
+				t.Fatalf("step %d: expedite reported %v, want %v", step, got, ok)
 			}
-			if want {
-				due[g] = int64(now)
+			if ok {
+				want[g] = queued{due: now}
 			}
+		case 3:
+			now += r.Int64N(int64(30 * time.Millisecond))
+			if r.IntN(200) == 0 {
+				now += r.Int64N(int64(10 * time.Second)) // a stall
+			}
+			take(step)
 		default:
-			d := now + time.Duration(r.IntN(1000))*time.Millisecond
-			s.add(g, s.epoch.Add(d), 0)
-			due[g] = int64(d)
-		}
-		check(step)
-		if step%100 == 99 {
-			// The groups due by now come out in due order, each once.
-			s.mu.Lock()
-			var got []int64
-			for g := s.popLocked(int64(now)); g != nil; g = s.popLocked(int64(now)) {
-				d, ok := due[g]
-				if !ok {
-					s.mu.Unlock()
-					t.Fatalf("step %d: a group that is not queued came out", step)
-				}
-				got = append(got, d)
-				delete(due, g)
+			// Mostly within the wheel's span, sometimes beyond it, now
+			// and then in the past (a probe that ended late).
+			d := now - int64(5*time.Millisecond) + r.Int64N(int64(time.Second))
+			if r.IntN(10) == 0 {
+				d += r.Int64N(int64(20 * time.Second))
 			}
-			s.mu.Unlock()
-			if !slices.IsSorted(got) {
-				t.Fatalf("step %d: groups came out in the order %v", step, got)
-			}
-			for _, d := range due {
-				if d <= int64(now) {
-					t.Fatalf("step %d: a group due at %v stayed in at %v", step, time.Duration(d), now)
-				}
-			}
-			check(step)
+			slack := r.Int64N(int64(maxSlack) + 1)
+			s.add(g, s.epoch.Add(time.Duration(d)), time.Duration(slack))
+			want[g] = queued{due: d, slack: slack}
 		}
 	}
-	// Once every group is out, no entry is left: the stale ones went
-	// with them.
+	now = 1 << 62
+	take(-1)
 	s.mu.Lock()
-	for s.popLocked(1<<62) != nil {
-	}
-	n := len(s.heap)
+	n := s.w.n
 	s.mu.Unlock()
 	if n != 0 {
 		t.Fatalf("%d entries left in an empty scheduler", n)
@@ -120,17 +116,15 @@ func TestSchedulerStaleEntries(t *testing.T) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if got := s.popLocked(last - 1); got != nil {
-		t.Fatalf("the group came out before its last due time")
+	var out []int64
+	for _, now := range []int64{last - 1, last, int64(2 * time.Second)} {
+		s.takeLocked(now, func(*group) { out = append(out, now) })
 	}
-	if got := s.popLocked(last); got != g {
-		t.Fatalf("the group did not come out at its last due time")
+	if !slices.Equal(out, []int64{last}) {
+		t.Fatalf("the group came out at %v, want once at %v", out, last)
 	}
-	if got := s.popLocked(int64(2 * time.Second)); got != nil {
-		t.Fatalf("the group came out twice")
-	}
-	if len(s.heap) != 0 {
-		t.Fatalf("%d entries left behind", len(s.heap))
+	if s.w.n != 0 {
+		t.Fatalf("%d entries left behind", s.w.n)
 	}
 }
 
