@@ -455,3 +455,77 @@ func TestLoopRing(t *testing.T) {
 		t.Errorf("target %s (%q), want up", st.State, st.LastError)
 	}
 }
+
+// TestLoopBellRingsOnceWhileBusy checks what the loop's bell (see loop)
+// is for: an event wakes the runtime's poller while the loop waits, but
+// once the loop is awake, further events make no sound until it waits
+// again.
+func TestLoopBellRingsOnceWhileBusy(t *testing.T) {
+	c, err := NewChecker(CheckerConfig{}, nil, testLogger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := newLoop(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.closeAll()
+	// An epoll instance of its own asks whether bell is readable,
+	// without taking its event as the loop's wait does.
+	ear, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(ear)
+	if err := syscall.EpollCtl(ear, syscall.EPOLL_CTL_ADD, l.bell, &syscall.EpollEvent{Events: syscall.EPOLLIN}); err != nil {
+		t.Fatal(err)
+	}
+	rings := func() bool {
+		t.Helper()
+		var ev [1]syscall.EpollEvent
+		n, err := syscall.EpollWait(ear, ev[:], 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n > 0
+	}
+	drain := func() {
+		var b [8]byte
+		rawRead(l.evfd, b[:])
+	}
+	if k, err := l.wait(); k != 0 || err != nil {
+		t.Fatalf("an idle loop harvested %d events (%v)", k, err)
+	}
+	if rings() {
+		t.Fatal("the bell rings with nothing to hear")
+	}
+	l.wake()
+	if !rings() {
+		t.Fatal("an event while the loop waits does not ring the bell")
+	}
+	if k, _ := l.wait(); k != 1 {
+		t.Fatalf("the woken loop harvested %d events, want 1", k)
+	}
+	drain()
+	l.wake() // while the loop is busy
+	if rings() {
+		t.Fatal("an event while the loop is busy rings the bell")
+	}
+	// The loop's next wait finds that event, and does not arm the bell.
+	if k, _ := l.wait(); k != 1 {
+		t.Fatalf("the loop harvested %d events, want 1", k)
+	}
+	if rings() {
+		t.Fatal("the bell rings after a harvest")
+	}
+	// Once the loop waits again, the bell is armed again.
+	drain()
+	if k, err := l.wait(); k != 0 || err != nil {
+		t.Fatalf("an idle loop harvested %d events (%v)", k, err)
+	}
+	l.wake()
+	if !rings() {
+		t.Fatal("an event after the loop waits again does not ring the bell")
+	}
+	drain()
+}
