@@ -140,15 +140,7 @@ func connectWaits(addr netip.AddrPort, d time.Duration) error {
 func TestLoopConnectsInRounds(t *testing.T) {
 	requireLoopConnects(t)
 	srv := newResetServer(t, "127.0.0.1:0")
-	c, err := NewChecker(CheckerConfig{}, nil, testLogger(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := newLoop(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.closeAll()
+	l := newTestLoop(t)
 	const n = 2*roundConnects + 5
 	sa, _ := connectAddr(srv.addr)
 	for range n {

@@ -461,15 +461,7 @@ func TestLoopRing(t *testing.T) {
 // once the loop is awake, further events make no sound until it waits
 // again.
 func TestLoopBellRingsOnceWhileBusy(t *testing.T) {
-	c, err := NewChecker(CheckerConfig{}, nil, testLogger(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := newLoop(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.closeAll()
+	l := newTestLoop(t)
 	// An epoll instance of its own asks whether bell is readable,
 	// without taking its event as the loop's wait does.
 	ear, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
@@ -528,4 +520,20 @@ func TestLoopBellRingsOnceWhileBusy(t *testing.T) {
 		t.Fatal("an event after the loop waits again does not ring the bell")
 	}
 	drain()
+}
+
+// newTestLoop returns a loop of a Checker with no targets, closed when
+// the test ends; the test drives it by hand.
+func newTestLoop(t *testing.T) *loop {
+	t.Helper()
+	c, err := NewChecker(CheckerConfig{}, nil, testLogger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := newLoop(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.closeAll)
+	return l
 }
