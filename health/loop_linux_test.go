@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -536,4 +538,43 @@ func newTestLoop(t *testing.T) *loop {
 	}
 	t.Cleanup(l.closeAll)
 	return l
+}
+
+// TestLoopSortsDue: the probes that fell due in one batch start in the
+// order of their sockets' descriptors, tcp connects after them in the
+// order of their connections' tokens, groups the loop does not hold last;
+// what was due before the batch stays where it was.
+func TestLoopSortsDue(t *testing.T) {
+	l := &loop{}
+	mk := func(lc *loopConn) *group { return &group{lc: lc} }
+	earlier := []*group{mk(&loopConn{fd: 90}), mk(&loopConn{fd: 3})}
+	sends := []*group{mk(&loopConn{fd: 5}), mk(&loopConn{fd: 7}), mk(&loopConn{fd: 11}), mk(&loopConn{fd: 40})}
+	connects := []*group{mk(&loopConn{fd: -1, connect: true, token: 2}), mk(&loopConn{fd: -1, connect: true, token: 9})}
+	unheld := mk(nil)
+	want := slices.Concat(earlier, sends, connects, []*group{unheld})
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 20 {
+		batch := slices.Concat(sends, connects, []*group{unheld})
+		r.Shuffle(len(batch), func(i, j int) { batch[i], batch[j] = batch[j], batch[i] })
+		l.due = slices.Concat(earlier, batch)
+		l.sortDue(len(earlier))
+		if !slices.Equal(l.due, want) {
+			t.Fatalf("due in the order %v, want %v", describeDue(l.due), describeDue(want))
+		}
+	}
+}
+
+func describeDue(gs []*group) []string {
+	var out []string
+	for _, g := range gs {
+		switch {
+		case g.lc == nil:
+			out = append(out, "unheld")
+		case g.lc.connect:
+			out = append(out, fmt.Sprintf("connect#%d", g.lc.token))
+		default:
+			out = append(out, fmt.Sprintf("fd%d", g.lc.fd))
+		}
+	}
+	return out
 }
