@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/gslbd/gslbd/internal/testwait"
 )
@@ -577,4 +578,45 @@ func describeDue(gs []*group) []string {
 		}
 	}
 	return out
+}
+
+// TestLoopExpedite: Expedite brings forward the next probe of an endpoint
+// whose connection the loop keeps, as any other: at once, once per
+// interval.
+func TestLoopExpedite(t *testing.T) { ioModes(t, testLoopExpedite) }
+
+func testLoopExpedite(t *testing.T, cc CheckerConfig) {
+	srv := newRawServer(t, reply(okResponse))
+	const interval = time.Second
+	c, err := NewChecker(cc, []Target{{
+		ID: "ep", Addr: srv.addr(t), Kind: "http", Probe: NewHTTPProbe(HTTPCheck{}),
+		Interval: interval, Timeout: interval / 2, Rise: 1, Fall: 1,
+	}}, testLogger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer runChecker(t, c)()
+	// The second probe runs on the loop; the third is due an interval
+	// (less 10%) after it started.
+	testwait.Until(t, 10*time.Second, "a probe on the loop", func() bool { return loopHandled(c) >= 1 })
+	last, requests := time.Now(), srv.requests.Load()
+	time.Sleep(100 * time.Millisecond)
+	c.Expedite([]string{"ep"})
+	testwait.Until(t, interval, "the expedited probe", func() bool { return srv.requests.Load() > requests })
+	if took := time.Since(last); took > interval/2 {
+		t.Errorf("the expedited probe came %v after the last one, want well within the interval (%v)", took, interval)
+	}
+	if got := testutil.ToFloat64(c.metrics.expedited); got != 1 {
+		t.Errorf("expedited probes counted: %v, want 1", got)
+	}
+	// Once per interval: a second Expedite at once brings nothing.
+	requests = srv.requests.Load()
+	c.Expedite([]string{"ep"})
+	time.Sleep(300 * time.Millisecond)
+	if got := srv.requests.Load(); got != requests {
+		t.Errorf("%d probes after a second Expedite within the interval, want none", got-requests)
+	}
+	if got := testutil.ToFloat64(c.metrics.expedited); got != 1 {
+		t.Errorf("expedited probes counted after a second Expedite: %v, want 1", got)
+	}
 }
