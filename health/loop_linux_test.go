@@ -382,7 +382,8 @@ func TestLoopPathFromKeptConnection(t *testing.T) {
 	testwait.Until(t, 10*time.Second, "probes on the loop", func() bool { return loopHandled(c) >= 40 })
 	stop()
 	var g *group
-	for _, g = range c.groups {
+	for _, gr := range c.groups {
+		g = gr // the only one
 	}
 	handled, n := loopHandled(c), int64(g.path.n)
 	// Each connection's connect and first exchange were measured on a
@@ -600,7 +601,19 @@ func testLoopExpedite(t *testing.T, cc CheckerConfig) {
 	// (less 10%) after it started.
 	testwait.Until(t, 10*time.Second, "a probe on the loop", func() bool { return loopHandled(c) >= 1 })
 	last, requests := time.Now(), srv.requests.Load()
-	time.Sleep(100 * time.Millisecond)
+	// Its result puts the group back in the scheduler just after the
+	// loop counts the probe: Expedite moves only a waiting probe.
+	var g *group
+	c.mu.Lock()
+	for _, gr := range c.groups {
+		g = gr // the only one
+	}
+	c.mu.Unlock()
+	testwait.Until(t, interval/4, "the next probe scheduled", func() bool {
+		c.sched.mu.Lock()
+		defer c.sched.mu.Unlock()
+		return g.queued
+	})
 	c.Expedite([]string{"ep"})
 	testwait.Until(t, interval, "the expedited probe", func() bool { return srv.requests.Load() > requests })
 	if took := time.Since(last); took > interval/2 {

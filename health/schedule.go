@@ -18,7 +18,7 @@ import (
 // of the ±10% jitter so that its start stays within it (see spread).
 const maxSlack = 20 * time.Millisecond
 
-// A heap entry keeps a slack in an int32 of nanoseconds.
+// A wheel entry keeps a slack in an int32 of nanoseconds.
 const _ = int32(maxSlack)
 
 // spread returns when a probe d after start is due and how early it may
@@ -32,7 +32,7 @@ func spread(start time.Time, d time.Duration) (due time.Time, slack time.Duratio
 // scheduler holds the groups waiting for their next probe, on a timing
 // wheel by when each may start (see wheel), and starts their probes as
 // they fall due.
-// A group waits in the heap only between probes, so it never has two in
+// A group waits on the wheel only between probes, so it never has two in
 // flight; a probe puts its group back when it is done (add).
 //
 // The scheduler wakes up when the first group is due, and then starts
@@ -51,7 +51,7 @@ func spread(start time.Time, d time.Duration) (due time.Time, slack time.Duratio
 type scheduler struct {
 	// wake is signalled when a group became the first due.
 	wake chan struct{}
-	// epoch is what due times in the heap count from.
+	// epoch is what due times on the wheel count from.
 	epoch time.Time
 
 	// mu guards the wheel, wakeAt and the groups' entry fields
@@ -91,7 +91,7 @@ func (s *scheduler) add(g *group, due time.Time, slack time.Duration) {
 func (s *scheduler) pushLocked(g *group, due int64, slack time.Duration) bool {
 	g.seq++
 	g.queued, g.due = true, due
-	s.w.push(heapEntry{due: due, g: g, slack: int32(slack), seq: g.seq})
+	s.w.push(wheelEntry{due: due, g: g, slack: int32(slack), seq: g.seq})
 	if due < s.wakeAt {
 		s.wakeAt = due // one poke is enough
 		return true
@@ -137,7 +137,7 @@ func (s *scheduler) remove(g *group) {
 // its slack is not after now) out of the wheel, and calls start with it,
 // dropping the stale entries it meets. s.mu must be held.
 func (s *scheduler) takeLocked(now int64, start func(*group)) {
-	s.w.take(now, func(e heapEntry) {
+	s.w.take(now, func(e wheelEntry) {
 		g := e.g
 		if !g.queued || e.seq != g.seq {
 			return // stale
@@ -185,19 +185,19 @@ func (s *scheduler) run(ctx context.Context, start func(*group), batch func()) {
 	}
 }
 
-// heapEntry is a group's entry in the wheel, with its due time and slack
+// wheelEntry is a group's entry in the wheel, with its due time and slack
 // in nanoseconds since the scheduler's epoch, kept in the entry so that
 // ordering the entries does not visit the groups, and the sequence number
 // that says whether the entry is still the group's (see scheduler). The
 // wheel keeps those it does not span yet in a heap, by start.
-type heapEntry struct {
+type wheelEntry struct {
 	due   int64
 	g     *group
 	slack int32 // at most maxSlack
 	seq   uint32
 }
 
-func (e heapEntry) heapKey() int64 { return e.start() }
+func (e wheelEntry) heapKey() int64 { return e.start() }
 
 // setHeapIndex tells the group nothing: see scheduler.
-func (heapEntry) setHeapIndex(int) {}
+func (wheelEntry) setHeapIndex(int) {}

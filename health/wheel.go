@@ -31,12 +31,12 @@ type wheel struct {
 	// cur is the tick (time >> wheelShift) the wheel was last read at:
 	// the first bucket that may hold entries.
 	cur int64
-	far []heapEntry // beyond the wheel's span, a heap by start
-	n   int         // entries in the buckets and in far
+	far []wheelEntry // beyond the wheel's span, a heap by start
+	n   int          // entries in the buckets and in far
 }
 
 type wheelBucket struct {
-	entries []heapEntry
+	entries []wheelEntry
 	minDue  int64 // the earliest due time of entries; MaxInt64 when none
 }
 
@@ -55,10 +55,10 @@ const (
 )
 
 // start is when e may start: its due time less its slack.
-func (e heapEntry) start() int64 { return e.due - int64(e.slack) }
+func (e wheelEntry) start() int64 { return e.due - int64(e.slack) }
 
 // push adds e.
-func (w *wheel) push(e heapEntry) {
+func (w *wheel) push(e wheelEntry) {
 	w.n++
 	tick := max(e.start()>>wheelShift, w.cur)
 	if tick-w.cur >= wheelSize {
@@ -133,7 +133,7 @@ func (w *wheel) next() (int64, bool) {
 // take calls fire with each entry that may start by now (its start is not
 // after now) and removes it, bucket by bucket, and turns the wheel to now.
 // fire must not push.
-func (w *wheel) take(now int64, fire func(heapEntry)) {
+func (w *wheel) take(now int64, fire func(wheelEntry)) {
 	nowTick := now >> wheelShift
 	for {
 		tick, ok := w.firstUsed()
