@@ -89,12 +89,12 @@
 // and place in the [Report]. The Checker schedules these probes on one
 // timing wheel (millisecond buckets: a probe costs an append and a read
 // in order, not a dozen cache misses in a heap) and writes one Snapshot
-// per burst of changes rather than one per changed target. Probes due close together start in one batch: a probe
-// may start up to a twentieth of its delay early (at most 20ms), and its
-// due time is drawn from the upper part of the jitter so that it still
-// starts within ±10% of its interval; 20,000 probes a second then wake
-// the Checker (and the endpoints) at most 50 times a second rather than
-// 20,000.
+// per burst of changes rather than one per changed target. Probes due
+// close together start in one batch: a probe may start up to a tenth of
+// its delay early (at most 50ms), and its due time is drawn from the
+// upper half of the jitter so that it still starts within ±10% of its
+// interval; 20,000 probes a second then wake the Checker (and the
+// endpoints) at most 20 times a second rather than 20,000.
 //
 // On Linux, a plain HTTP probe on a kept connection (below) runs on the
 // Checker's event loop: one goroutine that owns an epoll instance and the

@@ -31,7 +31,7 @@ import (
 // then with the batch's writes, and the reads of each harvest, in one
 // call on an io_uring, as the Checker's loop does where the kernel allows
 // it; then on the ring again at the pace of TestProbeScale (every
-// connection every 500ms, in a batch every 20ms); and a last time with a
+// connection every 500ms, in a batch every 50ms); and a last time with a
 // multishot receive armed on each connection (see newMultishot). It
 // reports user and system time per exchange, how many exchanges a second
 // that is, and what 20,000 a second cost at that price (measured, for
@@ -179,7 +179,7 @@ func TestProbeFloor(t *testing.T) {
 	measure("ring", "io_uring", ring)
 
 	// The same at TestProbeScale's pace: each connection's exchange
-	// every 500ms, started in batches every 20ms (the scheduler's
+	// every 500ms, started in batches every 50ms (the scheduler's
 	// maxSlack), so that the figure is that of the Checker's exchanges
 	// at their own rate, which batch less than a saturated run's.
 	saved := batch

@@ -10,8 +10,8 @@ import (
 // BenchmarkScheduler measures what the scheduler costs a probe at 10,000
 // groups probed every 500ms: each op takes the groups due by now, starting
 // none, and schedules each one's next probe, as a finished probe does,
-// while time moves on by 20ms (maxSlack) per round, so that every group
-// is visited once per 25 rounds, as cold in the cache as a real one.
+// while time moves on by 50ms (maxSlack) per round, so that every group
+// is visited once per 10 rounds, as cold in the cache as a real one.
 func BenchmarkScheduler(b *testing.B) {
 	const n = 10000
 	ctx := context.Background()
