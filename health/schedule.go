@@ -32,8 +32,9 @@ const _ = int32(maxSlack)
 // start: it starts between due-slack and due, which is uniformly spread
 // over d ± 10% except that the slack is taken off the low end.
 func spread(start time.Time, d time.Duration) (due time.Time, slack time.Duration) {
-	slack = min(maxSlack, d/10)
-	return start.Add(d - d/10 + slack + rand.N(d/5-slack+1)), slack
+	jitter := d / 10
+	slack = min(maxSlack, jitter)
+	return start.Add(d - jitter + slack + rand.N(2*jitter-slack+1)), slack
 }
 
 // scheduler holds the groups waiting for their next probe, on a timing

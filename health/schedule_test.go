@@ -167,3 +167,39 @@ func TestGroupStopped(t *testing.T) {
 		}
 	})
 }
+
+// TestSpreadStaysWithinJitter checks the promise batching rests on: a
+// probe scheduled d after start may begin anywhere from due-slack to due,
+// and that whole window lies within d ± 10%, so starting a probe early to
+// join a batch never takes it outside its jitter; the slack is a tenth of
+// d up to maxSlack; and the starts cover the window, early and late end.
+func TestSpreadStaysWithinJitter(t *testing.T) {
+	start := time.Unix(1_000_000, 0)
+	for _, d := range []time.Duration{1, 9, 10, 11, time.Microsecond, time.Millisecond,
+		100 * time.Millisecond, 500 * time.Millisecond, time.Second, 30 * time.Second, time.Hour} {
+		lo, hi := start.Add(d-d/10), start.Add(d+d/10)
+		earliest, latest := hi, lo
+		for range 2000 {
+			due, slack := spread(start, d)
+			if want := min(maxSlack, d/10); slack != want {
+				t.Fatalf("d=%v: slack %v, want %v", d, slack, want)
+			}
+			first := due.Add(-slack)
+			if first.Before(lo) || due.After(hi) {
+				t.Fatalf("d=%v: may start from %v to %v after start, outside %v to %v",
+					d, first.Sub(start), due.Sub(start), lo.Sub(start), hi.Sub(start))
+			}
+			if first.Before(earliest) {
+				earliest = first
+			}
+			if due.After(latest) {
+				latest = due
+			}
+		}
+		// Over 2,000 draws the window reaches within 1% of d of both ends.
+		if earliest.Sub(lo) > d/100 || hi.Sub(latest) > d/100 {
+			t.Fatalf("d=%v: starts span %v to %v after start, want %v to %v",
+				d, earliest.Sub(start), latest.Sub(start), lo.Sub(start), hi.Sub(start))
+		}
+	}
+}
